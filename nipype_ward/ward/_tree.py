@@ -1,0 +1,235 @@
+"""Connectivity-constrained Ward tree and its cuts (arrays only, no I/O)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+from scipy import sparse
+
+from nipype_ward.ward import _ward_fast
+
+#: Above this many disconnected pieces the top joins (a dense pairwise
+#: search) would be too slow to be worth it: such a mask is not a brain mask.
+MAX_COMPONENTS = 5000
+
+
+class WardTree(NamedTuple):
+    """A full Ward tree over ``n_leaves`` samples.
+
+    Attributes
+    ----------
+    children : ndarray of shape (n_leaves - 1, 2), intp
+        Row ``i`` merges two nodes into node ``n_leaves + i`` (scikit-learn's
+        convention); leaves are ``0 .. n_leaves - 1``.
+    distances : ndarray of shape (n_leaves - 1,), float64
+        Ward distance of each merge, ``sqrt(2 * inertia)`` as in scikit-learn.
+    sizes : ndarray of shape (n_leaves - 1,), intp
+        Number of leaves under each new node.
+    n_components : int
+        Connected pieces of the connectivity graph; the last
+        ``n_components - 1`` merges join pieces (see :func:`ward_tree`).
+    """
+
+    children: np.ndarray
+    distances: np.ndarray
+    sizes: np.ndarray
+    n_components: int
+
+    @property
+    def n_leaves(self) -> int:
+        return self.children.shape[0] + 1
+
+
+def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
+    """Validate an adjacency matrix and return it as CSR without diagonal.
+
+    Parameters
+    ----------
+    connectivity : sparse matrix of shape (n_samples, n_samples)
+        Symmetric adjacency (any non-zero entry is an edge).
+    n_samples : int
+        Number of samples it must describe.
+
+    Returns
+    -------
+    csr_matrix with intp indices, sorted, no explicit zeros, no diagonal.
+    """
+    if not sparse.issparse(connectivity):
+        raise TypeError(
+            f"connectivity must be a scipy sparse matrix, got {type(connectivity).__name__}"
+        )
+    if connectivity.ndim != 2 or connectivity.shape[0] != connectivity.shape[1]:
+        raise ValueError(f"connectivity must be square, got shape {connectivity.shape}")
+    if connectivity.shape[0] != n_samples:
+        raise ValueError(
+            f"connectivity describes {connectivity.shape[0]} samples "
+            f"but the data has {n_samples}"
+        )
+    pattern = sparse.csr_matrix(connectivity, dtype=bool, copy=True)
+    pattern.eliminate_zeros()
+    pattern.setdiag(False)
+    pattern.eliminate_zeros()
+    if (pattern != pattern.T).nnz:
+        raise ValueError("connectivity must be symmetric (an undirected graph)")
+    pattern.sort_indices()
+    pattern.indptr = pattern.indptr.astype(np.intp, copy=False)
+    pattern.indices = pattern.indices.astype(np.intp, copy=False)
+    return pattern
+
+
+def check_samples(X) -> np.ndarray:
+    """Validate the data matrix and return a float64 C-ordered working copy."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must have at least one sample and one feature, got {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
+    moments = np.array(X, dtype=np.float64, order="C", copy=True)
+    if not np.isfinite(moments).all():
+        bad = int(np.count_nonzero(~np.isfinite(moments).all(axis=1)))
+        raise ValueError(f"X has NaN or infinite values in {bad} samples")
+    return moments
+
+
+def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
+    """Exact connectivity-constrained Ward tree, as scikit-learn's but compiled.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), float32 or float64
+        The samples to cluster (voxels x time points for a parcellation).
+        Sums are accumulated in float64.
+    connectivity : sparse matrix of shape (n_samples, n_samples)
+        Symmetric adjacency: only touching clusters may merge.
+
+    Returns
+    -------
+    children : ndarray of shape (n_samples - 1, 2)
+        Row ``i`` merges ``children[i]`` into node ``n_samples + i``; the
+        smaller id comes first, as in scikit-learn.
+    distances : ndarray of shape (n_samples - 1,)
+        ``sqrt(2 * inertia)`` of each merge, as in scikit-learn.
+
+    Notes
+    -----
+    *Exactness.* On a connected graph the merges and distances are those of
+    ``sklearn.cluster.ward_tree(X, connectivity=connectivity,
+    return_distance=True)``: the same inertia expression is evaluated in the
+    same order, and ties are broken the same way, by the larger then the
+    smaller node id of the candidate pair.
+
+    *Disconnected graphs.* Touching clusters are merged until each connected
+    piece is one cluster; no edge is invented between far-apart samples (which
+    scikit-learn does, silently, by nearest neighbours in feature space). The
+    pieces are then joined at the top of the tree, greedily by unconstrained
+    Ward inertia. Hence a cut at ``K >= n_components`` gives parcels that each
+    lie inside one piece, and a cut at ``K < n_components`` unites whole pieces.
+    """
+    tree = build_ward_tree(X, connectivity)
+    return tree.children, tree.distances
+
+
+def build_ward_tree(X, connectivity) -> WardTree:
+    """Like :func:`ward_tree`, returning a :class:`WardTree` with sizes."""
+    moments = check_samples(X)
+    n_samples = moments.shape[0]
+    graph = check_connectivity(connectivity, n_samples)
+
+    n_merges_total = n_samples - 1
+    children = np.empty((n_merges_total, 2), dtype=np.intp)
+    inertia = np.empty(n_merges_total, dtype=np.float64)
+    sizes = np.empty(n_merges_total, dtype=np.intp)
+    n_merges, roots, root_rows, root_sizes = _ward_fast.ward_merge(
+        moments, graph.indptr, graph.indices, children, inertia, sizes
+    )
+    n_components = len(roots)
+    if n_components > 1:
+        if n_components > MAX_COMPONENTS:
+            raise ValueError(
+                f"the connectivity graph has {n_components} disconnected pieces "
+                f"(more than {MAX_COMPONENTS}); use a larger neighbourhood or "
+                "remove isolated voxels from the mask"
+            )
+        _join_components(
+            moments[root_rows], root_sizes.astype(np.float64), roots,
+            first_node=n_samples + n_merges,
+            children=children[n_merges:], inertia=inertia[n_merges:], sizes=sizes[n_merges:],
+        )
+    distances = np.sqrt(2.0 * inertia)
+    return WardTree(children, distances, sizes, n_components)
+
+
+def _join_components(sums, weights, node_ids, *, first_node, children, inertia, sizes):
+    """Greedy unconstrained Ward over the roots of the connected pieces.
+
+    Fills ``children``, ``inertia`` and ``sizes`` (views on the tree's arrays)
+    in place. Ties go to the lowest pair of positions, so the result is
+    deterministic.
+    """
+    sums = sums.copy()
+    weights = weights.copy()
+    node_ids = node_ids.copy()
+    n = len(weights)
+    alive = np.ones(n, dtype=bool)
+
+    def inertia_to(a):
+        centroids = sums / weights[:, None]
+        sq = ((centroids - centroids[a]) ** 2).sum(axis=1)
+        out = sq * (weights * weights[a]) / (weights + weights[a])
+        out[a] = np.inf
+        out[~alive] = np.inf
+        return out
+
+    pairwise = np.vstack([inertia_to(a) for a in range(n)])
+    for step in range(n - 1):
+        flat = int(np.argmin(pairwise))
+        a, b = divmod(flat, n)
+        a, b = min(a, b), max(a, b)
+        lo, hi = sorted((node_ids[a], node_ids[b]))
+        children[step] = (lo, hi)
+        inertia[step] = pairwise[a, b]
+        # The merged cluster takes position a; position b dies.
+        sums[a] += sums[b]
+        weights[a] += weights[b]
+        sizes[step] = int(weights[a])
+        node_ids[a] = first_node + step
+        alive[b] = False
+        pairwise[b, :] = np.inf
+        pairwise[:, b] = np.inf
+        row = inertia_to(a)
+        pairwise[a, :] = row
+        pairwise[:, a] = row
+
+
+def cut_tree(children, n_clusters: int) -> np.ndarray:
+    """Labels of the leaves for a cut of the tree into ``n_clusters`` clusters.
+
+    Parameters
+    ----------
+    children : ndarray of shape (n_leaves - 1, 2)
+        Merges in scikit-learn's convention (see :func:`ward_tree`).
+    n_clusters : int
+        Number of clusters, ``1 <= n_clusters <= n_leaves``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_leaves,), intp
+        ``0 .. n_clusters - 1``, numbered in order of first appearance over
+        the leaves. Runs in O(n_leaves).
+    """
+    children = np.ascontiguousarray(children, dtype=np.intp)
+    if children.ndim != 2 or children.shape[1] != 2:
+        raise ValueError(f"children must have shape (n_leaves - 1, 2), got {children.shape}")
+    n_leaves = children.shape[0] + 1
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
+        raise TypeError(f"n_clusters must be an integer, got {n_clusters!r}")
+    if not 1 <= n_clusters <= n_leaves:
+        raise ValueError(
+            f"n_clusters must be between 1 and the number of leaves ({n_leaves}), "
+            f"got {n_clusters}"
+        )
+    return _ward_fast.cut_labels(children, n_leaves, int(n_clusters))

@@ -1,0 +1,60 @@
+"""Compression of a BOLD series by a parcellation."""
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+)
+
+from nipype_ward import steps
+from nipype_ward.interfaces._naming import output_path
+
+
+class _ParcelCompressInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
+    labels_file = File(
+        exists=True,
+        mandatory=True,
+        desc="parcel labels on the BOLD grid (positive integers inside the mask, 0 outside)",
+    )
+
+
+class _ParcelCompressOutputSpec(TraitedSpec):
+    timeseries_file = File(
+        exists=True,
+        desc="parcel mean signals (TSV): one column per parcel, one row per volume, "
+        "header = parcel label",
+    )
+    compressed_file = File(
+        exists=True, desc="4D NIfTI where each voxel holds its parcel's mean signal"
+    )
+    metrics_file = File(
+        exists=True,
+        desc="JSON: n_voxels, n_parcels, compression_ratio, r2 of the reconstruction "
+        "over the mask, parcel_size_min/median/max",
+    )
+
+
+class ParcelCompress(SimpleInterface):
+    """Replace each voxel's signal by the mean of its parcel, and measure the loss."""
+
+    input_spec = _ParcelCompressInputSpec
+    output_spec = _ParcelCompressOutputSpec
+
+    def _run_interface(self, runtime):
+        labels_file = self.inputs.labels_file
+        outputs = {
+            "timeseries_file": output_path(labels_file, "_timeseries", runtime.cwd, ".tsv"),
+            "compressed_file": output_path(labels_file, "_compressed", runtime.cwd, ".nii.gz"),
+            "metrics_file": output_path(labels_file, "_metrics", runtime.cwd, ".json"),
+        }
+        steps.parcel_compress(
+            self.inputs.in_file,
+            labels_file,
+            outputs["timeseries_file"],
+            outputs["compressed_file"],
+            outputs["metrics_file"],
+        )
+        self._results.update(outputs)
+        return runtime

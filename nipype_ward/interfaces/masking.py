@@ -1,0 +1,71 @@
+"""EPI brain mask."""
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from nipype_ward import steps
+from nipype_ward.interfaces._naming import output_path
+
+
+class _EPIMaskInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="3D or 4D EPI series (NIfTI)")
+    brain_mask_file = File(
+        exists=True,
+        desc="precomputed brain mask on the EPI grid (e.g. fMRIPrep's desc-brain_mask); "
+        "when given, no mask is computed and this one is used",
+    )
+    lower_cutoff = traits.Range(
+        low=0.0, high=1.0, value=0.2, usedefault=True,
+        desc="lower fraction of the histogram to be discarded (nilearn's compute_epi_mask)",
+    )
+    upper_cutoff = traits.Range(
+        low=0.0, high=1.0, value=0.85, usedefault=True,
+        desc="upper fraction of the histogram to be discarded (nilearn's compute_epi_mask)",
+    )
+    connected = traits.Bool(
+        True, usedefault=True, desc="keep only the largest connected component"
+    )
+    opening = traits.Int(
+        2, usedefault=True, desc="iterations of morphological opening (0: none)"
+    )
+    exclude_zeros = traits.Bool(
+        False, usedefault=True, desc="ignore zero voxels when computing the threshold"
+    )
+
+
+class _EPIMaskOutputSpec(TraitedSpec):
+    mask_file = File(exists=True, desc="brain mask, uint8, on the EPI grid")
+    mean_file = File(exists=True, desc="temporal mean of the EPI series, float32")
+
+
+class EPIMask(SimpleInterface):
+    """Brain mask of an EPI series, as :func:`nilearn.masking.compute_epi_mask`.
+
+    With the same options the mask equals nilearn's. When ``brain_mask_file``
+    is set, it is checked against the EPI grid and used instead.
+    """
+
+    input_spec = _EPIMaskInputSpec
+    output_spec = _EPIMaskOutputSpec
+
+    def _run_interface(self, runtime):
+        in_file = self.inputs.in_file
+        mask_file, mean_file = steps.epi_mask(
+            in_file,
+            output_path(in_file, "_mask", runtime.cwd),
+            output_path(in_file, "_mean", runtime.cwd),
+            brain_mask_path=self.inputs.brain_mask_file or None,
+            lower_cutoff=self.inputs.lower_cutoff,
+            upper_cutoff=self.inputs.upper_cutoff,
+            connected=self.inputs.connected,
+            opening=self.inputs.opening,
+            exclude_zeros=self.inputs.exclude_zeros,
+        )
+        self._results["mask_file"] = str(mask_file)
+        self._results["mean_file"] = str(mean_file)
+        return runtime

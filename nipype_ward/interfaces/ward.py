@@ -1,0 +1,123 @@
+"""Ward tree and its cuts.
+
+:class:`WardAgglomerate` does both in one node. Workflows use
+:class:`WardTree` and :class:`CutWardTree` as two nodes instead, so that
+Nipype's cache keeps the tree when only the numbers of parcels change.
+"""
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from nipype_ward import steps
+from nipype_ward.interfaces._naming import output_path
+
+
+class _WardTreeInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
+    mask_file = File(exists=True, mandatory=True, desc="brain mask on the BOLD grid")
+    connectivity_file = File(
+        exists=True,
+        mandatory=True,
+        desc="adjacency of the mask's voxels (.npz from GridConnectivity)",
+    )
+
+
+class _WardTreeOutputSpec(TraitedSpec):
+    tree_file = File(
+        exists=True,
+        desc="full Ward tree (.npz: children, distances, sizes, n_components)",
+    )
+
+
+class WardTree(SimpleInterface):
+    """Build the full connectivity-constrained Ward tree of a BOLD series."""
+
+    input_spec = _WardTreeInputSpec
+    output_spec = _WardTreeOutputSpec
+
+    def _run_interface(self, runtime):
+        tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
+        steps.ward_tree(
+            self.inputs.in_file, self.inputs.mask_file, self.inputs.connectivity_file, tree_file
+        )
+        self._results["tree_file"] = tree_file
+        return runtime
+
+
+class _CutWardTreeInputSpec(BaseInterfaceInputSpec):
+    tree_file = File(exists=True, mandatory=True, desc="Ward tree (.npz from WardTree)")
+    mask_file = File(exists=True, mandatory=True, desc="the mask the tree was built on")
+    n_clusters = traits.Int(mandatory=True, desc="number of parcels")
+
+
+class _CutWardTreeOutputSpec(TraitedSpec):
+    labels_file = File(
+        exists=True, desc="parcel labels (int32 NIfTI): 1..K inside the mask, 0 outside"
+    )
+
+
+class CutWardTree(SimpleInterface):
+    """Cut a Ward tree into ``n_clusters`` parcels, in O(number of voxels)."""
+
+    input_spec = _CutWardTreeInputSpec
+    output_spec = _CutWardTreeOutputSpec
+
+    def _run_interface(self, runtime):
+        k = self.inputs.n_clusters
+        # <bold>_wardtree.npz -> <bold>_ward<K>.nii.gz
+        source = self.inputs.tree_file.replace("_wardtree.npz", ".npz")
+        labels_file = output_path(source, f"_ward{k}", runtime.cwd, ".nii.gz")
+        steps.cut(self.inputs.tree_file, self.inputs.mask_file, k, labels_file)
+        self._results["labels_file"] = labels_file
+        return runtime
+
+
+class _WardAgglomerateInputSpec(_WardTreeInputSpec):
+    n_clusters = InputMultiObject(
+        traits.Int, mandatory=True, desc="numbers of parcels; the tree is cut at each"
+    )
+
+
+class _WardAgglomerateOutputSpec(_WardTreeOutputSpec):
+    labels_files = traits.List(
+        File(exists=True),
+        desc="one label image (int32; 1..K inside the mask, 0 outside) per requested K, "
+        "in the order of n_clusters",
+    )
+
+
+class WardAgglomerate(SimpleInterface):
+    """Spatially constrained Ward parcellation: build the tree once, cut it at every K.
+
+    With the same data and K, the labels equal those of scikit-learn's
+    ``FeatureAgglomeration(n_clusters=K, connectivity=grid_to_graph(mask),
+    linkage='ward')`` up to numbering.
+    """
+
+    input_spec = _WardAgglomerateInputSpec
+    output_spec = _WardAgglomerateOutputSpec
+
+    def _run_interface(self, runtime):
+        tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
+        # n_clusters is checked before the tree is built, so a bad K fails fast.
+        steps.ward_tree(
+            self.inputs.in_file,
+            self.inputs.mask_file,
+            self.inputs.connectivity_file,
+            tree_file,
+            n_clusters=self.inputs.n_clusters,
+        )
+        labels_files = []
+        for k in self.inputs.n_clusters:
+            labels_file = output_path(self.inputs.in_file, f"_ward{k}", runtime.cwd, ".nii.gz")
+            steps.cut(tree_file, self.inputs.mask_file, k, labels_file)
+            labels_files.append(labels_file)
+        self._results["tree_file"] = tree_file
+        self._results["labels_files"] = labels_files
+        return runtime

@@ -1,0 +1,104 @@
+"""Parcel-level reduction and expansion of voxel signals (arrays only)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy import sparse
+
+
+def check_n_clusters(n_clusters) -> list[int]:
+    """Numbers of parcels as a list of distinct positive ints.
+
+    Accepts one integer or a sequence of them. The upper bound (the number of
+    voxels) depends on the mask and is checked where the mask is known.
+    """
+    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else list(n_clusters)
+    if not values:
+        raise ValueError("n_clusters is empty: ask for at least one number of parcels")
+    for k in values:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"n_clusters must be positive integers, got {k!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"n_clusters has repeated values: {values}")
+    return [int(k) for k in values]
+
+
+def check_labels(labels, n_voxels: int | None = None) -> tuple[np.ndarray, int]:
+    """Validate 0-based parcel labels and return them as intp with their count.
+
+    Labels must be ``0 .. n_parcels - 1`` with every value used, as returned by
+    :func:`nipype_ward.ward.cut_tree`.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1D, got shape {labels.shape}")
+    if n_voxels is not None and labels.shape[0] != n_voxels:
+        raise ValueError(f"labels has {labels.shape[0]} entries for {n_voxels} voxels")
+    if labels.size == 0:
+        raise ValueError("labels is empty")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    n_parcels = int(labels.max()) + 1
+    if labels.min() < 0 or np.bincount(labels, minlength=n_parcels).min() == 0:
+        raise ValueError("labels must be 0 .. n_parcels - 1 with every parcel used")
+    return labels.astype(np.intp, copy=False), n_parcels
+
+
+def _membership(labels: np.ndarray, n_parcels: int) -> sparse.csr_matrix:
+    """(n_parcels, n_voxels) indicator matrix of the parcels."""
+    n_voxels = labels.shape[0]
+    return sparse.csr_matrix(
+        (np.ones(n_voxels), (labels, np.arange(n_voxels))), shape=(n_parcels, n_voxels)
+    )
+
+
+def parcel_means(X, labels) -> np.ndarray:
+    """Mean signal of each parcel: the seed's ``FeatureAgglomeration.transform``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_voxels, n_samples)
+        Voxel signals (time points as columns).
+    labels : ndarray of shape (n_voxels,)
+        Parcel of each voxel, ``0 .. n_parcels - 1``.
+
+    Returns
+    -------
+    means : ndarray of shape (n_parcels, n_samples), float64
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2D (n_voxels, n_samples), got shape {X.shape}")
+    labels, n_parcels = check_labels(labels, X.shape[0])
+    members = _membership(labels, n_parcels)
+    sizes = np.asarray(members.sum(axis=1)).ravel()
+    return np.asarray(members @ X, dtype=np.float64) / sizes[:, None]
+
+
+def expand_parcels(means, labels) -> np.ndarray:
+    """Give every voxel its parcel's signal: ``FeatureAgglomeration.inverse_transform``.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_parcels, n_samples)
+    labels : ndarray of shape (n_voxels,)
+
+    Returns
+    -------
+    X_compressed : ndarray of shape (n_voxels, n_samples)
+    """
+    means = np.asarray(means)
+    labels, n_parcels = check_labels(labels)
+    if means.ndim != 2 or means.shape[0] != n_parcels:
+        raise ValueError(
+            f"means must have shape ({n_parcels}, n_samples) for these labels, got {means.shape}"
+        )
+    return means[labels]
+
+
+def parcel_sizes(labels) -> np.ndarray:
+    """Number of voxels of each parcel, shape (n_parcels,)."""
+    labels, n_parcels = check_labels(labels)
+    return np.bincount(labels, minlength=n_parcels)

@@ -1,0 +1,154 @@
+"""Ward parcellation of a BOLD series, from EPI mask to compressed data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from nipype_ward.connectivity import NEIGHBOURHOODS
+from nipype_ward.interfaces import (
+    CutWardTree,
+    EPIMask,
+    GridConnectivity,
+    ParcelCompress,
+    WardTree,
+)
+from nipype_ward.parcels import check_n_clusters
+
+#: Memory (GB) of the heavy nodes when the caller does not estimate it: a
+#: 2 mm MNI-grid BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
+DEFAULT_MEM_GB = {"tree": 5.6, "compress": 9.6}
+
+
+def init_ward_parcellation_wf(
+    *,
+    n_clusters: Sequence[int] = (1000, 2000),
+    neighbourhood: int = 6,
+    mem_gb: dict[str, float] | None = None,
+    name: str = "ward_parcellation_wf",
+):
+    """Learn Ward parcellations of a BOLD series and compress it with each.
+
+    The EPI brain mask is computed (unless one is given), the grid
+    connectivity of its voxels built, the Ward tree built once in its own
+    node, and cut at every number of parcels. Each parcellation then
+    compresses the series (each voxel replaced by its parcel's mean).
+
+    Because the tree has its own node, re-running with another list of
+    ``n_clusters`` reuses the tree from Nipype's cache.
+
+    .. workflow::
+        :graph2use: orig
+        :simple_form: yes
+
+        from nipype_ward.workflows import init_ward_parcellation_wf
+        wf = init_ward_parcellation_wf(n_clusters=(1000, 2000))
+
+    Parameters
+    ----------
+    n_clusters : sequence of int, default=(1000, 2000)
+        Numbers of parcels; each must be between 1 and the number of voxels
+        of the mask (checked when the cut runs).
+    neighbourhood : {6, 18, 26}, default=6
+        Grid neighbourhood of a voxel (faces; faces and edges; all corners).
+    mem_gb : dict, optional
+        Memory of the heavy nodes, keys ``"tree"`` and ``"compress"``, e.g.
+        from :func:`nipype_ward.image.estimate_mem_gb`; defaults suit a 2 mm
+        MNI BOLD series of 300 volumes.
+    name : str, default="ward_parcellation_wf"
+        Name of the workflow.
+
+    Inputs
+    ------
+    bold_file
+        4D BOLD series (NIfTI).
+    mask_file
+        Optional brain mask on the BOLD grid (e.g. fMRIPrep's
+        ``desc-brain_mask``); when set, no EPI mask is computed.
+
+    Outputs
+    -------
+    mask_file
+        Brain mask used (uint8).
+    mean_file
+        Temporal mean of the BOLD series.
+    connectivity_file
+        Grid adjacency of the mask's voxels (``.npz``).
+    tree_file
+        Full Ward tree (``.npz``).
+    n_clusters
+        The numbers of parcels, in the order of the lists below.
+    labels_files
+        One label image per number of parcels (1..K in the mask, 0 outside).
+    timeseries_files
+        Parcel mean signals (TSV), one per number of parcels.
+    compressed_files
+        Compressed BOLD series (4D NIfTI), one per number of parcels.
+    metrics_files
+        Compression metrics (JSON), one per number of parcels.
+    """
+    n_clusters = check_n_clusters(n_clusters)
+    if neighbourhood not in NEIGHBOURHOODS:
+        raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
+    mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
+
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "mask_file"]), name="inputnode")
+    outputnode = pe.Node(
+        niu.IdentityInterface(
+            fields=[
+                "mask_file",
+                "mean_file",
+                "connectivity_file",
+                "tree_file",
+                "n_clusters",
+                "labels_files",
+                "timeseries_files",
+                "compressed_files",
+                "metrics_files",
+            ]
+        ),
+        name="outputnode",
+    )
+    outputnode.inputs.n_clusters = n_clusters
+
+    epi_mask = pe.Node(EPIMask(), name="epi_mask")
+    grid_connectivity = pe.Node(
+        GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
+    )
+    ward_tree = pe.Node(WardTree(), name="ward_tree", mem_gb=mem_gb["tree"])
+    cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
+    cut_tree.inputs.n_clusters = n_clusters
+    parcel_compress = pe.MapNode(
+        ParcelCompress(),
+        iterfield=["labels_file"],
+        name="parcel_compress",
+        mem_gb=mem_gb["compress"],
+    )
+
+    # fmt: off
+    workflow.connect([
+        (inputnode, epi_mask, [("bold_file", "in_file"),
+                               ("mask_file", "brain_mask_file")]),
+        (epi_mask, grid_connectivity, [("mask_file", "mask_file")]),
+        (inputnode, ward_tree, [("bold_file", "in_file")]),
+        (epi_mask, ward_tree, [("mask_file", "mask_file")]),
+        (grid_connectivity, ward_tree, [("connectivity_file", "connectivity_file")]),
+        (ward_tree, cut_tree, [("tree_file", "tree_file")]),
+        (epi_mask, cut_tree, [("mask_file", "mask_file")]),
+        (inputnode, parcel_compress, [("bold_file", "in_file")]),
+        (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
+        (epi_mask, outputnode, [("mask_file", "mask_file"),
+                                ("mean_file", "mean_file")]),
+        (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),
+        (ward_tree, outputnode, [("tree_file", "tree_file")]),
+        (cut_tree, outputnode, [("labels_file", "labels_files")]),
+        (parcel_compress, outputnode, [("timeseries_file", "timeseries_files"),
+                                       ("compressed_file", "compressed_files"),
+                                       ("metrics_file", "metrics_files")]),
+    ])
+    # fmt: on
+    return workflow
+

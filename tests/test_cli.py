@@ -1,0 +1,92 @@
+"""The seed pipeline (workflows/rest_clustering.py), run as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+SCRIPT = Path(__file__).parents[1] / "workflows" / "rest_clustering.py"
+
+
+def run_script(*args, cwd):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_seed_pipeline_on_a_bold_file(small_data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    proc = run_script("--bold", small_data["bold"], "--n-clusters", 20, 80,
+                      "--output-dir", out, "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for k in (20, 80):
+        assert any(line.startswith(f"Ward agglomeration {k} clusters: ") for line in lines)
+        assert any(line.startswith(f"{k} parcels: R2 = ") for line in lines)
+        labels = np.asanyarray(nb.load(out / f"ward{k}_labels.nii.gz").dataobj)
+        assert labels.max() == k
+        metrics = json.loads((out / f"ward{k}_metrics.json").read_text())
+        assert metrics["n_parcels"] == k
+        assert f"R2 = {metrics['r2']:.3f}" in proc.stdout
+        for figure in (f"ward{k}_parcellation.png", f"ward{k}_compression.png"):
+            pixels = mpimg.imread(out / figure)
+            assert pixels.shape[0] > 200 and pixels.std() > 0.05  # a real picture
+        compressed = nb.load(out / f"ward{k}_compressed.nii.gz")
+        assert compressed.shape == nb.load(small_data["bold"]).shape
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert not list(out.glob(".staging-*"))
+    assert (out / "ward_tree.npz").exists() and (out / "mask.nii.gz").exists()
+
+
+def _results(folder):
+    return sorted(p.name for p in folder.glob("ward*")) if folder.exists() else []
+
+
+def test_3d_bold_is_one_clear_error(small_data, tmp_path):
+    vol = tmp_path / "vol.nii.gz"
+    img = nb.load(small_data["bold"])
+    nb.save(nb.Nifti1Image(img.get_fdata()[..., 0], img.affine), vol)
+    proc = run_script("--bold", vol, "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"rest_clustering: error: {vol}: expected a 4D image, got shape {img.shape[:3]}"
+    ]
+    assert _results(tmp_path / "out") == []
+
+
+def test_k_larger_than_the_given_mask(small_data, tmp_path):
+    n_voxels = int((nb.load(small_data["mask"]).get_fdata() > 0).sum())
+    proc = run_script("--bold", small_data["bold"], "--mask", small_data["mask"],
+                      "--n-clusters", 10, n_voxels + 1, "--output-dir", tmp_path / "out",
+                      cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"cannot make {n_voxels + 1} parcels from a mask of {n_voxels} voxels" in proc.stderr
+    assert str(small_data["mask"]) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _results(tmp_path / "out") == []
+
+
+def test_k_larger_than_the_epi_mask_fails_in_the_workflow(small_data, tmp_path):
+    proc = run_script("--bold", small_data["bold"], "--n-clusters", 100000,
+                      "--output-dir", tmp_path / "out", "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "cannot make 100000 parcels from a mask of" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _results(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("args", [["--n-clusters", "0"], ["--n-clusters", "5", "5"],
+                                  ["--neighbourhood", "7"], ["--nprocs", "0"]])
+def test_bad_arguments(args, tmp_path):
+    proc = run_script(*args, "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr
+    assert not (tmp_path / "out").exists()

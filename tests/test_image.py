@@ -1,0 +1,118 @@
+import nibabel as nb
+import numpy as np
+import pytest
+
+from nipype_ward import image
+
+
+def _save(tmp_path, name, data, affine=None):
+    path = tmp_path / name
+    nb.save(nb.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine), path)
+    return path
+
+
+def test_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nope.nii.gz"
+    with pytest.raises(image.InputError, match="nope.nii.gz: no such file"):
+        image.load_bold(missing)
+
+
+def test_corrupt_file_is_named(tmp_path):
+    bad = tmp_path / "corrupt.nii.gz"
+    bad.write_bytes(b"not a nifti at all")
+    with pytest.raises(image.InputError, match="corrupt.nii.gz: not a readable NIfTI"):
+        image.load_bold(bad)
+
+
+def test_3d_where_4d_is_needed(tmp_path):
+    path = _save(tmp_path, "vol.nii.gz", np.ones((3, 3, 3), np.float32))
+    with pytest.raises(image.InputError, match=r"vol.nii.gz: expected a 4D image, got shape \(3, 3, 3\)"):
+        image.load_bold(path)
+
+
+def test_mask_on_other_grid(tmp_path):
+    bold = _save(tmp_path, "bold.nii.gz", np.ones((3, 3, 3, 4), np.float32))
+    mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 2), np.uint8))
+    shifted = _save(tmp_path, "shifted.nii.gz", np.ones((3, 3, 3), np.uint8), np.diag([2, 2, 2, 1]))
+    with pytest.raises(image.InputError, match=r"mask.nii.gz: grid \(3, 3, 2\) differs .*bold.nii.gz"):
+        image.load_masked_bold(bold, mask)
+    with pytest.raises(image.InputError, match="shifted.nii.gz: affine differs"):
+        image.load_masked_bold(bold, shifted)
+
+
+def test_empty_mask(tmp_path):
+    bold = _save(tmp_path, "bold.nii.gz", np.ones((3, 3, 3, 4), np.float32))
+    mask = _save(tmp_path, "empty.nii.gz", np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(image.InputError, match="empty.nii.gz: mask is empty"):
+        image.load_masked_bold(bold, mask)
+
+
+def test_nan_in_the_data(tmp_path):
+    data = np.ones((3, 3, 3, 4), np.float32)
+    data[1, 1, 1, 2] = np.nan
+    data[0, 0, 0, 0] = np.inf
+    bold = _save(tmp_path, "nan_bold.nii.gz", data)
+    mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 3), np.uint8))
+    with pytest.raises(image.InputError, match="nan_bold.nii.gz: 2 voxels inside the mask have NaN"):
+        image.load_masked_bold(bold, mask)
+
+
+def test_nan_outside_the_mask_is_fine(tmp_path):
+    data = np.ones((3, 3, 3, 4), np.float32)
+    data[0, 0, 0] = np.nan
+    mask = np.ones((3, 3, 3), np.uint8)
+    mask[0, 0, 0] = 0
+    X, m, _ = image.load_masked_bold(
+        _save(tmp_path, "bold.nii.gz", data), _save(tmp_path, "mask.nii.gz", mask)
+    )
+    assert X.shape == (26, 4) and np.isfinite(X).all() and m.sum() == 26
+
+
+def test_labels_round_trip(tmp_path, rng):
+    mask = rng.random((4, 5, 6)) > 0.3
+    labels = rng.integers(0, 7, int(mask.sum()))
+    labels = np.unique(labels, return_inverse=True)[1]  # every label used
+    reference = nb.Nifti1Image(np.zeros((4, 5, 6, 2), np.int16), np.diag([3, 3, 3, 1]))
+    path = image.save_labels(labels, mask, reference, tmp_path / "labels.nii.gz")
+    img = nb.load(path)
+    assert img.get_data_dtype() == np.int32
+    assert np.allclose(img.affine, reference.affine)
+    data = np.asanyarray(img.dataobj)
+    assert (data[~mask] == 0).all() and data[mask].min() == 1
+    read, values = image.load_labels(path, mask=mask)
+    # Same partition, numbered by first appearance.
+    assert len(np.unique(read)) == len(np.unique(labels))
+    pairs = set(zip(read.tolist(), labels.tolist()))
+    assert len(pairs) == len(np.unique(labels))
+    assert (values[read] == data[mask]).all()
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.nii.gz"
+    target.write_text("the user's previous file")
+
+    def explode(tmp):
+        tmp.write_text("half written")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        image.save_atomically(explode, target)
+    assert target.read_text() == "the user's previous file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
+
+
+def test_connectivity_from_another_mask(tmp_path):
+    from scipy import sparse
+
+    path = image.save_connectivity(sparse.eye(5, format="csr"), tmp_path / "conn.npz")
+    with pytest.raises(image.InputError, match="conn.npz: connectivity is 5 x 5 but the mask has 7"):
+        image.load_connectivity(path, n_voxels=7)
+
+
+def test_estimate_mem_gb_grows_with_the_series(tmp_path):
+    small = _save(tmp_path, "small.nii.gz", np.zeros((10, 10, 10, 5), np.float32))
+    large = _save(tmp_path, "large.nii.gz", np.zeros((20, 20, 20, 50), np.float32))
+    small_gb, large_gb = image.estimate_mem_gb(small), image.estimate_mem_gb(large)
+    assert large_gb["tree"] > small_gb["tree"] >= 0.3
+    # 8000 voxels x 50 volumes x 4 bytes = 1.6 MB for the series, x3 for the tree.
+    assert large_gb["tree"] == pytest.approx(0.3 + 0.0016 + 3 * 0.0016, abs=0.01)

@@ -1,0 +1,308 @@
+"""The four public interfaces (and the two the workflow uses), run for real."""
+
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.masking import compute_epi_mask
+from scipy import sparse
+from sklearn.cluster import FeatureAgglomeration
+from sklearn.feature_extraction.image import grid_to_graph
+
+from nipype_ward.interfaces import (
+    CutWardTree,
+    EPIMask,
+    GridConnectivity,
+    ParcelCompress,
+    WardAgglomerate,
+    WardTree,
+)
+
+INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree]
+
+PUBLIC_CONTRACT = {
+    EPIMask: ({"in_file", "lower_cutoff", "upper_cutoff", "connected", "opening",
+               "exclude_zeros"}, {"mask_file", "mean_file"}),
+    GridConnectivity: ({"mask_file", "neighbourhood"}, {"connectivity_file", "n_components"}),
+    WardAgglomerate: ({"in_file", "mask_file", "connectivity_file", "n_clusters"},
+                      {"tree_file", "labels_files"}),
+    ParcelCompress: ({"in_file", "labels_file"},
+                     {"timeseries_file", "compressed_file", "metrics_file"}),
+}
+
+
+def _dir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _own_traits(spec):
+    base = set(spec.__mro__[1]().trait_names()) if spec.__mro__[1] is not object else set()
+    names = set(spec().trait_names()) - {"trait_added", "trait_modified"}
+    from nipype.interfaces.base import BaseInterfaceInputSpec, TraitedSpec
+
+    inherited = set(BaseInterfaceInputSpec().trait_names()) | set(TraitedSpec().trait_names())
+    return sorted(names - inherited) or sorted(names - base)
+
+
+@pytest.mark.parametrize("interface", INTERFACES, ids=lambda i: i.__name__)
+def test_every_trait_is_documented(interface):
+    for spec in (interface.input_spec, interface.output_spec):
+        for name in _own_traits(spec):
+            trait = spec().trait(name)
+            assert trait.desc, f"{interface.__name__}.{name} has no desc"
+    inputs = interface.input_spec()
+    for name in _own_traits(interface.input_spec):
+        trait = inputs.trait(name)
+        # Each input is either required or has a default, except documented options.
+        assert trait.mandatory or trait.usedefault or "when given" in trait.desc or \
+            name == "brain_mask_file", f"{interface.__name__}.{name}"
+
+
+@pytest.mark.parametrize("interface", list(PUBLIC_CONTRACT), ids=lambda i: i.__name__)
+def test_public_trait_names(interface):
+    inputs, outputs = PUBLIC_CONTRACT[interface]
+    assert inputs <= set(interface.input_spec().trait_names())
+    assert outputs <= set(interface.output_spec().trait_names())
+
+
+@pytest.fixture
+def epi_outputs(small_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = EPIMask(in_file=str(small_data["bold"])).run(cwd=_dir(tmp_path / "mask"))
+    return result.outputs
+
+
+def test_epi_mask_equals_nilearn(small_data, epi_outputs):
+    reference = compute_epi_mask(str(small_data["bold"]))
+    ours = nb.load(epi_outputs.mask_file)
+    assert ours.get_data_dtype() == np.uint8
+    assert np.allclose(ours.affine, reference.affine)
+    np.testing.assert_array_equal(np.asanyarray(ours.dataobj) > 0, reference.get_fdata() > 0)
+    bold = nb.load(small_data["bold"])
+    mean = nb.load(epi_outputs.mean_file)
+    np.testing.assert_allclose(mean.get_fdata(), bold.get_fdata().mean(axis=3), rtol=1e-5)
+    # The EPI mask has work to do on this data: it must find the brain.
+    truth = nb.load(small_data["mask"]).get_fdata() > 0
+    found = np.asanyarray(ours.dataobj) > 0
+    dice = 2 * (truth & found).sum() / (truth.sum() + found.sum())
+    assert dice > 0.85
+
+
+def test_epi_mask_options_follow_nilearn(small_data, tmp_path):
+    options = {"lower_cutoff": 0.3, "upper_cutoff": 0.9, "connected": False, "opening": 0}
+    result = EPIMask(in_file=str(small_data["bold"]), **options).run(cwd=str(tmp_path))
+    reference = compute_epi_mask(str(small_data["bold"]), **options).get_fdata() > 0
+    np.testing.assert_array_equal(nb.load(result.outputs.mask_file).get_fdata() > 0, reference)
+
+
+def test_epi_mask_uses_a_given_brain_mask(small_data, tmp_path):
+    result = EPIMask(
+        in_file=str(small_data["bold"]), brain_mask_file=str(small_data["mask"])
+    ).run(cwd=str(tmp_path))
+    given = nb.load(small_data["mask"]).get_fdata() > 0
+    np.testing.assert_array_equal(nb.load(result.outputs.mask_file).get_fdata() > 0, given)
+
+
+def test_grid_connectivity_equals_grid_to_graph(epi_outputs, tmp_path):
+    result = GridConnectivity(mask_file=epi_outputs.mask_file).run(cwd=str(tmp_path))
+    mask = nb.load(epi_outputs.mask_file).get_fdata() > 0
+    ours = sparse.load_npz(result.outputs.connectivity_file)
+    assert (ours != grid_to_graph(*mask.shape, mask=mask)).nnz == 0
+    assert result.outputs.n_components == 1  # nilearn keeps the largest piece
+    assert result.outputs.connectivity_file.startswith(str(tmp_path))
+
+
+def _same_partition(a, b):
+    pairs = set(zip(np.asarray(a).tolist(), np.asarray(b).tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_ward_agglomerate_equals_scikit_learn(small_data, epi_outputs, tmp_path):
+    conn = GridConnectivity(mask_file=epi_outputs.mask_file).run(cwd=_dir(tmp_path / "c"))
+    n_clusters = [20, 150]
+    result = WardAgglomerate(
+        in_file=str(small_data["bold"]),
+        mask_file=epi_outputs.mask_file,
+        connectivity_file=conn.outputs.connectivity_file,
+        n_clusters=n_clusters,
+    ).run(cwd=_dir(tmp_path / "w"))
+    mask = nb.load(epi_outputs.mask_file).get_fdata() > 0
+    X = nb.load(small_data["bold"]).get_fdata(dtype=np.float32)[mask]
+    connectivity = grid_to_graph(*mask.shape, mask=mask)
+    assert len(result.outputs.labels_files) == len(n_clusters)
+    for k, labels_file in zip(n_clusters, result.outputs.labels_files):
+        img = nb.load(labels_file)
+        data = np.asanyarray(img.dataobj)
+        assert img.get_data_dtype() == np.int32
+        assert (data[~mask] == 0).all()
+        assert sorted(np.unique(data[mask])) == list(range(1, k + 1))
+        reference = FeatureAgglomeration(
+            n_clusters=k, connectivity=connectivity, linkage="ward"
+        ).fit(X.T)
+        assert _same_partition(data[mask], reference.labels_)
+    with np.load(result.outputs.tree_file) as tree:
+        assert tree["children"].shape == (mask.sum() - 1, 2)
+        assert tree["sizes"][-1] == mask.sum()
+        assert np.all(np.isfinite(tree["distances"]))
+
+
+def test_tree_and_cut_give_the_same_labels_as_agglomerate(small_data, epi_outputs, tmp_path):
+    conn = GridConnectivity(mask_file=epi_outputs.mask_file).run(cwd=_dir(tmp_path / "c"))
+    common = {
+        "in_file": str(small_data["bold"]),
+        "mask_file": epi_outputs.mask_file,
+        "connectivity_file": conn.outputs.connectivity_file,
+    }
+    tree = WardTree(**common).run(cwd=_dir(tmp_path / "t"))
+    cut = CutWardTree(
+        tree_file=tree.outputs.tree_file, mask_file=epi_outputs.mask_file, n_clusters=33
+    ).run(cwd=_dir(tmp_path / "k"))
+    both = WardAgglomerate(**common, n_clusters=[33]).run(cwd=_dir(tmp_path / "a"))
+    np.testing.assert_array_equal(
+        nb.load(cut.outputs.labels_file).get_fdata(),
+        nb.load(both.outputs.labels_files[0]).get_fdata(),
+    )
+
+
+def test_parcel_compress(small_data, tmp_path):
+    regions = str(small_data["regions"])  # ground-truth regions as a parcellation
+    result = ParcelCompress(in_file=str(small_data["bold"]), labels_file=regions).run(
+        cwd=str(tmp_path)
+    )
+    labels = np.asanyarray(nb.load(regions).dataobj)
+    mask = labels > 0
+    X = nb.load(small_data["bold"]).get_fdata(dtype=np.float32)[mask]
+    series = pd.read_csv(result.outputs.timeseries_file, sep="\t")
+    n_parcels = len(np.unique(labels[mask]))
+    assert series.shape == (X.shape[1], n_parcels)
+    first = int(series.columns[0])
+    np.testing.assert_allclose(series[str(first)], X[labels[mask] == first].mean(axis=0), rtol=1e-5)
+    compressed = nb.load(result.outputs.compressed_file)
+    assert compressed.shape == nb.load(small_data["bold"]).shape
+    data = compressed.get_fdata()
+    np.testing.assert_allclose(data[labels == first][0], series[str(first)], rtol=1e-5)
+    assert (data[~mask] == 0).all()
+    metrics = json.loads(open(result.outputs.metrics_file).read())
+    assert metrics["n_voxels"] == int(mask.sum())
+    assert metrics["n_parcels"] == n_parcels
+    assert metrics["compression_ratio"] == pytest.approx(mask.sum() / n_parcels)
+    # The true regions share their fluctuations: far more variance is kept
+    # than by parcels of the same sizes made of scattered voxels.
+    from nipype_ward.metrics import reconstruction_r2
+
+    shuffled = np.random.default_rng(0).permutation(labels[mask])
+    assert metrics["r2"] == pytest.approx(reconstruction_r2(X, labels[mask] - 1), rel=1e-6)
+    assert metrics["r2"] > 3 * reconstruction_r2(X, shuffled - 1)
+
+
+# --- bad input: one error, naming the file and the problem -------------------
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    rng = np.random.default_rng(0)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    bold = rng.normal(100, 5, (5, 5, 5, 6)).astype(np.float32)
+    paths = {}
+    for name, data, aff in [
+        ("bold", bold, affine),
+        ("vol3d", bold[..., 0], affine),
+        ("mask", np.ones((5, 5, 5), np.uint8), affine),
+        ("mask_other_grid", np.ones((5, 5, 4), np.uint8), affine),
+        ("empty_mask", np.zeros((5, 5, 5), np.uint8), affine),
+    ]:
+        paths[name] = str(tmp_path / f"{name}.nii.gz")
+        nb.save(nb.Nifti1Image(data, aff), paths[name])
+    nan = bold.copy()
+    nan[2, 2, 2, 3] = np.nan
+    paths["nan_bold"] = str(tmp_path / "nan_bold.nii.gz")
+    nb.save(nb.Nifti1Image(nan, affine), paths["nan_bold"])
+    conn = GridConnectivity(mask_file=paths["mask"]).run(cwd=_dir(tmp_path / "c"))
+    paths["conn"] = conn.outputs.connectivity_file
+    paths["cwd"] = _dir(tmp_path / "node")
+    return paths
+
+
+def _ward(tiny, **changes):
+    inputs = {"in_file": tiny["bold"], "mask_file": tiny["mask"],
+              "connectivity_file": tiny["conn"], "n_clusters": [3]}
+    inputs.update(
+        {key: tiny.get(value, value) if isinstance(value, str) else value
+         for key, value in changes.items()}
+    )
+    return WardAgglomerate(**inputs)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"in_file": "vol3d"}, r"vol3d.nii.gz: expected a 4D image"),
+        ({"mask_file": "mask_other_grid"}, r"mask_other_grid.nii.gz: grid \(5, 5, 4\) differs"),
+        ({"mask_file": "empty_mask"}, r"empty_mask.nii.gz: mask is empty"),
+        ({"n_clusters": [126]}, r"mask.nii.gz: cannot make 126 parcels from a mask of 125 voxels"),
+        ({"in_file": "nan_bold"}, r"nan_bold.nii.gz: 1 voxels inside the mask have NaN"),
+    ],
+)
+def test_ward_agglomerate_bad_input(tiny, changes, message):
+    with pytest.raises(ValueError, match=message):
+        _ward(tiny, **changes).run(cwd=tiny["cwd"])
+
+
+def test_ward_agglomerate_rejects_k_below_one(tiny):
+    with pytest.raises(ValueError, match="n_clusters must be positive integers, got 0"):
+        _ward(tiny, n_clusters=[0]).run(cwd=tiny["cwd"])
+
+
+def test_bad_k_fails_before_the_tree_is_built(tiny):
+    with pytest.raises(ValueError):
+        _ward(tiny, n_clusters=[10, 1000]).run(cwd=tiny["cwd"])
+    assert not list(Path(tiny["cwd"]).glob("*_wardtree.npz"))
+
+
+def test_cut_bad_k(tiny):
+    tree = WardTree(in_file=tiny["bold"], mask_file=tiny["mask"],
+                    connectivity_file=tiny["conn"]).run(cwd=tiny["cwd"])
+    for k, message in [(0, "positive integers"), (500, "cannot make 500 parcels")]:
+        with pytest.raises(ValueError, match=message):
+            CutWardTree(tree_file=tree.outputs.tree_file, mask_file=tiny["mask"],
+                        n_clusters=k).run(cwd=tiny["cwd"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"in_file": "vol3d"}, r"vol3d.nii.gz: expected a 4D image"),
+        ({"labels_file": "mask_other_grid"}, r"mask_other_grid.nii.gz: grid \(5, 5, 4\) differs"),
+        ({"labels_file": "empty_mask"}, r"empty_mask.nii.gz: mask is empty"),
+        ({"in_file": "nan_bold"}, r"nan_bold.nii.gz: 1 voxels inside the mask have NaN"),
+    ],
+)
+def test_parcel_compress_bad_input(tiny, changes, message):
+    inputs = {"in_file": tiny["bold"], "labels_file": tiny["mask"]}
+    inputs.update({key: tiny[value] for key, value in changes.items()})
+    with pytest.raises(ValueError, match=message):
+        ParcelCompress(**inputs).run(cwd=tiny["cwd"])
+    assert not list(Path(tiny["cwd"]).glob("*.tsv"))
+
+
+def test_epi_mask_bad_input(tiny, tmp_path):
+    with pytest.raises(ValueError, match=r"mask_other_grid.nii.gz: grid \(5, 5, 4\) differs"):
+        EPIMask(in_file=tiny["bold"], brain_mask_file=tiny["mask_other_grid"]).run(
+            cwd=tiny["cwd"])
+    with pytest.raises(ValueError, match=r"empty_mask.nii.gz: mask is empty"):
+        EPIMask(in_file=tiny["bold"], brain_mask_file=tiny["empty_mask"]).run(cwd=tiny["cwd"])
+    with pytest.raises(Exception, match="does not exist|nope.nii.gz"):
+        EPIMask(in_file=str(tmp_path / "nope.nii.gz"))
+
+
+def test_grid_connectivity_bad_input(tiny):
+    with pytest.raises(ValueError, match=r"empty_mask.nii.gz: mask is empty"):
+        GridConnectivity(mask_file=tiny["empty_mask"]).run(cwd=tiny["cwd"])
+    with pytest.raises(ValueError, match=r"bold.nii.gz: expected a 3D image"):
+        GridConnectivity(mask_file=tiny["bold"]).run(cwd=tiny["cwd"])
+    with pytest.raises(Exception, match="neighbourhood"):
+        GridConnectivity(mask_file=tiny["mask"], neighbourhood=8)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from sklearn.cluster import FeatureAgglomeration
+
+from nipype_ward.metrics import compression_summary, reconstruction_r2
+from nipype_ward.parcels import (
+    check_n_clusters,
+    expand_parcels,
+    parcel_means,
+    parcel_sizes,
+)
+
+X = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [10.0, 10.0, 16.0]])
+LABELS = np.array([0, 0, 1])
+
+
+def test_parcel_means_by_hand():
+    np.testing.assert_allclose(parcel_means(X, LABELS), [[2, 2, 2], [10, 10, 16]])
+    np.testing.assert_allclose(
+        expand_parcels(parcel_means(X, LABELS), LABELS), [[2, 2, 2], [2, 2, 2], [10, 10, 16]]
+    )
+    assert parcel_sizes(LABELS).tolist() == [2, 1]
+
+
+def test_r2_by_hand():
+    # Voxels 0 and 1 are exactly anti-correlated: their parcel mean has no
+    # fluctuation left, so their variance (2 + 2) is lost; voxel 2 (a parcel
+    # of its own, variance 24) is kept: R2 = 1 - 4 / 28.
+    assert reconstruction_r2(X, LABELS) == pytest.approx(1 - 4 / 28)
+    assert reconstruction_r2(X, np.arange(3)) == pytest.approx(1.0)
+
+
+def test_r2_ignores_baselines():
+    # Same fluctuation on different baselines: one parcel keeps all of it.
+    signal = np.sin(np.linspace(0, 6, 50))
+    Y = np.vstack([signal + 100, signal + 5, signal])
+    assert reconstruction_r2(Y, np.zeros(3, int)) == pytest.approx(1.0)
+
+
+def test_r2_of_constant_data_is_an_error():
+    with pytest.raises(ValueError, match="no temporal variance"):
+        reconstruction_r2(np.ones((3, 4)), np.zeros(3, int))
+
+
+def test_matches_feature_agglomeration_transform(rng):
+    data = rng.standard_normal((30, 12))  # samples x features, as scikit-learn sees it
+    agglo = FeatureAgglomeration(n_clusters=4).fit(data)
+    ours = parcel_means(data.T, agglo.labels_)
+    np.testing.assert_allclose(ours.T, agglo.transform(data))
+    np.testing.assert_allclose(
+        expand_parcels(ours, agglo.labels_).T, agglo.inverse_transform(agglo.transform(data))
+    )
+
+
+def test_compression_summary_by_hand():
+    summary = compression_summary(X, LABELS)
+    assert summary == {
+        "n_voxels": 3,
+        "n_parcels": 2,
+        "compression_ratio": 1.5,
+        "r2": pytest.approx(1 - 4 / 28),
+        "parcel_size_min": 1,
+        "parcel_size_median": 1.5,
+        "parcel_size_max": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [([0, 2], "every parcel used"), ([-1, 0], "every parcel used"), ([[0]], "1D")],
+)
+def test_bad_labels(labels, message):
+    with pytest.raises(ValueError, match=message):
+        parcel_sizes(np.array(labels))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [([], "empty"), ([0], "positive"), ([2.5], "positive"), ([True], "positive"),
+     ([3, 3], "repeated")],
+)
+def test_bad_n_clusters(value, message):
+    with pytest.raises(ValueError, match=message):
+        check_n_clusters(value)
+
+
+def test_n_clusters_accepts_one_int():
+    assert check_n_clusters(np.int64(7)) == [7]

@@ -1,0 +1,149 @@
+"""The parcellation workflow: wiring for a matrix of options, and real runs."""
+
+import os
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from nipype_ward.workflows import init_ward_parcellation_wf
+from nipype_ward.workflows.results import collect_outputs, node_durations
+
+OUTPUT_FIELDS = {
+    "mask_file", "mean_file", "connectivity_file", "tree_file", "n_clusters",
+    "labels_files", "timeseries_files", "compressed_files", "metrics_files",
+}
+
+
+@pytest.mark.parametrize("n_clusters", [(10,), (1000, 2000), [5, 50, 500]])
+@pytest.mark.parametrize("neighbourhood", [6, 18, 26])
+def test_wiring(n_clusters, neighbourhood, tmp_path):
+    wf = init_ward_parcellation_wf(n_clusters=n_clusters, neighbourhood=neighbourhood)
+    wf.base_dir = str(tmp_path)
+    inputnode, outputnode = wf.get_node("inputnode"), wf.get_node("outputnode")
+    assert set(inputnode.inputs.copyable_trait_names()) == {"bold_file", "mask_file"}
+    assert set(outputnode.inputs.copyable_trait_names()) == OUTPUT_FIELDS
+    # Every connection names fields that exist on both ends (identity nodes
+    # would accept anything), and every output field is fed.
+    fed = set()
+    for source, target, data in wf._graph.edges(data=True):
+        for out_field, in_field in data["connect"]:
+            assert out_field in _fields(source, "output_spec")
+            assert in_field in _fields(target, "input_spec")
+            if target is outputnode:
+                fed.add(in_field)
+    assert fed | {"n_clusters"} == OUTPUT_FIELDS
+    assert wf.get_node("cut_tree").inputs.n_clusters == list(n_clusters)
+    assert wf.get_node("ward_tree").mem_gb > 1
+    wf._create_flat_graph()  # expands without running
+
+
+def _fields(node, spec):
+    interface = node.interface
+    if isinstance(interface, niu.IdentityInterface):
+        return set(interface.inputs.copyable_trait_names())
+    return set(getattr(interface, spec)().copyable_trait_names())
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="positive integers"):
+        init_ward_parcellation_wf(n_clusters=(0, 10))
+    with pytest.raises(ValueError, match="neighbourhood"):
+        init_ward_parcellation_wf(neighbourhood=7)
+    with pytest.raises(TypeError):
+        init_ward_parcellation_wf(nclusters=(10,))  # keyword typos are errors
+
+
+def _run(wf, tmp_path, plugin="Linear", **plugin_args):
+    wf.base_dir = str(tmp_path / "work")
+    graph = wf.run(plugin=plugin, plugin_args=plugin_args)
+    return collect_outputs(wf, graph), node_durations(graph)
+
+
+def test_run_and_tree_is_not_rebuilt_when_k_changes(small_data, tmp_path):
+    wf = init_ward_parcellation_wf(n_clusters=(20, 100))
+    wf.inputs.inputnode.bold_file = str(small_data["bold"])
+    outputs, _ = _run(wf, tmp_path)
+    assert outputs["n_clusters"] == [20, 100]
+    for k, labels_file, metrics_file in zip(
+        outputs["n_clusters"], outputs["labels_files"], outputs["metrics_files"]
+    ):
+        data = np.asanyarray(nb.load(labels_file).dataobj)
+        assert data.max() == k and len(np.unique(data)) == k + 1
+        assert Path(metrics_file).exists()
+    tree_file = Path(outputs["tree_file"])
+    tree_stamp = tree_file.stat().st_mtime_ns
+    mask_stamp = Path(outputs["mask_file"]).stat().st_mtime_ns
+
+    # Same workflow, another list of K, same working directory.
+    wf = init_ward_parcellation_wf(n_clusters=(20, 100, 300))
+    wf.inputs.inputnode.bold_file = str(small_data["bold"])
+    outputs, _ = _run(wf, tmp_path)
+    assert Path(outputs["tree_file"]) == tree_file
+    assert tree_file.stat().st_mtime_ns == tree_stamp  # taken from the cache
+    assert Path(outputs["mask_file"]).stat().st_mtime_ns == mask_stamp
+    assert len(outputs["labels_files"]) == 3
+    assert np.asanyarray(nb.load(outputs["labels_files"][2]).dataobj).max() == 300
+
+
+def test_given_mask_replaces_the_epi_mask(small_data, tmp_path):
+    wf = init_ward_parcellation_wf(n_clusters=(30,))
+    wf.inputs.inputnode.bold_file = str(small_data["bold"])
+    wf.inputs.inputnode.mask_file = str(small_data["mask"])
+    outputs, _ = _run(wf, tmp_path)
+    given = np.asanyarray(nb.load(small_data["mask"]).dataobj) > 0
+    used = np.asanyarray(nb.load(outputs["mask_file"]).dataobj) > 0
+    np.testing.assert_array_equal(used, given)
+    labels = np.asanyarray(nb.load(outputs["labels_files"][0]).dataobj)
+    np.testing.assert_array_equal(labels > 0, given)
+
+
+def _to_float32(in_file):
+    """An upstream step of someone else's pipeline: convert the series to float32."""
+    import os
+
+    import nibabel as nb
+    import numpy as np
+
+    img = nb.load(in_file)
+    out = os.path.abspath("bold_float32.nii.gz")
+    nb.save(nb.Nifti1Image(img.get_fdata(dtype=np.float32), img.affine, img.header), out)
+    return out
+
+
+def test_embedded_in_a_larger_workflow_with_multiproc(small_data, tmp_path):
+    outer = pe.Workflow(name="user_pipeline", base_dir=str(tmp_path / "work"))
+    source = pe.Node(niu.IdentityInterface(fields=["bold"]), name="source")
+    source.inputs.bold = str(small_data["bold"])
+    convert = pe.Node(
+        niu.Function(function=_to_float32, input_names=["in_file"], output_names=["out_file"]),
+        name="convert",
+    )
+    parcellation = init_ward_parcellation_wf(n_clusters=(25, 75), name="parcellation_wf")
+    sizes = pe.MapNode(
+        niu.Function(
+            function=_largest_label, input_names=["labels_file"], output_names=["largest"]
+        ),
+        iterfield=["labels_file"],
+        name="largest_label",
+    )
+    outer.connect([
+        (source, convert, [("bold", "in_file")]),
+        (convert, parcellation, [("out_file", "inputnode.bold_file")]),
+        (parcellation, sizes, [("outputnode.labels_files", "labels_file")]),
+    ])
+    graph = outer.run(plugin="MultiProc", plugin_args={"n_procs": 2})
+    names = {node.fullname: node for node in graph.nodes()}
+    assert names["user_pipeline.largest_label"].result.outputs.largest == [25, 75]
+    ward = names["user_pipeline.parcellation_wf.ward_tree"].result
+    assert "bold_float32" in ward.outputs.tree_file
+
+
+def _largest_label(labels_file):
+    import nibabel as nb
+    import numpy as np
+
+    return int(np.asanyarray(nb.load(labels_file).dataobj).max())

@@ -73,6 +73,8 @@ def connected_components(connectivity) -> tuple[int, np.ndarray]:
     Returns
     -------
     n_components : int
-    labels : ndarray of shape (n_nodes,), the piece of each node (0-based).
+        Number of pieces.
+    labels : ndarray of shape (n_nodes,)
+        The piece of each node (0-based).
     """
     return csgraph.connected_components(connectivity, directed=False)

@@ -315,3 +315,91 @@ def estimate_mem_gb(bold_path) -> dict[str, float]:
         "tree": round(0.3 + series_gb + 3 * masked_gb, 2),
         "compress": round(0.3 + series_gb + 6 * masked_gb, 2),
     }
+
+
+def _sidecar(path) -> Path:
+    path = Path(path)
+    name = path.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return path.with_name(name[: -len(ext)] + ".json")
+    return path.with_suffix(".json")
+
+
+def read_repetition_time(bold_path, bold_img=None) -> float | None:
+    """Repetition time in seconds of a BOLD series, or None when unknown.
+
+    The BIDS JSON sidecar's ``RepetitionTime`` comes first (it is the
+    authority in BIDS datasets such as fMRIPrep's outputs), then the NIfTI
+    header's fourth zoom when the header states its time unit.
+    """
+    sidecar = _sidecar(bold_path)
+    if sidecar.exists():
+        try:
+            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise InputError(sidecar, f"not a readable JSON sidecar ({exc})") from exc
+        if t_r is not None:
+            if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) or t_r <= 0:
+                raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
+            return float(t_r)
+    img = bold_img if bold_img is not None else load_bold(bold_path)
+    zooms = img.header.get_zooms()
+    unit = img.header.get_xyzt_units()[1]
+    scale = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit)
+    if len(zooms) > 3 and scale is not None and zooms[3] > 0:
+        return float(zooms[3]) * scale
+    return None
+
+
+def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
+    """Read confound regressors from a TSV (e.g. fMRIPrep's ``desc-confounds_timeseries``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TSV file, one row per volume, a header of column names.
+    n_volumes : int
+        The number of volumes of the BOLD series.
+    columns : sequence of str, optional
+        Names of the columns to use; all columns when None or empty.
+
+    Returns
+    -------
+    confounds : ndarray of shape (n_volumes, n_columns), float64
+        ``n/a`` cells (fMRIPrep's first row of derivatives and of
+        framewise displacement) are replaced by the column's mean, which is
+        neutral once nilearn standardizes the confounds.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    except Exception as exc:
+        raise InputError(path, f"not a readable TSV file ({exc})") from exc
+    if columns:
+        missing = [name for name in columns if name not in table.columns]
+        if missing:
+            raise InputError(
+                path, f"no column named {', '.join(map(repr, missing))} in the confounds"
+            )
+        table = table[list(columns)]
+    if table.shape[1] == 0:
+        raise InputError(path, "no confound column")
+    if len(table) != n_volumes:
+        raise InputError(
+            path, f"has {len(table)} rows but the BOLD series has {n_volumes} volumes"
+        )
+    try:
+        values = table.to_numpy(dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(path, f"confound columns must be numbers ({exc})") from exc
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        names = [str(c) for c, e in zip(table.columns, empty) if e]
+        raise InputError(path, f"column {', '.join(names)} has no value")
+    fill = np.nanmean(values, axis=0)
+    return np.where(np.isnan(values), fill, values)

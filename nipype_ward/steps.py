@@ -8,6 +8,7 @@ one, so scripts, the CLI and the interfaces share a single code path.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,84 @@ from nipype_ward import image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
 from nipype_ward.metrics import compression_summary
 from nipype_ward.parcels import check_n_clusters, expand_parcels, parcel_means
+from nipype_ward.signals import check_preparation, filters_requested, prepare_signals
 from nipype_ward.ward import build_ward_tree, cut_tree
+
+
+@dataclass(frozen=True)
+class SignalPreparation:
+    """How voxel signals are prepared before clustering and compression.
+
+    The defaults prepare nothing (the seed example). See
+    :func:`nipype_ward.signals.prepare_signals` for the meaning of each
+    option; ``t_r`` is read from the BOLD file when not given, and
+    ``confounds_file`` is a TSV whose ``confounds_columns`` (all when empty)
+    are regressed out.
+    """
+
+    standardize: str | bool = False
+    detrend: bool = False
+    high_pass: float | None = None
+    low_pass: float | None = None
+    t_r: float | None = None
+    confounds_file: str | None = None
+    confounds_columns: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_preparation(
+            standardize=self.standardize, detrend=self.detrend,
+            high_pass=self.high_pass, low_pass=self.low_pass, t_r=self.t_r,
+        )
+
+
+def resolve_preparation(
+    preparation: SignalPreparation, bold_path, bold_img, n_volumes: int
+) -> tuple[float | None, np.ndarray | None]:
+    """The TR and confounds a preparation needs for one BOLD file, checked.
+
+    Cheap (headers and the confounds TSV only), so callers can run it before
+    any heavy work. Errors name the file at fault.
+    """
+    t_r = preparation.t_r
+    if t_r is None:
+        t_r = image.read_repetition_time(bold_path, bold_img)
+    if t_r is None and filters_requested(
+        high_pass=preparation.high_pass, low_pass=preparation.low_pass
+    ):
+        raise image.InputError(
+            bold_path,
+            "filtering (high_pass/low_pass) needs the repetition time, which is neither "
+            "in the NIfTI header nor in a JSON sidecar: set t_r",
+        )
+    try:  # e.g. a cutoff above Nyquist for this file's TR
+        check_preparation(
+            standardize=preparation.standardize, detrend=preparation.detrend,
+            high_pass=preparation.high_pass, low_pass=preparation.low_pass, t_r=t_r,
+        )
+    except ValueError as exc:
+        raise image.InputError(bold_path, str(exc)) from exc
+    confounds = None
+    if preparation.confounds_file:
+        confounds = image.load_confounds(
+            preparation.confounds_file, n_volumes, preparation.confounds_columns
+        )
+    return t_r, confounds
+
+
+def prepare(X, bold_path, bold_img, preparation: SignalPreparation | None) -> np.ndarray:
+    """Apply a :class:`SignalPreparation` to the masked series ``X`` of ``bold_path``."""
+    if preparation is None:
+        return X
+    t_r, confounds = resolve_preparation(preparation, bold_path, bold_img, X.shape[1])
+    return prepare_signals(
+        X,
+        standardize=preparation.standardize,
+        detrend=preparation.detrend,
+        high_pass=preparation.high_pass,
+        low_pass=preparation.low_pass,
+        t_r=t_r,
+        confounds=confounds,
+    )
 
 
 def epi_mask(
@@ -80,16 +158,19 @@ def check_n_clusters_in_mask(n_clusters, n_voxels: int, mask_path) -> list[int]:
     return values
 
 
-def ward_tree(bold_path, mask_path, connectivity_path, out_tree, *, n_clusters=()):
-    """Build the Ward tree of the masked BOLD series and write it.
+def ward_tree(
+    bold_path, mask_path, connectivity_path, out_tree, *, n_clusters=(), preparation=None
+):
+    """Build the Ward tree of the (prepared) masked BOLD series and write it.
 
     ``n_clusters`` is only checked here (before the heavy work), so that a
     bad K fails fast.
     """
-    X, mask, _ = image.load_masked_bold(bold_path, mask_path)
+    X, mask, bold_img = image.load_masked_bold(bold_path, mask_path)
     if n_clusters:
         check_n_clusters_in_mask(n_clusters, X.shape[0], mask_path)
     adjacency = image.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+    X = prepare(X, bold_path, bold_img, preparation)
     tree = build_ward_tree(X, adjacency)
     image.save_tree(tree, out_tree)
     return tree
@@ -106,23 +187,25 @@ def cut(tree_path, mask_path, n_clusters: int, out_labels) -> Path:
 
 
 def parcel_compress(
-    bold_path, labels_path, out_timeseries, out_compressed, out_metrics
+    bold_path, labels_path, out_timeseries, out_compressed, out_metrics, *, preparation=None
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
     Writes the parcel time series (TSV: one column per parcel label, one row
     per volume), the compressed 4D image and the metrics JSON; returns the
-    metrics.
+    metrics. With a ``preparation``, all three are those of the prepared
+    signals (the signals the parcellation was learned from).
     """
     bold_img = image.load_bold(bold_path)
     mask, _ = image.load_mask(labels_path, reference=bold_img, reference_path=bold_path)
     labels, label_values = image.load_labels(labels_path, mask=mask)
-    X = image.masked_data(bold_img, mask, bold_path)
+    X = prepare(image.masked_data(bold_img, mask, bold_path), bold_path, bold_img, preparation)
     means = parcel_means(X, labels)
     names = [str(value) for value in label_values]
     metrics = compression_summary(X, labels)
     metrics["bold_file"] = str(bold_path)
     metrics["labels_file"] = str(labels_path)
+    metrics["preparation"] = asdict(preparation) if preparation is not None else None
     image.save_timeseries(means, out_timeseries, column_names=names)
     image.save_image(image.unmask(expand_parcels(means, labels), mask, bold_img), out_compressed)
     image.save_json(metrics, out_metrics)

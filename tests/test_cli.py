@@ -90,3 +90,41 @@ def test_bad_arguments(args, tmp_path):
     assert proc.returncode == 2
     assert "error:" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_seed_pipeline_with_preparation(small_data, tmp_path):
+    confounds = tmp_path / "confounds.tsv"
+    n_volumes = nb.load(small_data["bold"]).shape[3]
+    rng = np.random.default_rng(0)
+    confounds.write_text(
+        "trans_x\ttrans_y\n" + "\n".join(f"{a:.4f}\t{b:.4f}" for a, b in
+                                        rng.standard_normal((n_volumes, 2)))
+    )
+    out = tmp_path / "out"
+    proc = run_script("--bold", small_data["bold"], "--n-clusters", 30, "--output-dir", out,
+                      "--nprocs", 1, "--standardize", "zscore_sample", "--detrend",
+                      "--high-pass", 0.01, "--t-r", 2.0, "--confounds", confounds,
+                      "--confounds-columns", "trans_x", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "ward30_metrics.json").read_text())
+    assert metrics["preparation"] == {
+        "standardize": "zscore_sample", "detrend": True, "high_pass": 0.01, "low_pass": None,
+        "t_r": 2.0, "confounds_file": str(confounds), "confounds_columns": ["trans_x"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [(["--confounds-columns", "nope"], "no column named 'nope'", 1),
+     (["--high-pass", "0.3"], "below the Nyquist frequency (0.25 Hz for a TR of 2 s)", 1),
+     (["--high-pass", "0.3", "--t-r", "2"], "below the Nyquist frequency", 2)],
+)
+def test_bad_preparation_fails_before_any_work(small_data, tmp_path, args, message, code):
+    confounds = tmp_path / "confounds.tsv"
+    n_volumes = nb.load(small_data["bold"]).shape[3]
+    confounds.write_text("trans_x\n" + "\n".join("0.1" for _ in range(n_volumes)))
+    proc = run_script("--bold", small_data["bold"], "--confounds", confounds, *args,
+                      "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == code
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "work").exists()

@@ -24,7 +24,7 @@ def test_wiring(n_clusters, neighbourhood, tmp_path):
     wf = init_ward_parcellation_wf(n_clusters=n_clusters, neighbourhood=neighbourhood)
     wf.base_dir = str(tmp_path)
     inputnode, outputnode = wf.get_node("inputnode"), wf.get_node("outputnode")
-    assert set(inputnode.inputs.copyable_trait_names()) == {"bold_file", "mask_file"}
+    assert set(inputnode.inputs.copyable_trait_names()) == {"bold_file", "mask_file", "confounds_file"}
     assert set(outputnode.inputs.copyable_trait_names()) == OUTPUT_FIELDS
     # Every connection names fields that exist on both ends (identity nodes
     # would accept anything), and every output field is fed.
@@ -147,3 +147,21 @@ def _largest_label(labels_file):
     import numpy as np
 
     return int(np.asanyarray(nb.load(labels_file).dataobj).max())
+
+
+def test_a_changed_preparation_rebuilds_the_tree(small_data, tmp_path):
+    def run(**options):
+        wf = init_ward_parcellation_wf(n_clusters=(20,), **options)
+        wf.inputs.inputnode.bold_file = str(small_data["bold"])
+        outputs, _ = _run(wf, tmp_path)
+        return Path(outputs["tree_file"]), outputs
+
+    tree_file, _ = run()
+    raw_stamp = tree_file.stat().st_mtime_ns
+    tree_file, outputs = run(standardize="zscore_sample")
+    assert tree_file.stat().st_mtime_ns != raw_stamp
+    zscored_stamp = tree_file.stat().st_mtime_ns
+    metrics = __import__("json").loads(Path(outputs["metrics_files"][0]).read_text())
+    assert metrics["preparation"]["standardize"] == "zscore_sample"
+    tree_file, _ = run(standardize="zscore_sample", t_r=2.0)  # t_r unused: still a new key
+    assert tree_file.stat().st_mtime_ns != zscored_stamp

@@ -21,6 +21,8 @@ from pathlib import Path
 from nipype_ward import __version__, image
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.parcels import check_n_clusters
+from nipype_ward.signals import STANDARDIZE
+from nipype_ward.steps import SignalPreparation, resolve_preparation
 
 DATASETS = ("simulated", "adhd")
 
@@ -37,8 +39,11 @@ class Settings:
     output_dir: Path
     work_dir: Path
     nprocs: int
+    preparation: SignalPreparation = SignalPreparation()
+    confounds: Path | None = None
     data_dir: Path | None = None
     figures: bool = True
+    verbose: bool = False
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -81,7 +86,33 @@ def get_parser() -> argparse.ArgumentParser:
         "--nprocs", type=int, default=os.cpu_count() or 1,
         help="processes for Nipype's MultiProc plugin; 1 runs Linear (default: all cores)",
     )
+    prep = parser.add_argument_group(
+        "signal preparation",
+        "applied before the Ward tree and the compression (nilearn.signal.clean); "
+        "by default none, as in the seed example",
+    )
+    prep.add_argument(
+        "--standardize", choices=[s for s in STANDARDIZE if s],
+        help="scale each voxel's series: 'zscore_sample' (advised: Ward then groups "
+        "voxels by how their signals co-vary, not by their intensity) or 'psc'",
+    )
+    prep.add_argument("--detrend", action="store_true", help="remove linear trends")
+    prep.add_argument("--high-pass", type=float, metavar="HZ", help="high-pass cutoff (Hz)")
+    prep.add_argument("--low-pass", type=float, metavar="HZ", help="low-pass cutoff (Hz)")
+    prep.add_argument(
+        "--t-r", type=float, metavar="SECONDS",
+        help="repetition time; default: from the JSON sidecar or the NIfTI header",
+    )
+    prep.add_argument(
+        "--confounds", type=Path, metavar="TSV",
+        help="confound regressors (e.g. fMRIPrep's desc-confounds_timeseries.tsv)",
+    )
+    prep.add_argument(
+        "--confounds-columns", nargs="+", default=(), metavar="NAME",
+        help="columns of --confounds to regress out (default: all)",
+    )
     parser.add_argument("--data-dir", type=Path, help="where datasets are cached")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Nipype's log")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     return parser
 
@@ -95,6 +126,20 @@ def parse_settings(argv=None) -> Settings:
         parser.error(str(exc))
     if args.nprocs < 1:
         parser.error(f"--nprocs must be at least 1, got {args.nprocs}")
+    if args.confounds_columns and args.confounds is None:
+        parser.error("--confounds-columns needs --confounds")
+    try:
+        preparation = SignalPreparation(
+            standardize=args.standardize or False,
+            detrend=args.detrend,
+            high_pass=args.high_pass,
+            low_pass=args.low_pass,
+            t_r=args.t_r,
+            confounds_file=str(args.confounds.absolute()) if args.confounds else None,
+            confounds_columns=tuple(args.confounds_columns),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     output_dir = args.output_dir.absolute()
     return Settings(
         bold=args.bold.absolute() if args.bold else None,
@@ -105,14 +150,18 @@ def parse_settings(argv=None) -> Settings:
         output_dir=output_dir,
         work_dir=(args.work_dir or output_dir / "work").absolute(),
         nprocs=args.nprocs,
+        preparation=preparation,
+        confounds=args.confounds.absolute() if args.confounds else None,
         data_dir=args.data_dir,
         figures=not args.no_figures,
+        verbose=args.verbose,
     )
 
 
 def check_inputs(settings: Settings) -> None:
     """Fail before any heavy work on inputs that cannot be used."""
     bold_img = image.load_bold(settings.bold)
+    resolve_preparation(settings.preparation, settings.bold, bold_img, bold_img.shape[3])
     if settings.mask is not None:
         mask, _ = image.load_mask(
             settings.mask, reference=bold_img, reference_path=settings.bold
@@ -138,23 +187,36 @@ def resolve_bold(settings: Settings) -> Settings:
 
 def run_workflow(settings: Settings):
     """Build and run the parcellation workflow; return its outputs and node run times."""
-    from nipype import config
+    from nipype import config, logging
 
     from nipype_ward.workflows import init_ward_parcellation_wf
     from nipype_ward.workflows.results import collect_outputs, node_durations
 
+    if not settings.verbose:
+        config.set("logging", "workflow_level", "WARNING")
+        config.set("logging", "interface_level", "WARNING")
+        logging.update_logging(config)
     crash_dir = settings.work_dir / "crash"
     config.set("execution", "crashdump_dir", str(crash_dir))
     config.set("execution", "crashfile_format", "txt")
+    prep = settings.preparation
     workflow = init_ward_parcellation_wf(
         n_clusters=settings.n_clusters,
         neighbourhood=settings.neighbourhood,
+        standardize=prep.standardize,
+        detrend=prep.detrend,
+        high_pass=prep.high_pass,
+        low_pass=prep.low_pass,
+        t_r=prep.t_r,
+        confounds_columns=prep.confounds_columns,
         mem_gb=image.estimate_mem_gb(settings.bold),
     )
     workflow.base_dir = str(settings.work_dir)
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:
         workflow.inputs.inputnode.mask_file = str(settings.mask)
+    if settings.confounds is not None:
+        workflow.inputs.inputnode.confounds_file = str(settings.confounds)
     if settings.nprocs > 1:
         plugin, plugin_args = "MultiProc", {"n_procs": settings.nprocs}
     else:

@@ -1,7 +1,6 @@
 """Compression of a BOLD series by a parcellation."""
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
     File,
     SimpleInterface,
     TraitedSpec,
@@ -9,9 +8,10 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
 
 
-class _ParcelCompressInputSpec(BaseInterfaceInputSpec):
+class _ParcelCompressInputSpec(SignalPreparationInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
     labels_file = File(
         exists=True,
@@ -37,7 +37,11 @@ class _ParcelCompressOutputSpec(TraitedSpec):
 
 
 class ParcelCompress(SimpleInterface):
-    """Replace each voxel's signal by the mean of its parcel, and measure the loss."""
+    """Replace each voxel's signal by the mean of its parcel, and measure the loss.
+
+    With preparation options (the same as the tree's), the time series, the
+    compressed image and the R2 are those of the prepared signals.
+    """
 
     input_spec = _ParcelCompressInputSpec
     output_spec = _ParcelCompressOutputSpec
@@ -55,6 +59,7 @@ class ParcelCompress(SimpleInterface):
             outputs["timeseries_file"],
             outputs["compressed_file"],
             outputs["metrics_file"],
+            preparation=preparation_from_inputs(self.inputs),
         )
         self._results.update(outputs)
         return runtime

@@ -16,9 +16,10 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
 
 
-class _WardTreeInputSpec(BaseInterfaceInputSpec):
+class _WardTreeInputSpec(SignalPreparationInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
     mask_file = File(exists=True, mandatory=True, desc="brain mask on the BOLD grid")
     connectivity_file = File(
@@ -36,7 +37,11 @@ class _WardTreeOutputSpec(TraitedSpec):
 
 
 class WardTree(SimpleInterface):
-    """Build the full connectivity-constrained Ward tree of a BOLD series."""
+    """Build the full connectivity-constrained Ward tree of a BOLD series.
+
+    The tree is built on the prepared signals (see the ``standardize``,
+    ``detrend``, filtering and confound inputs); by default the raw ones.
+    """
 
     input_spec = _WardTreeInputSpec
     output_spec = _WardTreeOutputSpec
@@ -44,7 +49,11 @@ class WardTree(SimpleInterface):
     def _run_interface(self, runtime):
         tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
         steps.ward_tree(
-            self.inputs.in_file, self.inputs.mask_file, self.inputs.connectivity_file, tree_file
+            self.inputs.in_file,
+            self.inputs.mask_file,
+            self.inputs.connectivity_file,
+            tree_file,
+            preparation=preparation_from_inputs(self.inputs),
         )
         self._results["tree_file"] = tree_file
         return runtime
@@ -112,6 +121,7 @@ class WardAgglomerate(SimpleInterface):
             self.inputs.connectivity_file,
             tree_file,
             n_clusters=self.inputs.n_clusters,
+            preparation=preparation_from_inputs(self.inputs),
         )
         labels_files = []
         for k in self.inputs.n_clusters:

@@ -20,7 +20,8 @@ def plot_parcellation(labels_file, mean_file, out_png, *, title=None, cut_coords
 
     Returns
     -------
-    cut_coords : tuple of 3 floats, to reuse in the other figures.
+    cut_coords : tuple of 3 floats
+        The cuts used, to reuse in the other figures.
     """
     labels_img = image.load_image(labels_file, ndim=3)
     n_parcels = int(np.asanyarray(labels_img.dataobj).max())

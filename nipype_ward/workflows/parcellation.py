@@ -16,6 +16,7 @@ from nipype_ward.interfaces import (
     WardTree,
 )
 from nipype_ward.parcels import check_n_clusters
+from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a
 #: 2 mm MNI-grid BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
@@ -26,6 +27,12 @@ def init_ward_parcellation_wf(
     *,
     n_clusters: Sequence[int] = (1000, 2000),
     neighbourhood: int = 6,
+    standardize: str | bool = False,
+    detrend: bool = False,
+    high_pass: float | None = None,
+    low_pass: float | None = None,
+    t_r: float | None = None,
+    confounds_columns: Sequence[str] = (),
     mem_gb: dict[str, float] | None = None,
     name: str = "ward_parcellation_wf",
 ):
@@ -53,6 +60,20 @@ def init_ward_parcellation_wf(
         of the mask (checked when the cut runs).
     neighbourhood : {6, 18, 26}, default=6
         Grid neighbourhood of a voxel (faces; faces and edges; all corners).
+    standardize : {False, 'zscore_sample', 'psc'}, default=False
+        Scaling of each voxel's series before the tree and the compression
+        (nilearn's meanings). False keeps the seed example's behaviour (and
+        the identity with scikit-learn); 'zscore_sample' makes Ward group
+        voxels by how their signals co-vary rather than by their intensity.
+    detrend : bool, default=False
+        Remove each voxel's linear trend first.
+    high_pass, low_pass : float, optional
+        Butterworth cutoffs in Hz.
+    t_r : float, optional
+        Repetition time in seconds; by default read from the BOLD file's JSON
+        sidecar or header (needed only for filtering).
+    confounds_columns : sequence of str, default=()
+        Columns of ``inputnode.confounds_file`` to regress out (all when empty).
     mem_gb : dict, optional
         Memory of the heavy nodes, keys ``"tree"`` and ``"compress"``, e.g.
         from :func:`nipype_ward.image.estimate_mem_gb`; defaults suit a 2 mm
@@ -67,6 +88,9 @@ def init_ward_parcellation_wf(
     mask_file
         Optional brain mask on the BOLD grid (e.g. fMRIPrep's
         ``desc-brain_mask``); when set, no EPI mask is computed.
+    confounds_file
+        Optional confounds TSV (e.g. fMRIPrep's
+        ``desc-confounds_timeseries.tsv``), regressed out before clustering.
 
     Outputs
     -------
@@ -92,10 +116,15 @@ def init_ward_parcellation_wf(
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:
         raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
+    preparation = SignalPreparation(
+        standardize=standardize, detrend=detrend, high_pass=high_pass,
+        low_pass=low_pass, t_r=t_r, confounds_columns=tuple(confounds_columns),
+    )
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "mask_file"]), name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "mask_file", "confounds_file"]),
+        name="inputnode",)
     outputnode = pe.Node(
         niu.IdentityInterface(
             fields=[
@@ -127,18 +156,24 @@ def init_ward_parcellation_wf(
         name="parcel_compress",
         mem_gb=mem_gb["compress"],
     )
+    # The same preparation feeds the tree and the compression; being node
+    # inputs, the options are part of the tree's cache key (K is not).
+    for node in (ward_tree, parcel_compress):
+        _set_preparation(node, preparation)
 
     # fmt: off
     workflow.connect([
         (inputnode, epi_mask, [("bold_file", "in_file"),
                                ("mask_file", "brain_mask_file")]),
         (epi_mask, grid_connectivity, [("mask_file", "mask_file")]),
-        (inputnode, ward_tree, [("bold_file", "in_file")]),
+        (inputnode, ward_tree, [("bold_file", "in_file"),
+                                ("confounds_file", "confounds_file")]),
         (epi_mask, ward_tree, [("mask_file", "mask_file")]),
         (grid_connectivity, ward_tree, [("connectivity_file", "connectivity_file")]),
         (ward_tree, cut_tree, [("tree_file", "tree_file")]),
         (epi_mask, cut_tree, [("mask_file", "mask_file")]),
-        (inputnode, parcel_compress, [("bold_file", "in_file")]),
+        (inputnode, parcel_compress, [("bold_file", "in_file"),
+                                      ("confounds_file", "confounds_file")]),
         (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
         (epi_mask, outputnode, [("mask_file", "mask_file"),
                                 ("mean_file", "mean_file")]),
@@ -152,3 +187,14 @@ def init_ward_parcellation_wf(
     # fmt: on
     return workflow
 
+
+def _set_preparation(node, preparation: SignalPreparation) -> None:
+    """Set the preparation options on a node, leaving unset ones undefined."""
+    node.inputs.standardize = preparation.standardize
+    node.inputs.detrend = preparation.detrend
+    for name in ("high_pass", "low_pass", "t_r"):
+        value = getattr(preparation, name)
+        if value is not None:
+            setattr(node.inputs, name, value)
+    if preparation.confounds_columns:
+        node.inputs.confounds_columns = list(preparation.confounds_columns)

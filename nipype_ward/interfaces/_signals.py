@@ -1,0 +1,55 @@
+"""Signal-preparation inputs shared by the interfaces that read BOLD signals.
+
+The trait names are a public contract: ``WardAgglomerate``, ``WardTree`` and
+``ParcelCompress`` all take them, so one set of options can feed both the
+tree and the compression.
+"""
+
+from nipype.interfaces.base import BaseInterfaceInputSpec, File, isdefined, traits
+
+from nipype_ward.signals import STANDARDIZE
+from nipype_ward.steps import SignalPreparation
+
+
+class SignalPreparationInputSpec(BaseInterfaceInputSpec):
+    standardize = traits.Enum(
+        *STANDARDIZE,
+        usedefault=True,
+        desc="scaling of each voxel's series before use (nilearn's meanings): False "
+        "(none, the seed example), 'zscore_sample' (z-score in time) or 'psc' "
+        "(percent signal change)",
+    )
+    detrend = traits.Bool(False, usedefault=True, desc="remove each voxel's linear trend")
+    high_pass = traits.Float(desc="high-pass Butterworth cutoff in Hz (needs the TR)")
+    low_pass = traits.Float(desc="low-pass Butterworth cutoff in Hz (needs the TR)")
+    t_r = traits.Float(
+        desc="repetition time in seconds; when not given, read from the JSON sidecar "
+        "(RepetitionTime) or the NIfTI header"
+    )
+    confounds_file = File(
+        exists=True,
+        desc="confound regressors (TSV with a header, one row per volume, e.g. fMRIPrep's "
+        "desc-confounds_timeseries.tsv); when given, regressed out of every voxel",
+    )
+    confounds_columns = traits.List(
+        traits.Str,
+        desc="columns of confounds_file to regress out; all columns when not given",
+    )
+
+
+def preparation_from_inputs(inputs) -> SignalPreparation:
+    """The :class:`~nipype_ward.steps.SignalPreparation` an interface's inputs ask for."""
+
+    def value(name):
+        item = getattr(inputs, name)
+        return item if isdefined(item) else None
+
+    return SignalPreparation(
+        standardize=inputs.standardize,
+        detrend=inputs.detrend,
+        high_pass=value("high_pass"),
+        low_pass=value("low_pass"),
+        t_r=value("t_r"),
+        confounds_file=value("confounds_file"),
+        confounds_columns=tuple(value("confounds_columns") or ()),
+    )

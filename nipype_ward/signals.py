@@ -1,0 +1,142 @@
+"""Signal preparation before clustering (arrays only).
+
+One function, :func:`prepare_signals`, used by every place that prepares
+voxel signals (the Ward tree and the compression), built on
+:func:`nilearn.signal.clean`: detrending, Butterworth filtering, confound
+regression and standardization are nilearn's, not re-implemented here.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from nilearn import signal as nsignal
+
+#: Accepted values of ``standardize`` (nilearn's meanings): no scaling, each
+#: voxel z-scored in time (sample standard deviation), or percent signal change.
+STANDARDIZE = (False, "zscore_sample", "psc")
+
+
+def _check_frequency(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive frequency in Hz, got {value!r}")
+    return float(value)
+
+
+def check_preparation(
+    *, standardize=False, detrend=False, high_pass=None, low_pass=None, t_r=None
+) -> dict:
+    """Validate preparation options; return them normalised.
+
+    Raises ``ValueError`` for an unknown ``standardize``, a non-positive
+    frequency, ``high_pass >= low_pass``, or a cutoff at or above Nyquist.
+    Filtering without ``t_r`` is reported by the caller, which knows the file.
+    """
+    if standardize is not False and standardize not in STANDARDIZE[1:]:
+        raise ValueError(f"standardize must be one of {STANDARDIZE}, got {standardize!r}")
+    high_pass = _check_frequency(high_pass, "high_pass")
+    low_pass = _check_frequency(low_pass, "low_pass")
+    if high_pass is not None and low_pass is not None and high_pass >= low_pass:
+        raise ValueError(f"high_pass ({high_pass} Hz) must be below low_pass ({low_pass} Hz)")
+    if t_r is not None:
+        if isinstance(t_r, bool) or not isinstance(t_r, numbers.Real) or not t_r > 0:
+            raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}")
+        t_r = float(t_r)
+        nyquist = 0.5 / t_r
+        for name, cutoff in (("high_pass", high_pass), ("low_pass", low_pass)):
+            if cutoff is not None and cutoff >= nyquist:
+                raise ValueError(
+                    f"{name} ({cutoff} Hz) must be below the Nyquist frequency "
+                    f"({nyquist:g} Hz for a TR of {t_r:g} s)"
+                )
+    return {
+        "standardize": standardize,
+        "detrend": bool(detrend),
+        "high_pass": high_pass,
+        "low_pass": low_pass,
+        "t_r": t_r,
+    }
+
+
+def filters_requested(*, high_pass=None, low_pass=None) -> bool:
+    return high_pass is not None or low_pass is not None
+
+
+def prepare_signals(
+    X,
+    *,
+    standardize=False,
+    detrend: bool = False,
+    high_pass: float | None = None,
+    low_pass: float | None = None,
+    t_r: float | None = None,
+    confounds=None,
+) -> np.ndarray:
+    """Clean voxel signals before clustering or compression.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_voxels, n_volumes)
+        Voxel time series (time along the second axis).
+    standardize : {False, 'zscore_sample', 'psc'}, default=False
+        Scaling of each voxel's series, as in :func:`nilearn.signal.clean`.
+    detrend : bool, default=False
+        Remove each voxel's linear trend.
+    high_pass, low_pass : float or None, default=None
+        Butterworth cutoffs in Hz; need ``t_r``.
+    t_r : float or None, default=None
+        Repetition time in seconds.
+    confounds : ndarray of shape (n_volumes, n_confounds) or None
+        Regressed out of every voxel (after being standardized, nilearn's
+        default).
+
+    Returns
+    -------
+    prepared : ndarray of shape (n_voxels, n_volumes)
+        ``X`` itself when nothing is asked (the seed example's behaviour,
+        which keeps the identity with scikit-learn), otherwise the output of
+        ``nilearn.signal.clean(X.T, ...)`` transposed, C-contiguous.
+
+    Notes
+    -----
+    nilearn's order applies: detrend, filter, remove confounds, standardize.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2D (n_voxels, n_volumes), got shape {X.shape}")
+    options = check_preparation(
+        standardize=standardize, detrend=detrend, high_pass=high_pass, low_pass=low_pass, t_r=t_r
+    )
+    filtering = filters_requested(high_pass=high_pass, low_pass=low_pass)
+    if filtering and options["t_r"] is None:
+        raise ValueError("high_pass/low_pass filtering needs the repetition time t_r")
+    if confounds is not None:
+        confounds = np.asarray(confounds, dtype=np.float64)
+        if confounds.ndim == 1:
+            confounds = confounds[:, None]
+        if confounds.ndim != 2 or confounds.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"confounds must have one row per volume ({X.shape[1]}), got shape "
+                f"{confounds.shape}"
+            )
+        if not np.isfinite(confounds).all():
+            raise ValueError("confounds have NaN or infinite values")
+    if not (options["standardize"] or options["detrend"] or filtering or confounds is not None):
+        return X
+    cleaned = nsignal.clean(
+        X.T,
+        detrend=options["detrend"],
+        # nilearn >= 0.14 spells "no scaling" None (False is deprecated).
+        standardize=options["standardize"] or None,
+        confounds=confounds,
+        standardize_confounds=True,
+        filter="butterworth" if filtering else False,
+        high_pass=options["high_pass"],
+        low_pass=options["low_pass"],
+        t_r=options["t_r"],
+        ensure_finite=False,
+    )
+    return np.ascontiguousarray(cleaned.T)

@@ -128,3 +128,20 @@ def test_bad_preparation_fails_before_any_work(small_data, tmp_path, args, messa
     assert proc.returncode == code
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "work").exists()
+
+
+def test_adhd_dataset_offline(small_data, tmp_path, monkeypatch):
+    """--dataset adhd goes through nilearn's fetcher, which finds the files on disk."""
+    from conftest import write_fake_adhd
+
+    paths = write_fake_adhd(tmp_path / "nilearn_data", func_img=nb.load(small_data["bold"]))
+    func = next(iter(paths.values()))[0]
+    # No route to the internet: any download attempt fails at once.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    proc = run_script("--dataset", "adhd", "--data-dir", tmp_path / "nilearn_data",
+                      "--n-clusters", 25, "--no-figures", "--nprocs", 1,
+                      "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Using the adhd dataset: {func}" in proc.stdout
+    assert np.asanyarray(nb.load(tmp_path / "out" / "ward25_labels.nii.gz").dataobj).max() == 25

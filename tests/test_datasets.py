@@ -389,32 +389,8 @@ def test_load_rejects_uncacheable_seed(tmp_path):
 # --------------------------------------------------------------------------
 # ADHD loader, offline
 # --------------------------------------------------------------------------
-# nilearn 0.14 fetch_adhd: dataset folder <data_dir>/adhd; the phenotypic CSV
-# is always required; subject k's files are data/<id>/<id>_rest_tshift_RPI_
-# voreg_mni.nii.gz and data/<id>/<id>_regressors.csv, ids from a fixed list
-# whose first two entries are these.
-ADHD_IDS = ("0010042", "0010064")
-
-
-def _fake_adhd(root, ids=ADHD_IDS[:1]):
-    adhd = root / "adhd"
-    adhd.mkdir(parents=True)
-    # "Subject" must be an integer column: nilearn formats it with 07d.
-    (adhd / "ADHD200_40subs_motion_parameters_and_phenotypics.csv").write_text(
-        "Subject,site,adhd\n" + "".join(f"{int(i)},1,0\n" for i in ids)
-    )
-    paths = {}
-    rng = np.random.default_rng(0)
-    for subject in ids:
-        folder = adhd / "data" / subject
-        folder.mkdir(parents=True)
-        func = folder / f"{subject}_rest_tshift_RPI_voreg_mni.nii.gz"
-        data = rng.random((4, 4, 4, 5), dtype=np.float32)
-        nib.save(nib.Nifti1Image(data, np.eye(4)), func)
-        confounds = folder / f"{subject}_regressors.csv"
-        confounds.write_text("motion-x\tmotion-y\n0.1\t0.2\n")
-        paths[subject] = (str(func), str(confounds))
-    return paths
+from conftest import ADHD_IDS  # noqa: E402
+from conftest import write_fake_adhd as _fake_adhd  # noqa: E402
 
 
 def test_nilearn_adhd_ids_match_fixture():

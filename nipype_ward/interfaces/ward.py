@@ -47,16 +47,21 @@ class WardTree(SimpleInterface):
     output_spec = _WardTreeOutputSpec
 
     def _run_interface(self, runtime):
+        self._write_tree(runtime)
+        return runtime
+
+    def _write_tree(self, runtime, n_clusters=()) -> str:
         tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
         steps.ward_tree(
             self.inputs.in_file,
             self.inputs.mask_file,
             self.inputs.connectivity_file,
             tree_file,
+            n_clusters=n_clusters,
             preparation=preparation_from_inputs(self.inputs),
         )
         self._results["tree_file"] = tree_file
-        return runtime
+        return tree_file
 
 
 class _CutWardTreeInputSpec(BaseInterfaceInputSpec):
@@ -101,7 +106,7 @@ class _WardAgglomerateOutputSpec(_WardTreeOutputSpec):
     )
 
 
-class WardAgglomerate(SimpleInterface):
+class WardAgglomerate(WardTree):
     """Spatially constrained Ward parcellation: build the tree once, cut it at every K.
 
     With the same data and K, the labels equal those of scikit-learn's
@@ -113,21 +118,12 @@ class WardAgglomerate(SimpleInterface):
     output_spec = _WardAgglomerateOutputSpec
 
     def _run_interface(self, runtime):
-        tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
         # n_clusters is checked before the tree is built, so a bad K fails fast.
-        steps.ward_tree(
-            self.inputs.in_file,
-            self.inputs.mask_file,
-            self.inputs.connectivity_file,
-            tree_file,
-            n_clusters=self.inputs.n_clusters,
-            preparation=preparation_from_inputs(self.inputs),
-        )
+        tree_file = self._write_tree(runtime, n_clusters=self.inputs.n_clusters)
         labels_files = []
         for k in self.inputs.n_clusters:
             labels_file = output_path(self.inputs.in_file, f"_ward{k}", runtime.cwd, ".nii.gz")
             steps.cut(tree_file, self.inputs.mask_file, k, labels_file)
             labels_files.append(labels_file)
-        self._results["tree_file"] = tree_file
         self._results["labels_files"] = labels_files
         return runtime

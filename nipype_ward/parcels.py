@@ -14,7 +14,7 @@ def check_n_clusters(n_clusters) -> list[int]:
     Accepts one integer or a sequence of them. The upper bound (the number of
     voxels) depends on the mask and is checked where the mask is known.
     """
-    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else list(n_clusters)
+    values = [n_clusters] if np.isscalar(n_clusters) else list(n_clusters)
     if not values:
         raise ValueError("n_clusters is empty: ask for at least one number of parcels")
     for k in values:

@@ -15,7 +15,7 @@ import numpy as np
 
 from nipype_ward import image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
-from nipype_ward.metrics import compression_summary
+from nipype_ward.metrics import compression_summary, truth_agreement
 from nipype_ward.parcels import check_n_clusters, expand_parcels, parcel_means
 from nipype_ward.signals import check_preparation, filters_requested, prepare_signals
 from nipype_ward.ward import build_ward_tree, cut_tree
@@ -159,20 +159,38 @@ def check_n_clusters_in_mask(n_clusters, n_voxels: int, mask_path) -> list[int]:
 
 
 def ward_tree(
-    bold_path, mask_path, connectivity_path, out_tree, *, n_clusters=(), preparation=None
+    bold_path,
+    mask_path,
+    connectivity_path,
+    out_tree,
+    *,
+    n_clusters=(),
+    preparation=None,
+    out_half_trees=None,
 ):
     """Build the Ward tree of the (prepared) masked BOLD series and write it.
 
     ``n_clusters`` is only checked here (before the heavy work), so that a
-    bad K fails fast.
+    bad K fails fast. With ``out_half_trees`` (two paths), the trees of the
+    first and of the second half of the volumes are written too, for the
+    split-half reproducibility of every cut; the halves are cut from the
+    prepared series, so filtering and confound regression see the whole run.
     """
     X, mask, bold_img = image.load_masked_bold(bold_path, mask_path)
     if n_clusters:
         check_n_clusters_in_mask(n_clusters, X.shape[0], mask_path)
     adjacency = image.load_connectivity(connectivity_path, n_voxels=X.shape[0])
     X = prepare(X, bold_path, bold_img, preparation)
+    if out_half_trees is not None and X.shape[1] < 4:
+        raise image.InputError(
+            bold_path, f"split halves need at least 4 volumes, got {X.shape[1]}"
+        )
     tree = build_ward_tree(X, adjacency)
     image.save_tree(tree, out_tree)
+    if out_half_trees is not None:
+        half = X.shape[1] // 2
+        for part, path in zip((X[:, :half], X[:, half:]), out_half_trees):
+            image.save_tree(build_ward_tree(part, adjacency), path)
     return tree
 
 
@@ -186,8 +204,43 @@ def cut(tree_path, mask_path, n_clusters: int, out_labels) -> Path:
     return image.save_labels(labels, mask, mask_img, out_labels)
 
 
+def split_half_ari(half_tree_paths, n_clusters: int, n_voxels: int) -> float:
+    """ARI between the trees of the two halves of a run, both cut at ``n_clusters``."""
+    if len(half_tree_paths) != 2:
+        raise ValueError(f"split halves need two tree files, got {len(half_tree_paths)}")
+    first, second = (
+        cut_tree(image.load_tree(path, n_leaves=n_voxels).children, n_clusters)
+        for path in half_tree_paths
+    )
+    return truth_agreement(first, second).ari
+
+
+def compare_labels(labels_path, reference_path):
+    """ARI and AMI between two label images on one grid, over voxels labelled in both.
+
+    Returns a :class:`nipype_ward.metrics.Agreement`.
+    """
+    labels_img = image.load_image(labels_path, ndim=3)
+    reference_img = image.load_image(reference_path, ndim=3)
+    image.check_same_grid(reference_img, reference_path, labels_img, labels_path)
+    labels = np.asanyarray(labels_img.dataobj)
+    reference = np.asanyarray(reference_img.dataobj)
+    both = (labels > 0) & (reference > 0)
+    if not both.any():
+        raise image.InputError(reference_path, f"no labelled voxel in common with {labels_path}")
+    return truth_agreement(labels[both], reference[both])
+
+
 def parcel_compress(
-    bold_path, labels_path, out_timeseries, out_compressed, out_metrics, *, preparation=None
+    bold_path,
+    labels_path,
+    out_timeseries,
+    out_compressed,
+    out_metrics,
+    *,
+    preparation=None,
+    connectivity_path=None,
+    half_tree_paths=(),
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
@@ -195,6 +248,12 @@ def parcel_compress(
     per volume), the compressed 4D image and the metrics JSON; returns the
     metrics. With a ``preparation``, all three are those of the prepared
     signals (the signals the parcellation was learned from).
+
+    The metrics are those of :func:`nipype_ward.metrics.compression_summary`;
+    with ``connectivity_path`` they count the non-contiguous parcels, and with
+    ``half_tree_paths`` (the trees of the two halves of the volumes, see
+    :func:`ward_tree`) they give ``split_half_ari``, the adjusted Rand index
+    between the two halves' trees cut at the same number of parcels.
     """
     bold_img = image.load_bold(bold_path)
     mask, _ = image.load_mask(labels_path, reference=bold_img, reference_path=bold_path)
@@ -202,7 +261,12 @@ def parcel_compress(
     X = prepare(image.masked_data(bold_img, mask, bold_path), bold_path, bold_img, preparation)
     means = parcel_means(X, labels)
     names = [str(value) for value in label_values]
-    metrics = compression_summary(X, labels)
+    connectivity = None
+    if connectivity_path:
+        connectivity = image.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+    metrics = compression_summary(X, labels, connectivity=connectivity)
+    if half_tree_paths:
+        metrics["split_half_ari"] = split_half_ari(half_tree_paths, len(means), X.shape[0])
     metrics["bold_file"] = str(bold_path)
     metrics["labels_file"] = str(labels_path)
     metrics["preparation"] = asdict(preparation) if preparation is not None else None

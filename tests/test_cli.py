@@ -145,3 +145,22 @@ def test_adhd_dataset_offline(small_data, tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     assert f"Using the adhd dataset: {func}" in proc.stdout
     assert np.asanyarray(nb.load(tmp_path / "out" / "ward25_labels.nii.gz").dataobj).max() == 25
+
+
+@pytest.mark.slow
+def test_the_readme_demo_on_the_embedded_data(tmp_path, monkeypatch):
+    """The README's first command, as a new user runs it (data generated offline)."""
+    monkeypatch.setenv("NIPYPE_WARD_DATA", str(tmp_path / "data"))
+    out = tmp_path / "ward_out"
+    proc = run_script("--output-dir", out, "--standardize", "zscore_sample", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Using the simulated dataset" in proc.stdout
+    for k in (1000, 2000):
+        assert f"Ward agglomeration {k} clusters: " in proc.stdout
+        metrics = json.loads((out / f"ward{k}_metrics.json").read_text())
+        assert metrics["n_parcels"] == k and metrics["n_noncontiguous"] == 0
+        # Standardized Ward on the simulation: balanced parcels, close to the truth.
+        assert metrics["parcel_size_max"] < 10 * metrics["parcel_size_median"]
+        assert metrics["true_regions_ami"] > 0.7
+        assert (out / f"ward{k}_parcellation.png").stat().st_size > 10_000
+    print(proc.stdout)  # the figures quoted in the closing notes

@@ -22,7 +22,7 @@ from nipype_ward.interfaces import (
 )
 
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
-            "confounds_columns"}
+            "confounds_columns", "connectivity_file", "half_tree_files"}
 
 INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree]
 
@@ -152,6 +152,32 @@ def test_ward_agglomerate_equals_scikit_learn(small_data, epi_outputs, tmp_path)
         assert tree["children"].shape == (mask.sum() - 1, 2)
         assert tree["sizes"][-1] == mask.sum()
         assert np.all(np.isfinite(tree["distances"]))
+
+
+def test_quality_metrics_of_a_ward_parcellation(small_data, tmp_path):
+    from nipype_ward.connectivity import grid_connectivity
+    from nipype_ward.metrics import split_half_agreement
+
+    mask_file = str(small_data["mask"])
+    conn = GridConnectivity(mask_file=mask_file).run(cwd=_dir(tmp_path / "c"))
+    ward = WardAgglomerate(
+        in_file=str(small_data["bold"]), mask_file=mask_file, n_clusters=[45],
+        connectivity_file=conn.outputs.connectivity_file, split_half=True,
+    ).run(cwd=_dir(tmp_path / "w"))
+    assert len(ward.outputs.half_tree_files) == 2
+    result = ParcelCompress(
+        in_file=str(small_data["bold"]), labels_file=ward.outputs.labels_files[0],
+        connectivity_file=conn.outputs.connectivity_file,
+        half_tree_files=ward.outputs.half_tree_files,
+    ).run(cwd=_dir(tmp_path / "p"))
+    metrics = json.loads(Path(result.outputs.metrics_file).read_text())
+    assert metrics["n_noncontiguous"] == 0  # Ward parcels are connected pieces
+    mask = nb.load(mask_file).get_fdata() > 0
+    X = nb.load(small_data["bold"]).get_fdata(dtype=np.float32)[mask]
+    expected = split_half_agreement(X, grid_connectivity(mask), 45)
+    assert metrics["split_half_ari"] == pytest.approx(expected)
+    assert -1 <= metrics["homogeneity"] <= 1
+    assert metrics["parcel_size_q1"] <= metrics["parcel_size_median"] <= metrics["parcel_size_q3"]
 
 
 def test_tree_and_cut_give_the_same_labels_as_agglomerate(small_data, epi_outputs, tmp_path):

@@ -59,8 +59,11 @@ def test_compression_summary_by_hand():
         "n_parcels": 2,
         "compression_ratio": 1.5,
         "r2": pytest.approx(1 - 4 / 28),
+        "homogeneity": pytest.approx(-1.0),  # voxels 0 and 1 anti-correlate
         "parcel_size_min": 1,
+        "parcel_size_q1": 1.25,
         "parcel_size_median": 1.5,
+        "parcel_size_q3": 1.75,
         "parcel_size_max": 2,
     }
 

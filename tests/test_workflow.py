@@ -73,7 +73,9 @@ def test_run_and_tree_is_not_rebuilt_when_k_changes(small_data, tmp_path):
     ):
         data = np.asanyarray(nb.load(labels_file).dataobj)
         assert data.max() == k and len(np.unique(data)) == k + 1
-        assert Path(metrics_file).exists()
+        metrics = __import__("json").loads(Path(metrics_file).read_text())
+        assert metrics["n_parcels"] == k and metrics["n_noncontiguous"] == 0
+        assert 0 < metrics["split_half_ari"] <= 1
     tree_file = Path(outputs["tree_file"])
     tree_stamp = tree_file.stat().st_mtime_ns
     mask_stamp = Path(outputs["mask_file"]).stat().st_mtime_ns

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nipype_ward import __version__, image
+from nipype_ward import __version__, image, steps
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.signals import STANDARDIZE
@@ -42,6 +42,7 @@ class Settings:
     preparation: SignalPreparation = SignalPreparation()
     confounds: Path | None = None
     data_dir: Path | None = None
+    true_regions: Path | None = None
     figures: bool = True
     verbose: bool = False
 
@@ -182,7 +183,10 @@ def resolve_bold(settings: Settings) -> Settings:
 
     dataset = load_bold_dataset(settings.dataset, data_dir=settings.data_dir)
     print(f"Using the {settings.dataset} dataset: {dataset.func}")
-    return replace(settings, bold=Path(dataset.func))
+    regions = dataset.get("regions")  # the simulation's ground truth
+    return replace(
+        settings, bold=Path(dataset.func), true_regions=Path(regions) if regions else None
+    )
 
 
 def run_workflow(settings: Settings):
@@ -266,8 +270,12 @@ def export(settings: Settings, outputs: dict) -> dict[int, dict]:
             shutil.copy(labels, staging / f"ward{k}_labels.nii.gz")
             shutil.copy(series, staging / f"ward{k}_timeseries.tsv")
             shutil.copy(compressed, staging / f"ward{k}_compressed.nii.gz")
-            shutil.copy(metrics, staging / f"ward{k}_metrics.json")
             results[k] = json.loads(Path(metrics).read_text())
+            if settings.true_regions is not None:
+                truth = steps.compare_labels(labels, settings.true_regions)
+                results[k]["true_regions_ari"] = truth.ari
+                results[k]["true_regions_ami"] = truth.ami
+            image.save_json(results[k], staging / f"ward{k}_metrics.json")
             if settings.figures:
                 cut_coords = plot_parcellation(
                     labels, outputs["mean_file"], staging / f"ward{k}_parcellation.png",
@@ -301,7 +309,21 @@ def report(settings: Settings, durations: dict, results: dict[int, dict]) -> Non
             f"{m['parcel_size_min']}/{m['parcel_size_median']:g}/{m['parcel_size_max']} "
             "min/median/max)"
         )
+        quality = [f"homogeneity {_fmt(m.get('homogeneity'))}"]
+        if "split_half_ari" in m:
+            quality.append(f"split-half ARI {m['split_half_ari']:.3f}")
+        if "n_noncontiguous" in m:
+            quality.append(f"{m['n_noncontiguous']} non-contiguous parcels")
+        if "true_regions_ari" in m:
+            quality.append(
+                f"true regions ARI {m['true_regions_ari']:.3f} / AMI {m['true_regions_ami']:.3f}"
+            )
+        print("    " + ", ".join(quality))
     print(f"Results in {settings.output_dir}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main(argv=None) -> int:

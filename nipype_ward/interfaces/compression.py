@@ -4,6 +4,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    traits,
 )
 
 from nipype_ward import steps
@@ -17,6 +18,16 @@ class _ParcelCompressInputSpec(SignalPreparationInputSpec):
         exists=True,
         mandatory=True,
         desc="parcel labels on the BOLD grid (positive integers inside the mask, 0 outside)",
+    )
+    connectivity_file = File(
+        exists=True,
+        desc="adjacency of the mask's voxels (.npz from GridConnectivity); when given, "
+        "the metrics count the parcels that are not one connected piece",
+    )
+    half_tree_files = traits.List(
+        File(exists=True),
+        desc="trees of the two halves of the volumes (WardTree with split_half); when "
+        "given, the metrics give the split-half adjusted Rand index at this K",
     )
 
 
@@ -32,7 +43,8 @@ class _ParcelCompressOutputSpec(TraitedSpec):
     metrics_file = File(
         exists=True,
         desc="JSON: n_voxels, n_parcels, compression_ratio, r2 of the reconstruction "
-        "over the mask, parcel_size_min/median/max",
+        "over the mask, homogeneity, parcel_size_min/q1/median/q3/max, and "
+        "n_noncontiguous / split_half_ari when their inputs are given",
     )
 
 
@@ -60,6 +72,8 @@ class ParcelCompress(SimpleInterface):
             outputs["compressed_file"],
             outputs["metrics_file"],
             preparation=preparation_from_inputs(self.inputs),
+            connectivity_path=self.inputs.connectivity_file or None,
+            half_tree_paths=self.inputs.half_tree_files or (),
         )
         self._results.update(outputs)
         return runtime

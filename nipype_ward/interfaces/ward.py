@@ -27,12 +27,22 @@ class _WardTreeInputSpec(SignalPreparationInputSpec):
         mandatory=True,
         desc="adjacency of the mask's voxels (.npz from GridConnectivity)",
     )
+    split_half = traits.Bool(
+        False,
+        usedefault=True,
+        desc="also build the trees of the first and of the second half of the volumes, "
+        "for the split-half reproducibility of every cut (see ParcelCompress)",
+    )
 
 
 class _WardTreeOutputSpec(TraitedSpec):
     tree_file = File(
         exists=True,
         desc="full Ward tree (.npz: children, distances, sizes, n_components)",
+    )
+    half_tree_files = traits.List(
+        File(exists=True),
+        desc="trees of the first and second half of the volumes (empty unless split_half)",
     )
 
 
@@ -51,16 +61,25 @@ class WardTree(SimpleInterface):
         return runtime
 
     def _write_tree(self, runtime, n_clusters=()) -> str:
-        tree_file = output_path(self.inputs.in_file, "_wardtree", runtime.cwd, ".npz")
+        in_file = self.inputs.in_file
+        tree_file = output_path(in_file, "_wardtree", runtime.cwd, ".npz")
+        half_tree_files = []
+        if self.inputs.split_half:
+            half_tree_files = [
+                output_path(in_file, f"_half{half}_wardtree", runtime.cwd, ".npz")
+                for half in (1, 2)
+            ]
         steps.ward_tree(
-            self.inputs.in_file,
+            in_file,
             self.inputs.mask_file,
             self.inputs.connectivity_file,
             tree_file,
             n_clusters=n_clusters,
             preparation=preparation_from_inputs(self.inputs),
+            out_half_trees=half_tree_files or None,
         )
         self._results["tree_file"] = tree_file
+        self._results["half_tree_files"] = half_tree_files
         return tree_file
 
 

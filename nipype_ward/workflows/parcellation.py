@@ -33,6 +33,7 @@ def init_ward_parcellation_wf(
     low_pass: float | None = None,
     t_r: float | None = None,
     confounds_columns: Sequence[str] = (),
+    split_half: bool = True,
     mem_gb: dict[str, float] | None = None,
     name: str = "ward_parcellation_wf",
 ):
@@ -74,6 +75,10 @@ def init_ward_parcellation_wf(
         sidecar or header (needed only for filtering).
     confounds_columns : sequence of str, default=()
         Columns of ``inputnode.confounds_file`` to regress out (all when empty).
+    split_half : bool, default=True
+        Also build the trees of the two halves of the volumes, so that every
+        cut reports its split-half reproducibility (``split_half_ari`` in the
+        metrics). Costs about one more tree.
     mem_gb : dict, optional
         Memory of the heavy nodes, keys ``"tree"`` and ``"compress"``, e.g.
         from :func:`nipype_ward.image.estimate_mem_gb`; defaults suit a 2 mm
@@ -111,7 +116,9 @@ def init_ward_parcellation_wf(
     compressed_files
         Compressed BOLD series (4D NIfTI), one per number of parcels.
     metrics_files
-        Compression metrics (JSON), one per number of parcels.
+        Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
+        sizes, non-contiguous parcels, split-half ARI
+        (:func:`nipype_ward.metrics.compression_summary`).
     """
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:
@@ -147,7 +154,9 @@ def init_ward_parcellation_wf(
     grid_connectivity = pe.Node(
         GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
     )
-    ward_tree = pe.Node(WardTree(), name="ward_tree", mem_gb=mem_gb["tree"])
+    ward_tree = pe.Node(
+        WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
+    )
     cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
     cut_tree.inputs.n_clusters = n_clusters
     parcel_compress = pe.MapNode(
@@ -175,6 +184,8 @@ def init_ward_parcellation_wf(
         (inputnode, parcel_compress, [("bold_file", "in_file"),
                                       ("confounds_file", "confounds_file")]),
         (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
+        (grid_connectivity, parcel_compress, [("connectivity_file", "connectivity_file")]),
+        (ward_tree, parcel_compress, [("half_tree_files", "half_tree_files")]),
         (epi_mask, outputnode, [("mask_file", "mask_file"),
                                 ("mean_file", "mean_file")]),
         (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),

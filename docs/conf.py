@@ -84,7 +84,7 @@ graphviz_output_format = "svg"
 # -- HTML ---------------------------------------------------------------------
 html_theme = "alabaster"
 html_title = f"nipype-ward {release}"
-html_static_path = []
+html_static_path = ["_static"]
 html_theme_options = {
     "description": "Spatially constrained Ward parcellation of fMRI for Nipype",
     "fixed_sidebar": True,

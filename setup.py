@@ -4,14 +4,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 # No -ffast-math: the kernel must sum in the same order as scikit-learn's
-# compute_ward_dist so that merge distances are bit-identical.
+# compute_ward_dist so that merge distances are bit-identical. Nor fused
+# multiply-adds (-ffp-contract=off), should CFLAGS target a CPU that has them:
+# a*b+c rounded once is not scikit-learn's a*b rounded, then +c rounded.
 extensions = [
     Extension(
         "nipype_ward.ward._ward_fast",
         ["nipype_ward/ward/_ward_fast.pyx"],
         include_dirs=[np.get_include()],
         language="c++",
-        extra_compile_args=["-O3", "-std=c++17"],
+        extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
 ]

@@ -14,6 +14,9 @@ from nipype_ward.ward import _ward_fast
 #: search) would be too slow to be worth it: such a mask is not a brain mask.
 MAX_COMPONENTS = 5000
 
+#: Node ids (up to ``2 * n_samples - 2``) are stored as 32-bit integers.
+MAX_SAMPLES = 2**30
+
 
 class WardTree(NamedTuple):
     """A full Ward tree over ``n_leaves`` samples.
@@ -67,20 +70,46 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
             f"connectivity describes {connectivity.shape[0]} samples "
             f"but the data has {n_samples}"
         )
-    pattern = sparse.csr_matrix(connectivity, dtype=bool, copy=True)
-    pattern.eliminate_zeros()
-    pattern.setdiag(False)
-    pattern.eliminate_zeros()
-    if (pattern != pattern.T).nnz:
+    shape = (n_samples, n_samples)
+    graph = connectivity.tocsr()  # the caller's matrix is never modified
+    if graph.has_canonical_format:
+        # The common case (grid_to_graph): sorted, no duplicates; only the
+        # diagonal and explicit zeros to drop.
+        rows = np.repeat(np.arange(n_samples, dtype=np.intp), np.diff(graph.indptr))
+        keep = (graph.indices != rows) & (graph.data != 0)
+        indices = graph.indices[keep].astype(np.intp)
+        indptr = np.zeros(n_samples + 1, dtype=np.intp)
+        np.cumsum(np.bincount(rows[keep], minlength=n_samples), out=indptr[1:])
+        pattern = sparse.csr_matrix(
+            (np.ones(len(indices), dtype=bool), indices, indptr), shape=shape
+        )
+    else:
+        edges = graph.tocoo()
+        keep = (edges.row != edges.col) & (edges.data != 0)
+        pattern = sparse.csr_matrix(
+            (np.ones(int(keep.sum()), dtype=bool), (edges.row[keep], edges.col[keep])),
+            shape=shape,
+        )
+        pattern.sum_duplicates()
+    # Symmetric iff the transpose, also canonical (CSC of the pattern), has
+    # the same structure.
+    transposed = pattern.tocsc()
+    if not (np.array_equal(pattern.indptr, transposed.indptr)
+            and np.array_equal(pattern.indices, transposed.indices)):
         raise ValueError("connectivity must be symmetric (an undirected graph)")
-    pattern.sort_indices()
     pattern.indptr = pattern.indptr.astype(np.intp, copy=False)
     pattern.indices = pattern.indices.astype(np.intp, copy=False)
     return pattern
 
 
 def check_samples(X) -> np.ndarray:
-    """Validate the data matrix and return a float64 C-ordered working copy."""
+    """Validate the data matrix and return it as a C-ordered float array.
+
+    float32 and float64 data are used as given (no copy when C-ordered): the
+    kernel only reads them, converting to float64 on the fly, which is exact.
+    Other real dtypes are converted to float64, as scikit-learn does when it
+    copies them into its float64 moments.
+    """
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2D (n_samples, n_features), got shape {X.shape}")
@@ -88,11 +117,18 @@ def check_samples(X) -> np.ndarray:
         raise ValueError(f"X must have at least one sample and one feature, got {X.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
         raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
-    moments = np.array(X, dtype=np.float64, order="C", copy=True)
-    if not np.isfinite(moments).all():
-        bad = int(np.count_nonzero(~np.isfinite(moments).all(axis=1)))
-        raise ValueError(f"X has NaN or infinite values in {bad} samples")
-    return moments
+    if X.shape[0] >= MAX_SAMPLES:
+        raise ValueError(f"X has {X.shape[0]} samples, more than supported ({MAX_SAMPLES - 1})")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
+    # Row blocks of about 1 MB: no temporary the size of X.
+    step = max(1, (1 << 20) // (X.shape[1] * X.itemsize))
+    for start in range(0, X.shape[0], step):
+        if not np.isfinite(X[start:start + step]).all():
+            bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
+            raise ValueError(f"X has NaN or infinite values in {bad} samples")
+    return X
 
 
 def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +156,17 @@ def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
     ``sklearn.cluster.ward_tree(X, connectivity=connectivity,
     return_distance=True)``: the same inertia expression is evaluated in the
     same order, and ties are broken the same way, by the larger then the
-    smaller node id of the candidate pair.
+    smaller node id of the candidate pair: candidates are ordered by
+    ``(inertia, larger id, smaller id)``, so among equal inertias the pair
+    whose larger id is smallest merges first (scikit-learn's heap tuples).
+    The result is deterministic.
+
+    *Cost.* X is read in place when it is C-ordered float32 or float64
+    (otherwise converted once), never modified; the kernel keeps the sums and
+    centroids of the merged clusters alive at a time (float64), plus small
+    per-cluster lists. On the MNI 3 mm brain mask (69,765 voxels, 176
+    volumes) this is about 0.35 s and 70 MB, against 11 s and 360 MB for
+    scikit-learn; see ``bench/bench_ward.py``.
 
     *Disconnected graphs.* Touching clusters are merged until each connected
     piece is one cluster; no edge is invented between far-apart samples (which
@@ -135,16 +181,16 @@ def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
 
 def build_ward_tree(X, connectivity) -> WardTree:
     """Like :func:`ward_tree`, returning a :class:`WardTree` with sizes."""
-    moments = check_samples(X)
-    n_samples = moments.shape[0]
+    samples = check_samples(X)
+    n_samples = samples.shape[0]
     graph = check_connectivity(connectivity, n_samples)
 
     n_merges_total = n_samples - 1
     children = np.empty((n_merges_total, 2), dtype=np.intp)
     inertia = np.empty(n_merges_total, dtype=np.float64)
     sizes = np.empty(n_merges_total, dtype=np.intp)
-    n_merges, roots, root_rows, root_sizes = _ward_fast.ward_merge(
-        moments, graph.indptr, graph.indices, children, inertia, sizes
+    n_merges, roots, root_sums, root_sizes = _ward_fast.ward_merge(
+        samples, graph.indptr, graph.indices, children, inertia, sizes
     )
     n_components = len(roots)
     if n_components > 1:
@@ -155,7 +201,7 @@ def build_ward_tree(X, connectivity) -> WardTree:
                 "remove isolated voxels from the mask"
             )
         _join_components(
-            moments[root_rows], root_sizes.astype(np.float64), roots,
+            root_sums, root_sizes.astype(np.float64), roots,
             first_node=n_samples + n_merges,
             children=children[n_merges:], inertia=inertia[n_merges:], sizes=sizes[n_merges:],
         )

@@ -7,29 +7,567 @@ inputs, this module only runs the merge loop on preallocated arrays.
 Exactness contract with scikit-learn's ``ward_tree``
 ----------------------------------------------------
 * The inertia of a pair is computed with the very expression of
-  ``sklearn.cluster._hierarchical_fast.compute_ward_dist`` (same operations, same
-  summation order, float64), so every candidate gets the same bits.
-* Candidates are ordered by ``(inertia, larger node id, smaller node id)``, the
-  order of the tuples in scikit-learn's heap, so ties are broken identically.
-* Moments are summed into the row of the merged node's first child instead of a
-  new row: ``a + b == b + a`` in IEEE arithmetic, so the sums are the same bits
-  while the working array stays (n_samples, n_features) instead of
-  (2 n_samples - 1, n_features).
+  ``sklearn.cluster._hierarchical_fast.compute_ward_dist``::
+
+      sum_t (m2[a, t] / m1[a] - m2[b, t] / m1[b]) ** 2 * (m1[a] m1[b]) / (m1[a] + m1[b])
+
+  with the same operations and the same summation order (t = 0, 1, ...) in
+  float64, so every candidate gets the same bits. Eight pairs are summed at
+  once, one SIMD lane per pair: each lane still adds its own terms in order,
+  only the CPU overlaps the independent chains (see ``nw_centroid_lanes``).
+  Nothing is reassociated, and the build has neither ``-ffast-math`` nor FMA
+  contraction.
+* ``m2[b] / m1[b]`` (a centroid) is computed once per cluster and cached: the
+  quotient is deterministic, so the cached value has the bits of
+  scikit-learn's per-evaluation quotient. For a sample ``x / 1.0 == x``, and
+  float32 converts exactly to float64, so samples are read from ``X`` as
+  given: no float64 copy of the data.
+* Merged sums are ``m2[a] + m2[b]`` in float64 like scikit-learn's, kept only
+  for the clusters alive at a given time (``a + b == b + a`` in IEEE
+  arithmetic, so it does not matter which child's row is reused).
+* The next merge is the minimum of ``(inertia, larger node id, smaller node
+  id)`` over all pairs of touching clusters, the order of the tuples in
+  scikit-learn's heap, so ties are broken identically.
+
+Data structures
+---------------
+scikit-learn pushes every pair it evaluates on one heap and skips the stale
+ones when they surface (95 % of the pops on a brain mask, out of a heap of
+half a million entries). Here each live cluster keeps the list of its touching
+clusters with the cached inertias and its best candidate, and a 4-ary heap
+over the clusters is keyed by their best candidate: the same minimum, no stale
+entries, at most ``n_samples`` entries. A merge rewrites, in each touching
+cluster's list, the entries of the two children into one entry of the new
+cluster; a cluster rescans its list (cached inertias, no arithmetic on the
+data) only when its best candidate was with a child.
+
+Memory
+------
+Only the sums and centroids of the merged clusters alive at a time are stored
+(about a quarter of the samples on a brain mask), in recycled rows; the lists
+and the per-cluster fields are small. Big blocks are huge-page backed.
+
+Speed
+-----
+The loop is bound by memory latency: a merge reads the lists of its children,
+the clusters in them, then their centroids and lists, rounds of cache misses
+anywhere in ~100 MB. Each round is prefetched as a whole as soon as its
+addresses are known (see "Prefetching").
 """
+from libc.stdint cimport int32_t
+from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
 import numpy as np
 
-from numpy cimport float64_t, intp_t
+from numpy cimport float32_t, float64_t, intp_t
 
 
-cdef struct Candidate:
+cdef extern from * nogil:
+    """
+    #include <cstddef>
+    #include <cstdint>
+    #include <cstdlib>
+    #include <cstring>
+    #include <vector>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    #if defined(__SSE2__) && !defined(NW_SCALAR)
+    #include <emmintrin.h>
+    #define NW_SSE2 1
+    #endif
+
+    /* ---- Memory ----------------------------------------------------------
+       Arrays of 2 MB or more are mapped directly, 2 MB aligned and, on Linux,
+       asked to be backed by transparent huge pages: the random accesses of
+       the merge loop then rarely miss the TLB (numpy does the same for its
+       large arrays, hence for X). Mapping them directly also gives them back
+       to the system when freed, instead of leaving them in malloc's heap. */
+    static const size_t NW_HUGE = size_t(1) << 21;
+
+    static inline void* nw_alloc(size_t n_bytes) {
+    #if defined(__linux__)
+        if (n_bytes >= NW_HUGE) {
+            const size_t rounded = (n_bytes + NW_HUGE - 1) & ~(NW_HUGE - 1);
+            void* p = mmap(nullptr, rounded + NW_HUGE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) return nullptr;
+            /* Keep the 2 MB aligned part, unmap the rest. */
+            char* base = static_cast<char*>(p);
+            char* aligned = reinterpret_cast<char*>(
+                (reinterpret_cast<uintptr_t>(base) + NW_HUGE - 1) & ~(uintptr_t(NW_HUGE) - 1));
+            if (aligned > base) munmap(base, aligned - base);
+            munmap(aligned + rounded, (base + rounded + NW_HUGE) - (aligned + rounded));
+    #if defined(MADV_HUGEPAGE)
+            madvise(aligned, rounded, MADV_HUGEPAGE);
+    #endif
+            return aligned;
+        }
+    #endif
+        return std::malloc(n_bytes > 0 ? n_bytes : 1);
+    }
+
+    static inline void nw_free(void* p, size_t n_bytes) {
+        if (p == nullptr) return;
+    #if defined(__linux__)
+        if (n_bytes >= NW_HUGE) {
+            munmap(p, (n_bytes + NW_HUGE - 1) & ~(NW_HUGE - 1));
+            return;
+        }
+    #endif
+        std::free(p);
+    }
+
+    /* A fixed-size array in nw_alloc memory, freed when it goes out of scope. */
+    template <typename T>
+    class NwArray {
+      public:
+        NwArray() {}
+        ~NwArray() { nw_free(data_, bytes_); }
+        NwArray(const NwArray&) = delete;
+        NwArray& operator=(const NwArray&) = delete;
+        bool allocate(size_t n) {
+            nw_free(data_, bytes_);
+            bytes_ = n * sizeof(T);
+            data_ = static_cast<T*>(nw_alloc(bytes_));
+            return data_ != nullptr;
+        }
+        T* data() const { return data_; }
+      private:
+        T* data_ = nullptr;
+        size_t bytes_ = 0;
+    };
+
+    /* Equal-sized chunks handed out from blocks that never move, recycled
+       most recently freed first (likely still in cache). */
+    class NwChunkPool {
+      public:
+        NwChunkPool() {}
+        ~NwChunkPool() { for (void* b : blocks_) nw_free(b, block_); }
+        NwChunkPool(const NwChunkPool&) = delete;
+        NwChunkPool& operator=(const NwChunkPool&) = delete;
+        /* Blocks of block_bytes (nw_alloc: huge pages from 2 MB), or one
+           chunk if larger. */
+        void set_sizes(size_t chunk_bytes, size_t block_bytes) {
+            chunk_ = (chunk_bytes + 63) & ~size_t(63);  /* whole cache lines */
+            per_block_ = block_bytes / chunk_;
+            if (per_block_ < 1) per_block_ = 1;
+            block_ = per_block_ * chunk_ > block_bytes ? per_block_ * chunk_ : block_bytes;
+        }
+        void* take() {  /* nullptr when out of memory */
+            if (free_.empty()) {
+                char* block = static_cast<char*>(nw_alloc(block_));
+                if (block == nullptr) return nullptr;
+                try {
+                    blocks_.push_back(block);
+                    free_.reserve(free_.size() + per_block_);
+                } catch (...) {
+                    if (blocks_.empty() || blocks_.back() != block) nw_free(block, block_);
+                    return nullptr;
+                }
+                for (size_t i = per_block_; i-- > 0;) free_.push_back(block + i * chunk_);
+            }
+            void* chunk = free_.back();
+            free_.pop_back();
+            return chunk;
+        }
+        /* No allocation: the free list had room for it when it was taken. */
+        void give_back(void* chunk) { free_.push_back(chunk); }
+      private:
+        std::vector<void*> blocks_;
+        std::vector<void*> free_;
+        size_t chunk_ = 64, per_block_ = 1, block_ = 64;
+    };
+
+    /* Lists of fixed-size items, capacities 8, 16, 32, ... items, from
+       blocks of 256 kB: a few size classes are in use at a time, and 2 MB
+       blocks each would cost more memory than their lists. */
+    class NwListPool {
+      public:
+        NwListPool() {}
+        void set_item_bytes(size_t n_bytes) {
+            for (int c = 0; c < 40; ++c)
+                pools_[c].set_sizes((size_t(8) << c) * n_bytes, size_t(1) << 18);
+        }
+        void* take(size_t n_items, Py_ssize_t* capacity) {
+            int c = 0;
+            while ((size_t(8) << c) < n_items) ++c;
+            *capacity = Py_ssize_t(8) << c;
+            return pools_[c].take();
+        }
+        void give_back(void* list, Py_ssize_t capacity) {
+            int c = 0;
+            while ((Py_ssize_t(8) << c) < capacity) ++c;
+            pools_[c].give_back(list);
+        }
+      private:
+        NwChunkPool pools_[40];
+    };
+
+    /* Ask for the cache lines of [p, p + n_bytes) ahead of use: into L1 for
+       what is needed next, into L2 only (far) for what is needed later in the
+       merge, so that it does not evict the lines in use from L1. */
+    static inline void nw_prefetch(const void* p, Py_ssize_t n_bytes, int far) {
+    #if defined(__GNUC__) || defined(__clang__)
+        const char* c = static_cast<const char*>(p);
+        if (far) {
+            for (Py_ssize_t i = 0; i < n_bytes; i += 64) __builtin_prefetch(c + i, 0, 1);
+            __builtin_prefetch(c + n_bytes - 1, 0, 1);
+        } else {
+            for (Py_ssize_t i = 0; i < n_bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+            __builtin_prefetch(c + n_bytes - 1, 0, 3);
+        }
+    #else
+        (void)p; (void)n_bytes; (void)far;
+    #endif
+    }
+
+    /* ---- Inertia sums, eight pairs at a time -----------------------------
+       Lane j gets the sum over t = 0, 1, ..., n-1 of (a_j[t] - b_j[t]) ** 2,
+       accumulated in that order from 0.0 in float64: scikit-learn's loop.
+       The squared differences of several t are computed element-wise (IEEE
+       operations give the same bits vectorised or not), then transposed so
+       that a register holding several lanes receives the terms at t, then
+       at t + 1, ...: each lane still adds its own terms in order, while the
+       independent chains of the lanes overlap. Three code paths, chosen at
+       run time (nw_simd_level): AVX2 (4 lanes per register), SSE2 (2), and
+       plain scalar code. All give the same bits; the tests run each. */
+    #define NW_LANES 8
+
+    #if defined(NW_SSE2) && (defined(__GNUC__) || defined(__clang__)) \
+        && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    #define NW_AVX2 1
+    #define NW_AVX2_FN __attribute__((target("avx2")))
+    #endif
+
+    static int nw_best_simd_level() {
+    #if defined(NW_AVX2)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2")) return 2;
+    #endif
+    #if defined(NW_SSE2)
+        return 1;
+    #else
+        return 0;
+    #endif
+    }
+    static int nw_simd_level = nw_best_simd_level();
+
+    /* Set the code path (clipped to what the CPU has); return the previous. */
+    static int nw_set_simd_level(int level) {
+        const int previous = nw_simd_level;
+        const int best = nw_best_simd_level();
+        nw_simd_level = level < 0 ? best : (level < best ? level : best);
+        return previous;
+    }
+
+    /* Element t of a lane's row: float32 for the first F lanes, float64 after. */
+    template <int F>
+    static inline double nw_at(const void* const* rows, int j, Py_ssize_t t) {
+        return j < F ? double(static_cast<const float*>(rows[j])[t])
+                     : static_cast<const double*>(rows[j])[t];
+    }
+
+    /* Scalar: the plain code path, and the last terms of the vector ones.
+       Adds the terms t0 <= t < n of each lane to sums, in order. */
+    template <int L, int F>
+    static inline void nw_tail_centroid(const double* c, const void* const* rows,
+                                        Py_ssize_t t0, Py_ssize_t n, double* sums) {
+        for (Py_ssize_t t = t0; t < n; ++t) {
+            for (int j = 0; j < L; ++j) {
+                const double d = c[t] - nw_at<F>(rows, j, t);
+                sums[j] += d * d;
+            }
+        }
+    }
+    template <typename T>
+    static inline void nw_tail_pairs(const T* const* a, const T* const* b,
+                                     Py_ssize_t t0, Py_ssize_t n, double* sums) {
+        for (Py_ssize_t t = t0; t < n; ++t) {
+            for (int j = 0; j < NW_LANES; ++j) {
+                const double d = double(a[j][t]) - double(b[j][t]);
+                sums[j] += d * d;
+            }
+        }
+    }
+
+    #if defined(NW_SSE2)
+    static inline __m128d nw_load2(const double* p) { return _mm_loadu_pd(p); }
+    static inline __m128d nw_load2(const float* p) {  /* exact conversion */
+        return _mm_cvtps_pd(_mm_castsi128_ps(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+    }
+    /* Lanes (j, j + 1) in one register: squared differences at t, t + 1 of
+       each, then the register gets the terms at t, then those at t + 1. */
+    static inline __m128d nw_add2x2(__m128d acc, __m128d d0, __m128d d1) {
+        d0 = _mm_mul_pd(d0, d0);
+        d1 = _mm_mul_pd(d1, d1);
+        acc = _mm_add_pd(acc, _mm_unpacklo_pd(d0, d1));
+        return _mm_add_pd(acc, _mm_unpackhi_pd(d0, d1));
+    }
+    template <int F>
+    static inline __m128d nw_lane2(const void* const* rows, int j, Py_ssize_t t) {
+        return j < F ? nw_load2(static_cast<const float*>(rows[j]) + t)
+                     : nw_load2(static_cast<const double*>(rows[j]) + t);
+    }
+    template <int L, int F>
+    static void nw_centroid_sse2(const double* c, const void* const* rows,
+                                 Py_ssize_t n, double* sums) {
+        __m128d acc[L / 2];
+        for (int p = 0; p < L / 2; ++p) acc[p] = _mm_setzero_pd();
+        Py_ssize_t t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const __m128d ct = _mm_loadu_pd(c + t);
+            for (int p = 0; p < L / 2; ++p)  /* unrolled, lane types folded */
+                acc[p] = nw_add2x2(acc[p], _mm_sub_pd(ct, nw_lane2<F>(rows, 2 * p, t)),
+                                   _mm_sub_pd(ct, nw_lane2<F>(rows, 2 * p + 1, t)));
+        }
+        for (int p = 0; p < L / 2; ++p) _mm_storeu_pd(sums + 2 * p, acc[p]);
+        nw_tail_centroid<L, F>(c, rows, t, n, sums);
+    }
+    template <typename T>
+    static void nw_pairs_sse2(const T* const* a, const T* const* b, Py_ssize_t n,
+                              double* sums) {
+        __m128d acc[NW_LANES / 2];
+        for (int p = 0; p < NW_LANES / 2; ++p) acc[p] = _mm_setzero_pd();
+        Py_ssize_t t = 0;
+        for (; t + 2 <= n; t += 2)
+            for (int p = 0; p < NW_LANES / 2; ++p)
+                acc[p] = nw_add2x2(acc[p],
+                                   _mm_sub_pd(nw_load2(a[2 * p] + t), nw_load2(b[2 * p] + t)),
+                                   _mm_sub_pd(nw_load2(a[2 * p + 1] + t), nw_load2(b[2 * p + 1] + t)));
+        for (int p = 0; p < NW_LANES / 2; ++p) _mm_storeu_pd(sums + 2 * p, acc[p]);
+        nw_tail_pairs(a, b, t, n, sums);
+    }
+    #endif
+
+    #if defined(NW_AVX2)
+    NW_AVX2_FN static inline __m256d nw_load4(const double* p) { return _mm256_loadu_pd(p); }
+    NW_AVX2_FN static inline __m256d nw_load4(const float* p) {  /* exact */
+        return _mm256_cvtps_pd(_mm_loadu_ps(p));
+    }
+    /* Lanes j..j+3 in one register, from their squared differences at
+       t..t+3 (r0..r3, one per lane): a 4x4 transpose, then the register
+       gets the terms at t, t + 1, t + 2, t + 3, in that order. */
+    NW_AVX2_FN static inline __m256d nw_add4x4(__m256d acc, __m256d r0, __m256d r1,
+                                               __m256d r2, __m256d r3) {
+        const __m256d u0 = _mm256_unpacklo_pd(r0, r1);  /* r0[0] r1[0] r0[2] r1[2] */
+        const __m256d u1 = _mm256_unpackhi_pd(r0, r1);  /* r0[1] r1[1] r0[3] r1[3] */
+        const __m256d u2 = _mm256_unpacklo_pd(r2, r3);
+        const __m256d u3 = _mm256_unpackhi_pd(r2, r3);
+        acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u0, u2, 0x20));  /* t */
+        acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u1, u3, 0x20));  /* t + 1 */
+        acc = _mm256_add_pd(acc, _mm256_permute2f128_pd(u0, u2, 0x31));  /* t + 2 */
+        return _mm256_add_pd(acc, _mm256_permute2f128_pd(u1, u3, 0x31)); /* t + 3 */
+    }
+    NW_AVX2_FN static inline __m256d nw_square(__m256d d) { return _mm256_mul_pd(d, d); }
+    template <int F>
+    NW_AVX2_FN static inline __m256d nw_lane4(const void* const* rows, int j, Py_ssize_t t) {
+        return j < F ? nw_load4(static_cast<const float*>(rows[j]) + t)
+                     : nw_load4(static_cast<const double*>(rows[j]) + t);
+    }
+    template <int L, int F>
+    NW_AVX2_FN static void nw_centroid_avx2(const double* c, const void* const* rows,
+                                            Py_ssize_t n, double* sums) {
+        __m256d acc[L / 4];
+        for (int g = 0; g < L / 4; ++g) acc[g] = _mm256_setzero_pd();
+        Py_ssize_t t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const __m256d ct = _mm256_loadu_pd(c + t);
+            for (int g = 0; g < L / 4; ++g) {  /* unrolled, lane types folded */
+                const int j = 4 * g;
+                acc[g] = nw_add4x4(acc[g],
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 1, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 2, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 3, t))));
+            }
+        }
+        for (int g = 0; g < L / 4; ++g) _mm256_storeu_pd(sums + 4 * g, acc[g]);
+        nw_tail_centroid<L, F>(c, rows, t, n, sums);
+    }
+    template <typename T>
+    NW_AVX2_FN static void nw_pairs_avx2(const T* const* a, const T* const* b,
+                                         Py_ssize_t n, double* sums) {
+        __m256d acc[NW_LANES / 4];
+        for (int g = 0; g < NW_LANES / 4; ++g) acc[g] = _mm256_setzero_pd();
+        Py_ssize_t t = 0;
+        for (; t + 4 <= n; t += 4) {
+            for (int g = 0; g < NW_LANES / 4; ++g) {
+                const int j = 4 * g;
+                acc[g] = nw_add4x4(acc[g],
+                                   nw_square(_mm256_sub_pd(nw_load4(a[j] + t), nw_load4(b[j] + t))),
+                                   nw_square(_mm256_sub_pd(nw_load4(a[j + 1] + t), nw_load4(b[j + 1] + t))),
+                                   nw_square(_mm256_sub_pd(nw_load4(a[j + 2] + t), nw_load4(b[j + 2] + t))),
+                                   nw_square(_mm256_sub_pd(nw_load4(a[j + 3] + t), nw_load4(b[j + 3] + t))));
+            }
+        }
+        for (int g = 0; g < NW_LANES / 4; ++g) _mm256_storeu_pd(sums + 4 * g, acc[g]);
+        nw_tail_pairs(a, b, t, n, sums);
+    }
+    #endif
+
+    template <int L, int F>
+    static void nw_centroid_any(const double* c, const void* const* rows,
+                                Py_ssize_t n, double* sums) {
+    #if defined(NW_AVX2)
+        if (nw_simd_level >= 2) { nw_centroid_avx2<L, F>(c, rows, n, sums); return; }
+    #endif
+    #if defined(NW_SSE2)
+        if (nw_simd_level >= 1) { nw_centroid_sse2<L, F>(c, rows, n, sums); return; }
+    #endif
+        for (int j = 0; j < L; ++j) sums[j] = 0.0;
+        nw_tail_centroid<L, F>(c, rows, 0, n, sums);
+    }
+
+    /* n_lanes (1..8) rows against the centroid c, the first n_float of them
+       float32. Idle lanes compare c with itself; their sums are dropped. */
+    static void nw_centroid_lanes(const double* c, const void* const* rows,
+                                  int n_lanes, int n_float, Py_ssize_t n,
+                                  double* out) {
+        const void* lanes[NW_LANES];
+        double sums[NW_LANES];
+        for (int j = 0; j < NW_LANES; ++j) lanes[j] = j < n_lanes ? rows[j] : c;
+        if (n_lanes <= 4) {
+            switch (n_float) {
+                case 0: nw_centroid_any<4, 0>(c, lanes, n, sums); break;
+                case 1: nw_centroid_any<4, 1>(c, lanes, n, sums); break;
+                case 2: nw_centroid_any<4, 2>(c, lanes, n, sums); break;
+                case 3: nw_centroid_any<4, 3>(c, lanes, n, sums); break;
+                default: nw_centroid_any<4, 4>(c, lanes, n, sums); break;
+            }
+        } else {
+            switch (n_float) {
+                case 0: nw_centroid_any<8, 0>(c, lanes, n, sums); break;
+                case 1: nw_centroid_any<8, 1>(c, lanes, n, sums); break;
+                case 2: nw_centroid_any<8, 2>(c, lanes, n, sums); break;
+                case 3: nw_centroid_any<8, 3>(c, lanes, n, sums); break;
+                case 4: nw_centroid_any<8, 4>(c, lanes, n, sums); break;
+                case 5: nw_centroid_any<8, 5>(c, lanes, n, sums); break;
+                case 6: nw_centroid_any<8, 6>(c, lanes, n, sums); break;
+                case 7: nw_centroid_any<8, 7>(c, lanes, n, sums); break;
+                default: nw_centroid_any<8, 8>(c, lanes, n, sums); break;
+            }
+        }
+        for (int j = 0; j < n_lanes; ++j) out[j] = sums[j];
+    }
+
+    /* n_lanes (1..8) pairs of rows of X (the first pass: samples only). */
+    template <typename T>
+    static void nw_pair_lanes(const T* const* a, const T* const* b, int n_lanes,
+                              Py_ssize_t n, double* out) {
+        const T* la[NW_LANES];
+        const T* lb[NW_LANES];
+        double sums[NW_LANES];
+        for (int j = 0; j < NW_LANES; ++j) {
+            la[j] = j < n_lanes ? a[j] : a[0];
+            lb[j] = j < n_lanes ? b[j] : a[0];
+        }
+    #if defined(NW_AVX2)
+        if (nw_simd_level >= 2) nw_pairs_avx2(la, lb, n, sums); else
+    #endif
+    #if defined(NW_SSE2)
+        if (nw_simd_level >= 1) nw_pairs_sse2(la, lb, n, sums); else
+    #endif
+        {
+            for (int j = 0; j < NW_LANES; ++j) sums[j] = 0.0;
+            nw_tail_pairs(la, lb, 0, n, sums);
+        }
+        for (int j = 0; j < n_lanes; ++j) out[j] = sums[j];
+    }
+
+    /* out[t] = sums[t] / w: a centroid (element-wise, so vectorised freely). */
+    #if defined(NW_AVX2)
+    NW_AVX2_FN static void nw_divide_avx2(const double* sums, double w, Py_ssize_t n,
+                                          double* out) {
+        const __m256d wv = _mm256_set1_pd(w);
+        Py_ssize_t t = 0;
+        for (; t + 4 <= n; t += 4)
+            _mm256_storeu_pd(out + t, _mm256_div_pd(_mm256_loadu_pd(sums + t), wv));
+        for (; t < n; ++t) out[t] = sums[t] / w;
+    }
+    #endif
+    static void nw_divide(const double* sums, double w, Py_ssize_t n, double* out) {
+    #if defined(NW_AVX2)
+        if (nw_simd_level >= 2) { nw_divide_avx2(sums, w, n, out); return; }
+    #endif
+        for (Py_ssize_t t = 0; t < n; ++t) out[t] = sums[t] / w;
+    }
+    """
+    const int LANES "NW_LANES"
+
+    cdef cppclass NwArray[T]:
+        bint allocate(size_t n)
+        T* data()
+
+    cdef cppclass NwChunkPool:
+        void set_sizes(size_t chunk_bytes, size_t block_bytes)
+        void* take()
+        void give_back(void* chunk)
+
+    cdef cppclass NwListPool:
+        void set_item_bytes(size_t n_bytes)
+        void* take(size_t n_items, Py_ssize_t* capacity)
+        void give_back(void* lst, Py_ssize_t capacity)
+
+    void prefetch "nw_prefetch"(const void* p, Py_ssize_t n_bytes, int far)
+    void centroid_lanes "nw_centroid_lanes"(const double* c, const void** rows,
+                                            int n_lanes, int n_float, Py_ssize_t n,
+                                            double* out)
+    void pair_lanes "nw_pair_lanes"(const float32_t** a, const float32_t** b, int n_lanes,
+                                    Py_ssize_t n, double* out)
+    void pair_lanes "nw_pair_lanes"(const float64_t** a, const float64_t** b, int n_lanes,
+                                    Py_ssize_t n, double* out)
+    void divide "nw_divide"(const double* sums, double w, Py_ssize_t n, double* out)
+    int set_simd_level "nw_set_simd_level"(int level)
+    int simd_level "nw_simd_level"
+
+
+ctypedef fused real:
+    float32_t
+    float64_t
+
+
+# --------------------------------------------------------------------------
+# Clusters, candidates and the heap of clusters
+
+
+cdef struct Key:
+    # A candidate merge, ordered as scikit-learn's heap tuples.
     float64_t inertia
-    intp_t hi
-    intp_t lo
+    int32_t hi  # larger node id
+    int32_t lo  # smaller node id
 
 
-cdef inline bint _before(const Candidate& a, const Candidate& b) noexcept nogil:
+cdef struct Edge:
+    # A touching cluster and the inertia of merging with it. Its node id is
+    # kept here too (it fits in the padding), for ties, so that rescanning a
+    # list does not visit the touching clusters' slots.
+    float64_t inertia
+    int32_t slot
+    int32_t node
+
+
+cdef struct Slot:
+    # A live cluster. Slot i starts as sample i; a merge's node takes the slot
+    # of one child and the other child's slot dies. One struct of one cache
+    # line per slot: visiting a touching cluster, including checking whether
+    # its best candidate changes, costs one miss, not one per field or array.
+    Key key             # its best candidate (its key in the heap)
+    float64_t weight    # samples under it, float64 like scikit-learn's moments
+    float64_t* row      # [sums | centroid] of a merged cluster, NULL for a sample
+    Edge* edge          # its touching clusters, with the inertia of merging
+    int32_t n_edges
+    int32_t cap_edges
+    int32_t node_id     # -1 once dead
+    int32_t seen_at     # node id of the last merge that listed it (dedup)
+    int32_t best        # slot of the other cluster of its best candidate
+    int32_t padding     # to 64 bytes
+
+
+cdef inline bint _before(const Key& a, const Key& b) noexcept nogil:
     if a.inertia != b.inertia:
         return a.inertia < b.inertia
     if a.hi != b.hi:
@@ -37,71 +575,185 @@ cdef inline bint _before(const Candidate& a, const Candidate& b) noexcept nogil:
     return a.lo < b.lo
 
 
-cdef inline void _heap_push(vector[Candidate]& heap, Candidate item) noexcept nogil:
-    heap.push_back(item)
-    cdef size_t pos = heap.size() - 1
-    cdef size_t up
-    while pos > 0:
-        up = (pos - 1) >> 1
-        if _before(item, heap[up]):
-            heap[pos] = heap[up]
-            pos = up
-        else:
-            break
-    heap[pos] = item
-
-
-cdef inline Candidate _heap_pop(vector[Candidate]& heap) noexcept nogil:
-    cdef Candidate top = heap[0]
-    cdef Candidate last = heap.back()
-    heap.pop_back()
-    cdef size_t size = heap.size()
-    cdef size_t pos = 0
-    cdef size_t child
-    if size == 0:
-        return top
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _before(heap[child + 1], heap[child]):
-            child += 1
-        if _before(heap[child], last):
-            heap[pos] = heap[child]
-            pos = child
-        else:
-            break
-    heap[pos] = last
+cdef inline Key _best_edge(const Slot* slots, int32_t s, int32_t* best) noexcept nogil:
+    """Smallest candidate among the touching clusters of slot ``s``."""
+    cdef const Slot* me = &slots[s]
+    cdef const Edge* edge = me.edge
+    cdef int32_t own = me.node_id
+    cdef int32_t other
+    cdef Key top, cand
+    cdef intp_t p
+    top.inertia = edge[0].inertia
+    other = edge[0].node
+    top.hi = other if other > own else own
+    top.lo = own if other > own else other
+    best[0] = edge[0].slot
+    for p in range(1, me.n_edges):
+        if edge[p].inertia > top.inertia:
+            continue
+        other = edge[p].node
+        cand.inertia = edge[p].inertia
+        cand.hi = other if other > own else own
+        cand.lo = own if other > own else other
+        if _before(cand, top):
+            top = cand
+            best[0] = edge[p].slot
     return top
 
 
-cdef inline float64_t _inertia(const float64_t* centroid_a, float64_t weight_a,
-                               const float64_t* moments_b, float64_t weight_b,
-                               intp_t n_features) noexcept nogil:
-    """Ward inertia of merging a (given by its centroid) and b (by its sums)."""
-    cdef float64_t total = 0.0
-    cdef float64_t diff
-    cdef intp_t t
-    if weight_b == 1.0:
-        # x / 1.0 == x exactly: skip the division for single voxels.
-        for t in range(n_features):
-            diff = centroid_a[t] - moments_b[t]
-            total += diff * diff
+# A 4-ary min-heap of slots keyed by their best candidate, with the position
+# of each slot so that its key can change in place. 4-ary: half the depth of
+# a binary heap, and the four children of a node are adjacent. The positions
+# are a compact array of their own rather than a field of Slot: a sift moves
+# several entries, and each move updates a position.
+cdef struct SlotHeap:
+    Key* key          # key[i]: key at heap position i
+    int32_t* slot     # slot[i]: slot at heap position i
+    int32_t* pos      # pos[s]: heap position of slot s, -1 if absent
+    intp_t size
+
+
+cdef inline void _sift_up(SlotHeap* h, intp_t i, Key key, int32_t s) noexcept nogil:
+    cdef intp_t up
+    while i > 0:
+        up = (i - 1) >> 2
+        if not _before(key, h.key[up]):
+            break
+        h.key[i] = h.key[up]
+        h.slot[i] = h.slot[up]
+        h.pos[h.slot[i]] = <int32_t>i
+        i = up
+    h.key[i] = key
+    h.slot[i] = s
+    h.pos[s] = <int32_t>i
+
+
+cdef inline void _sift_down(SlotHeap* h, intp_t i, Key key, int32_t s) noexcept nogil:
+    cdef intp_t first, last, c, best
+    while True:
+        first = 4 * i + 1
+        if first >= h.size:
+            break
+        last = first + 4 if first + 4 <= h.size else h.size
+        best = first
+        for c in range(first + 1, last):
+            if _before(h.key[c], h.key[best]):
+                best = c
+        if not _before(h.key[best], key):
+            break
+        h.key[i] = h.key[best]
+        h.slot[i] = h.slot[best]
+        h.pos[h.slot[i]] = <int32_t>i
+        i = best
+    h.key[i] = key
+    h.slot[i] = s
+    h.pos[s] = <int32_t>i
+
+
+cdef inline void _heap_set(SlotHeap* h, int32_t s, Key key) noexcept nogil:
+    """Insert slot ``s`` or change its key."""
+    cdef intp_t i = h.pos[s]
+    if i < 0:
+        h.size += 1
+        _sift_up(h, h.size - 1, key, s)
+    elif _before(key, h.key[i]):
+        _sift_up(h, i, key, s)
     else:
-        for t in range(n_features):
-            diff = centroid_a[t] - moments_b[t] / weight_b
-            total += diff * diff
-    return total * ((weight_a * weight_b) / (weight_a + weight_b))
+        _sift_down(h, i, key, s)
 
 
-cdef inline intp_t _find_root(vector[intp_t]& parent, intp_t node) noexcept nogil:
-    while parent[node] != node:
-        parent[node] = parent[parent[node]]  # path halving
-        node = parent[node]
-    return node
+cdef inline void _heap_remove(SlotHeap* h, int32_t s) noexcept nogil:
+    cdef intp_t i = h.pos[s]
+    cdef Key key
+    cdef int32_t moved
+    if i < 0:
+        return
+    h.pos[s] = -1
+    h.size -= 1
+    if i == h.size:
+        return
+    key = h.key[h.size]
+    moved = h.slot[h.size]
+    if _before(key, h.key[i]):
+        _sift_up(h, i, key, moved)
+    else:
+        _sift_down(h, i, key, moved)
 
 
-def ward_merge(float64_t[:, ::1] moments,
+cdef inline void _rescan(SlotHeap* h, Slot* slots, int32_t s) noexcept nogil:
+    """Recompute the best candidate of slot ``s`` and its place in the heap."""
+    slots[s].key = _best_edge(slots, s, &slots[s].best)
+    _heap_set(h, s, slots[s].key)
+
+
+cdef inline void _release_list(Slot* sl, NwListPool* pool, const Edge* first_begin,
+                               const Edge* first_end) noexcept nogil:
+    """Give a slot's list back to the pool (the samples' lists stay put)."""
+    if sl.edge != NULL and not (first_begin <= sl.edge < first_end):
+        pool.give_back(sl.edge, sl.cap_edges)
+    sl.edge = NULL
+    sl.n_edges = 0
+    sl.cap_edges = 0
+
+
+# --------------------------------------------------------------------------
+# Prefetching
+
+
+# The loop is bound by memory latency: a merge reads the slots and lists of
+# its children, the slots of the clusters in those lists, then their
+# centroids and lists, anywhere in the data. Each round is requested as soon
+# as its addresses are known, all at once, so that the misses overlap.
+# (Starting the next merge's rounds during the current one, which is
+# predictable, was tried and measured: no gain, the memory is busy enough.)
+cdef struct Prefetcher:
+    const Slot* slots
+    const char* x_data      # X, for the rows of samples
+    intp_t x_row_bytes
+    intp_t n_features
+
+
+cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s) noexcept nogil:
+    """Into L1: the sums, centroid and list of a cluster about to merge."""
+    cdef const Slot* sl = &pf.slots[s]
+    if sl.row != NULL:
+        prefetch(sl.row, 2 * pf.n_features * sizeof(float64_t), 0)
+    else:
+        prefetch(pf.x_data + s * pf.x_row_bytes, pf.x_row_bytes, 0)
+    if sl.n_edges > 0:
+        prefetch(sl.edge, sl.n_edges * sizeof(Edge), 0)
+
+
+cdef inline void _prefetch_touching(const Prefetcher* pf, int32_t s) noexcept nogil:
+    """Into L2: the centroid and list of a touching cluster."""
+    cdef const Slot* sl = &pf.slots[s]
+    if sl.row != NULL:
+        prefetch(sl.row + pf.n_features, pf.n_features * sizeof(float64_t), 1)
+    else:
+        prefetch(pf.x_data + s * pf.x_row_bytes, pf.x_row_bytes, 1)
+    if sl.n_edges > 0:
+        prefetch(sl.edge, sl.n_edges * sizeof(Edge), 1)
+
+
+cdef inline void _prefetch_lanes(const Prefetcher* pf, const Edge* edges, intp_t n) noexcept nogil:
+    """Into L1: the centroids of the next batch of touching clusters, while
+    the current batch is summed (eight rows read side by side are more
+    streams than the hardware prefetcher follows)."""
+    cdef intp_t p
+    cdef const Slot* sl
+    for p in range(n):
+        sl = &pf.slots[edges[p].slot]
+        if sl.row != NULL:
+            prefetch(sl.row + pf.n_features, pf.n_features * sizeof(float64_t), 0)
+        else:
+            prefetch(pf.x_data + edges[p].slot * pf.x_row_bytes, pf.x_row_bytes, 0)
+
+
+# --------------------------------------------------------------------------
+# The merge loop
+
+
+def ward_merge(const real[:, ::1] X,
                const intp_t[::1] indptr,
                const intp_t[::1] indices,
                intp_t[:, ::1] children,
@@ -111,10 +763,11 @@ def ward_merge(float64_t[:, ::1] moments,
 
     Parameters
     ----------
-    moments : ndarray of shape (n_samples, n_features), float64, C order
-        The samples; overwritten with cluster sums.
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C order
+        The samples; read only. ``n_samples < 2**30``.
     indptr, indices : ndarray of intp
-        CSR structure of a symmetric adjacency without diagonal.
+        CSR structure of a symmetric adjacency without diagonal nor
+        duplicate entries.
     children : ndarray of shape (n_samples - 1, 2), intp
         Filled with the merges, ``(smaller id, larger id)`` per row.
     inertia : ndarray of shape (n_samples - 1,), float64
@@ -127,105 +780,353 @@ def ward_merge(float64_t[:, ::1] moments,
     n_merges : int
         Merges done; ``n_samples - n_components`` of the graph.
     roots : ndarray of intp
-        Node ids of the remaining clusters (one per connected component).
-    root_rows : ndarray of intp
-        Row of ``moments`` holding each root's sums.
+        Node ids of the remaining clusters (one per connected component), in
+        increasing order.
+    root_sums : ndarray of shape (len(roots), n_features), float64
+        Sums of the samples under each root.
     root_sizes : ndarray of intp
         Samples under each root.
     """
-    cdef intp_t n_samples = moments.shape[0]
-    cdef intp_t n_features = moments.shape[1]
-    cdef intp_t n_nodes = 2 * n_samples - 1 if n_samples > 0 else 0
-    cdef vector[intp_t] parent = vector[intp_t](n_nodes)
-    cdef vector[intp_t] row_of = vector[intp_t](n_nodes)
-    cdef vector[intp_t] seen_by = vector[intp_t](n_nodes, -1)
-    cdef vector[float64_t] weight = vector[float64_t](n_nodes, 0.0)
-    cdef vector[char] alive = vector[char](n_nodes, 0)
-    cdef vector[vector[intp_t]] adjacent = vector[vector[intp_t]](n_nodes)
-    cdef vector[float64_t] centroid = vector[float64_t](n_features)
-    cdef vector[intp_t] around
-    cdef vector[Candidate] heap
-    cdef Candidate best, cand
-    cdef intp_t i, j, p, t, node, k, hi, lo, row_hi, row_lo, side, root
+    cdef intp_t n_samples = X.shape[0]
+    cdef intp_t n_features = X.shape[1]
+    cdef intp_t n_pairs = indptr[n_samples] // 2  # each edge is listed twice
+    if n_samples >= 2**30 or n_samples < 1 or n_features < 1:
+        raise ValueError(f"unsupported data shape {X.shape[0], X.shape[1]}")
+    cdef intp_t row_bytes = n_features * sizeof(real)
+
+    cdef NwArray[Slot] slot_store
+    cdef NwArray[Key] heap_key
+    cdef NwArray[int32_t] heap_slot
+    cdef NwArray[int32_t] heap_pos
+    # The samples' lists, in one block (CSR layout); the lists of the merged
+    # clusters come from a pool and go back to it when their cluster dies.
+    cdef NwArray[Edge] first_lists
+    cdef NwListPool list_pool
+    # Rows [sums (T) | centroid (T)] of the merged clusters alive at a time;
+    # a sample has no row: its sums and centroid are its row of X.
+    cdef NwChunkPool row_pool
+    cdef Slot* slots
+    cdef Edge* first_begin
+    cdef Edge* first_end
+    cdef SlotHeap heap
+    cdef Prefetcher pf
+
+    # Touching clusters of the new one: samples, merged clusters.
+    cdef vector[Edge] around
+    cdef vector[Edge] around_merged
+    # Lanes of a batch of inertias.
+    cdef const void* lane_row[LANES]
+    cdef const real* lane_a[LANES]
+    cdef const real* lane_b[LANES]
+    cdef int32_t pair_a[LANES]
+    cdef int32_t pair_b[LANES]
+    cdef float64_t lane_sum[LANES]
+
+    cdef intp_t i, j, p, q, t, pa, pb, n_around, n_samples_around, n_lanes, n_float
+    cdef int32_t a, b, r, s, k_id
     cdef intp_t n_merges = 0
-    cdef float64_t weight_k
+    cdef Key key, cand
+    cdef Edge edge
+    cdef Slot* sa
+    cdef Slot* sb
+    cdef Slot* sr
+    cdef Edge* lst
+    cdef float64_t w_k, v
+    cdef float64_t* row_k
+    cdef const float64_t* centroid_k
+    cdef const float64_t* other
+    cdef Py_ssize_t capacity
+    cdef bint out_of_memory = False
+
+    if not (slot_store.allocate(n_samples) and heap_key.allocate(n_samples)
+            and heap_slot.allocate(n_samples) and heap_pos.allocate(n_samples)
+            and first_lists.allocate(2 * n_pairs + 1)):
+        raise MemoryError()
+    slots = slot_store.data()
+    first_begin = first_lists.data()
+    first_end = first_begin + 2 * n_pairs + 1
+    list_pool.set_item_bytes(sizeof(Edge))
+    row_pool.set_sizes(2 * n_features * sizeof(float64_t), 1 << 21)
+    heap.key = heap_key.data()
+    heap.slot = heap_slot.data()
+    heap.pos = heap_pos.data()
+    heap.size = 0
+    around.reserve(64)
+    around_merged.reserve(64)
+    pf.slots = slots
+    pf.x_data = <const char*>&X[0, 0]
+    pf.x_row_bytes = row_bytes
+    pf.n_features = n_features
 
     with nogil:
+        # ---- First pass: the inertia of every pair of touching samples ----
         for i in range(n_samples):
-            parent[i] = i
-            row_of[i] = i
-            weight[i] = 1.0
-            alive[i] = 1
+            sa = &slots[i]
+            sa.weight = 1.0
+            sa.row = NULL
+            sa.edge = first_begin + indptr[i]
+            sa.n_edges = 0
+            sa.cap_edges = <int32_t>(indptr[i + 1] - indptr[i])
+            sa.node_id = <int32_t>i
+            sa.seen_at = -1
+            sa.best = -1
+            heap.pos[i] = -1
+        q = 0
+        for i in range(n_samples):
             for p in range(indptr[i], indptr[i + 1]):
                 j = indices[p]
-                if j == i:
-                    continue
-                adjacent[i].push_back(j)
-                if j < i:
-                    cand.inertia = _inertia(&moments[i, 0], 1.0, &moments[j, 0],
-                                            1.0, n_features)
-                    cand.hi = i
-                    cand.lo = j
-                    _heap_push(heap, cand)
-        for i in range(n_samples, n_nodes):
-            parent[i] = i
+                if j < i:  # each pair once, from its larger sample
+                    pair_a[q] = <int32_t>i
+                    pair_b[q] = <int32_t>j
+                    lane_a[q] = &X[i, 0]
+                    lane_b[q] = &X[j, 0]
+                    q += 1
+                    if q == LANES:
+                        pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
+                        _store_pairs(slots, pair_a, pair_b, lane_sum, q)
+                        q = 0
+        if q > 0:
+            pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
+            _store_pairs(slots, pair_a, pair_b, lane_sum, q)
 
-        k = n_samples
-        while heap.size() > 0:
-            best = _heap_pop(heap)
-            hi = best.hi
-            lo = best.lo
-            if not (alive[hi] and alive[lo]):
-                continue  # stale: one side was merged since it was queued
-            row_hi = row_of[hi]
-            row_lo = row_of[lo]
-            for t in range(n_features):
-                moments[row_hi, t] += moments[row_lo, t]
-            weight_k = weight[hi] + weight[lo]
-            weight[k] = weight_k
-            row_of[k] = row_hi
-            alive[hi] = 0
-            alive[lo] = 0
-            alive[k] = 1
-            parent[hi] = k
-            parent[lo] = k
-            children[n_merges, 0] = lo
-            children[n_merges, 1] = hi
-            inertia[n_merges] = best.inertia
-            sizes[n_merges] = <intp_t>weight_k
+        for i in range(n_samples):
+            if slots[i].n_edges > 0:
+                slots[i].key = _best_edge(slots, <int32_t>i, &slots[i].best)
+                heap.key[heap.size] = slots[i].key
+                heap.slot[heap.size] = <int32_t>i
+                heap.pos[i] = <int32_t>heap.size
+                heap.size += 1
+        # Floyd's heapify: O(n), instead of n pushes.
+        if heap.size > 1:
+            for p in range((heap.size - 2) // 4, -1, -1):
+                _sift_down(&heap, p, heap.key[p], heap.slot[p])
+
+        # ---- Merges -------------------------------------------------------
+        while heap.size > 0:
+            key = heap.key[0]
+            a = heap.slot[0]
+            sa = &slots[a]
+            b = sa.best
+            sb = &slots[b]
+            _prefetch_child(&pf, a)
+            _prefetch_child(&pf, b)
+            for p in range(sa.n_edges):
+                prefetch(&slots[sa.edge[p].slot], sizeof(Slot), 0)
+            for p in range(sb.n_edges):
+                prefetch(&slots[sb.edge[p].slot], sizeof(Slot), 0)
+
+            k_id = <int32_t>(n_samples + n_merges)
+            w_k = sa.weight + sb.weight
+            children[n_merges, 0] = key.lo
+            children[n_merges, 1] = key.hi
+            inertia[n_merges] = key.inertia
+            sizes[n_merges] = <intp_t>w_k
             n_merges += 1
 
-            for t in range(n_features):
-                centroid[t] = moments[row_hi, t] / weight_k
+            # Sums of the new cluster, in the row of a merged child when there
+            # is one, then its centroid.
+            if sa.row == NULL and sb.row != NULL:
+                row_k = sb.row
+                sb.row = NULL
+                for t in range(n_features):
+                    row_k[t] += <float64_t>X[a, t]
+            elif sa.row == NULL:
+                row_k = <float64_t*>row_pool.take()
+                if row_k == NULL:
+                    out_of_memory = True
+                    break
+                for t in range(n_features):
+                    row_k[t] = <float64_t>X[a, t] + <float64_t>X[b, t]
+            elif sb.row == NULL:
+                row_k = sa.row
+                for t in range(n_features):
+                    row_k[t] += <float64_t>X[b, t]
+            else:
+                row_k = sa.row
+                other = sb.row
+                for t in range(n_features):
+                    row_k[t] += other[t]
+                row_pool.give_back(sb.row)
+                sb.row = NULL
+            divide(row_k, w_k, n_features, row_k + n_features)
+            centroid_k = row_k + n_features
+            sa.row = row_k
 
-            # The new cluster touches the current roots of both children's
-            # neighbours, each listed once.
+            # Slot a now holds the new cluster; b dies.
+            sa.node_id = k_id
+            sa.weight = w_k
+            sb.node_id = -1
+            _heap_remove(&heap, b)
+
+            # Touching clusters of the new one: those of either child, once;
+            # samples first, so that float32 lanes come first in the batches.
+            sa.seen_at = k_id
+            sb.seen_at = k_id
             around.clear()
-            for side in range(2):
-                node = hi if side == 0 else lo
-                for p in range(<intp_t>adjacent[node].size()):
-                    root = _find_root(parent, adjacent[node][p])
-                    if root != k and seen_by[root] != k:
-                        seen_by[root] = k
-                        around.push_back(root)
-                vector[intp_t]().swap(adjacent[node])  # free the dead lists
-            for p in range(<intp_t>around.size()):
-                root = around[p]
-                adjacent[root].push_back(k)
-                cand.inertia = _inertia(&centroid[0], weight_k,
-                                        &moments[row_of[root], 0], weight[root],
-                                        n_features)
-                cand.hi = k
-                cand.lo = root
-                _heap_push(heap, cand)
-            adjacent[k] = around
-            k += 1
+            around_merged.clear()
+            for s in range(2):
+                lst = sa.edge if s == 0 else sb.edge
+                for p in range(sa.n_edges if s == 0 else sb.n_edges):
+                    r = lst[p].slot
+                    sr = &slots[r]
+                    if sr.seen_at != k_id:
+                        sr.seen_at = k_id
+                        edge.slot = r
+                        edge.node = sr.node_id
+                        if sr.row == NULL:
+                            around.push_back(edge)
+                        else:
+                            around_merged.push_back(edge)
+                        _prefetch_touching(&pf, r)
+            n_samples_around = <intp_t>around.size()
+            for p in range(<intp_t>around_merged.size()):
+                around.push_back(around_merged[p])
+            n_around = <intp_t>around.size()
 
-    roots = np.array([node for node in range(n_samples + n_merges) if alive[node]],
-                     dtype=np.intp)
-    root_rows = np.array([row_of[node] for node in roots], dtype=np.intp)
-    root_sizes = np.array([<intp_t>weight[node] for node in roots], dtype=np.intp)
-    return n_merges, roots, root_rows, root_sizes
+            # Their inertias with the new cluster, LANES at a time.
+            _prefetch_lanes(&pf, around.data(), n_around if n_around < LANES else LANES)
+            p = 0
+            while p < n_around:
+                n_lanes = n_around - p if n_around - p < LANES else LANES
+                if p + n_lanes < n_around:
+                    q = n_around - p - n_lanes
+                    _prefetch_lanes(&pf, around.data() + p + n_lanes, q if q < LANES else LANES)
+                if real is float32_t:
+                    n_float = n_samples_around - p
+                    n_float = 0 if n_float < 0 else (n_lanes if n_float > n_lanes else n_float)
+                else:
+                    n_float = 0  # float64 samples: read like centroids
+                for q in range(n_lanes):
+                    r = around[p + q].slot
+                    if slots[r].row == NULL:
+                        lane_row[q] = &X[r, 0]
+                    else:
+                        lane_row[q] = slots[r].row + n_features
+                centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float,
+                               n_features, lane_sum)
+                for q in range(n_lanes):
+                    sr = &slots[around[p + q].slot]
+                    around[p + q].inertia = lane_sum[q] * ((w_k * sr.weight) / (w_k + sr.weight))
+                p += n_lanes
+
+            # Each touching cluster r: its edges to a and b become one edge
+            # to the new cluster (in slot a), and its best candidate is
+            # updated; a full rescan only if that best was with a child.
+            for p in range(n_around):
+                if p + 4 < n_around:  # into L1, a few clusters ahead
+                    sr = &slots[around[p + 4].slot]
+                    prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
+                r = around[p].slot
+                v = around[p].inertia
+                sr = &slots[r]
+                lst = sr.edge
+                pa = -1
+                pb = -1
+                for q in range(sr.n_edges):
+                    s = lst[q].slot
+                    if s == a:
+                        pa = q
+                    elif s == b:
+                        pb = q
+                if pa < 0:
+                    pa = pb
+                    pb = -1
+                    lst[pa].slot = a
+                lst[pa].inertia = v
+                lst[pa].node = k_id
+                if pb >= 0:
+                    sr.n_edges -= 1
+                    lst[pb] = lst[sr.n_edges]
+
+                if sr.best == a or sr.best == b:
+                    _rescan(&heap, slots, r)
+                else:
+                    cand.inertia = v
+                    cand.hi = k_id
+                    cand.lo = sr.node_id
+                    if _before(cand, sr.key):
+                        sr.key = cand
+                        sr.best = a
+                        _heap_set(&heap, r, cand)
+
+            # The new cluster's list, in a child's buffer when one is large
+            # enough; the other buffer goes back to the pool.
+            if sa.cap_edges < n_around:
+                if sb.cap_edges >= n_around:
+                    lst = sa.edge
+                    sa.edge = sb.edge
+                    sb.edge = lst
+                    q = sa.cap_edges
+                    sa.cap_edges = sb.cap_edges
+                    sb.cap_edges = <int32_t>q
+                else:
+                    _release_list(sa, &list_pool, first_begin, first_end)
+                    sa.edge = <Edge*>list_pool.take(n_around, &capacity)
+                    sa.cap_edges = <int32_t>capacity
+                    if sa.edge == NULL:
+                        out_of_memory = True
+                        break
+            _release_list(sb, &list_pool, first_begin, first_end)
+            if n_around > 0:
+                memcpy(sa.edge, around.data(), n_around * sizeof(Edge))
+            sa.n_edges = <int32_t>n_around
+            if n_around > 0:
+                _rescan(&heap, slots, a)
+            else:
+                _heap_remove(&heap, a)  # its connected piece is done
+
+    if out_of_memory:
+        raise MemoryError("out of memory in the Ward merge loop")
+    roots_list = []
+    for i in range(n_samples):
+        if slots[i].node_id >= 0:
+            roots_list.append((slots[i].node_id, i))
+    roots_list.sort()
+    n_roots = len(roots_list)
+    roots = np.empty(n_roots, dtype=np.intp)
+    root_sums = np.empty((n_roots, n_features), dtype=np.float64)
+    root_sizes = np.empty(n_roots, dtype=np.intp)
+    for p, (node, s) in enumerate(roots_list):
+        roots[p] = node
+        root_sizes[p] = <intp_t>slots[s].weight
+        if slots[s].row == NULL:
+            root_sums[p] = np.asarray(X[s], dtype=np.float64)
+        else:
+            for t in range(n_features):
+                root_sums[p, t] = slots[s].row[t]
+    return n_merges, roots, root_sums, root_sizes
+
+
+cdef inline void _store_pairs(Slot* slots, const int32_t* pair_a, const int32_t* pair_b,
+                              const float64_t* lane_sum, intp_t n) noexcept nogil:
+    """Store the inertias of a batch of sample pairs in both samples' lists."""
+    cdef Slot* s
+    cdef intp_t q
+    cdef float64_t v
+    for q in range(n):
+        v = lane_sum[q] * 0.5  # (1 * 1) / (1 + 1), exactly
+        s = &slots[pair_a[q]]
+        s.edge[s.n_edges].inertia = v
+        s.edge[s.n_edges].slot = pair_b[q]
+        s.edge[s.n_edges].node = pair_b[q]
+        s.n_edges += 1
+        s = &slots[pair_b[q]]
+        s.edge[s.n_edges].inertia = v
+        s.edge[s.n_edges].slot = pair_a[q]
+        s.edge[s.n_edges].node = pair_a[q]
+        s.n_edges += 1
+
+
+def _simd_level(level=None):
+    """The code path of the inertia sums: 2 AVX2, 1 SSE2, 0 plain C++.
+
+    With ``level``, switch to it (clipped to what the CPU supports; -1: the
+    best) and return the previous one. All paths give the same bits; this is
+    here so that the tests can check each of them.
+    """
+    if level is None:
+        return simd_level
+    return set_simd_level(int(level))
 
 
 def cut_labels(const intp_t[:, ::1] children, intp_t n_leaves, intp_t n_clusters):

@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""Benchmark our exact Ward tree against scikit-learn's, on a brain-sized grid.
+
+Usage::
+
+    python bench/bench_ward.py [--grid 3mm|2mm] [--volumes N] [--repeat R]
+
+Data: the MNI152 brain mask bundled with nilearn (``load_mni152_brain_mask``,
+no download) at 3 or 2 mm, its 6-neighbour grid graph
+(``sklearn.feature_extraction.image.grid_to_graph``), and X the masked voxels
+of the simulated rest-fMRI run of ``nipype_ward.datasets.simulate_rest_fmri``
+(``random_state=0``), float32 of shape (n_voxels, n_volumes). A first
+subprocess writes X and the graph to a temporary directory (deleted at the
+end); each implementation then runs in its own subprocess on those same
+arrays, so that its peak resident memory (``ru_maxrss``) is its own (the
+parent stays small: on Linux a child's ``ru_maxrss`` starts at its parent's
+peak). The baseline printed is that peak right after the child's imports and
+data loading: ``peak - baseline`` is what the algorithm itself added.
+
+Nothing in the repository is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRIDS = {"3mm": 3, "2mm": 2}
+
+
+# --------------------------------------------------------------------------
+# Child: one implementation, timed, in a fresh process
+
+
+def _max_rss_mb() -> float:
+    import resource
+
+    # Linux reports kilobytes, macOS bytes.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _child(which: str, data_dir: Path, repeat: int) -> None:
+    from scipy import sparse
+
+    if which == "sklearn":
+        from sklearn.cluster import ward_tree
+
+        def run(X, connectivity):
+            children, _, _, _, distances = ward_tree(
+                X, connectivity=connectivity, return_distance=True
+            )
+            return children, distances
+    else:
+        from nipype_ward.ward import ward_tree as run
+
+    X = np.load(data_dir / "X.npy")
+    connectivity = sparse.load_npz(data_dir / "connectivity.npz")
+    baseline = _max_rss_mb()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        children, distances = run(X, connectivity)
+        times.append(time.perf_counter() - start)
+    np.save(data_dir / f"{which}_children.npy", np.asarray(children))
+    np.save(data_dir / f"{which}_distances.npy", np.asarray(distances))
+    print(json.dumps({"times": times, "baseline_mb": baseline, "peak_mb": _max_rss_mb()}))
+
+
+def _run_child(which: str, data_dir: Path, repeat: int) -> dict:
+    # stdout carries the result; stderr (errors, warnings) goes to the terminal.
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", which,
+         "--data", str(data_dir), "--repeat", str(repeat)],
+        check=True, stdout=subprocess.PIPE, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------
+# Data (in the "prepare" child), then the parent: children and report
+
+
+def _load_data(resolution: int, n_volumes: int):
+    """Brain mask, its grid graph and the masked simulated run."""
+    from nilearn.datasets import load_mni152_brain_mask
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    mask = np.asarray(load_mni152_brain_mask(resolution=resolution).dataobj) > 0
+    connectivity = grid_to_graph(*mask.shape, mask=mask).tocsr()
+    try:
+        from nipype_ward.datasets import simulate_rest_fmri
+    except ImportError:
+        # Only if the simulation module is missing: a spatially smooth random
+        # signal, so that the merge order is not that of white noise.
+        from scipy import ndimage
+
+        source = "FALLBACK smooth random signal (nipype_ward.datasets missing)"
+        rng = np.random.default_rng(0)
+        X = np.empty((int(mask.sum()), n_volumes), dtype=np.float32)
+        for t in range(n_volumes):
+            X[:, t] = ndimage.gaussian_filter(rng.standard_normal(mask.shape), 1.5)[mask]
+    else:
+        source = f"simulate_rest_fmri(resolution={resolution}, n_volumes={n_volumes}, random_state=0)"
+        sim = simulate_rest_fmri(resolution=resolution, n_volumes=n_volumes, random_state=0)
+        bold = np.asarray(sim.bold_img.dataobj)
+        if bold.shape[:3] != mask.shape:
+            raise RuntimeError(f"simulated grid {bold.shape[:3]} is not the mask's {mask.shape}")
+        X = np.ascontiguousarray(bold[mask], dtype=np.float32)
+        del sim, bold
+    return X, connectivity, source
+
+
+def _prepare(resolution: int, n_volumes: int, data_dir: Path) -> None:
+    """Child: write X, the graph and a description of them to ``data_dir``."""
+    from scipy import sparse
+
+    start = time.perf_counter()
+    X, connectivity, source = _load_data(resolution, n_volumes)
+    np.save(data_dir / "X.npy", X)
+    sparse.save_npz(data_dir / "connectivity.npz", connectivity, compressed=False)
+    n_edges = (connectivity.nnz - int(np.count_nonzero(connectivity.diagonal()))) // 2
+    meta = {"source": source, "n_voxels": X.shape[0], "n_volumes": X.shape[1],
+            "n_edges": n_edges, "seconds": time.perf_counter() - start}
+    (data_dir / "meta.json").write_text(json.dumps(meta))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="3mm")
+    parser.add_argument("--volumes", type=int, default=176)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each implementation (the best time is kept)")
+    parser.add_argument("--child", choices=("prepare", "sklearn", "ours"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.volumes < 1:
+        parser.error("--repeat and --volumes must be positive")
+    if args.child == "prepare":
+        _prepare(GRIDS[args.grid], args.volumes, args.data)
+        return
+    if args.child:
+        _child(args.child, args.data, args.repeat)
+        return
+
+    # Everything heavy happens in children: on Linux a child's ru_maxrss
+    # starts at its parent's peak, so this process must stay small.
+    with tempfile.TemporaryDirectory(prefix="bench_ward_") as tmp:
+        data_dir = Path(tmp)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", "prepare",
+             "--grid", args.grid, "--volumes", str(args.volumes), "--data", str(data_dir)],
+            check=True,
+        )
+        meta = json.loads((data_dir / "meta.json").read_text())
+        print(f"data      : {meta['source']}  ({meta['seconds']:.1f} s)")
+        print(f"sizes     : n_voxels={meta['n_voxels']}  n_volumes={meta['n_volumes']}  "
+              f"n_edges={meta['n_edges']}  (MNI152 {args.grid} brain mask, 6-neighbour grid)")
+        print(f"repeat    : {args.repeat} (best time kept)", flush=True)
+
+        results = {which: _run_child(which, data_dir, args.repeat)
+                   for which in ("sklearn", "ours")}
+        ref_children = np.load(data_dir / "sklearn_children.npy")
+        ref_distances = np.load(data_dir / "sklearn_distances.npy")
+        children = np.load(data_dir / "ours_children.npy")
+        distances = np.load(data_dir / "ours_distances.npy")
+
+    print()
+    print(f"{'':12}{'time (s)':>10}{'peak RSS (MB)':>15}{'baseline (MB)':>15}{'increment (MB)':>16}")
+    for which, label in (("sklearn", "sklearn"), ("ours", "nipype_ward")):
+        r = results[which]
+        print(f"{label:12}{min(r['times']):10.3f}{r['peak_mb']:15.1f}{r['baseline_mb']:15.1f}"
+              f"{r['peak_mb'] - r['baseline_mb']:16.1f}")
+    sk, us = results["sklearn"], results["ours"]
+    print()
+    print(f"speed ratio (sklearn / ours)            : {min(sk['times']) / min(us['times']):.1f}x")
+    print(f"memory ratio, peak RSS (ours / sklearn) : {us['peak_mb'] / sk['peak_mb']:.3f}")
+    print(f"memory ratio, increment (ours / sklearn): "
+          f"{(us['peak_mb'] - us['baseline_mb']) / (sk['peak_mb'] - sk['baseline_mb']):.3f}")
+    if children.shape == ref_children.shape:
+        same = float(np.mean(np.all(children == ref_children, axis=1)))
+        max_diff = float(np.max(np.abs(distances - ref_distances), initial=0.0))
+        print(f"identical merges                        : {100 * same:.3f} % "
+              f"of {len(children)} rows")
+        print(f"max |distance difference|               : {max_diff:.3g}")
+    else:
+        print(f"trees differ in shape: {children.shape} vs {ref_children.shape}")
+
+
+if __name__ == "__main__":
+    main()

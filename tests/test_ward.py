@@ -1,0 +1,439 @@
+"""Exactness, structure and input checks of the compiled Ward tree.
+
+The reference is scikit-learn's ``ward_tree``: on a connected graph ours must
+give the same merges and the same distances, bit for bit. Data are continuous
+random values drawn from hypothesis-controlled seeds, so exact ties are not
+expected (and where they happen, both break them the same way).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.cluster import ward_tree as sklearn_ward_tree
+from sklearn.feature_extraction.image import grid_to_graph
+
+from nipype_ward.ward import MAX_COMPONENTS, _ward_fast, build_ward_tree, cut_tree, ward_tree
+
+# No example database in the working tree; no deadline (timings vary on a
+# loaded machine, and each example also runs scikit-learn).
+SETTINGS = dict(deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+seeds = st.integers(0, 2**32 - 1)
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+# --------------------------------------------------------------------------
+# Graphs and data
+
+
+def random_connected_graph(rng, n, n_extra):
+    """A random spanning tree plus ``n_extra`` random edges, symmetric CSR."""
+    order = rng.permutation(n)
+    rows, cols = [], []
+    for i in range(1, n):
+        rows.append(order[i])
+        cols.append(order[rng.integers(0, i)])
+    if n > 1:
+        rows.extend(rng.integers(0, n, n_extra))
+        cols.extend(rng.integers(0, n, n_extra))
+    rows, cols = np.asarray(rows, dtype=int), np.asarray(cols, dtype=int)
+    keep = rows != cols
+    rows, cols = rows[keep], cols[keep]
+    graph = sparse.coo_matrix(
+        (np.ones(2 * len(rows)), (np.r_[rows, cols], np.r_[cols, rows])), shape=(n, n)
+    ).tocsr()
+    graph.data[:] = 1.0  # duplicates were summed
+    return graph
+
+
+def random_blob(rng, shape, size):
+    """A 6-connected random mask of ``size`` voxels grown from one seed voxel."""
+    mask = np.zeros(shape, dtype=bool)
+    start = tuple(int(rng.integers(0, s)) for s in shape)
+    mask[start] = True
+    frontier = [start]
+    steps = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
+    while mask.sum() < size:
+        voxel = frontier[int(rng.integers(0, len(frontier)))]
+        step = steps[int(rng.integers(0, 6))]
+        nxt = tuple(v + d for v, d in zip(voxel, step))
+        if all(0 <= v < s for v, s in zip(nxt, shape)) and not mask[nxt]:
+            mask[nxt] = True
+            frontier.append(nxt)
+    return mask
+
+
+def simd_levels():
+    """The code paths of the kernel's sums this CPU can run (0: plain C++)."""
+    previous = _ward_fast._simd_level(-1)  # the best one
+    best = _ward_fast._simd_level()
+    _ward_fast._simd_level(previous)
+    return list(range(best + 1))
+
+
+SIMD_LEVELS = simd_levels()
+
+
+def reference(X, graph):
+    children, _, _, _, distances = sklearn_ward_tree(
+        X, connectivity=graph, return_distance=True
+    )
+    return children, distances
+
+
+def assert_same_as_sklearn(X, graph):
+    """Ours, with each SIMD code path, against scikit-learn: bit-identical."""
+    ref_children, ref_distances = reference(X, graph)
+    previous = _ward_fast._simd_level()
+    try:
+        for level in SIMD_LEVELS:
+            _ward_fast._simd_level(level)
+            children, distances = ward_tree(X, graph)
+            np.testing.assert_array_equal(children, ref_children)
+            # Bit-identical, not merely close.
+            np.testing.assert_array_equal(distances, ref_distances)
+    finally:
+        _ward_fast._simd_level(previous)
+    return children, distances
+
+
+def leaves_of(children, n_leaves):
+    """Leaves under every node, as a list of sets indexed by node id."""
+    members = [{i} for i in range(n_leaves)]
+    for a, b in children:
+        members.append(members[a] | members[b])
+    return members
+
+
+def is_connected_within(graph, leaves):
+    sub = graph[leaves][:, leaves]
+    return connected_components(sub, directed=False)[0] == 1
+
+
+def same_partition(labels, other):
+    """True if the two labelings are equal up to a renumbering."""
+    pairs = set(zip(labels.tolist(), other.tolist()))
+    return len(pairs) == len(set(labels.tolist())) == len(set(other.tolist()))
+
+
+# --------------------------------------------------------------------------
+# Exactness against scikit-learn
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(n=st.integers(2, 60), n_features=st.integers(1, 8),
+       n_extra=st.integers(0, 400), seed=seeds, dtype=dtypes)
+def test_random_graphs_match_sklearn(n, n_features, n_extra, seed, dtype):
+    rng = np.random.default_rng(seed)
+    graph = random_connected_graph(rng, n, n_extra)
+    X = rng.standard_normal((n, n_features)).astype(dtype)
+    assert_same_as_sklearn(X, graph)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(shape=st.tuples(*[st.integers(2, 6)] * 3), fill=st.floats(0.05, 1.0),
+       n_features=st.integers(1, 8), seed=seeds, dtype=dtypes)
+def test_grid_blobs_match_sklearn(shape, fill, n_features, seed, dtype):
+    rng = np.random.default_rng(seed)
+    size = max(2, min(60, int(fill * np.prod(shape))))
+    mask = random_blob(rng, shape, size)
+    graph = grid_to_graph(*shape, mask=mask)  # 6-neighbour, with the diagonal
+    # Values of a real scale and offset, like a BOLD series.
+    X = (800 + 20 * rng.standard_normal((size, n_features))).astype(dtype)
+    assert_same_as_sklearn(X, graph)
+
+
+def test_simd_levels_are_available():
+    assert SIMD_LEVELS[0] == 0 and len(SIMD_LEVELS) >= 1
+    assert _ward_fast._simd_level() == SIMD_LEVELS[-1], "the best path is the default"
+
+
+def test_full_grid_and_larger_graph_match_sklearn(rng):
+    mask = np.ones((9, 8, 7), dtype=bool)
+    graph = grid_to_graph(*mask.shape, mask=mask)
+    X = rng.standard_normal((mask.sum(), 30)).astype(np.float32)
+    assert_same_as_sklearn(X, graph)
+    graph = random_connected_graph(rng, 1500, 3000)
+    assert_same_as_sklearn(rng.standard_normal((1500, 12)), graph)
+
+
+def test_input_dtypes_and_layouts(rng):
+    graph = random_connected_graph(rng, 40, 40)
+    X = rng.standard_normal((40, 5))
+    ref = reference(X, graph)
+    for variant in (np.asfortranarray(X), X[:, ::-1][:, ::-1], X.tolist()):
+        children, distances = ward_tree(variant, graph)
+        np.testing.assert_array_equal(children, ref[0])
+        np.testing.assert_array_equal(distances, ref[1])
+    ints = rng.integers(-1000, 1000, (40, 5))
+    assert_same_as_sklearn(ints, graph)
+    # The inputs are read, never written.
+    X_copy, graph_copy = X.copy(), graph.copy()
+    ward_tree(X, graph)
+    np.testing.assert_array_equal(X, X_copy)
+    assert (graph != graph_copy).nnz == 0 and graph.has_canonical_format
+    # Other sparse formats, duplicate entries, a diagonal, and explicit zeros
+    # (which are not edges).
+    coo = graph.tocoo()
+    non_edges = np.argwhere((graph.toarray() == 0) & ~np.eye(40, dtype=bool))[:3]
+    rows = np.r_[coo.row, coo.row, np.arange(40), non_edges[:, 0], non_edges[:, 1]]
+    cols = np.r_[coo.col, coo.col, np.arange(40), non_edges[:, 1], non_edges[:, 0]]
+    data = np.r_[coo.data, 2 * coo.data, np.ones(40), np.zeros(6)]
+    messy = sparse.coo_matrix((data, (rows, cols)), shape=graph.shape)
+    for variant in (messy, messy.tocsc(), sparse.lil_matrix(messy), sparse.csr_array(messy)):
+        children, distances = ward_tree(X, variant)
+        np.testing.assert_array_equal(children, ref[0])
+        np.testing.assert_array_equal(distances, ref[1])
+
+
+# --------------------------------------------------------------------------
+# Structure of the tree
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(n=st.integers(2, 50), n_extra=st.integers(0, 50), seed=seeds)
+def test_every_merge_joins_touching_clusters(n, n_extra, seed):
+    rng = np.random.default_rng(seed)
+    graph = random_connected_graph(rng, n, n_extra)
+    tree = build_ward_tree(rng.standard_normal((n, 3)), graph)
+    members = leaves_of(tree.children, n)
+    for step, (a, b) in enumerate(tree.children):
+        assert a < b < n + step, "children must be existing nodes, smaller first"
+        rows, cols = sorted(members[a]), sorted(members[b])
+        assert graph[rows][:, cols].nnz > 0, f"merge {step} joins clusters that do not touch"
+        assert tree.sizes[step] == len(members[a]) + len(members[b])
+    # Every node is merged exactly once, and the root covers everything.
+    assert sorted(tree.children.ravel()) == list(range(2 * n - 2))
+    assert tree.n_components == 1
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(n=st.integers(2, 50), n_extra=st.integers(0, 50), seed=seeds, data=st.data())
+def test_cut_tree_gives_connected_parcels_like_sklearn(n, n_extra, seed, data):
+    rng = np.random.default_rng(seed)
+    graph = random_connected_graph(rng, n, n_extra)
+    X = rng.standard_normal((n, 4))
+    children, _ = ward_tree(X, graph)
+    for n_clusters in sorted({1, n, *data.draw(st.lists(st.integers(1, n), max_size=3))}):
+        labels = cut_tree(children, n_clusters)
+        assert labels.shape == (n,)
+        assert sorted(set(labels.tolist())) == list(range(n_clusters))
+        for label in range(n_clusters):
+            assert is_connected_within(graph, np.flatnonzero(labels == label))
+        if n_clusters < n:
+            model = AgglomerativeClustering(
+                n_clusters=n_clusters, connectivity=graph, linkage="ward"
+            ).fit(X)
+            assert same_partition(labels, model.labels_)
+
+
+def test_cut_tree_numbering_is_by_first_appearance():
+    # Leaves 0,1 merge, then 2,3, then the two pairs.
+    children = np.array([[0, 1], [2, 3], [4, 5]])
+    np.testing.assert_array_equal(cut_tree(children, 1), [0, 0, 0, 0])
+    np.testing.assert_array_equal(cut_tree(children, 2), [0, 0, 1, 1])
+    np.testing.assert_array_equal(cut_tree(children, 3), [0, 0, 1, 2])
+    np.testing.assert_array_equal(cut_tree(children, 4), [0, 1, 2, 3])
+
+
+# --------------------------------------------------------------------------
+# Disconnected graphs
+
+
+def pieces_graph(rng, sizes, n_extra):
+    """Block-diagonal union of random connected graphs; piece of each node."""
+    blocks = [random_connected_graph(rng, size, n_extra) for size in sizes]
+    piece = np.repeat(np.arange(len(sizes)), sizes)
+    return sparse.block_diag(blocks, format="csr"), piece
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(sizes=st.lists(st.integers(1, 15), min_size=2, max_size=4),
+       n_extra=st.integers(0, 20), seed=seeds, shuffle=st.booleans())
+def test_disconnected_pieces_join_only_at_the_top(sizes, n_extra, seed, shuffle):
+    rng = np.random.default_rng(seed)
+    graph, piece = pieces_graph(rng, sizes, n_extra)
+    n, n_pieces = len(piece), len(sizes)
+    if shuffle:
+        order = rng.permutation(n)
+        graph, piece = graph[order][:, order], piece[order]
+    X = rng.standard_normal((n, 3))
+    tree = build_ward_tree(X, graph)
+    assert tree.n_components == n_pieces
+    members = leaves_of(tree.children, n)
+    for step, (a, b) in enumerate(tree.children):
+        joined = {piece[i] for i in members[a] | members[b]}
+        if step < n - n_pieces:
+            assert len(joined) == 1, f"merge {step} mixes pieces before the top"
+        else:
+            assert len({piece[i] for i in members[a]} & {piece[i] for i in members[b]}) == 0
+    for n_clusters in range(n_pieces, min(n, n_pieces + 4) + 1):
+        labels = cut_tree(tree.children, n_clusters)
+        for label in range(n_clusters):
+            assert len(set(piece[labels == label])) == 1
+    # Deterministic: the same tree twice.
+    again = build_ward_tree(X, graph)
+    np.testing.assert_array_equal(again.children, tree.children)
+    np.testing.assert_array_equal(again.distances, tree.distances)
+    assert np.all(np.isfinite(tree.distances))
+
+
+def test_disconnected_pieces_follow_sklearn_within_each_piece(rng):
+    # Within one piece the merges are those of scikit-learn on that piece
+    # alone (same order, same distances), with node ids renumbered.
+    sizes = [23, 17, 30]
+    graph, piece = pieces_graph(rng, sizes, 25)
+    X = rng.standard_normal((len(piece), 5))
+    tree = build_ward_tree(X, graph)
+    n = len(piece)
+    members = leaves_of(tree.children, n)
+    for p, size in enumerate(sizes):
+        leaves = np.flatnonzero(piece == p)
+        ref_children, ref_distances = reference(X[leaves], graph[leaves][:, leaves])
+        local = {int(leaf): i for i, leaf in enumerate(leaves)}
+        steps = [s for s in range(n - len(sizes))
+                 if piece[next(iter(members[tree.children[s][0]]))] == p]
+        assert len(steps) == size - 1
+        for i, s in enumerate(steps):
+            local[n + s] = size + i
+        mapped = np.array([[local[int(c)] for c in tree.children[s]] for s in steps])
+        np.testing.assert_array_equal(np.sort(mapped, axis=1), ref_children)
+        np.testing.assert_array_equal(tree.distances[steps], ref_distances)
+
+
+def test_isolated_samples_and_single_sample():
+    X = np.arange(12, dtype=float).reshape(4, 3)
+    tree = build_ward_tree(X, sparse.csr_matrix((4, 4)))
+    assert tree.n_components == 4
+    assert tree.children.shape == (3, 2)
+    np.testing.assert_array_equal(cut_tree(tree.children, 4), [0, 1, 2, 3])
+    children, distances = ward_tree(np.ones((1, 2)), sparse.csr_matrix((1, 1)))
+    assert children.shape == (0, 2) and distances.shape == (0,)
+    np.testing.assert_array_equal(cut_tree(children, 1), [0])
+
+
+def test_too_many_pieces_is_refused():
+    n = MAX_COMPONENTS + 1
+    with pytest.raises(ValueError, match="disconnected pieces"):
+        ward_tree(np.zeros((n, 1)), sparse.csr_matrix((n, n)))
+
+
+# --------------------------------------------------------------------------
+# Ties: documented, deterministic, the same as scikit-learn
+
+
+def test_tie_breaking_is_documented():
+    doc = ward_tree.__doc__
+    assert "ties are broken" in doc and "larger then the" in doc
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(n=st.integers(2, 40), n_extra=st.integers(0, 40), seed=seeds,
+       value=st.sampled_from([0.0, 0.1, 1.0, -3.7]), dtype=dtypes)
+def test_constant_data_ties_as_sklearn(n, n_extra, seed, value, dtype):
+    rng = np.random.default_rng(seed)
+    graph = random_connected_graph(rng, n, n_extra)
+    X = np.full((n, 3), value, dtype=dtype)
+    children, _ = assert_same_as_sklearn(X, graph)
+    np.testing.assert_array_equal(ward_tree(X, graph)[0], children)
+
+
+def test_grid_ties_as_sklearn(rng):
+    # Few distinct values on a full grid: many exactly equal inertias.
+    mask = np.ones((5, 4, 3), dtype=bool)
+    graph = grid_to_graph(*mask.shape, mask=mask)
+    X = rng.integers(0, 3, (mask.sum(), 2)).astype(np.float32)
+    assert_same_as_sklearn(X, graph)
+    assert_same_as_sklearn(np.zeros_like(X), graph)
+
+
+# --------------------------------------------------------------------------
+# Bad input: one clear error each
+
+
+@pytest.fixture
+def small():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((6, 2)), random_connected_graph(rng, 6, 3)
+
+
+def test_connectivity_must_be_square(small):
+    X, _ = small
+    with pytest.raises(ValueError, match="square"):
+        ward_tree(X, sparse.csr_matrix((6, 5)))
+
+
+def test_connectivity_must_be_symmetric(small):
+    X, graph = small
+    with pytest.raises(ValueError, match="symmetric"):
+        ward_tree(X, sparse.triu(graph, format="csr"))
+
+
+def test_connectivity_must_match_X(small):
+    X, graph = small
+    with pytest.raises(ValueError, match="6 samples but the data has 5"):
+        ward_tree(X[:5], graph)
+
+
+def test_connectivity_must_be_sparse(small):
+    X, graph = small
+    with pytest.raises(TypeError, match="scipy sparse"):
+        ward_tree(X, graph.toarray())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_X_must_be_finite(small, bad):
+    X, graph = small
+    X = X.copy()
+    X[2, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 samples"):
+        ward_tree(X, graph)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ward_tree(X.astype(np.float32), graph)
+
+
+def test_X_must_be_2d(small):
+    X, graph = small
+    with pytest.raises(ValueError, match="2D"):
+        ward_tree(X[:, 0], graph)
+    with pytest.raises(ValueError, match="2D"):
+        ward_tree(X[None], graph)
+
+
+def test_X_must_be_real(small):
+    X, graph = small
+    with pytest.raises(TypeError, match="real"):
+        ward_tree(X.astype(complex), graph)
+
+
+@pytest.mark.parametrize("n_clusters", [0, -1, 7])
+def test_cut_tree_n_clusters_range(small, n_clusters):
+    X, graph = small
+    children, _ = ward_tree(X, graph)
+    with pytest.raises(ValueError, match="between 1 and the number of leaves"):
+        cut_tree(children, n_clusters)
+
+
+@pytest.mark.parametrize("n_clusters", [2.0, 2.5, "3", None, True])
+def test_cut_tree_n_clusters_integer(small, n_clusters):
+    X, graph = small
+    children, _ = ward_tree(X, graph)
+    with pytest.raises(TypeError, match="integer"):
+        cut_tree(children, n_clusters)
+
+
+def test_cut_tree_accepts_numpy_integers(small):
+    X, graph = small
+    children, _ = ward_tree(X, graph)
+    np.testing.assert_array_equal(cut_tree(children, np.int64(3)), cut_tree(children, 3))
+
+
+def test_cut_tree_children_shape():
+    with pytest.raises(ValueError, match="shape"):
+        cut_tree(np.zeros((3, 3), dtype=int), 2)

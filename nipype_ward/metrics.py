@@ -27,6 +27,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from nipype_ward.ward import check_connectivity
 from nipype_ward.parcels import (
     check_labels,
     check_n_clusters,
@@ -148,22 +149,6 @@ def _check_any_labels(labels, name: str, n_voxels: int | None = None) -> np.ndar
     if n_voxels is not None and labels.shape[0] != n_voxels:
         raise ValueError(f"{name} has {labels.shape[0]} entries for {n_voxels} voxels")
     return labels
-
-
-def _check_adjacency(connectivity, n_voxels: int) -> sparse.csr_matrix:
-    """A square sparse adjacency over ``n_voxels`` voxels, as CSR."""
-    if not sparse.issparse(connectivity):
-        raise TypeError(
-            "connectivity must be a scipy sparse matrix (e.g. from "
-            f"nipype_ward.connectivity.grid_connectivity), got {type(connectivity).__name__}"
-        )
-    if connectivity.ndim != 2 or connectivity.shape[0] != connectivity.shape[1]:
-        raise ValueError(f"connectivity must be square, got shape {connectivity.shape}")
-    if connectivity.shape[0] != n_voxels:
-        raise ValueError(
-            f"connectivity describes {connectivity.shape[0]} voxels but the labels have {n_voxels}"
-        )
-    return sparse.csr_matrix(connectivity)
 
 
 def _check_n_clusters(n_clusters, n_voxels: int) -> int:
@@ -332,7 +317,7 @@ def contiguity(labels, connectivity) -> Contiguity:
         ``(n_pieces, n_noncontiguous, n_extra_pieces)``, see :class:`Contiguity`.
     """
     labels, n_parcels = check_labels(labels)
-    graph = _check_adjacency(connectivity, labels.shape[0]).tocoo()
+    graph = check_connectivity(connectivity, labels.shape[0]).tocoo()
     same = (labels[graph.row] == labels[graph.col]) & (graph.data != 0)
     inside = sparse.csr_matrix(
         (np.ones(int(same.sum()), dtype=np.int8), (graph.row[same], graph.col[same])),
@@ -462,7 +447,7 @@ def split_half_agreement(
 
     X = _check_data(X, min_samples=4 if standardize else 2)
     n_voxels, n_samples = X.shape
-    _check_adjacency(connectivity, n_voxels)
+    check_connectivity(connectivity, n_voxels)
     n_clusters = _check_n_clusters(n_clusters, n_voxels)
     if cluster is None:
         cluster = _ward_cluster
@@ -509,7 +494,7 @@ def compression_summary(X, labels, *, connectivity=None) -> dict:
     X = _check_data(X)
     labels, n_parcels = check_labels(labels, X.shape[0])
     if connectivity is not None:
-        _check_adjacency(connectivity, labels.shape[0])
+        check_connectivity(connectivity, labels.shape[0])
     sizes = size_distribution(labels)
     summary = {
         "n_voxels": int(labels.shape[0]),

@@ -216,7 +216,7 @@ def test_compression_summary_by_hand_with_connectivity():
         (lambda: homogeneity(np.array([["a", "b"]] * 2), [0, 0]), TypeError, "real numbers"),
         (lambda: reconstruction_r2(np.array([[1.0, np.inf]]), [0]), ValueError, "NaN"),
         (lambda: contiguity([0, 1, 0], np.eye(3)), TypeError, "sparse"),
-        (lambda: contiguity([0, 1, 0], _chain(4)), ValueError, "4 voxels"),
+        (lambda: contiguity([0, 1, 0], _chain(4)), ValueError, "connectivity describes 4 samples but the data has 3"),
         (lambda: contiguity([0, 2, 0], _chain(3)), ValueError, "every parcel used"),
         (lambda: size_distribution([[0, 1]]), ValueError, "1D"),
         (lambda: truth_agreement([0, 1], [0, 1, 1]), ValueError, "3 entries for 2"),

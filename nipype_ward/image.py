@@ -307,20 +307,27 @@ def save_json(payload: dict, path) -> Path:
 def estimate_mem_gb(bold_path) -> dict[str, float]:
     """Memory (GB) of the heavy nodes for a BOLD series, from its header only.
 
-    Reading the series holds the whole 4D array in memory (float32 at least);
-    the Ward tree adds the masked data twice more (float32 input and its
-    float64 working sums), bounded above by the whole grid; compression holds
-    the data, its centred copy and the reconstruction.
+    Upper bounds, taking the mask as large as the grid:
+
+    * ``mask``: nilearn's EPI mask and the mean load the whole series (as
+      float64 when the file stores integers or scaled values) and average it;
+    * ``tree``: the masked series (float32, read a block of volumes at a
+      time), its prepared copy, and the kernel's sums and centroids;
+    * ``compress``: the masked and prepared series, their centred copy in
+      float64, and the compressed 4D series.
     """
     img = load_bold(bold_path)
-    n_grid = int(np.prod(img.shape[:3]))
-    n_volumes = int(img.shape[3])
-    itemsize = max(np.dtype(img.get_data_dtype()).itemsize, 4)
-    series_gb = n_grid * n_volumes * itemsize / 1e9
-    masked_gb = n_grid * n_volumes * 4 / 1e9  # upper bound: a mask as large as the grid
+    n_values = int(np.prod(img.shape[:3])) * int(img.shape[3])
+    dtype = np.dtype(img.get_data_dtype())
+    slope, inter = img.header.get_slope_inter()
+    scaled = slope not in (None, 1.0) or inter not in (None, 0.0)
+    loaded_itemsize = 8 if scaled or dtype.kind in "iu" else max(dtype.itemsize, 4)
+    loaded_gb = n_values * loaded_itemsize / 1e9
+    masked_gb = n_values * 4 / 1e9
     return {
-        "tree": round(0.3 + series_gb + 3 * masked_gb, 2),
-        "compress": round(0.3 + series_gb + 6 * masked_gb, 2),
+        "mask": round(0.3 + 2 * loaded_gb, 2),
+        "tree": round(0.3 + 4 * masked_gb, 2),
+        "compress": round(0.3 + 7 * masked_gb, 2),
     }
 
 

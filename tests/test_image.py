@@ -114,5 +114,8 @@ def test_estimate_mem_gb_grows_with_the_series(tmp_path):
     large = _save(tmp_path, "large.nii.gz", np.zeros((20, 20, 20, 50), np.float32))
     small_gb, large_gb = image.estimate_mem_gb(small), image.estimate_mem_gb(large)
     assert large_gb["tree"] > small_gb["tree"] >= 0.3
-    # 8000 voxels x 50 volumes x 4 bytes = 1.6 MB for the series, x3 for the tree.
-    assert large_gb["tree"] == pytest.approx(0.3 + 0.0016 + 3 * 0.0016, abs=0.01)
+    # 8000 voxels x 50 volumes x 4 bytes = 1.6 MB for the masked series, x4 for the tree.
+    assert large_gb["tree"] == pytest.approx(0.3 + 4 * 0.0016, abs=0.01)
+    # Integers are loaded as float64 by nilearn's EPI mask: 8 bytes a value, twice.
+    ints = _save(tmp_path, "int16.nii.gz", np.zeros((100, 100, 50, 50), np.int16))
+    assert image.estimate_mem_gb(ints)["mask"] == pytest.approx(0.3 + 2 * 0.2, abs=0.01)

@@ -20,7 +20,7 @@ from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a
 #: 2 mm MNI-grid BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
-DEFAULT_MEM_GB = {"tree": 5.6, "compress": 9.6}
+DEFAULT_MEM_GB = {"mask": 5.6, "tree": 5.6, "compress": 9.6}
 
 
 def init_ward_parcellation_wf(
@@ -80,7 +80,7 @@ def init_ward_parcellation_wf(
         cut reports its split-half reproducibility (``split_half_ari`` in the
         metrics). Costs about one more tree.
     mem_gb : dict, optional
-        Memory of the heavy nodes, keys ``"tree"`` and ``"compress"``, e.g.
+        Memory of the heavy nodes, keys ``"mask"``, ``"tree"`` and ``"compress"``, e.g.
         from :func:`nipype_ward.image.estimate_mem_gb`; defaults suit a 2 mm
         MNI BOLD series of 300 volumes.
     name : str, default="ward_parcellation_wf"
@@ -150,7 +150,7 @@ def init_ward_parcellation_wf(
     )
     outputnode.inputs.n_clusters = n_clusters
 
-    epi_mask = pe.Node(EPIMask(), name="epi_mask")
+    epi_mask = pe.Node(EPIMask(), name="epi_mask", mem_gb=mem_gb["mask"])
     grid_connectivity = pe.Node(
         GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
     )

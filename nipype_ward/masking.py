@@ -7,6 +7,8 @@ import numpy as np
 from nilearn import image as nimage
 from nilearn import masking as nmasking
 
+from nipype_ward.image import unmask
+
 
 def compute_epi_mask(
     bold_img,
@@ -35,17 +37,13 @@ def compute_epi_mask(
         opening=opening,
         exclude_zeros=exclude_zeros,
     )
-    return _as_uint8_mask(mask_img, bold_img)
+    return mask_image(np.asanyarray(mask_img.dataobj) != 0, bold_img)
 
 
-def _as_uint8_mask(mask_img, reference_img) -> nb.Nifti1Image:
-    data = (np.asanyarray(mask_img.dataobj) != 0).astype(np.uint8)
-    header = reference_img.header.copy()
-    header.set_data_dtype(np.uint8)
-    out = nb.Nifti1Image(data, reference_img.affine, header)
-    out.header.set_zooms(reference_img.header.get_zooms()[:3])
-    out.header.set_slope_inter(1.0, 0.0)
-    return out
+def mask_image(mask, reference_img) -> nb.Nifti1Image:
+    """A boolean mask as a uint8 image on the grid (affine, zooms) of ``reference_img``."""
+    mask = np.asarray(mask, dtype=bool)
+    return unmask(np.ones(int(mask.sum()), dtype=np.uint8), mask, reference_img, dtype=np.uint8)
 
 
 def mean_image(bold_img) -> nb.Nifti1Image:

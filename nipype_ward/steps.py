@@ -120,7 +120,7 @@ def epi_mask(
         mask, _ = image.load_mask(
             brain_mask_path, reference=bold_img, reference_path=bold_path
         )
-        mask_img = image.unmask(np.ones(int(mask.sum())), mask, bold_img, dtype=np.uint8)
+        mask_img = masking.mask_image(mask, bold_img)
     else:
         mask_img = masking.compute_epi_mask(
             bold_img,

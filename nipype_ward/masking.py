@@ -1,43 +1,55 @@
-"""Brain masks of EPI series (images in, images out)."""
+"""Brain masks of EPI series (images in, arrays or images out)."""
 
 from __future__ import annotations
 
+import numbers
+from dataclasses import asdict, dataclass
+
 import nibabel as nb
 import numpy as np
-from nilearn import image as nimage
-from nilearn import masking as nmasking
 
 from nipype_ward.image import unmask
 
 
-def compute_epi_mask(
-    bold_img,
-    *,
-    lower_cutoff: float = 0.2,
-    upper_cutoff: float = 0.85,
-    connected: bool = True,
-    opening: int = 2,
-    exclude_zeros: bool = False,
-) -> nb.Nifti1Image:
-    """Brain mask of an EPI series, as a uint8 image on the EPI grid.
+@dataclass(frozen=True)
+class EPIMaskOptions:
+    """Options of :func:`nilearn.masking.compute_epi_mask`, checked once.
 
-    A thin wrapper of :func:`nilearn.masking.compute_epi_mask` (same options,
-    same mask); only the data type of the result is fixed to uint8.
+    The histogram of the mean EPI between the ``lower_cutoff`` and
+    ``upper_cutoff`` fractions is searched for its largest gap, the mask
+    thresholded there, opened ``opening`` times, and (``connected``) reduced
+    to its largest connected component.
     """
-    if not 0.0 <= lower_cutoff < upper_cutoff <= 1.0:
-        raise ValueError(
-            "cutoffs must satisfy 0 <= lower_cutoff < upper_cutoff <= 1, "
-            f"got {lower_cutoff} and {upper_cutoff}"
-        )
-    mask_img = nmasking.compute_epi_mask(
-        bold_img,
-        lower_cutoff=lower_cutoff,
-        upper_cutoff=upper_cutoff,
-        connected=connected,
-        opening=opening,
-        exclude_zeros=exclude_zeros,
-    )
-    return mask_image(np.asanyarray(mask_img.dataobj) != 0, bold_img)
+
+    lower_cutoff: float = 0.2
+    upper_cutoff: float = 0.85
+    connected: bool = True
+    opening: int = 2
+    exclude_zeros: bool = False
+
+    def __post_init__(self):
+        if not 0.0 <= self.lower_cutoff < self.upper_cutoff <= 1.0:
+            raise ValueError(
+                "cutoffs must satisfy 0 <= lower_cutoff < upper_cutoff <= 1, "
+                f"got {self.lower_cutoff} and {self.upper_cutoff}"
+            )
+        if (isinstance(self.opening, bool) or not isinstance(self.opening, numbers.Integral)
+                or self.opening < 0):
+            raise ValueError(f"opening must be a non-negative integer, got {self.opening!r}")
+
+
+def compute_epi_mask(img, options: EPIMaskOptions = EPIMaskOptions()) -> np.ndarray:
+    """Brain mask of an EPI series or of its temporal mean, as a bool array.
+
+    :func:`nilearn.masking.compute_epi_mask` itself (same options, same
+    mask). Given the mean image (as :func:`nipype_ward.image.read_series`
+    computes it, with nilearn's values), nilearn does not read the series
+    again: its mean of a 3D image is that image.
+    """
+    from nilearn import masking as nmasking
+
+    mask_img = nmasking.compute_epi_mask(img, **asdict(options))
+    return np.asanyarray(mask_img.dataobj) != 0
 
 
 def mask_image(mask, reference_img) -> nb.Nifti1Image:
@@ -46,7 +58,7 @@ def mask_image(mask, reference_img) -> nb.Nifti1Image:
     return unmask(np.ones(int(mask.sum()), dtype=np.uint8), mask, reference_img, dtype=np.uint8)
 
 
-def mean_image(bold_img) -> nb.Nifti1Image:
-    """Temporal mean of a 3D or 4D series, float32, keeping the affine."""
-    mean = nimage.mean_img(bold_img, copy_header=True)
-    return nb.Nifti1Image(mean.get_fdata(dtype=np.float32), mean.affine, mean.header)
+def mean_image(mean, reference_img) -> nb.Nifti1Image:
+    """A temporal mean (nx, ny, nz) as a float32 image on the grid of ``reference_img``."""
+    mask = np.ones(np.shape(mean), dtype=bool)
+    return unmask(np.asarray(mean).ravel(), mask, reference_img, dtype=np.float32)

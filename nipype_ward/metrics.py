@@ -31,18 +31,18 @@ from nipype_ward.ward import check_connectivity
 from nipype_ward.parcels import (
     check_labels,
     check_n_clusters,
-    expand_parcels,
-    parcel_means,
     parcel_sizes,
 )
 
 __all__ = [
     "Agreement",
     "Contiguity",
+    "ParcelMoments",
     "SizeDistribution",
     "compression_summary",
     "contiguity",
     "homogeneity",
+    "parcel_moments",
     "reconstruction_r2",
     "size_distribution",
     "split_half_agreement",
@@ -113,11 +113,16 @@ class Agreement(NamedTuple):
 # --------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------
-def _check_data(X, *, min_samples: int = 1) -> np.ndarray:
-    """``X`` as a float64 (n_voxels, n_samples) array of finite values."""
+def _check_data(X, *, min_samples: int = 1, as_float64: bool = True) -> np.ndarray:
+    """``X`` as a (n_voxels, n_samples) array of finite real values.
+
+    With ``as_float64=False`` the array is returned as given (a float32 memory
+    map stays one) and finiteness is checked a block of voxels at a time, for
+    the functions that convert blocks themselves.
+    """
     if sparse.issparse(X):
         raise TypeError("X must be a dense array (n_voxels, n_samples), got a sparse matrix")
-    X = np.asarray(X)
+    X = np.asanyarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2D (n_voxels, n_samples), got shape {X.shape}")
     if X.dtype == bool or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
@@ -128,11 +133,23 @@ def _check_data(X, *, min_samples: int = 1) -> np.ndarray:
         raise ValueError(
             f"X must have at least {min_samples} time points (columns), got {X.shape[1]}"
         )
-    X = np.asarray(X, dtype=np.float64)
-    if not np.isfinite(X).all():
-        bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
+    if as_float64:
+        X = np.asarray(X, dtype=np.float64)
+    bad = sum(
+        int(np.count_nonzero(~np.isfinite(X[rows]).all(axis=1))) for rows in _row_blocks(X)
+    )
+    if bad:
         raise ValueError(f"X has NaN or infinite values in {bad} voxels")
     return X
+
+
+#: Voxels per block in the one-pass statistics: 4096 x 300 volumes of
+#: float64 is 10 MB, whatever the size of the series.
+ROW_BLOCK = 4096
+
+
+def _row_blocks(X):
+    return (slice(start, start + ROW_BLOCK) for start in range(0, X.shape[0], ROW_BLOCK))
 
 
 def _check_any_labels(labels, name: str, n_voxels: int | None = None) -> np.ndarray:
@@ -177,6 +194,70 @@ def _zscore_rows(X: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 # Compression quality
 # --------------------------------------------------------------------------
+class ParcelMoments(NamedTuple):
+    """Per-parcel sums of a series, from one pass over its voxels (:func:`parcel_moments`).
+
+    Attributes
+    ----------
+    sizes : ndarray of shape (n_parcels,), intp
+    sums : ndarray of shape (n_parcels, n_samples)
+        Sum of the voxels' signals: ``sums / sizes[:, None]`` are the parcel means.
+    centred_sums : ndarray of shape (n_parcels, n_samples)
+        Sum of the voxels' signals, each centred in time.
+    unit_sums : ndarray of shape (n_parcels, n_samples)
+        Sum of the centred signals scaled to unit norm (0 for constant voxels).
+    n_varying : ndarray of shape (n_parcels,)
+        Voxels of each parcel that are not constant in time.
+    total_variance : float
+        Sum of squares of all the centred signals.
+    """
+
+    sizes: np.ndarray
+    sums: np.ndarray
+    centred_sums: np.ndarray
+    unit_sums: np.ndarray
+    n_varying: np.ndarray
+    total_variance: float
+
+
+def parcel_moments(X, labels, n_parcels: int) -> ParcelMoments:
+    """The sums behind parcel means, R2 and homogeneity, a block of voxels at a time.
+
+    ``X`` (float32 or float64, a memory map included) is read once, each
+    block converted to float64, so the memory used does not grow with the
+    number of voxels beyond the (n_parcels, n_samples) sums. Inputs are
+    assumed checked (finite ``X``, ``labels`` 0 .. n_parcels - 1).
+    """
+    n_samples = X.shape[1]
+    sums = np.zeros((n_parcels, n_samples))
+    centred_sums = np.zeros((n_parcels, n_samples))
+    unit_sums = np.zeros((n_parcels, n_samples))
+    n_varying = np.zeros(n_parcels)
+    total = 0.0
+    for rows in _row_blocks(X):
+        block = np.array(X[rows], dtype=np.float64)  # a copy: modified below
+        block_labels = labels[rows]
+        members = sparse.csr_matrix(
+            (np.ones(block.shape[0]), (block_labels, np.arange(block.shape[0]))),
+            shape=(n_parcels, block.shape[0]),
+        )
+        sums += members @ block
+        # A voxel is constant when all its values are equal (exactly: the
+        # rounding error of its mean must not become a unit-norm series).
+        varying = block.max(axis=1) != block.min(axis=1)
+        block -= block.mean(axis=1, keepdims=True)
+        block[~varying] = 0.0
+        centred_sums += members @ block
+        squares = np.einsum("ij,ij->i", block, block)
+        total += float(squares.sum())
+        norms = np.sqrt(squares, out=squares)
+        np.divide(block, norms[:, None], out=block, where=norms[:, None] > 0)
+        unit_sums += members @ block
+        n_varying += np.bincount(block_labels, weights=varying, minlength=n_parcels)
+    sizes = np.bincount(labels, minlength=n_parcels)
+    return ParcelMoments(sizes, sums, centred_sums, unit_sums, n_varying, total)
+
+
 def reconstruction_r2(X, labels) -> float:
     """Share of the voxels' temporal variance kept by the parcel means.
 
@@ -202,34 +283,35 @@ def reconstruction_r2(X, labels) -> float:
         If the data have no temporal variance at all (R2 is undefined), or
         on malformed inputs.
     """
-    X = _check_data(X)
-    labels, _ = check_labels(labels, X.shape[0])
-    centred = X - X.mean(axis=1, keepdims=True)
-    total = float(np.sum(centred**2))
-    if total == 0.0:
+    X = _check_data(X, as_float64=False)
+    labels, n_parcels = check_labels(labels, X.shape[0])
+    return _r2(parcel_moments(X, labels, n_parcels))
+
+
+def _r2(moments: "ParcelMoments") -> float:
+    if moments.total_variance == 0.0:
         raise ValueError("the data have no temporal variance: R2 is undefined")
-    residual = centred - expand_parcels(parcel_means(centred, labels), labels)
-    return 1.0 - float(np.sum(residual**2)) / total
+    # The parcel mean is an orthogonal projection of the centred series, so
+    # the residual is ||Xc||^2 - sum_p ||sum_{i in p} xc_i||^2 / n_p.
+    kept = np.einsum("ij,ij->i", moments.centred_sums, moments.centred_sums) / moments.sizes
+    return float(np.sum(kept) / moments.total_variance)
 
 
 # --------------------------------------------------------------------------
 # Homogeneity
 # --------------------------------------------------------------------------
-def _parcel_correlation_sums(X: np.ndarray, labels: np.ndarray, n_parcels: int):
-    """Per parcel: sum over ordered pairs i != j of corr(i, j), and the size."""
-    z = _zscore_rows(X)
-    # Rows of unit norm (zero for constant voxels): z_i . z_j = corr(i, j).
-    z /= np.sqrt(X.shape[1])
-    members = sparse.csr_matrix(
-        (np.ones(labels.shape[0]), (labels, np.arange(labels.shape[0]))),
-        shape=(n_parcels, labels.shape[0]),
-    )
-    sums = np.asarray(members @ z)
-    norms = np.bincount(labels, weights=np.einsum("ij,ij->i", z, z), minlength=n_parcels)
-    # ||sum_i z_i||^2 = sum_i ||z_i||^2 + sum_{i != j} z_i . z_j
-    pair_sums = np.einsum("ij,ij->i", sums, sums) - norms
-    sizes = np.bincount(labels, minlength=n_parcels)
-    return pair_sums, sizes
+def _homogeneity(moments: "ParcelMoments", weighting: str = "voxels") -> float:
+    # ||sum_i z_i||^2 = sum_i ||z_i||^2 + sum_{i != j} z_i . z_j, with
+    # ||z_i||^2 = 1 for every voxel that is not constant.
+    unit = moments.unit_sums
+    pair_sums = np.einsum("ij,ij->i", unit, unit) - moments.n_varying
+    keep = moments.sizes >= 2
+    if not keep.any():
+        return float("nan")
+    sizes = moments.sizes[keep].astype(np.float64)
+    per_parcel = pair_sums[keep] / (sizes * (sizes - 1.0))
+    weights = sizes if weighting == "voxels" else np.ones_like(sizes)
+    return float(np.sum(weights * per_parcel) / np.sum(weights))
 
 
 def homogeneity(X, labels, *, weighting: str = "voxels") -> float:
@@ -277,20 +359,13 @@ def homogeneity(X, labels, *, weighting: str = "voxels") -> float:
     their variance. It favours small parcels: compare parcellations at the
     same number of parcels.
     """
-    X = _check_data(X, min_samples=2)
+    X = _check_data(X, min_samples=2, as_float64=False)
     labels, n_parcels = check_labels(labels, X.shape[0])
     if weighting not in HOMOGENEITY_WEIGHTINGS:
         raise ValueError(
             f"weighting must be one of {HOMOGENEITY_WEIGHTINGS}, got {weighting!r}"
         )
-    pair_sums, sizes = _parcel_correlation_sums(X, labels, n_parcels)
-    keep = sizes >= 2
-    if not keep.any():
-        return float("nan")
-    sizes = sizes[keep].astype(np.float64)
-    per_parcel = pair_sums[keep] / (sizes * (sizes - 1.0))
-    weights = sizes if weighting == "voxels" else np.ones_like(sizes)
-    return float(np.sum(weights * per_parcel) / np.sum(weights))
+    return _homogeneity(parcel_moments(X, labels, n_parcels), weighting)
 
 
 # --------------------------------------------------------------------------
@@ -468,7 +543,7 @@ def split_half_agreement(
 # --------------------------------------------------------------------------
 # Summary
 # --------------------------------------------------------------------------
-def compression_summary(X, labels, *, connectivity=None) -> dict:
+def compression_summary(X, labels, *, connectivity=None, moments=None) -> dict:
     """Figures of a parcellation used as a compression of ``X``.
 
     Parameters
@@ -480,6 +555,9 @@ def compression_summary(X, labels, *, connectivity=None) -> dict:
     connectivity : sparse matrix of shape (n_voxels, n_voxels) or None, default=None
         Voxel adjacency. When given, adds ``n_noncontiguous``
         (:func:`contiguity`); when None that key is absent.
+    moments : ParcelMoments or None, default=None
+        :func:`parcel_moments` of ``X`` and ``labels`` when the caller has
+        them already (they give the parcel means too); computed when None.
 
     Returns
     -------
@@ -491,16 +569,18 @@ def compression_summary(X, labels, *, connectivity=None) -> dict:
         (:func:`size_distribution`), and ``n_noncontiguous`` with a
         connectivity.
     """
-    X = _check_data(X)
+    X = _check_data(X, as_float64=False)
     labels, n_parcels = check_labels(labels, X.shape[0])
     if connectivity is not None:
         check_connectivity(connectivity, labels.shape[0])
+    if moments is None:
+        moments = parcel_moments(X, labels, n_parcels)
     sizes = size_distribution(labels)
     summary = {
         "n_voxels": int(labels.shape[0]),
         "n_parcels": n_parcels,
         "compression_ratio": float(labels.shape[0] / n_parcels),
-        "r2": reconstruction_r2(X, labels),
+        "r2": _r2(moments),
         "homogeneity": None,
         "parcel_size_min": sizes.min,
         "parcel_size_q1": sizes.q1,
@@ -509,7 +589,7 @@ def compression_summary(X, labels, *, connectivity=None) -> dict:
         "parcel_size_max": sizes.max,
     }
     if X.shape[1] >= 2 and sizes.max > 1:
-        summary["homogeneity"] = homogeneity(X, labels)
+        summary["homogeneity"] = _homogeneity(moments)
     if connectivity is not None:
         summary["n_noncontiguous"] = contiguity(labels, connectivity).n_noncontiguous
     return summary

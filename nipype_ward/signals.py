@@ -11,7 +11,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from nilearn import signal as nsignal
 
 #: Accepted values of ``standardize`` (nilearn's meanings): no scaling, each
 #: voxel z-scored in time (sample standard deviation), or percent signal change.
@@ -126,6 +125,10 @@ def prepare_signals(
             raise ValueError("confounds have NaN or infinite values")
     if not (options["standardize"] or options["detrend"] or filtering or confounds is not None):
         return X
+    # Imported here: nilearn.signal takes about 2 s to import, paid only
+    # when signals are prepared (not by the seed default, nor by --help).
+    from nilearn import signal as nsignal
+
     cleaned = nsignal.clean(
         X.T,
         detrend=options["detrend"],

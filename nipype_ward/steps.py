@@ -1,22 +1,32 @@
 """File-in, file-out steps of the parcellation.
 
-Each step reads its inputs with :mod:`nipype_ward.image` (which checks them
-and names the file in every error), calls the array core, and writes its
-outputs atomically. The Nipype interfaces delegate to these functions one to
-one, so scripts, the CLI and the interfaces share a single code path.
+Each step reads its inputs with :mod:`nipype_ward.image` and
+:mod:`nipype_ward.fileio` (which check them and name the file in every
+error), calls the array core, and writes its outputs atomically. The Nipype
+interfaces delegate to these functions one to one, so scripts, the CLI and
+the interfaces share a single code path.
+
+The BOLD series is read once, by :func:`prepare_series`, into a *prepared
+series* (:func:`nipype_ward.fileio.save_series`) that the tree, its halves
+and every compression read. The tree and compression steps also take a 4D
+NIfTI directly (``bold_path``), for standalone use; both ways go through
+:func:`load_voxel_series`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+import nibabel as nb
 import numpy as np
 
-from nipype_ward import image, masking
+from nipype_ward import fileio, image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
-from nipype_ward.metrics import compression_summary, truth_agreement
-from nipype_ward.parcels import check_n_clusters, expand_parcels, parcel_means
+from nipype_ward.fileio import InputError
+from nipype_ward.metrics import compression_summary, parcel_moments, truth_agreement
+from nipype_ward.parcels import check_n_clusters
 from nipype_ward.signals import check_preparation, filters_requested, prepare_signals
 from nipype_ward.ward import build_ward_tree, cut_tree
 
@@ -46,6 +56,12 @@ class SignalPreparation:
             high_pass=self.high_pass, low_pass=self.low_pass, t_r=self.t_r,
         )
 
+    @property
+    def requested(self) -> bool:
+        """Whether anything is done to the signals (``t_r`` alone does nothing)."""
+        return bool(self.standardize or self.detrend or self.confounds_file
+                    or filters_requested(high_pass=self.high_pass, low_pass=self.low_pass))
+
 
 def resolve_preparation(
     preparation: SignalPreparation, bold_path, bold_img, n_volumes: int
@@ -61,7 +77,7 @@ def resolve_preparation(
     if t_r is None and filters_requested(
         high_pass=preparation.high_pass, low_pass=preparation.low_pass
     ):
-        raise image.InputError(
+        raise InputError(
             bold_path,
             "filtering (high_pass/low_pass) needs the repetition time, which is neither "
             "in the NIfTI header nor in a JSON sidecar: set t_r",
@@ -72,29 +88,147 @@ def resolve_preparation(
             high_pass=preparation.high_pass, low_pass=preparation.low_pass, t_r=t_r,
         )
     except ValueError as exc:
-        raise image.InputError(bold_path, str(exc)) from exc
+        raise InputError(bold_path, str(exc)) from exc
     confounds = None
     if preparation.confounds_file:
-        confounds = image.load_confounds(
+        confounds = fileio.load_confounds(
             preparation.confounds_file, n_volumes, preparation.confounds_columns
         )
     return t_r, confounds
 
 
-def prepare(X, bold_path, bold_img, preparation: SignalPreparation | None) -> np.ndarray:
-    """Apply a :class:`SignalPreparation` to the masked series ``X`` of ``bold_path``."""
-    if preparation is None:
-        return X
-    t_r, confounds = resolve_preparation(preparation, bold_path, bold_img, X.shape[1])
-    return prepare_signals(
-        X,
-        standardize=preparation.standardize,
-        detrend=preparation.detrend,
-        high_pass=preparation.high_pass,
-        low_pass=preparation.low_pass,
-        t_r=t_r,
-        confounds=confounds,
+class VoxelSeries(NamedTuple):
+    """A masked, prepared series with what its consumers need to write images."""
+
+    X: np.ndarray  #: (n_voxels, n_volumes), float32 or float64
+    mask: np.ndarray  #: bool (nx, ny, nz); voxels of X in its C order
+    reference_img: nb.Nifti1Image  #: grid, affine and codes of outputs
+    t_r: float | None
+    source: str  #: the BOLD file it was read from
+    preparation: dict  #: the :class:`SignalPreparation` applied, as a dict
+
+
+def read_prepared(
+    bold_path,
+    *,
+    mask_path=None,
+    epi_options: masking.EPIMaskOptions | None = None,
+    preparation: SignalPreparation | None = None,
+    spill_dir=None,
+) -> tuple[VoxelSeries, nb.Nifti1Image]:
+    """Read a BOLD series once and prepare it: the one heavy read of a run.
+
+    The mask is ``mask_path`` when given (checked against the BOLD grid),
+    otherwise nilearn's EPI mask of the temporal mean (``epi_options``).
+    The preparation's TR, confounds and cutoffs are checked from the header
+    before any data are read.
+
+    Returns
+    -------
+    series : VoxelSeries (its reference image is the BOLD's header)
+    mean_img : the temporal mean (nilearn's ``mean_img`` values)
+    """
+    preparation = preparation or SignalPreparation()
+    epi_options = epi_options or masking.EPIMaskOptions()
+    mask = image.load_mask(mask_path)[0] if mask_path is not None else None
+    resolved = {}
+
+    def check_header(img):
+        resolved["t_r"], resolved["confounds"] = resolve_preparation(
+            preparation, bold_path, img, img.shape[3]
+        )
+
+    def epi_mask(mean_img):
+        computed = masking.compute_epi_mask(mean_img, epi_options)
+        if not computed.any():
+            raise InputError(bold_path, "the EPI mask computed from it is empty")
+        return computed
+
+    X, mask, mean_img, bold_img = image.read_series(
+        bold_path, mask=mask, mask_path=mask_path, compute_mask=epi_mask,
+        before_reading=check_header, spill_dir=spill_dir,
     )
+    if preparation.requested:
+        X = prepare_signals(
+            X,
+            standardize=preparation.standardize,
+            detrend=preparation.detrend,
+            high_pass=preparation.high_pass,
+            low_pass=preparation.low_pass,
+            t_r=resolved["t_r"],
+            confounds=resolved["confounds"],
+        )
+    return VoxelSeries(
+        X, mask, bold_img, resolved["t_r"], str(bold_path), asdict(preparation)
+    ), mean_img
+
+
+def prepare_series(
+    bold_path,
+    out_series,
+    out_mask,
+    out_mean,
+    *,
+    brain_mask_path=None,
+    epi_options: masking.EPIMaskOptions | None = None,
+    preparation: SignalPreparation | None = None,
+    spill_dir=None,
+) -> VoxelSeries:
+    """Write the masked, prepared series of a BOLD file, its mask and its mean.
+
+    See :func:`read_prepared`; the series is written as ``.npy``
+    (:func:`nipype_ward.fileio.save_series`), the mask as uint8 and the mean
+    as float32 NIfTI. :func:`series_info` of the result says the rest.
+    """
+    series, mean_img = read_prepared(
+        bold_path, mask_path=brain_mask_path, epi_options=epi_options,
+        preparation=preparation, spill_dir=spill_dir,
+    )
+    image.save_image(masking.mask_image(series.mask, mean_img), out_mask)
+    image.save_image(masking.mean_image(mean_img.dataobj, mean_img), out_mean)
+    fileio.save_series(series.X, out_series)
+    return series
+
+
+def series_info(series: VoxelSeries) -> dict:
+    """What a prepared series file cannot say of itself, as plain JSON-able values."""
+    return {
+        "source": series.source,
+        "t_r": series.t_r,
+        "preparation": series.preparation,
+        "n_voxels": int(series.X.shape[0]),
+        "n_volumes": int(series.X.shape[1]),
+        "dtype": str(series.X.dtype),
+    }
+
+
+def load_voxel_series(
+    *, series_path=None, series_info=None, bold_path=None, mask_path=None, preparation=None
+) -> VoxelSeries:
+    """The voxel series of a step: a prepared series file, or a 4D NIfTI read now.
+
+    With ``series_path`` (from :func:`prepare_series`), ``mask_path`` is the
+    mask it was taken in, ``series_info`` (optional) what
+    :func:`series_info` said of it, and the series is memory-mapped, not
+    read; a ``preparation`` is refused (the series is prepared already).
+    With ``bold_path``, the series is read inside ``mask_path`` and prepared.
+    """
+    if (series_path is None) == (bold_path is None):
+        raise ValueError("give exactly one of series_path and bold_path")
+    if bold_path is not None:
+        return read_prepared(bold_path, mask_path=mask_path, preparation=preparation)[0]
+    if preparation is not None and preparation.requested:
+        raise ValueError(
+            "a prepared series cannot be prepared again: set the preparation where the "
+            "series is made (PrepareSignals), or give the 4D BOLD instead"
+        )
+    if mask_path is None:
+        raise ValueError("a prepared series needs the mask it was taken in (mask_path)")
+    mask, mask_img = image.load_mask(mask_path)
+    X = fileio.load_series(series_path, n_voxels=int(mask.sum()))
+    info = series_info or {}
+    return VoxelSeries(X, mask, mask_img, info.get("t_r"), info.get("source", str(series_path)),
+                       info.get("preparation"))
 
 
 def epi_mask(
@@ -103,44 +237,33 @@ def epi_mask(
     out_mean,
     *,
     brain_mask_path=None,
-    lower_cutoff: float = 0.2,
-    upper_cutoff: float = 0.85,
-    connected: bool = True,
-    opening: int = 2,
-    exclude_zeros: bool = False,
+    options: masking.EPIMaskOptions | None = None,
 ) -> tuple[Path, Path]:
-    """Write the EPI brain mask (uint8) and the temporal mean of a series.
+    """Write the EPI brain mask (uint8) and the temporal mean of a series, read once.
 
     With ``brain_mask_path`` (e.g. fMRIPrep's ``desc-brain_mask``) no mask is
     computed: the given one is checked against the EPI grid and written as
     uint8.
     """
-    bold_img = image.load_image(bold_path, ndim=(3, 4))
+    mean, bold_img = image.read_mean(bold_path)
+    mean_img = nb.Nifti1Image(mean, bold_img.affine, bold_img.header)
     if brain_mask_path is not None:
-        mask, _ = image.load_mask(
-            brain_mask_path, reference=bold_img, reference_path=bold_path
-        )
-        mask_img = masking.mask_image(mask, bold_img)
+        mask, _ = image.load_mask(brain_mask_path, reference=bold_img, reference_path=bold_path)
     else:
-        mask_img = masking.compute_epi_mask(
-            bold_img,
-            lower_cutoff=lower_cutoff,
-            upper_cutoff=upper_cutoff,
-            connected=connected,
-            opening=opening,
-            exclude_zeros=exclude_zeros,
-        )
-        if not np.asanyarray(mask_img.dataobj).any():
-            raise image.InputError(bold_path, "the EPI mask computed from it is empty")
-    mean_img = masking.mean_image(bold_img)
-    return image.save_image(mask_img, out_mask), image.save_image(mean_img, out_mean)
+        mask = masking.compute_epi_mask(mean_img, options or masking.EPIMaskOptions())
+        if not mask.any():
+            raise InputError(bold_path, "the EPI mask computed from it is empty")
+    return (
+        image.save_image(masking.mask_image(mask, mean_img), out_mask),
+        image.save_image(masking.mean_image(mean, mean_img), out_mean),
+    )
 
 
 def connectivity(mask_path, out_file, *, neighbourhood: int = 6) -> int:
     """Write the grid adjacency of a mask's voxels; return its connected pieces."""
     mask, _ = image.load_mask(mask_path)
     adjacency = grid_connectivity(mask, neighbourhood)
-    image.save_connectivity(adjacency, out_file)
+    fileio.save_connectivity(adjacency, out_file)
     n_components, _ = connected_components(adjacency)
     return int(n_components)
 
@@ -150,7 +273,7 @@ def check_n_clusters_in_mask(n_clusters, n_voxels: int, mask_path) -> list[int]:
     values = check_n_clusters(n_clusters)
     for k in values:
         if k > n_voxels:
-            raise image.InputError(
+            raise InputError(
                 mask_path,
                 f"cannot make {k} parcels from a mask of {n_voxels} voxels "
                 f"(n_clusters must be between 1 and {n_voxels})",
@@ -159,38 +282,46 @@ def check_n_clusters_in_mask(n_clusters, n_voxels: int, mask_path) -> list[int]:
 
 
 def ward_tree(
-    bold_path,
-    mask_path,
     connectivity_path,
     out_tree,
     *,
+    series_path=None,
+    bold_path=None,
+    mask_path=None,
     n_clusters=(),
     preparation=None,
     out_half_trees=None,
 ):
-    """Build the Ward tree of the (prepared) masked BOLD series and write it.
+    """Build the Ward tree of a voxel series and write it.
 
+    The series is a prepared series file (``series_path``) or a 4D NIfTI
+    read and prepared now (``bold_path``); see :func:`load_voxel_series`.
     ``n_clusters`` is only checked here (before the heavy work), so that a
     bad K fails fast. With ``out_half_trees`` (two paths), the trees of the
     first and of the second half of the volumes are written too, for the
     split-half reproducibility of every cut; the halves are cut from the
     prepared series, so filtering and confound regression see the whole run.
     """
-    X, mask, bold_img = image.load_masked_bold(bold_path, mask_path)
-    if n_clusters:
-        check_n_clusters_in_mask(n_clusters, X.shape[0], mask_path)
-    adjacency = image.load_connectivity(connectivity_path, n_voxels=X.shape[0])
-    X = prepare(X, bold_path, bold_img, preparation)
+    if n_clusters and mask_path is not None:
+        mask, _ = image.load_mask(mask_path)
+        check_n_clusters_in_mask(n_clusters, int(mask.sum()), mask_path)
+    series = load_voxel_series(
+        series_path=series_path, bold_path=bold_path, mask_path=mask_path,
+        preparation=preparation,
+    )
+    X = series.X
+    adjacency = fileio.load_connectivity(connectivity_path, n_voxels=X.shape[0])
     if out_half_trees is not None and X.shape[1] < 4:
-        raise image.InputError(
-            bold_path, f"split halves need at least 4 volumes, got {X.shape[1]}"
+        raise InputError(
+            series_path or bold_path,
+            f"split halves need at least 4 volumes, got {X.shape[1]}",
         )
     tree = build_ward_tree(X, adjacency)
-    image.save_tree(tree, out_tree)
+    fileio.save_tree(tree, out_tree)
     if out_half_trees is not None:
         half = X.shape[1] // 2
         for part, path in zip((X[:, :half], X[:, half:]), out_half_trees):
-            image.save_tree(build_ward_tree(part, adjacency), path)
+            fileio.save_tree(build_ward_tree(part, adjacency), path)
     return tree
 
 
@@ -199,78 +330,101 @@ def cut(tree_path, mask_path, n_clusters: int, out_labels) -> Path:
     mask, mask_img = image.load_mask(mask_path)
     n_voxels = int(mask.sum())
     (k,) = check_n_clusters_in_mask(n_clusters, n_voxels, mask_path)
-    tree = image.load_tree(tree_path, n_leaves=n_voxels)
+    tree = fileio.load_tree(tree_path, n_leaves=n_voxels)
     labels = cut_tree(tree.children, k)
     return image.save_labels(labels, mask, mask_img, out_labels)
 
 
 def split_half_ari(half_tree_paths, n_clusters: int, n_voxels: int) -> float:
     """ARI between the trees of the two halves of a run, both cut at ``n_clusters``."""
+    from sklearn.metrics import adjusted_rand_score
+
     if len(half_tree_paths) != 2:
         raise ValueError(f"split halves need two tree files, got {len(half_tree_paths)}")
     first, second = (
-        cut_tree(image.load_tree(path, n_leaves=n_voxels).children, n_clusters)
+        cut_tree(fileio.load_tree(path, n_leaves=n_voxels).children, n_clusters)
         for path in half_tree_paths
     )
-    return truth_agreement(first, second).ari
+    return float(adjusted_rand_score(first, second))
 
 
-def compare_labels(labels_path, reference_path):
-    """ARI and AMI between two label images on one grid, over voxels labelled in both.
+def compare_labels(labels, mask, reference_path, reference_img, labels_path):
+    """ARI and AMI of 0-based ``labels`` in ``mask`` against a label image.
 
-    Returns a :class:`nipype_ward.metrics.Agreement`.
+    Over the voxels labelled in both; returns a
+    :class:`nipype_ward.metrics.Agreement`.
     """
-    labels_img = image.load_image(labels_path, ndim=3)
-    reference_img = image.load_image(reference_path, ndim=3)
-    image.check_same_grid(reference_img, reference_path, labels_img, labels_path)
-    labels = np.asanyarray(labels_img.dataobj)
-    reference = np.asanyarray(reference_img.dataobj)
-    both = (labels > 0) & (reference > 0)
+    truth_img = image.load_image(reference_path, ndim=3)
+    image.check_same_grid(truth_img, reference_path, reference_img, labels_path)
+    truth = np.asanyarray(truth_img.dataobj)[mask]
+    both = truth > 0
     if not both.any():
-        raise image.InputError(reference_path, f"no labelled voxel in common with {labels_path}")
-    return truth_agreement(labels[both], reference[both])
+        raise InputError(reference_path, f"no labelled voxel in common with {labels_path}")
+    return truth_agreement(labels[both], truth[both])
 
 
 def parcel_compress(
-    bold_path,
     labels_path,
     out_timeseries,
     out_compressed,
     out_metrics,
     *,
+    series_path=None,
+    series_info=None,
+    bold_path=None,
+    mask_path=None,
     preparation=None,
     connectivity_path=None,
     half_tree_paths=(),
+    true_regions_path=None,
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
     Writes the parcel time series (TSV: one column per parcel label, one row
-    per volume), the compressed 4D image and the metrics JSON; returns the
-    metrics. With a ``preparation``, all three are those of the prepared
-    signals (the signals the parcellation was learned from).
+    per volume), the compressed 4D image (unless ``out_compressed`` is None)
+    and the metrics JSON; returns the metrics. The series is a prepared
+    series file (``series_path``, with the ``mask_path`` it was taken in) or
+    a 4D NIfTI read and prepared now (``bold_path``, inside the label
+    image's non-zero voxels unless ``mask_path`` is given); the outputs are
+    those of the prepared signals.
 
     The metrics are those of :func:`nipype_ward.metrics.compression_summary`;
-    with ``connectivity_path`` they count the non-contiguous parcels, and with
+    with ``connectivity_path`` they count the non-contiguous parcels, with
     ``half_tree_paths`` (the trees of the two halves of the volumes, see
     :func:`ward_tree`) they give ``split_half_ari``, the adjusted Rand index
-    between the two halves' trees cut at the same number of parcels.
+    between the two halves' trees cut at the same number of parcels, and
+    with ``true_regions_path`` (known regions on the same grid, e.g. the
+    simulation's) ``true_regions_ari`` and ``true_regions_ami``.
     """
-    bold_img = image.load_bold(bold_path)
-    mask, _ = image.load_mask(labels_path, reference=bold_img, reference_path=bold_path)
+    series = load_voxel_series(
+        series_path=series_path, series_info=series_info, bold_path=bold_path,
+        mask_path=mask_path if mask_path is not None else (labels_path if bold_path else None),
+        preparation=preparation,
+    )
+    X, mask = series.X, series.mask
+    labels_img = image.load_image(labels_path, ndim=3)
+    image.check_same_grid(labels_img, labels_path, series.reference_img,
+                          mask_path or series.source)
     labels, label_values = image.load_labels(labels_path, mask=mask)
-    X = prepare(image.masked_data(bold_img, mask, bold_path), bold_path, bold_img, preparation)
-    means = parcel_means(X, labels)
-    names = [str(value) for value in label_values]
+    moments = parcel_moments(X, labels, len(label_values))
+    means = moments.sums / moments.sizes[:, None]
     connectivity = None
     if connectivity_path:
-        connectivity = image.load_connectivity(connectivity_path, n_voxels=X.shape[0])
-    metrics = compression_summary(X, labels, connectivity=connectivity)
+        connectivity = fileio.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+    metrics = compression_summary(X, labels, connectivity=connectivity, moments=moments)
     if half_tree_paths:
         metrics["split_half_ari"] = split_half_ari(half_tree_paths, len(means), X.shape[0])
-    metrics["bold_file"] = str(bold_path)
+    if true_regions_path:
+        truth = compare_labels(labels, mask, true_regions_path, series.reference_img, labels_path)
+        metrics["true_regions_ari"], metrics["true_regions_ami"] = truth.ari, truth.ami
+    metrics["bold_file"] = series.source
     metrics["labels_file"] = str(labels_path)
-    metrics["preparation"] = asdict(preparation) if preparation is not None else None
-    image.save_timeseries(means, out_timeseries, column_names=names)
-    image.save_image(image.unmask(expand_parcels(means, labels), mask, bold_img), out_compressed)
-    image.save_json(metrics, out_metrics)
+    metrics["preparation"] = series.preparation
+    fileio.save_timeseries(means, out_timeseries, column_names=[str(v) for v in label_values])
+    if out_compressed is not None:
+        image.save_series_image(
+            lambda start, stop: means[labels, start:stop], mask, series.reference_img,
+            out_compressed, n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,
+        )
+    fileio.save_json(metrics, out_metrics)
     return metrics

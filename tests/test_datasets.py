@@ -357,24 +357,23 @@ def test_incomplete_cache_regenerated(tmp_path, count_simulations):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    real_save = nib.save
+    real_write = nib.Nifti1Image.to_file_map
 
-    def crash_on_bold(img, filename):
+    def crash_on_bold(img, file_map=None, **kwargs):
         if img.ndim == 4:
             # Start writing, as a real interruption would, then fail.
-            with open(filename, "wb") as f:
-                f.write(b"\x1f\x8b truncated")
+            file_map["image"].fileobj.write(b"truncated")
             raise KeyboardInterrupt
-        return real_save(img, filename)
+        return real_write(img, file_map, **kwargs)
 
-    monkeypatch.setattr(datasets.nib, "save", crash_on_bold)
+    monkeypatch.setattr(nib.Nifti1Image, "to_file_map", crash_on_bold)
     with pytest.raises(KeyboardInterrupt):
         datasets.load_simulated_rest(**TINY, data_dir=tmp_path)
     files = [p for p in (tmp_path / "simulated_rest").rglob("*") if p.is_file()]
     assert all(not p.name.startswith("bold") for p in files)
     assert all(".tmp" not in p.name for p in files)
 
-    monkeypatch.setattr(datasets.nib, "save", real_save)
+    monkeypatch.setattr(nib.Nifti1Image, "to_file_map", real_write)
     bunch = datasets.load_simulated_rest(**TINY, data_dir=tmp_path)
     assert nib.load(bunch.func).shape[-1] == TINY["n_volumes"]
 

@@ -7,6 +7,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from nilearn.image import mean_img
 from nilearn.masking import compute_epi_mask
 from scipy import sparse
 from sklearn.cluster import FeatureAgglomeration
@@ -17,14 +18,19 @@ from nipype_ward.interfaces import (
     EPIMask,
     GridConnectivity,
     ParcelCompress,
+    PlotCompression,
+    PlotParcellation,
+    PrepareSignals,
     WardAgglomerate,
     WardTree,
 )
 
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
-            "confounds_columns", "connectivity_file", "half_tree_files"}
+            "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
+            "series_info", "true_regions_file", "title"}
 
-INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree]
+INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree,
+              PrepareSignals, PlotParcellation, PlotCompression]
 
 PUBLIC_CONTRACT = {
     EPIMask: ({"in_file", "lower_cutoff", "upper_cutoff", "connected", "opening",
@@ -86,9 +92,9 @@ def test_epi_mask_equals_nilearn(small_data, epi_outputs):
     assert ours.get_data_dtype() == np.uint8
     assert np.allclose(ours.affine, reference.affine)
     np.testing.assert_array_equal(np.asanyarray(ours.dataobj) > 0, reference.get_fdata() > 0)
-    bold = nb.load(small_data["bold"])
+    # The mean, computed in the same single read, has nilearn's very values.
     mean = nb.load(epi_outputs.mean_file)
-    np.testing.assert_allclose(mean.get_fdata(), bold.get_fdata().mean(axis=3), rtol=1e-5)
+    np.testing.assert_array_equal(mean.get_fdata(), mean_img(str(small_data["bold"])).get_fdata())
     # The EPI mask has work to do on this data: it must find the brain.
     truth = nb.load(small_data["mask"]).get_fdata() > 0
     found = np.asanyarray(ours.dataobj) > 0
@@ -109,6 +115,74 @@ def test_epi_mask_uses_a_given_brain_mask(small_data, tmp_path):
     ).run(cwd=str(tmp_path))
     given = nb.load(small_data["mask"]).get_fdata() > 0
     np.testing.assert_array_equal(nb.load(result.outputs.mask_file).get_fdata() > 0, given)
+
+
+def test_prepare_signals_reads_what_nilearn_reads(small_data, tmp_path):
+    result = PrepareSignals(in_file=str(small_data["bold"])).run(cwd=str(tmp_path))
+    reference_mask = compute_epi_mask(str(small_data["bold"])).get_fdata() > 0
+    mask = nb.load(result.outputs.mask_file).get_fdata() > 0
+    np.testing.assert_array_equal(mask, reference_mask)
+    np.testing.assert_array_equal(
+        nb.load(result.outputs.mean_file).get_fdata(),
+        mean_img(str(small_data["bold"])).get_fdata(),
+    )
+    series = np.load(result.outputs.series_file, mmap_mode="r")
+    assert series.dtype == np.float32  # the file holds float32: lossless
+    # Voxels in the C order of the mask, exactly nibabel's values.
+    np.testing.assert_array_equal(series, nb.load(small_data["bold"]).get_fdata()[mask])
+    assert (result.outputs.n_voxels, result.outputs.n_volumes) == series.shape
+    assert result.outputs.series_info["t_r"] == small_data["t_r"]
+    assert result.outputs.series_info["source"] == str(small_data["bold"])
+
+
+def _write_bold(path, data, affine, dtype, slope=None):
+    img = nb.Nifti1Image(data.astype(dtype), affine)
+    if slope is not None:
+        img.header.set_slope_inter(*slope)
+    nb.save(img, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["float64", "int16", "int16-scaled"])
+def test_ward_agglomerate_equals_scikit_learn_on_float64_and_int16(
+    small_data, epi_outputs, tmp_path, kind
+):
+    """The labels are scikit-learn's on the values nibabel reads, whatever the dtype.
+
+    The float64 series has a small signal (std 1e-3) over a baseline of 1000:
+    cast to float32 (7 significant digits), it would give other parcels.
+    """
+    source = nb.load(small_data["bold"])
+    data = source.get_fdata()
+    mask = nb.load(epi_outputs.mask_file).get_fdata() > 0
+    centred = data - data.mean(axis=3, keepdims=True)
+    if kind == "float64":
+        values = 1000.0 + 1e-3 * centred / centred[mask].std()
+        path = _write_bold(tmp_path / "bold64.nii.gz", values, source.affine, np.float64)
+    elif kind == "int16":
+        path = _write_bold(tmp_path / "bold16.nii.gz", np.round(data), source.affine, np.int16)
+    else:
+        raw = np.round((data - 3.0) / 0.1)
+        path = _write_bold(tmp_path / "scaled16.nii.gz", raw, source.affine, np.int16,
+                           slope=(0.1, 3.0))
+    conn = GridConnectivity(mask_file=epi_outputs.mask_file).run(cwd=_dir(tmp_path / "c"))
+    k = 60
+    result = WardAgglomerate(
+        in_file=path, mask_file=epi_outputs.mask_file,
+        connectivity_file=conn.outputs.connectivity_file, n_clusters=[k],
+    ).run(cwd=_dir(tmp_path / "w"))
+    labels = np.asanyarray(nb.load(result.outputs.labels_files[0]).dataobj)[mask]
+    X = nb.load(path).get_fdata()[mask]  # float64, nibabel's scaling
+    connectivity = grid_to_graph(*mask.shape, mask=mask)
+
+    def sklearn_labels(samples):
+        return FeatureAgglomeration(
+            n_clusters=k, connectivity=connectivity, linkage="ward"
+        ).fit(samples.T).labels_
+
+    assert _same_partition(labels, sklearn_labels(X))
+    if kind == "float64":  # the test can tell: a float32 cast changes the parcels
+        assert not _same_partition(labels, sklearn_labels(X.astype(np.float32)))
 
 
 def test_grid_connectivity_equals_grid_to_graph(epi_outputs, tmp_path):

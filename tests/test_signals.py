@@ -10,7 +10,7 @@ from nilearn.signal import clean
 from sklearn.cluster import FeatureAgglomeration
 from sklearn.feature_extraction.image import grid_to_graph
 
-from nipype_ward import image
+from nipype_ward import fileio, image
 from nipype_ward.interfaces import GridConnectivity, ParcelCompress, WardAgglomerate
 from nipype_ward.parcels import parcel_sizes
 from nipype_ward.signals import prepare_signals
@@ -105,13 +105,13 @@ def test_confounds_file(tmp_path):
     path = tmp_path / "desc-confounds_timeseries.tsv"
     pd.DataFrame({"trans_x": [0.1, 0.2, 0.4], "framewise_displacement": [np.nan, 0.3, 0.5]}) \
         .to_csv(path, sep="\t", index=False, na_rep="n/a")
-    values = image.load_confounds(path, 3, ["framewise_displacement", "trans_x"])
+    values = fileio.load_confounds(path, 3, ["framewise_displacement", "trans_x"])
     # fMRIPrep's n/a in the first row becomes the column mean (0.4).
     np.testing.assert_allclose(values, [[0.4, 0.1], [0.3, 0.2], [0.5, 0.4]])
     with pytest.raises(image.InputError, match=r"timeseries.tsv: no column named 'rot_z'"):
-        image.load_confounds(path, 3, ["trans_x", "rot_z"])
+        fileio.load_confounds(path, 3, ["trans_x", "rot_z"])
     with pytest.raises(image.InputError, match="timeseries.tsv: has 3 rows but the BOLD series has 4"):
-        image.load_confounds(path, 4)
+        fileio.load_confounds(path, 4)
 
 
 # --- through the interfaces ----------------------------------------------------

@@ -1,5 +1,7 @@
 """The parcellation workflow: wiring for a matrix of options, and real runs."""
 
+import builtins
+import io
 import os
 from pathlib import Path
 
@@ -9,13 +11,13 @@ import pytest
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.workflows import init_ward_parcellation_wf
-from nipype_ward.workflows.results import collect_outputs, node_durations
+from nipype_ward.workflows import init_rest_clustering_wf, init_ward_parcellation_wf
 
 OUTPUT_FIELDS = {
-    "mask_file", "mean_file", "connectivity_file", "tree_file", "n_clusters",
+    "mask_file", "mean_file", "series_file", "connectivity_file", "tree_file", "n_clusters",
     "labels_files", "timeseries_files", "compressed_files", "metrics_files",
 }
+INPUT_FIELDS = {"bold_file", "mask_file", "confounds_file", "true_regions_file"}
 
 
 @pytest.mark.parametrize("n_clusters", [(10,), (1000, 2000), [5, 50, 500]])
@@ -24,7 +26,7 @@ def test_wiring(n_clusters, neighbourhood, tmp_path):
     wf = init_ward_parcellation_wf(n_clusters=n_clusters, neighbourhood=neighbourhood)
     wf.base_dir = str(tmp_path)
     inputnode, outputnode = wf.get_node("inputnode"), wf.get_node("outputnode")
-    assert set(inputnode.inputs.copyable_trait_names()) == {"bold_file", "mask_file", "confounds_file"}
+    assert set(inputnode.inputs.copyable_trait_names()) == INPUT_FIELDS
     assert set(outputnode.inputs.copyable_trait_names()) == OUTPUT_FIELDS
     # Every connection names fields that exist on both ends (identity nodes
     # would accept anything), and every output field is fed.
@@ -37,8 +39,31 @@ def test_wiring(n_clusters, neighbourhood, tmp_path):
                 fed.add(in_field)
     assert fed | {"n_clusters"} == OUTPUT_FIELDS
     assert wf.get_node("cut_tree").inputs.n_clusters == list(n_clusters)
-    assert wf.get_node("ward_tree").mem_gb > 1
+    assert wf.get_node("prepare_signals").mem_gb > 1
+    # Only the prepare node reads the BOLD: the bold input feeds nothing else.
+    readers = {target.name for source, target, data in wf._graph.edges(data=True)
+               if source is inputnode and ("bold_file", "in_file") in data["connect"]}
+    assert readers == {"prepare_signals"}
     wf._create_flat_graph()  # expands without running
+
+
+@pytest.mark.parametrize("figures", [True, False])
+def test_seed_workflow_wiring(figures, tmp_path):
+    wf = init_rest_clustering_wf(output_dir=tmp_path / "out", n_clusters=(10, 20),
+                                 figures=figures)
+    wf._create_flat_graph()
+    sinks = {node.name: node for node in wf._graph.nodes() if node.name.startswith("ds_")}
+    expected = {"ds_mask", "ds_mean", "ds_tree", "ds_labels", "ds_timeseries",
+                "ds_compressed", "ds_metrics"}
+    if figures:
+        expected |= {"ds_parcellation", "ds_compression"}
+    assert set(sinks) == expected
+    assert sinks["ds_labels"].inputs.out_file == [
+        str(tmp_path / "out" / "ward10_labels.nii.gz"),
+        str(tmp_path / "out" / "ward20_labels.nii.gz"),
+    ]
+    with pytest.raises(ValueError, match="absolute"):
+        init_rest_clustering_wf(output_dir="relative/out")
 
 
 def _fields(node, spec):
@@ -57,10 +82,26 @@ def test_bad_arguments():
         init_ward_parcellation_wf(nclusters=(10,))  # keyword typos are errors
 
 
+def _collect(**outputs):
+    return outputs
+
+
 def _run(wf, tmp_path, plugin="Linear", **plugin_args):
-    wf.base_dir = str(tmp_path / "work")
-    graph = wf.run(plugin=plugin, plugin_args=plugin_args)
-    return collect_outputs(wf, graph), node_durations(graph)
+    """Run ``wf`` inside an outer workflow whose last node receives its outputnode.
+
+    The values reach that node through Nipype's own connections, so this reads
+    the workflow's results the way a user's downstream node would.
+    """
+    outer = pe.Workflow(name="test_run", base_dir=str(tmp_path / "work"))
+    fields = sorted(OUTPUT_FIELDS)
+    collect = pe.Node(
+        niu.Function(function=_collect, input_names=fields, output_names=["outputs"]),
+        name="collect",
+    )
+    outer.connect([(wf, collect, [(f"outputnode.{field}", field) for field in fields])])
+    graph = outer.run(plugin=plugin, plugin_args=plugin_args)
+    (node,) = [node for node in graph.nodes() if node.name == "collect"]
+    return node.result.outputs.outputs, graph
 
 
 def test_run_and_tree_is_not_rebuilt_when_k_changes(small_data, tmp_path):
@@ -167,3 +208,57 @@ def test_a_changed_preparation_rebuilds_the_tree(small_data, tmp_path):
     assert metrics["preparation"]["standardize"] == "zscore_sample"
     tree_file, _ = run(standardize="zscore_sample", t_r=2.0)  # t_r unused: still a new key
     assert tree_file.stat().st_mtime_ns != zscored_stamp
+
+
+@pytest.fixture
+def count_openings(monkeypatch):
+    """Count every opening of a given file through Python's ``open`` (gzip,
+    ISA-L, nibabel and numpy all open files with it), in this process."""
+    counts = {}
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            path = os.path.realpath(file)
+            if path in counts:
+                counts[path] += 1
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)
+
+    def watch(path):
+        counts[os.path.realpath(path)] = 0
+        return lambda: counts[os.path.realpath(path)]
+
+    return watch
+
+
+def test_the_bold_is_read_once_and_a_new_k_reads_nothing(
+    small_data, tmp_path, count_openings
+):
+    bold = tmp_path / "sub-01_task-rest_bold.nii.gz"
+    bold.write_bytes(small_data["bold"].read_bytes())
+    openings = count_openings(bold)
+    nb.load(bold).get_fdata()  # the counter sees nibabel's reads (3 openings)
+    assert openings() >= 1
+
+    def run(n_clusters):
+        wf = init_ward_parcellation_wf(n_clusters=n_clusters)
+        wf.inputs.inputnode.bold_file = str(bold)
+        before = openings()
+        outputs, graph = _run(wf, tmp_path)  # Linear: every node in this process
+        return outputs, openings() - before
+
+    outputs, read = run((20, 100))
+    assert read == 1  # mask, mean, tree, halves, both compressions: one read
+    stamps = {name: Path(outputs[name]).stat().st_mtime_ns
+              for name in ("series_file", "tree_file", "mask_file")}
+    for k, labels_file in zip((20, 100), outputs["labels_files"]):
+        assert np.asanyarray(nb.load(labels_file).dataobj).max() == k
+
+    outputs, read = run((20, 100, 300))
+    assert read == 0  # the series and the tree come from Nipype's cache
+    assert {name: Path(outputs[name]).stat().st_mtime_ns for name in stamps} == stamps
+    assert len(outputs["metrics_files"]) == 3
+    assert np.asanyarray(nb.load(outputs["labels_files"][2]).dataobj).max() == 300

@@ -1,8 +1,10 @@
 """Nipype interfaces of nipype-ward: one module per concern, each delegating
-to :mod:`nipype_ward.steps`."""
+to :mod:`nipype_ward.steps` (figures: :mod:`nipype_ward.reports`)."""
 from nipype_ward.interfaces.compression import ParcelCompress
 from nipype_ward.interfaces.connectivity import GridConnectivity
 from nipype_ward.interfaces.masking import EPIMask
+from nipype_ward.interfaces.reports import PlotCompression, PlotParcellation
+from nipype_ward.interfaces.signals import PrepareSignals
 from nipype_ward.interfaces.ward import CutWardTree, WardAgglomerate, WardTree
 
 __all__ = [
@@ -10,6 +12,9 @@ __all__ = [
     "EPIMask",
     "GridConnectivity",
     "ParcelCompress",
+    "PlotCompression",
+    "PlotParcellation",
+    "PrepareSignals",
     "WardAgglomerate",
     "WardTree",
 ]

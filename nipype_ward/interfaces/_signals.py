@@ -1,8 +1,10 @@
-"""Signal-preparation inputs shared by the interfaces that read BOLD signals.
+"""Voxel-series inputs shared by the interfaces that read BOLD signals.
 
-The trait names are a public contract: ``WardAgglomerate``, ``WardTree`` and
-``ParcelCompress`` all take them, so one set of options can feed both the
-tree and the compression.
+The preparation traits are declared once, here: ``PrepareSignals`` (the
+workflow's one reader of the BOLD) takes them, and so do ``WardTree``,
+``WardAgglomerate`` and ``ParcelCompress`` for standalone use on a 4D NIfTI
+(``in_file``). Given a prepared ``series_file`` instead, those interfaces
+refuse a preparation: the series is prepared already.
 """
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, isdefined, traits
@@ -37,6 +39,25 @@ class SignalPreparationInputSpec(BaseInterfaceInputSpec):
     )
 
 
+class VoxelSeriesInputSpec(SignalPreparationInputSpec):
+    """Either a prepared series and its mask, or a 4D BOLD series to read now."""
+
+    series_file = File(
+        exists=True,
+        mandatory=True,
+        xor=["in_file"],
+        desc="prepared voxel series (.npy from PrepareSignals), taken in mask_file; "
+        "what the workflow passes (the BOLD is then never read again)",
+    )
+    in_file = File(
+        exists=True,
+        mandatory=True,
+        xor=["series_file"],
+        desc="4D BOLD series (NIfTI), read inside mask_file and prepared with the "
+        "preparation inputs; for standalone use",
+    )
+
+
 def preparation_from_inputs(inputs) -> SignalPreparation:
     """The :class:`~nipype_ward.steps.SignalPreparation` an interface's inputs ask for."""
 
@@ -53,3 +74,15 @@ def preparation_from_inputs(inputs) -> SignalPreparation:
         confounds_file=value("confounds_file"),
         confounds_columns=tuple(value("confounds_columns") or ()),
     )
+
+
+def series_from_inputs(inputs) -> dict:
+    """Keyword arguments of the steps that take a series or a 4D BOLD."""
+    if isdefined(inputs.series_file):
+        return {"series_path": inputs.series_file}
+    return {"bold_path": inputs.in_file}
+
+
+def source_of(inputs) -> str:
+    """The file outputs are named after: the series or the BOLD."""
+    return inputs.series_file if isdefined(inputs.series_file) else inputs.in_file

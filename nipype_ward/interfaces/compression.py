@@ -1,23 +1,30 @@
 """Compression of a BOLD series by a parcellation."""
 
-from nipype.interfaces.base import (
-    File,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
-)
+from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, isdefined, traits
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
-from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
+from nipype_ward.interfaces._signals import (
+    VoxelSeriesInputSpec,
+    preparation_from_inputs,
+    series_from_inputs,
+)
 
 
-class _ParcelCompressInputSpec(SignalPreparationInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
+class _ParcelCompressInputSpec(VoxelSeriesInputSpec):
     labels_file = File(
         exists=True,
         mandatory=True,
         desc="parcel labels on the BOLD grid (positive integers inside the mask, 0 outside)",
+    )
+    mask_file = File(
+        exists=True,
+        desc="the mask series_file was taken in (needed with series_file); with in_file "
+        "the mask is the label image's non-zero voxels unless this is given",
+    )
+    series_info = traits.Dict(
+        desc="PrepareSignals' series_info of series_file: its repetition time goes into "
+        "the compressed image's header, its source and preparation into the metrics",
     )
     connectivity_file = File(
         exists=True,
@@ -29,6 +36,15 @@ class _ParcelCompressInputSpec(SignalPreparationInputSpec):
         desc="trees of the two halves of the volumes (WardTree with split_half); when "
         "given, the metrics give the split-half adjusted Rand index at this K",
     )
+    true_regions_file = File(
+        exists=True,
+        desc="known regions on the same grid (e.g. the simulation's ground truth); when "
+        "given, the metrics give true_regions_ari and true_regions_ami against them",
+    )
+    save_compressed = traits.Bool(
+        True, usedefault=True,
+        desc="write the compressed 4D series (as large as the input, once decompressed)",
+    )
 
 
 class _ParcelCompressOutputSpec(TraitedSpec):
@@ -38,21 +54,25 @@ class _ParcelCompressOutputSpec(TraitedSpec):
         "header = parcel label",
     )
     compressed_file = File(
-        exists=True, desc="4D NIfTI where each voxel holds its parcel's mean signal"
+        exists=True,
+        desc="4D NIfTI where each voxel holds its parcel's mean signal (with save_compressed)",
     )
     metrics_file = File(
         exists=True,
         desc="JSON: n_voxels, n_parcels, compression_ratio, r2 of the reconstruction "
         "over the mask, homogeneity, parcel_size_min/q1/median/q3/max, and "
-        "n_noncontiguous / split_half_ari when their inputs are given",
+        "n_noncontiguous / split_half_ari / true_regions_ari and _ami when their "
+        "inputs are given",
     )
 
 
 class ParcelCompress(SimpleInterface):
     """Replace each voxel's signal by the mean of its parcel, and measure the loss.
 
-    With preparation options (the same as the tree's), the time series, the
-    compressed image and the R2 are those of the prepared signals.
+    The signals are a prepared ``series_file`` (the workflow's way) or a 4D
+    ``in_file`` prepared with the same options as the tree's; the time
+    series, the compressed image and the R2 are those of the prepared
+    signals.
     """
 
     input_spec = _ParcelCompressInputSpec
@@ -62,18 +82,29 @@ class ParcelCompress(SimpleInterface):
         labels_file = self.inputs.labels_file
         outputs = {
             "timeseries_file": output_path(labels_file, "_timeseries", runtime.cwd, ".tsv"),
-            "compressed_file": output_path(labels_file, "_compressed", runtime.cwd, ".nii.gz"),
             "metrics_file": output_path(labels_file, "_metrics", runtime.cwd, ".json"),
         }
+        if self.inputs.save_compressed:
+            outputs["compressed_file"] = output_path(
+                labels_file, "_compressed", runtime.cwd, ".nii.gz"
+            )
+
+        def optional(name):
+            value = getattr(self.inputs, name)
+            return value if isdefined(value) and value else None
+
         steps.parcel_compress(
-            self.inputs.in_file,
             labels_file,
             outputs["timeseries_file"],
-            outputs["compressed_file"],
+            outputs.get("compressed_file"),
             outputs["metrics_file"],
+            mask_path=optional("mask_file"),
+            series_info=optional("series_info"),
             preparation=preparation_from_inputs(self.inputs),
-            connectivity_path=self.inputs.connectivity_file or None,
-            half_tree_paths=self.inputs.half_tree_files or (),
+            connectivity_path=optional("connectivity_file"),
+            half_tree_paths=optional("half_tree_files") or (),
+            true_regions_path=optional("true_regions_file"),
+            **series_from_inputs(self.inputs),
         )
         self._results.update(outputs)
         return runtime

@@ -10,15 +10,13 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.masking import EPIMaskOptions
 
 
-class _EPIMaskInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="3D or 4D EPI series (NIfTI)")
-    brain_mask_file = File(
-        exists=True,
-        desc="precomputed brain mask on the EPI grid (e.g. fMRIPrep's desc-brain_mask); "
-        "when given, no mask is computed and this one is used",
-    )
+class EPIMaskOptionsInputSpec(BaseInterfaceInputSpec):
+    """The options of nilearn's ``compute_epi_mask``, shared by every interface
+    that computes an EPI mask (``EPIMask``, ``PrepareSignals``)."""
+
     lower_cutoff = traits.Range(
         low=0.0, high=1.0, value=0.2, usedefault=True,
         desc="lower fraction of the histogram to be discarded (nilearn's compute_epi_mask)",
@@ -38,6 +36,26 @@ class _EPIMaskInputSpec(BaseInterfaceInputSpec):
     )
 
 
+def epi_options_from_inputs(inputs) -> EPIMaskOptions:
+    """The :class:`~nipype_ward.masking.EPIMaskOptions` an interface's inputs ask for."""
+    return EPIMaskOptions(
+        lower_cutoff=inputs.lower_cutoff,
+        upper_cutoff=inputs.upper_cutoff,
+        connected=inputs.connected,
+        opening=inputs.opening,
+        exclude_zeros=inputs.exclude_zeros,
+    )
+
+
+class _EPIMaskInputSpec(EPIMaskOptionsInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="3D or 4D EPI series (NIfTI)")
+    brain_mask_file = File(
+        exists=True,
+        desc="precomputed brain mask on the EPI grid (e.g. fMRIPrep's desc-brain_mask); "
+        "when given, no mask is computed and this one is used",
+    )
+
+
 class _EPIMaskOutputSpec(TraitedSpec):
     mask_file = File(exists=True, desc="brain mask, uint8, on the EPI grid")
     mean_file = File(exists=True, desc="temporal mean of the EPI series, float32")
@@ -46,8 +64,11 @@ class _EPIMaskOutputSpec(TraitedSpec):
 class EPIMask(SimpleInterface):
     """Brain mask of an EPI series, as :func:`nilearn.masking.compute_epi_mask`.
 
-    With the same options the mask equals nilearn's. When ``brain_mask_file``
-    is set, it is checked against the EPI grid and used instead.
+    With the same options the mask equals nilearn's. The series is read
+    once: its temporal mean gives both the mask and ``mean_file``. When
+    ``brain_mask_file`` is set, it is checked against the EPI grid and used
+    instead. (The parcellation workflow computes the mask inside
+    ``PrepareSignals``, in the same single read as the series.)
     """
 
     input_spec = _EPIMaskInputSpec
@@ -60,11 +81,7 @@ class EPIMask(SimpleInterface):
             output_path(in_file, "_mask", runtime.cwd),
             output_path(in_file, "_mean", runtime.cwd),
             brain_mask_path=self.inputs.brain_mask_file or None,
-            lower_cutoff=self.inputs.lower_cutoff,
-            upper_cutoff=self.inputs.upper_cutoff,
-            connected=self.inputs.connected,
-            opening=self.inputs.opening,
-            exclude_zeros=self.inputs.exclude_zeros,
+            options=epi_options_from_inputs(self.inputs),
         )
         self._results["mask_file"] = str(mask_file)
         self._results["mean_file"] = str(mean_file)

@@ -16,12 +16,21 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
-from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
+from nipype_ward.interfaces._signals import (
+    VoxelSeriesInputSpec,
+    preparation_from_inputs,
+    series_from_inputs,
+    source_of,
+)
 
 
-class _WardTreeInputSpec(SignalPreparationInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
-    mask_file = File(exists=True, mandatory=True, desc="brain mask on the BOLD grid")
+class _WardTreeInputSpec(VoxelSeriesInputSpec):
+    mask_file = File(
+        exists=True,
+        mandatory=True,
+        desc="brain mask on the BOLD grid: the mask series_file was taken in, or the "
+        "voxels of in_file to cluster",
+    )
     connectivity_file = File(
         exists=True,
         mandatory=True,
@@ -47,10 +56,12 @@ class _WardTreeOutputSpec(TraitedSpec):
 
 
 class WardTree(SimpleInterface):
-    """Build the full connectivity-constrained Ward tree of a BOLD series.
+    """Build the full connectivity-constrained Ward tree of a voxel series.
 
-    The tree is built on the prepared signals (see the ``standardize``,
-    ``detrend``, filtering and confound inputs); by default the raw ones.
+    The series is a prepared ``series_file`` (from ``PrepareSignals``: the
+    workflow's way), or a 4D ``in_file`` read inside ``mask_file`` and
+    prepared with the ``standardize``, ``detrend``, filtering and confound
+    inputs (by default the raw signals).
     """
 
     input_spec = _WardTreeInputSpec
@@ -61,22 +72,22 @@ class WardTree(SimpleInterface):
         return runtime
 
     def _write_tree(self, runtime, n_clusters=()) -> str:
-        in_file = self.inputs.in_file
-        tree_file = output_path(in_file, "_wardtree", runtime.cwd, ".npz")
+        source = source_of(self.inputs)
+        tree_file = output_path(source, "_wardtree", runtime.cwd, ".npz")
         half_tree_files = []
         if self.inputs.split_half:
             half_tree_files = [
-                output_path(in_file, f"_half{half}_wardtree", runtime.cwd, ".npz")
+                output_path(source, f"_half{half}_wardtree", runtime.cwd, ".npz")
                 for half in (1, 2)
             ]
         steps.ward_tree(
-            in_file,
-            self.inputs.mask_file,
             self.inputs.connectivity_file,
             tree_file,
+            mask_path=self.inputs.mask_file,
             n_clusters=n_clusters,
             preparation=preparation_from_inputs(self.inputs),
             out_half_trees=half_tree_files or None,
+            **series_from_inputs(self.inputs),
         )
         self._results["tree_file"] = tree_file
         self._results["half_tree_files"] = half_tree_files
@@ -130,7 +141,7 @@ class WardAgglomerate(WardTree):
 
     With the same data and K, the labels equal those of scikit-learn's
     ``FeatureAgglomeration(n_clusters=K, connectivity=grid_to_graph(mask),
-    linkage='ward')`` up to numbering.
+    linkage='ward')`` up to numbering, on a mask of one connected piece.
     """
 
     input_spec = _WardAgglomerateInputSpec
@@ -141,7 +152,7 @@ class WardAgglomerate(WardTree):
         tree_file = self._write_tree(runtime, n_clusters=self.inputs.n_clusters)
         labels_files = []
         for k in self.inputs.n_clusters:
-            labels_file = output_path(self.inputs.in_file, f"_ward{k}", runtime.cwd, ".nii.gz")
+            labels_file = output_path(source_of(self.inputs), f"_ward{k}", runtime.cwd, ".nii.gz")
             steps.cut(tree_file, self.inputs.mask_file, k, labels_file)
             labels_files.append(labels_file)
         self._results["labels_files"] = labels_files

@@ -1,28 +1,39 @@
 """The seed example's figures: a parcellation over the mean EPI, and a
-volume of the original series beside its compressed version."""
+volume of the series beside its compressed version.
+
+matplotlib and nilearn's plotting are imported inside the functions: they
+cost about a second, paid only by the process that draws.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files; never open a window
-
 import numpy as np
-from matplotlib import pyplot as plt
-from nilearn import image as nimage
-from nilearn import plotting
 
-from nipype_ward import image
+from nipype_ward import fileio, image
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are files; never open a window
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def cut_coords_of(mask_path) -> tuple[float, float, float]:
+    """The cuts every figure of a parcellation shares: the mask's centre (nilearn's choice)."""
+    from nilearn.plotting import find_xyz_cut_coords
+
+    mask_img = image.load_image(mask_path, ndim=3)
+    return tuple(float(c) for c in find_xyz_cut_coords(mask_img))
 
 
 def plot_parcellation(labels_file, mean_file, out_png, *, title=None, cut_coords=None):
-    """Label image over the mean EPI (nilearn's ``plot_roi``), saved as PNG.
+    """Label image over the mean EPI (nilearn's ``plot_roi``), saved as PNG."""
+    _pyplot()
+    from nilearn import plotting
 
-    Returns
-    -------
-    cut_coords : tuple of 3 floats
-        The cuts used, to reuse in the other figures.
-    """
     labels_img = image.load_image(labels_file, ndim=3)
     n_parcels = int(np.asanyarray(labels_img.dataobj).max())
     display = plotting.plot_roi(
@@ -34,34 +45,39 @@ def plot_parcellation(labels_file, mean_file, out_png, *, title=None, cut_coords
         cmap="Paired",
         colorbar=False,
     )
-    cut_coords = tuple(float(c) for c in display.cut_coords)
     display.savefig(str(out_png), dpi=100)
     display.close()
-    return cut_coords
+    return out_png
 
 
-def plot_compression(
-    bold_file, compressed_file, mask_file, out_png, *, cut_coords, volume: int = 0, n_parcels=None
-):
-    """Original and compressed volume, same cuts and colour range, one PNG.
+def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords=None,
+                     volume: int = 0):
+    """A volume of the series and of its compression, same cuts and colour range, one PNG.
 
-    The colour range is that of the original volume inside the mask, as in
-    the seed example.
+    The series is the prepared one (the raw intensities unless a
+    preparation was asked); the compressed volume gives every voxel its
+    parcel's mean. The colour range is that of the original volume inside
+    the mask, as in the seed example.
     """
-    original = nimage.index_img(image.load_bold(bold_file), volume)
-    compressed = nimage.index_img(image.load_bold(compressed_file), volume)
-    mask, _ = image.load_mask(mask_file, reference=original, reference_path=bold_file)
-    values = np.asanyarray(original.dataobj)[mask]
+    plt = _pyplot()
+    from nilearn import plotting
+
+    mask, mask_img = image.load_mask(mask_file)
+    X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
+    if not 0 <= volume < X.shape[1]:
+        raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
+    labels, _ = image.load_labels(labels_file, mask=mask)
+    values = np.asarray(X[:, volume], dtype=np.float64)
+    sizes = np.bincount(labels)
+    compressed = (np.bincount(labels, weights=values) / sizes)[labels]
     vmin, vmax = float(values.min()), float(values.max())
-    n_voxels = int(mask.sum())
-    suffix = f" ({n_parcels} parcels)" if n_parcels else ""
     figure, axes = plt.subplots(2, 1, figsize=(8, 6))
-    for img, axis, title in (
-        (original, axes[0], f"Original ({n_voxels} voxels)"),
-        (compressed, axes[1], f"Compressed representation{suffix}"),
+    for voxels, axis, title in (
+        (values, axes[0], f"Original ({mask.sum()} voxels)"),
+        (compressed, axes[1], f"Compressed representation ({len(sizes)} parcels)"),
     ):
         plotting.plot_epi(
-            img,
+            image.unmask(voxels, mask, mask_img),
             cut_coords=cut_coords,
             title=title,
             vmin=vmin,
@@ -74,3 +90,4 @@ def plot_compression(
         )
     figure.savefig(str(out_png), dpi=100)
     plt.close(figure)
+    return out_png

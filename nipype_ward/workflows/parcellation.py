@@ -10,17 +10,17 @@ from nipype.pipeline import engine as pe
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.interfaces import (
     CutWardTree,
-    EPIMask,
     GridConnectivity,
     ParcelCompress,
+    PrepareSignals,
     WardTree,
 )
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a
-#: 2 mm MNI-grid BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
-DEFAULT_MEM_GB = {"mask": 5.6, "tree": 5.6, "compress": 9.6}
+#: 2 mm MNI-grid float32 BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
+DEFAULT_MEM_GB = {"prepare": 6.8, "tree": 5.7, "compress": 1.7}
 
 
 def init_ward_parcellation_wf(
@@ -34,18 +34,22 @@ def init_ward_parcellation_wf(
     t_r: float | None = None,
     confounds_columns: Sequence[str] = (),
     split_half: bool = True,
+    save_compressed: bool = True,
     mem_gb: dict[str, float] | None = None,
     name: str = "ward_parcellation_wf",
 ):
     """Learn Ward parcellations of a BOLD series and compress it with each.
 
-    The EPI brain mask is computed (unless one is given), the grid
-    connectivity of its voxels built, the Ward tree built once in its own
-    node, and cut at every number of parcels. Each parcellation then
-    compresses the series (each voxel replaced by its parcel's mean).
+    One node (``prepare_signals``) reads the BOLD series, once: it computes
+    the EPI brain mask from the temporal mean (unless a mask is given),
+    prepares the voxel signals and writes them as a memory-mappable series,
+    which every later node reads instead of the BOLD. The grid connectivity
+    of the mask's voxels is built, the Ward tree built once in its own node
+    and cut at every number of parcels; each parcellation then compresses
+    the series (each voxel replaced by its parcel's mean) and is measured.
 
     Because the tree has its own node, re-running with another list of
-    ``n_clusters`` reuses the tree from Nipype's cache.
+    ``n_clusters`` reuses the series and the tree from Nipype's cache.
 
     .. workflow::
         :graph2use: orig
@@ -96,6 +100,9 @@ def init_ward_parcellation_wf(
     confounds_file
         Optional confounds TSV (e.g. fMRIPrep's
         ``desc-confounds_timeseries.tsv``), regressed out before clustering.
+    true_regions_file
+        Optional known regions on the BOLD grid (e.g. a simulation's ground
+        truth); when set, the metrics give the agreement with them.
 
     Outputs
     -------
@@ -103,6 +110,8 @@ def init_ward_parcellation_wf(
         Brain mask used (uint8).
     mean_file
         Temporal mean of the BOLD series.
+    series_file
+        The masked, prepared voxel series (``.npy``).
     connectivity_file
         Grid adjacency of the mask's voxels (``.npz``).
     tree_file
@@ -114,7 +123,8 @@ def init_ward_parcellation_wf(
     timeseries_files
         Parcel mean signals (TSV), one per number of parcels.
     compressed_files
-        Compressed BOLD series (4D NIfTI), one per number of parcels.
+        Compressed BOLD series (4D NIfTI), one per number of parcels (with
+        ``save_compressed``).
     metrics_files
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
         sizes, non-contiguous parcels, split-half ARI
@@ -130,13 +140,18 @@ def init_ward_parcellation_wf(
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "mask_file", "confounds_file"]),
-        name="inputnode",)
+    inputnode = pe.Node(
+        niu.IdentityInterface(
+            fields=["bold_file", "mask_file", "confounds_file", "true_regions_file"]
+        ),
+        name="inputnode",
+    )
     outputnode = pe.Node(
         niu.IdentityInterface(
             fields=[
                 "mask_file",
                 "mean_file",
+                "series_file",
                 "connectivity_file",
                 "tree_file",
                 "n_clusters",
@@ -150,7 +165,12 @@ def init_ward_parcellation_wf(
     )
     outputnode.inputs.n_clusters = n_clusters
 
-    epi_mask = pe.Node(EPIMask(), name="epi_mask", mem_gb=mem_gb["mask"])
+    # The only node that reads the BOLD; the preparation options are set here
+    # and nowhere else (they are part of its cache key, K is not).
+    prepare_signals = pe.Node(
+        PrepareSignals(), name="prepare_signals", mem_gb=mem_gb["prepare"]
+    )
+    _set_preparation(prepare_signals, preparation)
     grid_connectivity = pe.Node(
         GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
     )
@@ -160,34 +180,33 @@ def init_ward_parcellation_wf(
     cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
     cut_tree.inputs.n_clusters = n_clusters
     parcel_compress = pe.MapNode(
-        ParcelCompress(),
+        ParcelCompress(save_compressed=save_compressed),
         iterfield=["labels_file"],
         name="parcel_compress",
         mem_gb=mem_gb["compress"],
     )
-    # The same preparation feeds the tree and the compression; being node
-    # inputs, the options are part of the tree's cache key (K is not).
-    for node in (ward_tree, parcel_compress):
-        _set_preparation(node, preparation)
 
     # fmt: off
     workflow.connect([
-        (inputnode, epi_mask, [("bold_file", "in_file"),
-                               ("mask_file", "brain_mask_file")]),
-        (epi_mask, grid_connectivity, [("mask_file", "mask_file")]),
-        (inputnode, ward_tree, [("bold_file", "in_file"),
-                                ("confounds_file", "confounds_file")]),
-        (epi_mask, ward_tree, [("mask_file", "mask_file")]),
+        (inputnode, prepare_signals, [("bold_file", "in_file"),
+                                      ("mask_file", "brain_mask_file"),
+                                      ("confounds_file", "confounds_file")]),
+        (prepare_signals, grid_connectivity, [("mask_file", "mask_file")]),
+        (prepare_signals, ward_tree, [("series_file", "series_file"),
+                                      ("mask_file", "mask_file")]),
         (grid_connectivity, ward_tree, [("connectivity_file", "connectivity_file")]),
         (ward_tree, cut_tree, [("tree_file", "tree_file")]),
-        (epi_mask, cut_tree, [("mask_file", "mask_file")]),
-        (inputnode, parcel_compress, [("bold_file", "in_file"),
-                                      ("confounds_file", "confounds_file")]),
+        (prepare_signals, cut_tree, [("mask_file", "mask_file")]),
+        (prepare_signals, parcel_compress, [("series_file", "series_file"),
+                                            ("series_info", "series_info"),
+                                            ("mask_file", "mask_file")]),
+        (inputnode, parcel_compress, [("true_regions_file", "true_regions_file")]),
         (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
         (grid_connectivity, parcel_compress, [("connectivity_file", "connectivity_file")]),
         (ward_tree, parcel_compress, [("half_tree_files", "half_tree_files")]),
-        (epi_mask, outputnode, [("mask_file", "mask_file"),
-                                ("mean_file", "mean_file")]),
+        (prepare_signals, outputnode, [("mask_file", "mask_file"),
+                                       ("mean_file", "mean_file"),
+                                       ("series_file", "series_file")]),
         (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),
         (ward_tree, outputnode, [("tree_file", "tree_file")]),
         (cut_tree, outputnode, [("labels_file", "labels_files")]),

@@ -1,0 +1,268 @@
+"""Reading and writing the files that are not images: arrays, tables, JSON.
+
+Every problem with an input file raises :class:`InputError`, one message that
+names the file and says what is wrong with it. Writers go through a temporary
+file in the target's folder and a rename, so an interrupted run never leaves a
+truncated output, and the file gets the mode the umask gives (as ``open``
+would), not ``mkstemp``'s private 0600.
+
+The *prepared series* (:func:`save_series`, :func:`load_series`) is the seam
+between the reader of a format and everything downstream: a memory-mappable
+``.npy`` array of shape (n_voxels, n_volumes), voxels in the order of their
+geometry (the C order of a volume mask). What the array cannot hold
+(repetition time, source, preparation) travels beside it as a plain dict
+(``PrepareSignals``' ``series_info`` output), not as a file Nipype would
+not know to keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from nipype_ward.ward import WardTree
+
+
+class InputError(ValueError):
+    """An input file cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_target(path) -> tuple[Path, Path]:
+    """A temporary path in the target's folder with the target's extension."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def save_atomically(write, path) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file on failure."""
+    path, tmp = _atomic_target(path)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sidecar_path(path) -> Path:
+    """The JSON sidecar of a data file: same name, ``.json`` for the extension."""
+    path = Path(path)
+    name = path.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return path.with_name(name[: -len(ext)] + ".json")
+    return path.with_suffix(".json")
+
+
+def save_json(payload: dict, path) -> Path:
+    def write(tmp):
+        Path(tmp).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+    return save_atomically(write, path)
+
+
+def load_json(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise InputError(path, "JSON file must hold an object")
+    return payload
+
+
+# --------------------------------------------------------------------------
+# Prepared series
+# --------------------------------------------------------------------------
+def save_series(X, path) -> Path:
+    """Write a (n_voxels, n_volumes) series as a C-ordered ``.npy``."""
+    X = np.ascontiguousarray(X)
+
+    def write(tmp):
+        with open(tmp, "wb") as fobj:
+            np.save(fobj, X, allow_pickle=False)
+
+    return save_atomically(write, path)
+
+
+def load_series(path, *, n_voxels: int | None = None) -> np.ndarray:
+    """Read a series written by :func:`save_series`, memory-mapped (read-only).
+
+    Returns
+    -------
+    X : memory map of shape (n_voxels, n_volumes), float32 or float64
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputError(path, f"not a .npy series ({exc})") from exc
+    if X.ndim != 2 or X.dtype not in (np.float32, np.float64):
+        raise InputError(
+            path, f"a series is a 2D float array (voxels x volumes), got {X.dtype} {X.shape}"
+        )
+    if n_voxels is not None and X.shape[0] != n_voxels:
+        raise InputError(
+            path,
+            f"series has {X.shape[0]} voxels but the mask has {n_voxels}: "
+            "was it taken in another mask?",
+        )
+    return X
+
+
+# --------------------------------------------------------------------------
+# Graphs and trees
+# --------------------------------------------------------------------------
+def save_connectivity(connectivity, path) -> Path:
+    return save_atomically(
+        lambda tmp: sparse.save_npz(tmp, sparse.csr_matrix(connectivity)), path
+    )
+
+
+def load_connectivity(path, *, n_voxels: int | None = None) -> sparse.csr_matrix:
+    """Read a ``.npz`` adjacency written by :func:`save_connectivity`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        connectivity = sparse.load_npz(path).tocsr()
+    except Exception as exc:
+        raise InputError(path, f"not a scipy sparse .npz file ({exc})") from exc
+    if n_voxels is not None and connectivity.shape != (n_voxels, n_voxels):
+        raise InputError(
+            path,
+            f"connectivity is {connectivity.shape[0]} x {connectivity.shape[1]} "
+            f"but the mask has {n_voxels} voxels: was it computed from another mask?",
+        )
+    return connectivity
+
+
+def save_tree(tree: WardTree, path) -> Path:
+    """Write a Ward tree (merges, distances, sizes) as ``.npz``."""
+
+    def write(tmp):
+        with open(tmp, "wb") as fobj:
+            np.savez(
+                fobj,
+                children=tree.children,
+                distances=tree.distances,
+                sizes=tree.sizes,
+                n_components=np.array(tree.n_components),
+            )
+
+    return save_atomically(write, path)
+
+
+def load_tree(path, *, n_leaves: int | None = None) -> WardTree:
+    """Read a tree written by :func:`save_tree`, optionally checking its size."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        with np.load(path) as data:
+            tree = WardTree(
+                data["children"], data["distances"], data["sizes"], int(data["n_components"])
+            )
+    except Exception as exc:
+        raise InputError(path, f"not a Ward tree file ({exc})") from exc
+    if n_leaves is not None and tree.n_leaves != n_leaves:
+        raise InputError(
+            path,
+            f"tree has {tree.n_leaves} leaves but the mask has {n_leaves} voxels: "
+            "was it built from another mask?",
+        )
+    return tree
+
+
+# --------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------
+def save_timeseries(means, path, *, column_names=None) -> Path:
+    """Write parcel signals (n_parcels, n_volumes) as a TSV, one column per parcel."""
+    means = np.asarray(means)
+    names = column_names if column_names is not None else [str(i + 1) for i in range(len(means))]
+
+    def write(tmp):
+        np.savetxt(tmp, means.T, delimiter="\t", header="\t".join(names), comments="", fmt="%.8g")
+
+    return save_atomically(write, path)
+
+
+def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
+    """Read confound regressors from a TSV (e.g. fMRIPrep's ``desc-confounds_timeseries``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TSV file, one row per volume, a header of column names.
+    n_volumes : int
+        The number of volumes of the BOLD series.
+    columns : sequence of str, optional
+        Names of the columns to use; all columns when None or empty.
+
+    Returns
+    -------
+    confounds : ndarray of shape (n_volumes, n_columns), float64
+        ``n/a`` cells (fMRIPrep's first row of derivatives and of
+        framewise displacement) are replaced by the column's mean, which is
+        neutral once nilearn standardizes the confounds.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    except Exception as exc:
+        raise InputError(path, f"not a readable TSV file ({exc})") from exc
+    if columns:
+        missing = [name for name in columns if name not in table.columns]
+        if missing:
+            raise InputError(
+                path, f"no column named {', '.join(map(repr, missing))} in the confounds"
+            )
+        table = table[list(columns)]
+    if table.shape[1] == 0:
+        raise InputError(path, "no confound column")
+    if len(table) != n_volumes:
+        raise InputError(
+            path, f"has {len(table)} rows but the BOLD series has {n_volumes} volumes"
+        )
+    try:
+        values = table.to_numpy(dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(path, f"confound columns must be numbers ({exc})") from exc
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        names = [str(c) for c, e in zip(table.columns, empty) if e]
+        raise InputError(path, f"column {', '.join(names)} has no value")
+    fill = np.nanmean(values, axis=0)
+    return np.where(np.isnan(values), fill, values)

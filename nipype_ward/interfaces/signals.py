@@ -1,0 +1,71 @@
+"""Reading a BOLD series once: mask, mean and prepared voxel signals."""
+
+from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
+
+from nipype_ward import steps
+from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
+from nipype_ward.interfaces.masking import EPIMaskOptionsInputSpec, epi_options_from_inputs
+
+
+class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
+    brain_mask_file = File(
+        exists=True,
+        desc="brain mask on the BOLD grid (e.g. fMRIPrep's desc-brain_mask); when not "
+        "given, nilearn's EPI mask of the temporal mean is computed (options above)",
+    )
+
+
+class _PrepareSignalsOutputSpec(TraitedSpec):
+    series_file = File(
+        exists=True,
+        desc="the masked, prepared voxel series (.npy, n_voxels x n_volumes, voxels in "
+        "C order of the mask; float32 when that is lossless, else float64)",
+    )
+    series_info = traits.Dict(
+        desc="what series_file cannot say of itself: source, t_r (seconds, or None when "
+        "unknown), preparation, n_voxels, n_volumes, dtype",
+    )
+    mask_file = File(exists=True, desc="the brain mask used, uint8, on the BOLD grid")
+    mean_file = File(exists=True, desc="temporal mean of the BOLD series, float32")
+    n_voxels = traits.Int(desc="number of voxels in the mask")
+    n_volumes = traits.Int(desc="number of volumes of the series")
+
+
+class PrepareSignals(SimpleInterface):
+    """Read a BOLD series once; write its mask, mean and prepared voxel signals.
+
+    The one node of a parcellation that reads the BOLD file: it is opened
+    and decompressed once, its temporal mean gives the EPI mask (unless
+    ``brain_mask_file`` is given) and ``mean_file``, and the voxel series
+    inside the mask, prepared (nilearn's ``signal.clean``: detrending,
+    filtering, confounds, standardization; nothing by default), is written
+    as a memory-mappable array that the tree, its halves and every
+    compression read.
+    """
+
+    input_spec = _PrepareSignalsInputSpec
+    output_spec = _PrepareSignalsOutputSpec
+
+    def _run_interface(self, runtime):
+        in_file = self.inputs.in_file
+        outputs = {
+            "series_file": output_path(in_file, "_series", runtime.cwd, ".npy"),
+            "mask_file": output_path(in_file, "_mask", runtime.cwd, ".nii.gz"),
+            "mean_file": output_path(in_file, "_mean", runtime.cwd, ".nii.gz"),
+        }
+        series = steps.prepare_series(
+            in_file,
+            outputs["series_file"],
+            outputs["mask_file"],
+            outputs["mean_file"],
+            brain_mask_path=self.inputs.brain_mask_file or None,
+            epi_options=epi_options_from_inputs(self.inputs),
+            preparation=preparation_from_inputs(self.inputs),
+            spill_dir=runtime.cwd,
+        )
+        self._results.update(outputs)
+        self._results["series_info"] = steps.series_info(series)
+        self._results["n_voxels"], self._results["n_volumes"] = series.X.shape
+        return runtime

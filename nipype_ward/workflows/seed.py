@@ -1,0 +1,148 @@
+"""The seed example as a workflow: parcellations, figures, and files delivered by sinks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from nipype.interfaces import utility as niu
+from nipype.interfaces.io import ExportFile
+from nipype.pipeline import engine as pe
+
+from nipype_ward.interfaces import PlotCompression, PlotParcellation
+from nipype_ward.parcels import check_n_clusters
+from nipype_ward.steps import SignalPreparation
+from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
+
+#: Files delivered once per run, by the output of the parcellation workflow.
+RUN_FILES = {"mask_file": "mask.nii.gz", "mean_file": "mean.nii.gz",
+             "tree_file": "ward_tree.npz"}
+
+#: Files delivered per number of parcels K.
+PER_K_FILES = {
+    "labels_files": "ward{k}_labels.nii.gz",
+    "timeseries_files": "ward{k}_timeseries.tsv",
+    "compressed_files": "ward{k}_compressed.nii.gz",
+    "metrics_files": "ward{k}_metrics.json",
+}
+
+#: Figures delivered per K, by the figure node that draws them.
+FIGURE_FILES = {"plot_parcellation": "ward{k}_parcellation.png",
+                "plot_compression": "ward{k}_compression.png"}
+
+
+def init_rest_clustering_wf(
+    *,
+    output_dir,
+    n_clusters: Sequence[int] = (1000, 2000),
+    neighbourhood: int = 6,
+    preparation: SignalPreparation | None = None,
+    split_half: bool = True,
+    figures: bool = True,
+    mem_gb: dict[str, float] | None = None,
+    name: str = "rest_clustering_wf",
+):
+    """Ward parcellations of a rest-fMRI series, their figures, written into ``output_dir``.
+
+    :func:`~nipype_ward.workflows.init_ward_parcellation_wf`, a node per
+    figure and K (the parcellation over the mean EPI; a volume beside its
+    compression), and sink nodes (Nipype's ``ExportFile``) that copy every
+    result into ``output_dir`` under the names of the seed pipeline:
+    ``mask.nii.gz``, ``mean.nii.gz``, ``ward_tree.npz`` and, per K,
+    ``ward{K}_labels.nii.gz``, ``ward{K}_timeseries.tsv``,
+    ``ward{K}_compressed.nii.gz``, ``ward{K}_metrics.json``,
+    ``ward{K}_parcellation.png``, ``ward{K}_compression.png``.
+
+    .. workflow::
+        :graph2use: orig
+        :simple_form: yes
+
+        from nipype_ward.workflows.seed import init_rest_clustering_wf
+        wf = init_rest_clustering_wf(output_dir="/data/ward_out", n_clusters=(1000, 2000))
+
+    Parameters
+    ----------
+    output_dir : path
+        Absolute folder the files are copied into (it must exist when the
+        sinks run). The command line passes a staging folder, renamed into
+        place once the whole run succeeded.
+    n_clusters, neighbourhood, split_half, mem_gb
+        As in :func:`~nipype_ward.workflows.init_ward_parcellation_wf`.
+    preparation : SignalPreparation, optional
+        The signal preparation (none by default, as in the seed example).
+    figures : bool, default=True
+        Draw and deliver the two figures per K.
+    name : str, default="rest_clustering_wf"
+
+    Inputs
+    ------
+    bold_file, mask_file, confounds_file, true_regions_file
+        As in :func:`~nipype_ward.workflows.init_ward_parcellation_wf`.
+    """
+    n_clusters = check_n_clusters(n_clusters)
+    output_dir = Path(output_dir)
+    if not output_dir.is_absolute():
+        raise ValueError(f"output_dir must be an absolute path, got {output_dir}")
+    preparation = preparation or SignalPreparation()
+    parcellation = init_ward_parcellation_wf(
+        n_clusters=n_clusters,
+        neighbourhood=neighbourhood,
+        standardize=preparation.standardize,
+        detrend=preparation.detrend,
+        high_pass=preparation.high_pass,
+        low_pass=preparation.low_pass,
+        t_r=preparation.t_r,
+        confounds_columns=preparation.confounds_columns,
+        split_half=split_half,
+        mem_gb=mem_gb,
+    )
+    workflow = pe.Workflow(name=name)
+    fields = ["bold_file", "mask_file", "confounds_file", "true_regions_file"]
+    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    workflow.connect([
+        (inputnode, parcellation, [(field, f"inputnode.{field}") for field in fields]),
+    ])
+
+    def per_k(pattern):
+        return [str(output_dir / pattern.format(k=k)) for k in n_clusters]
+
+    for field, filename in RUN_FILES.items():
+        sink = _sink(f"ds_{field[:-5]}", str(output_dir / filename))
+        workflow.connect([(parcellation, sink, [(f"outputnode.{field}", "in_file")])])
+    for field, pattern in PER_K_FILES.items():
+        sink = _sink(f"ds_{field[:-6]}", per_k(pattern))
+        workflow.connect([(parcellation, sink, [(f"outputnode.{field}", "in_file")])])
+    if figures:
+        plot_parcellation = pe.MapNode(
+            PlotParcellation(), iterfield=["labels_file"], name="plot_parcellation"
+        )
+        plot_compression = pe.MapNode(
+            PlotCompression(), iterfield=["labels_file"], name="plot_compression"
+        )
+        # fmt: off
+        workflow.connect([
+            (parcellation, plot_parcellation, [("outputnode.labels_files", "labels_file"),
+                                               ("outputnode.mean_file", "mean_file"),
+                                               ("outputnode.mask_file", "mask_file")]),
+            (parcellation, plot_compression, [("outputnode.labels_files", "labels_file"),
+                                              ("outputnode.series_file", "series_file"),
+                                              ("outputnode.mask_file", "mask_file")]),
+        ])
+        # fmt: on
+        for node in (plot_parcellation, plot_compression):
+            sink = _sink(f"ds_{node.name[5:]}", per_k(FIGURE_FILES[node.name]))
+            workflow.connect([(node, sink, [("out_file", "in_file")])])
+    return workflow
+
+
+def _sink(name, out_file):
+    """An ``ExportFile`` node (a MapNode for a list of files), run in the main process."""
+    if isinstance(out_file, list):
+        node = pe.MapNode(
+            ExportFile(clobber=True), iterfield=["in_file", "out_file"], name=name,
+            run_without_submitting=True,
+        )
+    else:
+        node = pe.Node(ExportFile(clobber=True), name=name, run_without_submitting=True)
+    node.inputs.out_file = out_file
+    return node

@@ -49,19 +49,24 @@ def test_wiring(n_clusters, neighbourhood, tmp_path):
 
 @pytest.mark.parametrize("figures", [True, False])
 def test_seed_workflow_wiring(figures, tmp_path):
-    wf = init_rest_clustering_wf(output_dir=tmp_path / "out", n_clusters=(10, 20),
-                                 figures=figures)
-    wf._create_flat_graph()
-    sinks = {node.name: node for node in wf._graph.nodes() if node.name.startswith("ds_")}
-    expected = {"ds_mask", "ds_mean", "ds_tree", "ds_labels", "ds_timeseries",
-                "ds_compressed", "ds_metrics"}
-    if figures:
-        expected |= {"ds_parcellation", "ds_compression"}
-    assert set(sinks) == expected
-    assert sinks["ds_labels"].inputs.out_file == [
-        str(tmp_path / "out" / "ward10_labels.nii.gz"),
-        str(tmp_path / "out" / "ward20_labels.nii.gz"),
+    out = tmp_path / "out"
+    wf = init_rest_clustering_wf(output_dir=out, n_clusters=(10, 20), figures=figures)
+    sink = wf.get_node("ds_results")
+    names = ["mask.nii.gz", "mean.nii.gz", "ward_tree.npz"] + [
+        f"ward{k}_{kind}" for kind in ("labels.nii.gz", "timeseries.tsv", "compressed.nii.gz",
+                                       "metrics.json") for k in (10, 20)
     ]
+    if figures:
+        names += [f"ward{k}_{kind}" for kind in ("parcellation.png", "compression.png")
+                  for k in (10, 20)]
+    assert sink.inputs.out_files == [str(out / name) for name in names]
+    # The merge node has one input per delivery, each connected.
+    gather = wf.get_node("gather_results")
+    connected = {in_field for _, target, data in wf._graph.edges(data=True)
+                 if target is gather for _, in_field in data["connect"]}
+    assert connected == {f"in{i}" for i in range(1, len(connected) + 1)}
+    assert len(connected) == (9 if figures else 7)
+    wf._create_flat_graph()
     with pytest.raises(ValueError, match="absolute"):
         init_rest_clustering_wf(output_dir="relative/out")
 

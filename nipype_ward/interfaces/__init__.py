@@ -2,6 +2,7 @@
 to :mod:`nipype_ward.steps` (figures: :mod:`nipype_ward.reports`)."""
 from nipype_ward.interfaces.compression import ParcelCompress
 from nipype_ward.interfaces.connectivity import GridConnectivity
+from nipype_ward.interfaces.io import ExportFiles
 from nipype_ward.interfaces.masking import EPIMask
 from nipype_ward.interfaces.reports import PlotCompression, PlotParcellation
 from nipype_ward.interfaces.signals import PrepareSignals
@@ -10,6 +11,7 @@ from nipype_ward.interfaces.ward import CutWardTree, WardAgglomerate, WardTree
 __all__ = [
     "CutWardTree",
     "EPIMask",
+    "ExportFiles",
     "GridConnectivity",
     "ParcelCompress",
     "PlotCompression",

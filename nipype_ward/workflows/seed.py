@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
-from nipype.interfaces.io import ExportFile
 from nipype.pipeline import engine as pe
 
-from nipype_ward.interfaces import PlotCompression, PlotParcellation
+from nipype_ward.interfaces import ExportFiles, PlotCompression, PlotParcellation
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
@@ -46,8 +45,9 @@ def init_rest_clustering_wf(
 
     :func:`~nipype_ward.workflows.init_ward_parcellation_wf`, a node per
     figure and K (the parcellation over the mean EPI; a volume beside its
-    compression), and sink nodes (Nipype's ``ExportFile``) that copy every
-    result into ``output_dir`` under the names of the seed pipeline:
+    compression), and a sink node (``ds_results``,
+    :class:`~nipype_ward.interfaces.ExportFiles`) that copies every result
+    into ``output_dir`` under the names of the seed pipeline:
     ``mask.nii.gz``, ``mean.nii.gz``, ``ward_tree.npz`` and, per K,
     ``ward{K}_labels.nii.gz``, ``ward{K}_timeseries.tsv``,
     ``ward{K}_compressed.nii.gz``, ``ward{K}_metrics.json``,
@@ -106,12 +106,11 @@ def init_rest_clustering_wf(
     def per_k(pattern):
         return [str(output_dir / pattern.format(k=k)) for k in n_clusters]
 
-    for field, filename in RUN_FILES.items():
-        sink = _sink(f"ds_{field[:-5]}", str(output_dir / filename))
-        workflow.connect([(parcellation, sink, [(f"outputnode.{field}", "in_file")])])
-    for field, pattern in PER_K_FILES.items():
-        sink = _sink(f"ds_{field[:-6]}", per_k(pattern))
-        workflow.connect([(parcellation, sink, [(f"outputnode.{field}", "in_file")])])
+    # What the sink delivers: (node, output field, destination(s)), in order.
+    deliveries = [(parcellation, f"outputnode.{field}", str(output_dir / filename))
+                  for field, filename in RUN_FILES.items()]
+    deliveries += [(parcellation, f"outputnode.{field}", per_k(pattern))
+                   for field, pattern in PER_K_FILES.items()]
     if figures:
         plot_parcellation = pe.MapNode(
             PlotParcellation(), iterfield=["labels_file"], name="plot_parcellation"
@@ -129,20 +128,20 @@ def init_rest_clustering_wf(
                                               ("outputnode.mask_file", "mask_file")]),
         ])
         # fmt: on
-        for node in (plot_parcellation, plot_compression):
-            sink = _sink(f"ds_{node.name[5:]}", per_k(FIGURE_FILES[node.name]))
-            workflow.connect([(node, sink, [("out_file", "in_file")])])
+        deliveries += [(node, "out_file", per_k(FIGURE_FILES[node.name]))
+                       for node in (plot_parcellation, plot_compression)]
+
+    # One Merge and one sink for every file: two nodes, not one (map) node a
+    # file type. The sink runs in the main process under any plugin.
+    gather = pe.Node(niu.Merge(len(deliveries)), name="gather_results")
+    ds_results = pe.Node(ExportFiles(), name="ds_results", run_without_submitting=True)
+    ds_results.inputs.out_files = [
+        path for _, _, paths in deliveries for path in ([paths] if isinstance(paths, str) else paths)
+    ]
+    workflow.connect(
+        [(node, gather, [(field, f"in{index}")])
+         for index, (node, field, _) in enumerate(deliveries, start=1)]
+        + [(gather, ds_results, [("out", "in_files")])]
+    )
     return workflow
 
-
-def _sink(name, out_file):
-    """An ``ExportFile`` node (a MapNode for a list of files), run in the main process."""
-    if isinstance(out_file, list):
-        node = pe.MapNode(
-            ExportFile(clobber=True), iterfield=["in_file", "out_file"], name=name,
-            run_without_submitting=True,
-        )
-    else:
-        node = pe.Node(ExportFile(clobber=True), name=name, run_without_submitting=True)
-    node.inputs.out_file = out_file
-    return node

@@ -263,6 +263,21 @@ def _read_block_3d(img, path) -> np.ndarray:
     return data if data.dtype.kind == "f" else data.astype(np.float64)
 
 
+def _fortran_positions(mask) -> np.ndarray:
+    """Where the mask's voxels, in C order, lie in a volume flattened in file (F) order."""
+    return np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+
+
+def _volumes_at(block, positions) -> np.ndarray:
+    """(n_volumes, n_voxels): a Fortran-ordered block's values at ``positions``.
+
+    The block is viewed as (n_volumes, n_grid) rows, one volume each, and the
+    voxels gathered along the rows: contiguous reads, unlike ``block[mask]``.
+    """
+    rows = block.T.reshape(block.shape[3], -1)
+    return np.take(rows, positions, axis=1)
+
+
 def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
                 spill_dir=None, min_volumes: int = 2):
     """Read a 4D series once: its temporal mean and the voxel series inside a mask.
@@ -310,29 +325,33 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
             spill = None
             if mask is None:
                 spill = stack.enter_context(tempfile.TemporaryFile(dir=spill_dir))
+            else:
+                positions = _fortran_positions(mask)
             for start, stop in blocks:
-                block = _read_block(img, path, start, stop)
+                block = np.asfortranarray(_read_block(img, path, start, stop))
                 if acc is None:
                     acc = _MeanAccumulator(img.shape[:3], block.dtype)
                     dtype = series_dtype(block.dtype)
                     if mask is not None:
-                        X = np.empty((int(mask.sum()), n_volumes), dtype=dtype)
+                        X = np.empty((positions.size, n_volumes), dtype=dtype)
                 acc.add(block)
                 if spill is None:
-                    X[:, start:stop] = block[mask]
+                    X[:, start:stop] = _volumes_at(block, positions).T
                 else:
                     # The transpose of a Fortran-ordered block is C-contiguous
                     # over the same memory: written as is, without a copy.
-                    spill.write(np.asfortranarray(block).T.data)
+                    spill.write(block.T.data)
             mean_img = nb.Nifti1Image(acc.mean(), img.affine, img.header)
             if mask is None:
                 mask = np.asarray(compute_mask(mean_img), dtype=bool)
-                X = np.empty((int(mask.sum()), n_volumes), dtype=dtype)
+                positions = _fortran_positions(mask)
+                X = np.empty((positions.size, n_volumes), dtype=dtype)
                 spill.seek(0)
+                part = np.empty(img.shape[:3] + (BLOCK_VOLUMES,), dtype=block.dtype, order="F")
                 for start, stop in blocks:
-                    part = np.empty(img.shape[:3] + (stop - start,), dtype=block.dtype, order="F")
-                    spill.readinto(part.T.data)
-                    X[:, start:stop] = part[mask]
+                    view = part[..., : stop - start]  # Fortran-contiguous still
+                    spill.readinto(view.T.data)
+                    X[:, start:stop] = _volumes_at(view, positions).T
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         raise InputError(
@@ -413,19 +432,21 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
     the TR ``t_r`` (seconds).
     """
     header = _series_header(reference_img, n_volumes, dtype, t_r)
-    positions = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+    positions = _fortran_positions(mask)
     n_grid = int(np.prod(mask.shape))
 
     def write(tmp):
         opener = _gzip_writer if str(tmp).endswith(".gz") else (lambda p: open(p, "wb"))
+        # One buffer for every block: outside the mask stays 0 throughout.
+        buffer = np.zeros((min(BLOCK_VOLUMES, n_volumes), n_grid), dtype=dtype)
         with opener(tmp) as stream:
             header.write_to(stream)
             stream.write(b"\x00" * (int(header["vox_offset"]) - stream.tell()))
             for start in range(0, n_volumes, BLOCK_VOLUMES):
                 stop = min(start + BLOCK_VOLUMES, n_volumes)
-                block = np.zeros((stop - start, n_grid), dtype=dtype)
-                block[:, positions] = np.asarray(volumes(start, stop)).T
-                stream.write(block.tobytes())
+                rows = buffer[: stop - start]
+                rows[:, positions] = np.asarray(volumes(start, stop)).T
+                stream.write(rows.data)
 
     return save_atomically(write, path)
 

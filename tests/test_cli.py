@@ -46,6 +46,19 @@ def test_seed_pipeline_on_a_bold_file(small_data, tmp_path):
     assert (out / "ward_tree.npz").exists() and (out / "mask.nii.gz").exists()
 
 
+def test_multiproc_gives_the_same_files_as_linear(small_data, tmp_path):
+    outputs = {}
+    for plugin in ("Linear", "MultiProc"):
+        out = tmp_path / plugin
+        proc = run_script("--bold", small_data["bold"], "--n-clusters", 15, 40, "--no-figures",
+                          "--plugin", plugin, "--nprocs", 2, "--output-dir", out, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        outputs[plugin] = out
+    for name in ("ward15_labels.nii.gz", "ward40_labels.nii.gz", "ward15_timeseries.tsv",
+                 "ward40_timeseries.tsv", "ward40_compressed.nii.gz", "ward_tree.npz"):
+        assert (outputs["Linear"] / name).read_bytes() == (outputs["MultiProc"] / name).read_bytes()
+
+
 def _results(folder):
     return sorted(p.name for p in folder.glob("ward*")) if folder.exists() else []
 

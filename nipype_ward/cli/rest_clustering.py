@@ -25,6 +25,9 @@ from nipype_ward.steps import SignalPreparation, resolve_preparation
 
 DATASETS = ("simulated", "adhd")
 
+#: Nipype plugins the seed pipeline offers (the BIDS App offers all of them).
+PLUGINS = ("Linear", "MultiProc")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -37,6 +40,7 @@ class Settings:
     neighbourhood: int
     output_dir: Path
     work_dir: Path
+    plugin: str
     nprocs: int
     preparation: SignalPreparation = SignalPreparation()
     confounds: Path | None = None
@@ -83,8 +87,14 @@ def get_parser() -> argparse.ArgumentParser:
         help="Nipype working directory; re-runs reuse it (default: OUTPUT_DIR/work)",
     )
     parser.add_argument(
-        "--nprocs", type=int, default=os.cpu_count() or 1,
-        help="processes for Nipype's MultiProc plugin; 1 runs Linear (default: all cores)",
+        "--plugin", choices=PLUGINS,
+        help="Nipype execution plugin (default: Linear, or MultiProc when --nprocs > 1). "
+        "One series runs fastest in one process: see bench/bench_pipeline.py",
+    )
+    parser.add_argument(
+        "--nprocs", type=int,
+        help="processes of the MultiProc plugin (default: all cores); more than 1 "
+        "selects MultiProc",
     )
     prep = parser.add_argument_group(
         "signal preparation",
@@ -124,8 +134,9 @@ def parse_settings(argv=None) -> Settings:
         n_clusters = tuple(check_n_clusters(args.n_clusters))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.nprocs < 1:
+    if args.nprocs is not None and args.nprocs < 1:
         parser.error(f"--nprocs must be at least 1, got {args.nprocs}")
+    plugin = args.plugin or ("MultiProc" if (args.nprocs or 1) > 1 else "Linear")
     if args.confounds_columns and args.confounds is None:
         parser.error("--confounds-columns needs --confounds")
     try:
@@ -149,7 +160,8 @@ def parse_settings(argv=None) -> Settings:
         neighbourhood=args.neighbourhood,
         output_dir=output_dir,
         work_dir=(args.work_dir or output_dir / "work").absolute(),
-        nprocs=args.nprocs,
+        plugin=plugin,
+        nprocs=args.nprocs or os.cpu_count() or 1,
         preparation=preparation,
         confounds=args.confounds.absolute() if args.confounds else None,
         data_dir=args.data_dir,
@@ -229,13 +241,10 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
         workflow.inputs.inputnode.confounds_file = str(settings.confounds)
     if settings.true_regions is not None:
         workflow.inputs.inputnode.true_regions_file = str(settings.true_regions)
-    if settings.nprocs > 1:
-        plugin, plugin_args = "MultiProc", {"n_procs": settings.nprocs}
-    else:
-        plugin, plugin_args = "Linear", {}
+    plugin_args = {"n_procs": settings.nprocs} if settings.plugin == "MultiProc" else {}
     started = set(crash_dir.glob("crash-*")) if crash_dir.exists() else set()
     try:
-        exec_graph = workflow.run(plugin=plugin, plugin_args=plugin_args)
+        exec_graph = workflow.run(plugin=settings.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:
         raise RuntimeError(_crash_summary(crash_dir, started) or str(exc)) from exc
     return node_durations(exec_graph)

@@ -215,6 +215,17 @@ def save_timeseries(means, path, *, column_names=None) -> Path:
     return save_atomically(write, path)
 
 
+def save_table(columns: dict, path) -> Path:
+    """Write named columns of equal length as a TSV (BIDS tables: ``n/a`` for missing)."""
+    import pandas as pd
+
+    table = pd.DataFrame(columns)
+    return save_atomically(
+        lambda tmp: table.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.6g"),
+        path,
+    )
+
+
 def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
     """Read confound regressors from a TSV (e.g. fMRIPrep's ``desc-confounds_timeseries``).
 
@@ -266,3 +277,40 @@ def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
         raise InputError(path, f"column {', '.join(names)} has no value")
     fill = np.nanmean(values, axis=0)
     return np.where(np.isnan(values), fill, values)
+
+
+def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None):
+    """Confounds of an fMRIPrep BOLD file by one of nilearn's preset strategies.
+
+    :func:`nilearn.interfaces.fmriprep.load_confounds_strategy` finds the
+    run's ``desc-confounds_timeseries.tsv`` (and its JSON, for CompCor) beside
+    the BOLD file and selects the columns of ``strategy``; ``scrubbing`` also
+    returns the volumes kept once those of high motion are censored.
+
+    Returns
+    -------
+    confounds : ndarray of shape (n_volumes, n_confounds), float64
+    sample_mask : ndarray of int or None
+        Indices of the kept volumes; None when all are kept.
+    """
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    options = {"fd_threshold": fd_threshold} if fd_threshold is not None else {}
+    try:
+        table, sample_mask = load_confounds_strategy(
+            str(bold_path), denoise_strategy=strategy, **options
+        )
+    except Exception as exc:  # nilearn raises ValueError, FileNotFoundError, ...
+        raise InputError(
+            bold_path,
+            f"its fMRIPrep confounds cannot give the '{strategy}' strategy ({exc})",
+        ) from exc
+    if table is None or table.shape[1] == 0:
+        raise InputError(bold_path, f"the '{strategy}' strategy selected no confound")
+    values = table.to_numpy(dtype=np.float64)
+    if values.shape[0] != n_volumes:
+        raise InputError(
+            bold_path,
+            f"its confounds have {values.shape[0]} rows but the series has {n_volumes} volumes",
+        )
+    return values, (None if sample_mask is None else np.asarray(sample_mask))

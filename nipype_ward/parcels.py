@@ -102,3 +102,30 @@ def parcel_sizes(labels) -> np.ndarray:
     """Number of voxels of each parcel, shape (n_parcels,)."""
     labels, n_parcels = check_labels(labels)
     return np.bincount(labels, minlength=n_parcels)
+
+
+def parcel_centroids(labels, coordinates) -> np.ndarray:
+    """Mean coordinates of each parcel's voxels.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_voxels,)
+        Parcel of each voxel, ``0 .. n_parcels - 1``.
+    coordinates : ndarray of shape (n_voxels, n_dims)
+        Position of each voxel (e.g. in mm).
+
+    Returns
+    -------
+    centroids : ndarray of shape (n_parcels, n_dims), float64
+    """
+    labels, n_parcels = check_labels(labels)
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    if coordinates.ndim != 2 or coordinates.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"coordinates must have shape ({labels.shape[0]}, n_dims), got {coordinates.shape}"
+        )
+    sizes = np.bincount(labels, minlength=n_parcels)
+    return np.stack(
+        [np.bincount(labels, weights=axis, minlength=n_parcels) / sizes for axis in coordinates.T],
+        axis=1,
+    )

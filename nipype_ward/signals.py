@@ -16,6 +16,29 @@ import numpy as np
 #: voxel z-scored in time (sample standard deviation), or percent signal change.
 STANDARDIZE = (False, "zscore_sample", "psc")
 
+#: nilearn's preset denoising strategies for fMRIPrep outputs
+#: (:func:`nilearn.interfaces.fmriprep.load_confounds_strategy`) that we offer.
+CONFOUND_STRATEGIES = ("simple", "scrubbing", "compcor")
+
+
+def check_sample_mask(sample_mask, n_volumes: int):
+    """Kept volumes as sorted unique indices, or None for all; at least 2 kept."""
+    if sample_mask is None:
+        return None
+    kept = np.asarray(sample_mask)
+    if kept.dtype == bool:
+        if kept.shape != (n_volumes,):
+            raise ValueError(f"a boolean sample_mask needs {n_volumes} values, got {kept.shape}")
+        kept = np.flatnonzero(kept)
+    if kept.ndim != 1 or not np.issubdtype(kept.dtype, np.integer):
+        raise ValueError("sample_mask must be the indices (or a boolean mask) of kept volumes")
+    kept = np.unique(kept)
+    if kept.size and (kept[0] < 0 or kept[-1] >= n_volumes):
+        raise ValueError(f"sample_mask indices must be between 0 and {n_volumes - 1}")
+    if kept.size < 2:
+        raise ValueError(f"only {kept.size} of {n_volumes} volumes are kept: nothing to cluster")
+    return kept.astype(np.intp)
+
 
 def _check_frequency(value, name):
     if value is None:
@@ -73,6 +96,7 @@ def prepare_signals(
     low_pass: float | None = None,
     t_r: float | None = None,
     confounds=None,
+    sample_mask=None,
 ) -> np.ndarray:
     """Clean voxel signals before clustering or compression.
 
@@ -91,10 +115,14 @@ def prepare_signals(
     confounds : ndarray of shape (n_volumes, n_confounds) or None
         Regressed out of every voxel (after being standardized, nilearn's
         default).
+    sample_mask : ndarray of int or bool, or None
+        Volumes kept (scrubbing): the others are censored, as
+        :func:`nilearn.signal.clean` does (interpolated for filtering, then
+        removed); None keeps all.
 
     Returns
     -------
-    prepared : ndarray of shape (n_voxels, n_volumes)
+    prepared : ndarray of shape (n_voxels, n_kept_volumes)
         ``X`` itself when nothing is asked (the seed example's behaviour,
         which keeps the identity with scikit-learn), otherwise the output of
         ``nilearn.signal.clean(X.T, ...)`` transposed, C-contiguous.
@@ -123,7 +151,11 @@ def prepare_signals(
             )
         if not np.isfinite(confounds).all():
             raise ValueError("confounds have NaN or infinite values")
-    if not (options["standardize"] or options["detrend"] or filtering or confounds is not None):
+    sample_mask = check_sample_mask(sample_mask, X.shape[1])
+    if sample_mask is not None and sample_mask.size == X.shape[1]:
+        sample_mask = None  # nothing censored
+    if not (options["standardize"] or options["detrend"] or filtering or confounds is not None
+            or sample_mask is not None):
         return X
     # Imported here: nilearn.signal takes about 2 s to import, paid only
     # when signals are prepared (not by the seed default, nor by --help).
@@ -140,6 +172,7 @@ def prepare_signals(
         high_pass=options["high_pass"],
         low_pass=options["low_pass"],
         t_r=options["t_r"],
+        sample_mask=sample_mask,
         ensure_finite=False,
     )
     return np.ascontiguousarray(cleaned.T)

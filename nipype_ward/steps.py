@@ -26,8 +26,13 @@ from nipype_ward import fileio, image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
 from nipype_ward.fileio import InputError
 from nipype_ward.metrics import compression_summary, parcel_moments, truth_agreement
-from nipype_ward.parcels import check_n_clusters
-from nipype_ward.signals import check_preparation, filters_requested, prepare_signals
+from nipype_ward.parcels import check_n_clusters, parcel_centroids, parcel_sizes
+from nipype_ward.signals import (
+    CONFOUND_STRATEGIES,
+    check_preparation,
+    filters_requested,
+    prepare_signals,
+)
 from nipype_ward.ward import build_ward_tree, cut_tree
 
 
@@ -39,7 +44,10 @@ class SignalPreparation:
     :func:`nipype_ward.signals.prepare_signals` for the meaning of each
     option; ``t_r`` is read from the BOLD file when not given, and
     ``confounds_file`` is a TSV whose ``confounds_columns`` (all when empty)
-    are regressed out.
+    are regressed out. ``confounds_strategy`` instead selects the confounds
+    of an fMRIPrep BOLD file by one of nilearn's preset strategies
+    (:data:`~nipype_ward.signals.CONFOUND_STRATEGIES`; ``scrubbing`` also
+    censors the volumes of high motion, ``fd_threshold`` in mm).
     """
 
     standardize: str | bool = False
@@ -49,24 +57,48 @@ class SignalPreparation:
     t_r: float | None = None
     confounds_file: str | None = None
     confounds_columns: tuple[str, ...] = ()
+    confounds_strategy: str | None = None
+    fd_threshold: float | None = None
 
     def __post_init__(self):
         check_preparation(
             standardize=self.standardize, detrend=self.detrend,
             high_pass=self.high_pass, low_pass=self.low_pass, t_r=self.t_r,
         )
+        if self.confounds_strategy is not None:
+            if self.confounds_strategy not in CONFOUND_STRATEGIES:
+                raise ValueError(
+                    f"confounds_strategy must be one of {CONFOUND_STRATEGIES}, "
+                    f"got {self.confounds_strategy!r}"
+                )
+            if self.confounds_file:
+                raise ValueError("give confounds_file or confounds_strategy, not both")
+        if self.fd_threshold is not None:
+            if self.confounds_strategy != "scrubbing":
+                raise ValueError("fd_threshold applies to the 'scrubbing' strategy only")
+            if isinstance(self.fd_threshold, bool) or not self.fd_threshold > 0:
+                raise ValueError(f"fd_threshold must be positive (mm), got {self.fd_threshold!r}")
 
     @property
     def requested(self) -> bool:
         """Whether anything is done to the signals (``t_r`` alone does nothing)."""
         return bool(self.standardize or self.detrend or self.confounds_file
+                    or self.confounds_strategy
                     or filters_requested(high_pass=self.high_pass, low_pass=self.low_pass))
+
+
+class ResolvedPreparation(NamedTuple):
+    """What a preparation needs for one BOLD file, read from its header and files."""
+
+    t_r: float | None
+    confounds: np.ndarray | None  #: (n_volumes, n_confounds)
+    sample_mask: np.ndarray | None  #: kept volumes (scrubbing), None for all
 
 
 def resolve_preparation(
     preparation: SignalPreparation, bold_path, bold_img, n_volumes: int
-) -> tuple[float | None, np.ndarray | None]:
-    """The TR and confounds a preparation needs for one BOLD file, checked.
+) -> ResolvedPreparation:
+    """The TR, confounds and kept volumes a preparation needs for one BOLD file, checked.
 
     Cheap (headers and the confounds TSV only), so callers can run it before
     any heavy work. Errors name the file at fault.
@@ -89,12 +121,17 @@ def resolve_preparation(
         )
     except ValueError as exc:
         raise InputError(bold_path, str(exc)) from exc
-    confounds = None
+    confounds = sample_mask = None
     if preparation.confounds_file:
         confounds = fileio.load_confounds(
             preparation.confounds_file, n_volumes, preparation.confounds_columns
         )
-    return t_r, confounds
+    elif preparation.confounds_strategy:
+        confounds, sample_mask = fileio.load_fmriprep_confounds(
+            bold_path, preparation.confounds_strategy, n_volumes,
+            fd_threshold=preparation.fd_threshold,
+        )
+    return ResolvedPreparation(t_r, confounds, sample_mask)
 
 
 class VoxelSeries(NamedTuple):
@@ -106,6 +143,8 @@ class VoxelSeries(NamedTuple):
     t_r: float | None
     source: str  #: the BOLD file it was read from
     preparation: dict  #: the :class:`SignalPreparation` applied, as a dict
+    n_volumes_acquired: int  #: volumes of the BOLD, before any censoring
+    sample_mask: list | None  #: the kept volumes when some were censored
 
 
 def read_prepared(
@@ -134,9 +173,7 @@ def read_prepared(
     resolved = {}
 
     def check_header(img):
-        resolved["t_r"], resolved["confounds"] = resolve_preparation(
-            preparation, bold_path, img, img.shape[3]
-        )
+        resolved["preparation"] = resolve_preparation(preparation, bold_path, img, img.shape[3])
 
     def epi_mask(mean_img):
         computed = masking.compute_epi_mask(mean_img, epi_options)
@@ -148,18 +185,26 @@ def read_prepared(
         bold_path, mask=mask, mask_path=mask_path, compute_mask=epi_mask,
         before_reading=check_header, spill_dir=spill_dir,
     )
+    n_volumes, found = X.shape[1], resolved["preparation"]
     if preparation.requested:
-        X = prepare_signals(
-            X,
-            standardize=preparation.standardize,
-            detrend=preparation.detrend,
-            high_pass=preparation.high_pass,
-            low_pass=preparation.low_pass,
-            t_r=resolved["t_r"],
-            confounds=resolved["confounds"],
-        )
+        try:
+            X = prepare_signals(
+                X,
+                standardize=preparation.standardize,
+                detrend=preparation.detrend,
+                high_pass=preparation.high_pass,
+                low_pass=preparation.low_pass,
+                t_r=found.t_r,
+                confounds=found.confounds,
+                sample_mask=found.sample_mask,
+            )
+        except ValueError as exc:  # e.g. scrubbing kept too few volumes
+            raise InputError(bold_path, str(exc)) from exc
+    kept = None
+    if found.sample_mask is not None and len(found.sample_mask) < n_volumes:
+        kept = [int(i) for i in found.sample_mask]
     return VoxelSeries(
-        X, mask, bold_img, resolved["t_r"], str(bold_path), asdict(preparation)
+        X, mask, bold_img, found.t_r, str(bold_path), asdict(preparation), n_volumes, kept
     ), mean_img
 
 
@@ -198,6 +243,8 @@ def series_info(series: VoxelSeries) -> dict:
         "preparation": series.preparation,
         "n_voxels": int(series.X.shape[0]),
         "n_volumes": int(series.X.shape[1]),
+        "n_volumes_acquired": series.n_volumes_acquired,
+        "sample_mask": series.sample_mask,
         "dtype": str(series.X.dtype),
     }
 
@@ -228,7 +275,8 @@ def load_voxel_series(
     X = fileio.load_series(series_path, n_voxels=int(mask.sum()))
     info = series_info or {}
     return VoxelSeries(X, mask, mask_img, info.get("t_r"), info.get("source", str(series_path)),
-                       info.get("preparation"))
+                       info.get("preparation"), info.get("n_volumes_acquired", X.shape[1]),
+                       info.get("sample_mask"))
 
 
 def epi_mask(
@@ -428,3 +476,30 @@ def parcel_compress(
         )
     fileio.save_json(metrics, out_metrics)
     return metrics
+
+
+def parcel_table(labels_path, out_tsv, *, prefix: str = "parcel") -> Path:
+    """The BIDS table of a label image: ``index``, ``name``, size and centre of each parcel.
+
+    One row per label value, in increasing order: ``index`` (the value in the
+    image), ``name`` (``<prefix>_<index>``), ``n_voxels`` and the centroid
+    ``x``, ``y``, ``z`` in the image's world coordinates (mm).
+    """
+    labels_img = image.load_image(labels_path, ndim=3)
+    data = np.asanyarray(labels_img.dataobj)
+    mask = data > 0
+    if not mask.any():
+        raise InputError(labels_path, "label image has no parcel")
+    labels, values = image.load_labels(labels_path, mask=mask)
+    order = np.argsort(values)
+    voxels = np.column_stack(np.nonzero(mask))
+    world = nb.affines.apply_affine(labels_img.affine, voxels)
+    centroids = parcel_centroids(labels, world)[order]
+    width = len(str(int(values.max())))
+    return fileio.save_table({
+        "index": values[order],
+        "name": [f"{prefix}_{int(v):0{width}d}" for v in values[order]],
+        "n_voxels": parcel_sizes(labels)[order],
+        "x": centroids[:, 0].round(2), "y": centroids[:, 1].round(2),
+        "z": centroids[:, 2].round(2),
+    }, out_tsv)

@@ -7,6 +7,7 @@ random numbers take the ``rng`` fixture (seeded per test).
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -85,3 +86,91 @@ def write_fake_adhd(root, ids=ADHD_IDS[:1], func_img=None):
         confounds.write_text("motion-x\tmotion-y\n0.1\t0.2\n")
         paths[subject] = (str(func), str(confounds))
     return paths
+
+
+FMRIPREP_SKELETON = Path(__file__).parent / "data" / "fmriprep_derivatives.yml"
+
+#: Volumes of every run of the fMRIPrep test dataset with a framewise
+#: displacement of 2 mm, for scrubbing to censor.
+SPIKES = (10, 11, 25)
+
+#: Motion parameters and tissue signals of fMRIPrep's confounds table.
+_MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+_TISSUES = ("csf", "white_matter", "global_signal")
+
+
+def fmriprep_confounds(n_volumes: int, rng, *, n_compcor: int = 5, n_cosine: int = 3,
+                       spikes=()):
+    """An fMRIPrep-style confounds table and its JSON, as fMRIPrep 25 names them.
+
+    Motion (with derivatives and squares), tissue signals, cosine drifts,
+    framewise displacement (``n/a`` in the first row, as fMRIPrep writes it),
+    DVARS and anatomical CompCor components whose JSON entries give the
+    ``Mask`` nilearn selects them by. Volumes in ``spikes`` get a large FD.
+    """
+    import pandas as pd
+
+    columns = {}
+    motion = np.cumsum(rng.normal(0, 0.02, (n_volumes, 6)), axis=0)
+    for name, values in zip(_MOTION, motion.T):
+        columns[name] = values
+    for name in _TISSUES:
+        columns[name] = rng.normal(0, 1, n_volumes).cumsum()
+    for name in list(columns):
+        derivative = np.r_[np.nan, np.diff(columns[name])]
+        columns[f"{name}_derivative1"] = derivative
+        columns[f"{name}_power2"] = columns[name] ** 2
+        columns[f"{name}_derivative1_power2"] = derivative**2
+    fd = np.abs(rng.normal(0.1, 0.03, n_volumes))
+    fd[list(spikes)] = 2.0
+    fd[0] = np.nan
+    columns["framewise_displacement"] = fd
+    columns["dvars"] = np.r_[np.nan, np.abs(rng.normal(20, 2, n_volumes - 1))]
+    columns["std_dvars"] = np.r_[np.nan, np.abs(rng.normal(1.0, 0.1, n_volumes - 1))]
+    time = np.arange(n_volumes)
+    for k in range(n_cosine):
+        columns[f"cosine{k:02d}"] = np.sqrt(2 / n_volumes) * np.cos(
+            np.pi * (2 * time + 1) * (k + 1) / (2 * n_volumes)
+        )
+    metadata = {}
+    for k in range(n_compcor):
+        name = f"a_comp_cor_{k:02d}"
+        columns[name] = rng.normal(0, 1, n_volumes)
+        metadata[name] = {"Method": "aCompCor", "Mask": "combined", "Retained": True,
+                          "SingularValue": float(10 - k), "VarianceExplained": 0.1}
+    return pd.DataFrame(columns), metadata
+
+
+def write_fmriprep_dataset(root, *, spikes=()):
+    """The fMRIPrep dataset of FMRIPREP_SKELETON, with real small data in its files.
+
+    Each run gets its own simulated series (seed = its index), its true brain
+    mask as ``desc-brain_mask`` and confounds with FD spikes at ``spikes``.
+    """
+    import nibabel as nb
+    from niworkflows.utils.testing import generate_bids_skeleton
+
+    from nipype_ward.datasets import simulate_rest_fmri
+
+    generate_bids_skeleton(str(root), str(FMRIPREP_SKELETON))
+    bolds = sorted(Path(root).rglob("*_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"))
+    for seed, bold in enumerate(bolds):
+        sim = simulate_rest_fmri(**{**SMALL, "random_state": seed})
+        prefix = bold.name.split("_space-")[0]
+        for space in ("MNI152NLin2009cAsym", "T1w"):
+            nb.save(sim.bold_img, bold.parent / f"{prefix}_space-{space}_desc-preproc_bold.nii.gz")
+            nb.save(sim.brain_mask_img, bold.parent / f"{prefix}_space-{space}_desc-brain_mask.nii.gz")
+        table, metadata = fmriprep_confounds(
+            sim.bold_img.shape[3], np.random.default_rng(seed), spikes=spikes
+        )
+        confounds = bold.parent / f"{prefix}_desc-confounds_timeseries.tsv"
+        table.to_csv(confounds, sep="\t", index=False, na_rep="n/a")
+        confounds.with_suffix(".json").write_text(json.dumps(metadata))
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def fmriprep_dir(tmp_path_factory):
+    """A small fMRIPrep output dataset (see FMRIPREP_SKELETON), written once."""
+    return write_fmriprep_dataset(tmp_path_factory.mktemp("fmriprep") / "fmriprep",
+                                  spikes=SPIKES)

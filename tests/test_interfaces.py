@@ -27,7 +27,7 @@ from nipype_ward.interfaces import (
 
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
-            "series_info", "true_regions_file", "title"}
+            "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold"}
 
 INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree,
               PrepareSignals, PlotParcellation, PlotCompression]

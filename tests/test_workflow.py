@@ -11,10 +11,12 @@ import pytest
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from nipype_ward.steps import SignalPreparation
 from nipype_ward.workflows import init_rest_clustering_wf, init_ward_parcellation_wf
 
 OUTPUT_FIELDS = {
-    "mask_file", "mean_file", "series_file", "connectivity_file", "tree_file", "n_clusters",
+    "mask_file", "mean_file", "series_file", "series_info", "connectivity_file", "tree_file",
+    "n_clusters",
     "labels_files", "timeseries_files", "compressed_files", "metrics_files",
 }
 INPUT_FIELDS = {"bold_file", "mask_file", "confounds_file", "true_regions_file"}
@@ -199,7 +201,7 @@ def _largest_label(labels_file):
 
 def test_a_changed_preparation_rebuilds_the_tree(small_data, tmp_path):
     def run(**options):
-        wf = init_ward_parcellation_wf(n_clusters=(20,), **options)
+        wf = init_ward_parcellation_wf(n_clusters=(20,), preparation=SignalPreparation(**options))
         wf.inputs.inputnode.bold_file = str(small_data["bold"])
         outputs, _ = _run(wf, tmp_path)
         return Path(outputs["tree_file"]), outputs

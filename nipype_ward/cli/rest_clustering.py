@@ -200,26 +200,14 @@ def resolve_bold(settings: Settings) -> Settings:
     )
 
 
-#: Seconds between two looks of Nipype's MultiProc scheduler at its jobs.
-#: Its default (2 s) is longer than most of our nodes: with it, the embedded
-#: job took 34 s under MultiProc against 20 s under Linear.
-POLL_SLEEP_S = 0.01
-
-
 def run_workflow(settings: Settings, output_dir: Path) -> dict:
-    """Build and run the seed workflow, its sinks writing into ``output_dir``.
+    """Build and run the seed workflow, its sink writing into ``output_dir``.
 
     Returns the run time in seconds of each node (a list for map nodes).
     """
-    from nipype import config, logging
-
+    from nipype_ward.cli._running import node_durations, run_graph
     from nipype_ward.workflows import init_rest_clustering_wf
 
-    if not settings.verbose:
-        config.set("logging", "workflow_level", "WARNING")
-        config.set("logging", "interface_level", "WARNING")
-        logging.update_logging(config)
-    crash_dir = settings.work_dir / "crash"
     workflow = init_rest_clustering_wf(
         output_dir=output_dir,
         n_clusters=settings.n_clusters,
@@ -228,12 +216,6 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
         figures=settings.figures,
         mem_gb=image.estimate_mem_gb(settings.bold),
     )
-    workflow.base_dir = str(settings.work_dir)
-    workflow.config["execution"] = {
-        "crashdump_dir": str(crash_dir),
-        "crashfile_format": "txt",
-        "poll_sleep_duration": POLL_SLEEP_S,
-    }
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:
         workflow.inputs.inputnode.mask_file = str(settings.mask)
@@ -242,35 +224,9 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
     if settings.true_regions is not None:
         workflow.inputs.inputnode.true_regions_file = str(settings.true_regions)
     plugin_args = {"n_procs": settings.nprocs} if settings.plugin == "MultiProc" else {}
-    started = set(crash_dir.glob("crash-*")) if crash_dir.exists() else set()
-    try:
-        exec_graph = workflow.run(plugin=settings.plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:
-        raise RuntimeError(_crash_summary(crash_dir, started) or str(exc)) from exc
+    exec_graph = run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
+                           plugin_args=plugin_args, verbose=settings.verbose)
     return node_durations(exec_graph)
-
-
-def node_durations(exec_graph) -> dict:
-    """Run time in seconds of each executed node, by name; a list for map nodes."""
-    durations = {}
-    for node in exec_graph.nodes():
-        runtime = node.result.runtime
-        if isinstance(runtime, list):
-            durations[node.name] = [float(getattr(r, "duration", 0.0)) for r in runtime]
-        else:
-            durations[node.name] = float(getattr(runtime, "duration", 0.0))
-    return durations
-
-
-def _crash_summary(crash_dir: Path, known: set) -> str:
-    """The last line of each new crash file's traceback: what went wrong."""
-    lines = []
-    for crash in sorted(set(crash_dir.glob("crash-*")) - known):
-        text = crash.read_text(errors="replace").strip().splitlines()
-        errors = [line for line in text if "Error:" in line]
-        if errors:
-            lines.append(errors[-1].strip())
-    return "\n".join(dict.fromkeys(lines))
 
 
 def run(settings: Settings) -> tuple[dict, dict[int, dict]]:

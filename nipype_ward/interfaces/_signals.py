@@ -9,7 +9,7 @@ refuse a preparation: the series is prepared already.
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, isdefined, traits
 
-from nipype_ward.signals import STANDARDIZE
+from nipype_ward.signals import CONFOUND_STRATEGIES, STANDARDIZE
 from nipype_ward.steps import SignalPreparation
 
 
@@ -36,6 +36,18 @@ class SignalPreparationInputSpec(BaseInterfaceInputSpec):
     confounds_columns = traits.List(
         traits.Str,
         desc="columns of confounds_file to regress out; all columns when not given",
+    )
+    confounds_strategy = traits.Enum(
+        *CONFOUND_STRATEGIES,
+        xor=["confounds_file"],
+        desc="instead of confounds_file, the confounds of an fMRIPrep BOLD file (found "
+        "beside it) by nilearn's load_confounds_strategy: 'simple' (motion, WM/CSF, "
+        "cosine drifts), 'scrubbing' (the same, fuller, and the volumes of high motion "
+        "censored) or 'compcor' (motion, anatomical CompCor, cosine drifts)",
+    )
+    fd_threshold = traits.Float(
+        desc="framewise displacement (mm) above which 'scrubbing' censors a volume "
+        "(nilearn's default, 0.5, when not given)",
     )
 
 
@@ -73,6 +85,8 @@ def preparation_from_inputs(inputs) -> SignalPreparation:
         t_r=value("t_r"),
         confounds_file=value("confounds_file"),
         confounds_columns=tuple(value("confounds_columns") or ()),
+        confounds_strategy=value("confounds_strategy"),
+        fd_threshold=value("fd_threshold"),
     )
 
 

@@ -27,12 +27,7 @@ def init_ward_parcellation_wf(
     *,
     n_clusters: Sequence[int] = (1000, 2000),
     neighbourhood: int = 6,
-    standardize: str | bool = False,
-    detrend: bool = False,
-    high_pass: float | None = None,
-    low_pass: float | None = None,
-    t_r: float | None = None,
-    confounds_columns: Sequence[str] = (),
+    preparation: SignalPreparation | None = None,
     split_half: bool = True,
     save_compressed: bool = True,
     mem_gb: dict[str, float] | None = None,
@@ -65,20 +60,18 @@ def init_ward_parcellation_wf(
         of the mask (checked when the cut runs).
     neighbourhood : {6, 18, 26}, default=6
         Grid neighbourhood of a voxel (faces; faces and edges; all corners).
-    standardize : {False, 'zscore_sample', 'psc'}, default=False
-        Scaling of each voxel's series before the tree and the compression
-        (nilearn's meanings). False keeps the seed example's behaviour (and
-        the identity with scikit-learn); 'zscore_sample' makes Ward group
-        voxels by how their signals co-vary rather than by their intensity.
-    detrend : bool, default=False
-        Remove each voxel's linear trend first.
-    high_pass, low_pass : float, optional
-        Butterworth cutoffs in Hz.
-    t_r : float, optional
-        Repetition time in seconds; by default read from the BOLD file's JSON
-        sidecar or header (needed only for filtering).
-    confounds_columns : sequence of str, default=()
-        Columns of ``inputnode.confounds_file`` to regress out (all when empty).
+    preparation : SignalPreparation, optional
+        How the voxel signals are prepared before the tree and the
+        compression (:class:`nipype_ward.steps.SignalPreparation`); by
+        default not at all, as in the seed example (and so the labels equal
+        scikit-learn's). ``SignalPreparation(standardize="zscore_sample")``
+        makes Ward group voxels by how their signals co-vary rather than by
+        their intensity; ``confounds_strategy`` selects the confounds of an
+        fMRIPrep BOLD file by one of nilearn's strategies (``"scrubbing"``
+        also censors the volumes of high motion, out of the tree's input,
+        the time series and the compressed series). Its ``confounds_file``
+        is not used: the file comes through ``inputnode.confounds_file``,
+        whose ``confounds_columns`` are regressed out.
     split_half : bool, default=True
         Also build the trees of the two halves of the volumes, so that every
         cut reports its split-half reproducibility (``split_half_ari`` in the
@@ -112,6 +105,9 @@ def init_ward_parcellation_wf(
         Temporal mean of the BOLD series.
     series_file
         The masked, prepared voxel series (``.npy``).
+    series_info
+        What ``series_file`` cannot say of itself (TR, source, preparation,
+        censored volumes), a dict.
     connectivity_file
         Grid adjacency of the mask's voxels (``.npz``).
     tree_file
@@ -133,10 +129,7 @@ def init_ward_parcellation_wf(
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:
         raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
-    preparation = SignalPreparation(
-        standardize=standardize, detrend=detrend, high_pass=high_pass,
-        low_pass=low_pass, t_r=t_r, confounds_columns=tuple(confounds_columns),
-    )
+    preparation = preparation or SignalPreparation()
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
     workflow = pe.Workflow(name=name)
@@ -152,6 +145,7 @@ def init_ward_parcellation_wf(
                 "mask_file",
                 "mean_file",
                 "series_file",
+                "series_info",
                 "connectivity_file",
                 "tree_file",
                 "n_clusters",
@@ -206,7 +200,8 @@ def init_ward_parcellation_wf(
         (ward_tree, parcel_compress, [("half_tree_files", "half_tree_files")]),
         (prepare_signals, outputnode, [("mask_file", "mask_file"),
                                        ("mean_file", "mean_file"),
-                                       ("series_file", "series_file")]),
+                                       ("series_file", "series_file"),
+                                       ("series_info", "series_info")]),
         (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),
         (ward_tree, outputnode, [("tree_file", "tree_file")]),
         (cut_tree, outputnode, [("labels_file", "labels_files")]),
@@ -222,7 +217,7 @@ def _set_preparation(node, preparation: SignalPreparation) -> None:
     """Set the preparation options on a node, leaving unset ones undefined."""
     node.inputs.standardize = preparation.standardize
     node.inputs.detrend = preparation.detrend
-    for name in ("high_pass", "low_pass", "t_r"):
+    for name in ("high_pass", "low_pass", "t_r", "confounds_strategy", "fd_threshold"):
         value = getattr(preparation, name)
         if value is not None:
             setattr(node.inputs, name, value)

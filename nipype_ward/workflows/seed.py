@@ -87,12 +87,7 @@ def init_rest_clustering_wf(
     parcellation = init_ward_parcellation_wf(
         n_clusters=n_clusters,
         neighbourhood=neighbourhood,
-        standardize=preparation.standardize,
-        detrend=preparation.detrend,
-        high_pass=preparation.high_pass,
-        low_pass=preparation.low_pass,
-        t_r=preparation.t_r,
-        confounds_columns=preparation.confounds_columns,
+        preparation=preparation,
         split_half=split_half,
         mem_gb=mem_gb,
     )

@@ -1,0 +1,333 @@
+"""BIDS: querying fMRIPrep derivatives, naming our outputs, their sidecars.
+
+Everything BIDS-specific is here: the selection of the runs to parcellate
+(with pybids, fMRIPrep's ``--bids-filter-file`` format included), the
+entities and path patterns of our outputs (``data/nipype_ward_bids.json``,
+a pybids configuration users can load beside pybids' own to query them:
+``BIDSLayout(out, config=["bids", "derivatives", BIDS_CONFIG])``; it adds
+the ``scale``, ``stat`` and ``cohort`` entities pybids 0.22 lacks), BIDS
+URIs, checksums, ``dataset_description.json`` and ``.bidsignore``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from nipype_ward import __version__
+from nipype_ward.fileio import InputError, save_json
+
+#: The pybids configuration of our outputs' entities and path patterns.
+BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
+
+#: BIDS version our derivatives follow (checked with bids-validator-deno 3.0.2).
+BIDS_VERSION = "1.11.1"
+
+#: Name of the fMRIPrep input in our BIDS URIs and DatasetLinks (as XCP-D).
+SOURCE_DATASET = "preprocessed"
+
+#: What BIDS does not cover, for the validator to skip. Patterns without a
+#: trailing slash: "figures/" would still report the folder.
+BIDSIGNORE = (
+    "*_stat-mean_timeseries.tsv",
+    "*_stat-mean_timeseries.json",
+    "*_metrics.json",
+    "*_tree.npz",
+    "*.html",
+    "figures",
+    "log",
+)
+
+CODE_URL = "https://github.com/nipype-ward/nipype-ward"
+
+#: The columns of our ``_dseg.tsv`` beyond BIDS' index and name, described
+#: in the ``_dseg.json`` sidecar that the label image and its table share.
+DSEG_COLUMNS = {
+    "n_voxels": {"Description": "number of voxels of the parcel", "Units": "voxels"},
+    "x": {"Description": "x of the parcel's centroid, world coordinates", "Units": "mm"},
+    "y": {"Description": "y of the parcel's centroid, world coordinates", "Units": "mm"},
+    "z": {"Description": "z of the parcel's centroid, world coordinates", "Units": "mm"},
+}
+
+_LABEL = re.compile(r"^[a-zA-Z0-9]+$")
+
+
+def load_config() -> dict:
+    """Our pybids configuration (entities and path patterns) as a dict."""
+    return json.loads(BIDS_CONFIG.read_text())
+
+
+def _pybids_configs():
+    from bids.layout import Config
+
+    return ["bids", "derivatives", Config(**load_config())]
+
+
+def _as_config(config):
+    from bids.layout import Config
+
+    return config if isinstance(config, Config) else Config.load(config)
+
+
+def parse_entities(path) -> dict:
+    """The BIDS entities of a file name (pybids, with our entities known too)."""
+    from bids.layout import parse_file_entities
+
+    return parse_file_entities(str(path), config=_pybids_configs())
+
+
+#: Entities of a source file that never pass to a derivative's name.
+_NOT_INHERITED = ("desc", "suffix", "extension", "datatype", "fmap", "scans")
+
+
+def derivative_path(source_file, entities: dict, extension: str) -> str:
+    """Where a derivative of ``source_file`` goes, relative to the output folder.
+
+    Its entities are the source's (bar ``desc``, ``suffix`` and ``extension``),
+    updated by ``entities`` (a value of None removes one); the name is built
+    by pybids from our path patterns (:data:`BIDS_CONFIG`). Unlike
+    niworkflows' sink, an entity that the patterns cannot place is an error,
+    never silently moved to the sidecar or dropped.
+    """
+    from bids.layout.writing import build_path
+
+    config = load_config()
+    known = {entity.name for cfg in _pybids_configs()[:2] for entity in _as_config(cfg).entities.values()}
+    known |= {entity["name"] for entity in config["entities"]}
+    wanted = {key: value for key, value in parse_entities(source_file).items()
+              if key not in _NOT_INHERITED}
+    wanted.update(entities)
+    wanted = {key: value for key, value in wanted.items() if value is not None}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"unknown BIDS entities {unknown} for a derivative of {source_file}")
+    wanted["extension"] = extension
+    path = build_path(wanted, config["default_path_patterns"], strict=True)
+    if path is None:
+        raise ValueError(
+            f"no path pattern names a derivative with entities {wanted} (source {source_file})"
+        )
+    found = parse_entities("/" + path)
+    lost = sorted(key for key in wanted if key not in ("extension", "datatype")
+                  and str(found.get(key)) != str(wanted[key]))
+    if lost:
+        raise ValueError(f"the name {path} loses the entities {lost} of {wanted}")
+    return path
+
+
+def check_label(value: str, entity: str) -> str:
+    """A BIDS label without its prefix (``sub-01`` -> ``01``); refuses paths and odd text."""
+    prefix = {"subject": "sub-", "session": "ses-", "task": "task-"}.get(entity, "")
+    label = value[len(prefix):] if prefix and value.startswith(prefix) else value
+    if not _LABEL.match(label):
+        raise ValueError(
+            f"{entity} label {value!r} is not a BIDS label (letters and digits only)"
+        )
+    return label
+
+
+def parse_space(value: str) -> tuple[str, str | None]:
+    """``MNI152NLin2009cAsym:res-2`` -> ``("MNI152NLin2009cAsym", "2")``."""
+    space, _, modifier = value.partition(":")
+    check_label(space, "space")
+    if not modifier:
+        return space, None
+    key, _, res = modifier.partition("-")
+    if key != "res" or not _LABEL.match(res):
+        raise ValueError(f"space modifier must be res-<label>, got {modifier!r} in {value!r}")
+    return space, res
+
+
+def load_filter_file(path) -> dict:
+    """fMRIPrep's ``--bids-filter-file``: ``{"bold": {entity: value}}``.
+
+    ``null`` means the entity must be absent and ``"*"`` that it must be
+    present (any value), as in fMRIPrep; only the ``bold`` query is used.
+    """
+    path = Path(path)
+    try:
+        filters = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, "no such file") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from exc
+    if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
+        raise InputError(path, 'a BIDS filter file maps queries to entities: {"bold": {...}}')
+    unknown = set(filters) - {"bold"}
+    if unknown:
+        raise InputError(path, f"only the 'bold' query is used, not {sorted(unknown)}")
+    return filters.get("bold", {})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which runs of an fMRIPrep dataset to parcellate."""
+
+    participant_labels: tuple[str, ...] = ()
+    session_labels: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    space: str = "MNI152NLin2009cAsym"
+    resolution: str | None = None
+    bold_filters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One preprocessed BOLD run and the fMRIPrep files that go with it."""
+
+    bold: Path
+    mask: Path
+    confounds: Path
+    entities: dict
+    metadata: dict
+
+    @property
+    def name(self) -> str:
+        """A short id of the run for node and folder names (``sub-01_ses-1_task-rest_run-1``)."""
+        return self.bold.name.split("_space-")[0]
+
+
+def _layout(bids_dir):
+    from bids import BIDSLayout
+
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise InputError(bids_dir, "no such directory (give the fMRIPrep output folder)")
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise InputError(
+            bids_dir, "not a BIDS dataset: no dataset_description.json (give fMRIPrep's output folder)"
+        )
+    try:
+        return BIDSLayout(str(bids_dir), validate=False, config=["bids", "derivatives"])
+    except Exception as exc:  # pybids raises many types for broken datasets
+        raise InputError(bids_dir, f"cannot be read as a BIDS dataset ({exc})") from exc
+
+
+def _query_values(filters: dict) -> dict:
+    from bids.layout import Query
+
+    special = {None: Query.NONE, "*": Query.ANY}
+    return {key: special.get(value, value) if not isinstance(value, list) else value
+            for key, value in filters.items()}
+
+
+def collect_runs(bids_dir, selection: Selection) -> list[Run]:
+    """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
+
+    Each run comes with its ``desc-brain_mask`` (same entities) and its
+    ``desc-confounds_timeseries.tsv``; a missing one is an error naming the
+    BOLD. Errors also name what was asked and what the dataset has.
+    """
+    layout = _layout(bids_dir)
+    subjects = layout.get_subjects()
+    if not subjects:
+        raise InputError(bids_dir, "no subject (sub-*) in this dataset")
+    wanted = list(selection.participant_labels) or subjects
+    missing = sorted(set(wanted) - set(subjects))
+    if missing:
+        raise InputError(
+            bids_dir,
+            f"no participant {', '.join('sub-' + m for m in missing)} in this dataset "
+            f"(it has {', '.join('sub-' + s for s in subjects)})",
+        )
+    query = {
+        "subject": wanted, "datatype": "func", "suffix": "bold", "desc": "preproc",
+        "extension": [".nii.gz", ".nii"], "space": selection.space,
+    }
+    if selection.session_labels:
+        query["session"] = list(selection.session_labels)
+    if selection.tasks:
+        query["task"] = list(selection.tasks)
+    if selection.resolution is not None:
+        query["res"] = selection.resolution
+    query.update(_query_values(selection.bold_filters))
+    bolds = layout.get(**query)
+    if not bolds:
+        spaces = sorted(layout.get_spaces(subject=wanted, suffix="bold") or [])
+        raise InputError(
+            bids_dir,
+            f"no preprocessed BOLD (desc-preproc_bold) in space {selection.space}"
+            + (f" at res-{selection.resolution}" if selection.resolution else "")
+            + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
+            + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
+        )
+    runs = []
+    for bold in bolds:
+        entities = bold.get_entities()
+        base = {key: value for key, value in entities.items()
+                if key not in ("desc", "suffix", "extension")}
+        mask = layout.get(**base, desc="brain", suffix="mask", extension=[".nii.gz", ".nii"])
+        if not mask:
+            raise InputError(bold.path, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
+        confound_entities = {key: value for key, value in base.items()
+                             if key not in ("space", "res", "den", "cohort")}
+        confounds = layout.get(
+            **confound_entities, desc="confounds", suffix="timeseries", extension=".tsv",
+            space=None, res=None,
+        )
+        if not confounds:
+            raise InputError(
+                bold.path, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)"
+            )
+        runs.append(Run(Path(bold.path), Path(mask[0].path), Path(confounds[0].path),
+                        dict(entities), dict(bold.get_metadata())))
+    return sorted(runs, key=lambda run: str(run.bold))
+
+
+def sha256(path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fobj:
+        for block in iter(lambda: fobj.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bids_uri(path, root, dataset: str = SOURCE_DATASET) -> str:
+    """``bids:<dataset>:<path relative to the dataset root>`` (BIDS URIs)."""
+    return f"bids:{dataset}:{Path(path).resolve().relative_to(Path(root).resolve()).as_posix()}"
+
+
+def software_versions() -> dict:
+    """Versions of the software a result depends on."""
+    from importlib import metadata
+
+    versions = {"nipype-ward": __version__}
+    for name in ("nipype", "nilearn", "scikit-learn", "numpy", "scipy", "nibabel"):
+        versions[name] = metadata.version(name)
+    return versions
+
+
+def write_dataset_description(output_dir, source_dir) -> Path:
+    """``dataset_description.json`` of our derivatives, linking their fMRIPrep input."""
+    source = Path(source_dir).resolve()
+    description = {
+        "Name": "nipype-ward: data-driven Ward parcellations of fMRIPrep outputs",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "nipype-ward", "Version": __version__, "CodeURL": CODE_URL}],
+        "SourceDatasets": [{"URL": source.as_uri()}],
+        "DatasetLinks": {SOURCE_DATASET: source.as_uri()},
+        "HowToAcknowledge": "Cite Ward (1963), Thirion et al. (2014), nilearn and Nipype; see the "
+        "methods paragraph of each subject's report.",
+    }
+    try:
+        generated = json.loads((source / "dataset_description.json").read_text())
+        description["GeneratedBy"] += [entry for entry in generated.get("GeneratedBy", [])
+                                       if isinstance(entry, dict)]
+    except (OSError, json.JSONDecodeError):
+        pass
+    return save_json(description, Path(output_dir) / "dataset_description.json")
+
+
+def write_bidsignore(output_dir) -> Path:
+    """``.bidsignore`` listing what BIDS does not cover, keeping any line already there."""
+    path = Path(output_dir) / ".bidsignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines += [pattern for pattern in BIDSIGNORE if pattern not in lines]
+    path.write_text("\n".join(lines) + "\n")
+    return path

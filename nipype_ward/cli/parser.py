@@ -1,0 +1,169 @@
+"""The BIDS App's command line: ``nipype-ward BIDS_DIR OUTPUT_DIR participant``.
+
+:func:`get_parser` builds the parser (BIDS-Apps and fMRIPrep/XCP-D
+conventions); :func:`parse_settings` turns arguments into one frozen
+:class:`~nipype_ward.settings.AppSettings`, refusing bad options with a
+parser error (exit 2) before anything is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from nipype_ward import __version__
+from nipype_ward.bids import Selection, check_label, load_filter_file, parse_space
+from nipype_ward.connectivity import NEIGHBOURHOODS
+from nipype_ward.fileio import InputError
+from nipype_ward.parcels import check_n_clusters
+from nipype_ward.settings import AppSettings, ParcellationSettings
+from nipype_ward.signals import CONFOUND_STRATEGIES
+from nipype_ward.steps import SignalPreparation
+
+ANALYSIS_LEVELS = ("participant",)
+STANDARDIZE_CHOICES = ("zscore_sample", "psc", "none")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nipype-ward",
+        description="Data-driven parcellations of fMRIPrep outputs by spatially constrained "
+        "Ward clustering, written as BIDS derivatives.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="the fMRIPrep output folder (derivatives)")
+    parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
+    parser.add_argument("analysis_level", choices=ANALYSIS_LEVELS,
+                        help="'participant': one parcellation per run")
+    parser.add_argument("--version", action="version", version=f"nipype-ward {__version__}")
+
+    select = parser.add_argument_group("selecting the data")
+    select.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
+                        metavar="LABEL", help="subjects to process (with or without 'sub-'); "
+                        "default: all")
+    select.add_argument("--session-label", nargs="+", default=[], metavar="LABEL",
+                        help="sessions to process (with or without 'ses-'); default: all")
+    select.add_argument("--task", nargs="+", default=[], metavar="LABEL",
+                        help="tasks to process; default: all")
+    select.add_argument("--space", default="MNI152NLin2009cAsym",
+                        help="output space of the fMRIPrep BOLD series; ':res-N' selects a "
+                        "resolution (default: MNI152NLin2009cAsym)")
+    select.add_argument("--bids-filter-file", type=Path, metavar="FILE",
+                        help="JSON of further entities, fMRIPrep's format: "
+                        '{"bold": {"acquisition": "mb4", "echo": null, "run": "*"}}')
+
+    ward = parser.add_argument_group("parcellation")
+    ward.add_argument("--n-clusters", type=int, nargs="+", default=[1000, 2000], metavar="K",
+                      help="numbers of parcels (default: 1000 2000)")
+    ward.add_argument("--neighbourhood", type=int, choices=NEIGHBOURHOODS, default=6,
+                      help="grid neighbourhood of a voxel (default: 6)")
+    ward.add_argument("--no-split-half", action="store_true",
+                      help="skip the split-half reproducibility (two more trees per run)")
+    ward.add_argument("--save-compressed", action="store_true",
+                      help="also write each run compressed by each parcellation (as large as "
+                      "the BOLD)")
+
+    denoise = parser.add_argument_group(
+        "denoising", "applied before the tree and the parcel time series (nilearn)"
+    )
+    denoise.add_argument("--confounds-strategy", choices=("none", *CONFOUND_STRATEGIES),
+                         default="simple",
+                         help="nilearn's load_confounds_strategy on fMRIPrep's confounds "
+                         "(default: simple; scrubbing also censors high-motion volumes)")
+    denoise.add_argument("--fd-thresh", type=float, metavar="MM",
+                         help="framewise displacement above which 'scrubbing' censors a volume "
+                         "(default: nilearn's, 0.5 mm)")
+    denoise.add_argument("--standardize", choices=STANDARDIZE_CHOICES, default="zscore_sample",
+                         help="scaling of each voxel's series (default: zscore_sample; Ward on "
+                         "raw intensities gives degenerate parcels)")
+    denoise.add_argument("--high-pass", type=float, metavar="HZ", help="high-pass cutoff (Hz)")
+    denoise.add_argument("--low-pass", type=float, metavar="HZ", help="low-pass cutoff (Hz)")
+
+    run = parser.add_argument_group("running")
+    run.add_argument("-w", "--work-dir", type=Path, default=Path("work"),
+                     help="Nipype's working directory; a re-run reuses it (default: ./work)")
+    run.add_argument("--nprocs", "--nthreads", type=int, default=os.cpu_count() or 1,
+                     help="processes of the MultiProc plugin (default: all cores)")
+    run.add_argument("--mem-gb", type=float, help="memory MultiProc may use (GB)")
+    run.add_argument("--plugin", default=None,
+                     help="Nipype execution plugin: Linear, MultiProc, SLURM, ... (default: "
+                     "MultiProc, Linear with --nprocs 1)")
+    run.add_argument("--plugin-args", default=None, metavar="JSON_OR_KEY=VALUE",
+                     help="arguments of the plugin, as JSON or key=value[,key=value]")
+    run.add_argument("--debug", action="store_true",
+                     help="show Nipype's log and the traceback of any error")
+    return parser
+
+
+def parse_plugin_args(text: str | None) -> dict:
+    """``--plugin-args``: a JSON object, or ``key=value`` pairs separated by commas."""
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError("--plugin-args JSON must be an object")
+        return value
+    pairs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--plugin-args item {item!r} is not key=value")
+        try:
+            pairs[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            pairs[key.strip()] = value
+    return pairs
+
+
+def parse_settings(argv=None) -> AppSettings:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    try:
+        n_clusters = tuple(check_n_clusters(args.n_clusters))
+        participants = tuple(check_label(v, "subject") for v in args.participant_label)
+        sessions = tuple(check_label(v, "session") for v in args.session_label)
+        tasks = tuple(check_label(v, "task") for v in args.task)
+        space, resolution = parse_space(args.space)
+        if args.nprocs < 1:
+            raise ValueError(f"--nprocs must be at least 1, got {args.nprocs}")
+        if args.fd_thresh is not None and args.confounds_strategy != "scrubbing":
+            raise ValueError("--fd-thresh needs --confounds-strategy scrubbing")
+        preparation = SignalPreparation(
+            standardize=False if args.standardize == "none" else args.standardize,
+            high_pass=args.high_pass,
+            low_pass=args.low_pass,
+            confounds_strategy=None if args.confounds_strategy == "none"
+            else args.confounds_strategy,
+            fd_threshold=args.fd_thresh,
+        )
+        plugin_args = parse_plugin_args(args.plugin_args)
+        filters = load_filter_file(args.bids_filter_file) if args.bids_filter_file else {}
+    except (ValueError, InputError) as exc:
+        parser.error(str(exc))
+    plugin = args.plugin or ("Linear" if args.nprocs == 1 else "MultiProc")
+    if plugin == "MultiProc":
+        plugin_args = {"n_procs": args.nprocs, **plugin_args}
+        if args.mem_gb is not None:
+            plugin_args.setdefault("memory_gb", args.mem_gb)
+    return AppSettings(
+        bids_dir=args.bids_dir.absolute(),
+        output_dir=args.output_dir.absolute(),
+        work_dir=args.work_dir.absolute(),
+        analysis_level=args.analysis_level,
+        selection=Selection(
+            participant_labels=participants, session_labels=sessions, tasks=tasks,
+            space=space, resolution=resolution, bold_filters=filters,
+        ),
+        parcellation=ParcellationSettings(
+            n_clusters=n_clusters,
+            neighbourhood=args.neighbourhood,
+            preparation=preparation,
+            split_half=not args.no_split_half,
+            save_compressed=args.save_compressed,
+        ),
+        plugin=plugin,
+        plugin_args=plugin_args,
+        debug=args.debug,
+    )

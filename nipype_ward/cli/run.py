@@ -1,0 +1,113 @@
+"""Running the BIDS App: select, check, write the dataset files, run the graph.
+
+``nipype-ward BIDS_DIR OUTPUT_DIR participant [options]``: see
+:mod:`nipype_ward.cli.parser` for the options. Every problem with the input
+is found before any heavy work and reported as one line on stderr (exit 1);
+``--debug`` shows the traceback and Nipype's log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import traceback
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nipype_ward import __version__, bids, image
+from nipype_ward.fileio import InputError, save_json
+from nipype_ward.settings import AppSettings
+from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
+
+
+def check_runs(settings: AppSettings, runs: list[bids.Run]) -> None:
+    """Headers, masks, K, TR and confounds of every run, checked before any heavy work."""
+    options = settings.parcellation
+    for run in runs:
+        bold_img = image.load_bold(run.bold)
+        mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
+        check_n_clusters_in_mask(options.n_clusters, int(mask.sum()), run.mask)
+        found = resolve_preparation(options.preparation, run.bold, bold_img, bold_img.shape[3])
+        if found.sample_mask is not None:
+            kept = len(found.sample_mask)
+            needed = 4 if options.split_half else 2
+            if kept < needed:
+                raise InputError(
+                    run.confounds,
+                    f"scrubbing keeps {kept} of {bold_img.shape[3]} volumes, fewer than the "
+                    f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
+                )
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """``folder`` exists (created if needed) and accepts files."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, f"the {what} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc})") from exc
+
+
+def save_run_config(settings: AppSettings, runs: list[bids.Run], argv) -> str:
+    """Each subject's ``log/<run id>/nipype-ward.json``: the settings and inputs of this run."""
+    run_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}_{uuid.uuid4()}"
+    config = {
+        "nipype-ward": __version__,
+        "command": ["nipype-ward", *map(str, argv)],
+        "settings": json.loads(json.dumps(asdict(settings), default=str)),
+    }
+    for subject in sorted({run.entities["subject"] for run in runs}):
+        inputs = [str(run.bold) for run in runs if run.entities["subject"] == subject]
+        save_json({**config, "inputs": inputs},
+                  _mkdir(settings.output_dir / f"sub-{subject}" / "log" / run_id)
+                  / "nipype-ward.json")
+    return run_id
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def main(argv=None) -> int:
+    from nipype_ward.cli.parser import parse_settings
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    settings = parse_settings(argv)
+    try:
+        runs = bids.collect_runs(settings.bids_dir, settings.selection)
+        check_runs(settings, runs)
+        if settings.output_dir.resolve() == settings.bids_dir.resolve():
+            raise InputError(settings.output_dir, "the output folder must not be the input dataset")
+        check_writable(settings.output_dir, "output folder")
+        check_writable(settings.work_dir, "work folder (-w)")
+        bids.write_dataset_description(settings.output_dir, settings.bids_dir)
+        bids.write_bidsignore(settings.output_dir)
+        save_run_config(settings, runs, argv)
+
+        from nipype_ward.cli._running import run_graph
+        from nipype_ward.workflows.base import init_nipype_ward_wf
+
+        workflow = init_nipype_ward_wf(settings, runs)
+        run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
+                  plugin_args=settings.plugin_args, verbose=settings.debug)
+    except (InputError, RuntimeError, OSError, ValueError) as exc:
+        if settings.debug:
+            traceback.print_exc()
+        print(f"nipype-ward: error: {exc}", file=sys.stderr)
+        return 1
+    subjects = sorted({run.entities["subject"] for run in runs})
+    print(f"nipype-ward: {len(runs)} runs of {len(subjects)} subjects parcellated at "
+          f"K = {', '.join(map(str, settings.parcellation.n_clusters))}; results in "
+          f"{settings.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

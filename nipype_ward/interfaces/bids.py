@@ -1,0 +1,177 @@
+"""BIDS derivatives: the sink, the parcel tables and the sidecars of a run."""
+
+import shutil
+from pathlib import Path
+
+import nibabel as nb
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from nipype_ward import bids, fileio, steps
+from nipype_ward.interfaces._naming import output_path
+
+
+class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
+    base_directory = Directory(mandatory=True, desc="the derivatives dataset (OUTPUT_DIR)")
+    source_file = File(
+        exists=True, mandatory=True,
+        desc="the input the derivative comes from (its entities name the output)",
+    )
+    in_file = File(exists=True, mandatory=True, desc="the file to deliver")
+    entities = traits.Dict(
+        desc="entities to set on top of the source's (pybids names: segmentation, scale, "
+        "statistic, res, desc, suffix...); a value of None removes one",
+    )
+    meta_dict = traits.Dict(desc="the JSON sidecar's content; no sidecar when not given")
+
+
+class _DerivativesSinkOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the delivered file")
+    out_meta = File(desc="its JSON sidecar (when meta_dict is given)")
+
+
+class DerivativesSink(SimpleInterface):
+    """Deliver one derivative under its BIDS name (pybids' path building, our patterns).
+
+    The role of niworkflows' ``DerivativesDataSink``, without its traps: an
+    entity that our path patterns cannot place is an error (never moved into
+    the sidecar), as is a name that would lose one. The file and its sidecar
+    are written to temporary names, then renamed: each appears complete or
+    not at all.
+    """
+
+    input_spec = _DerivativesSinkInputSpec
+    output_spec = _DerivativesSinkOutputSpec
+    _always_run = True
+
+    def _run_interface(self, runtime):
+        in_file = Path(self.inputs.in_file)
+        extension = "".join(in_file.suffixes[-2:]) if in_file.name.endswith(".nii.gz") \
+            else in_file.suffix
+        entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
+        relative = bids.derivative_path(self.inputs.source_file, entities, extension)
+        out_file = Path(self.inputs.base_directory) / relative
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        fileio.save_atomically(lambda tmp: shutil.copyfile(in_file, tmp), out_file)
+        self._results["out_file"] = str(out_file)
+        if isdefined(self.inputs.meta_dict):
+            sidecar = out_file.with_name(out_file.name[: -len(extension)] + ".json")
+            self._results["out_meta"] = str(fileio.save_json(self.inputs.meta_dict, sidecar))
+        return runtime
+
+
+class _ParcelTableInputSpec(BaseInterfaceInputSpec):
+    labels_file = File(exists=True, mandatory=True, desc="parcel labels (3D NIfTI)")
+    prefix = traits.Str("parcel", usedefault=True, desc="parcel names are <prefix>_<index>")
+
+
+class _ParcelTableOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the dseg table (TSV)")
+
+
+class ParcelTable(SimpleInterface):
+    """The BIDS ``_dseg.tsv`` of a label image: index, name, n_voxels, x, y, z (mm)."""
+
+    input_spec = _ParcelTableInputSpec
+    output_spec = _ParcelTableOutputSpec
+
+    def _run_interface(self, runtime):
+        out_file = output_path(self.inputs.labels_file, "_dseg", runtime.cwd, ".tsv")
+        steps.parcel_table(self.inputs.labels_file, out_file, prefix=self.inputs.prefix)
+        self._results["out_file"] = out_file
+        return runtime
+
+
+class _RunSidecarsInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="the preprocessed BOLD (fMRIPrep)")
+    mask_file = File(exists=True, mandatory=True, desc="its brain mask (fMRIPrep)")
+    confounds_file = File(
+        exists=True, desc="its confounds table (fMRIPrep), a source when confounds are used"
+    )
+    source_dir = Directory(
+        exists=True, mandatory=True, desc="the fMRIPrep dataset the sources' BIDS URIs refer to"
+    )
+    n_clusters = InputMultiObject(traits.Int, mandatory=True, desc="the numbers of parcels")
+    series_info = traits.Dict(
+        mandatory=True, desc="PrepareSignals' series_info (TR, preparation, censored volumes)"
+    )
+    parameters = traits.Dict(desc="the parcellation's parameters, recorded in every sidecar")
+    metadata = traits.Dict(desc="the BOLD's own sidecar (RepetitionTime, TaskName, ...)")
+    resolution = traits.Str(
+        desc="the res- entity of the BOLD, when it has one: the sidecars then say what it "
+        "means (BIDS requires Resolution with res-)",
+    )
+
+
+class _RunSidecarsOutputSpec(TraitedSpec):
+    dseg_meta = traits.List(traits.Dict, desc="sidecar of each K's label image")
+    timeseries_meta = traits.List(traits.Dict, desc="sidecar of each K's time series")
+    bold_meta = traits.List(traits.Dict, desc="sidecar of each K's compressed series")
+
+
+class RunSidecars(SimpleInterface):
+    """The JSON sidecars of a run's derivatives, one per K and kind.
+
+    ``Sources`` are BIDS URIs into the fMRIPrep dataset, with their SHA-256;
+    every parameter and software version is recorded, so a result can be
+    traced to its inputs and repeated.
+    """
+
+    input_spec = _RunSidecarsInputSpec
+    output_spec = _RunSidecarsOutputSpec
+
+    def _run_interface(self, runtime):
+        sources = [self.inputs.bold_file, self.inputs.mask_file]
+        preparation = self.inputs.series_info.get("preparation") or {}
+        if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
+            sources.append(self.inputs.confounds_file)
+        uris = [bids.bids_uri(path, self.inputs.source_dir) for path in sources]
+        common = {
+            "Sources": uris,
+            "SourcesSHA256": {uri: bids.sha256(path) for uri, path in zip(uris, sources)},
+            "SpatialReference": uris[0],
+            "Software": bids.software_versions(),
+            "Parameters": self.inputs.parameters if isdefined(self.inputs.parameters) else {},
+        }
+        info = self.inputs.series_info
+        metadata = self.inputs.metadata if isdefined(self.inputs.metadata) else {}
+        t_r = info.get("t_r") or metadata.get("RepetitionTime")
+        censored = sorted(set(range(info["n_volumes_acquired"]))
+                          - set(info["sample_mask"] or range(info["n_volumes_acquired"])))
+        if isdefined(self.inputs.resolution) and self.inputs.resolution:
+            zooms = nb.load(self.inputs.mask_file).header.get_zooms()[:3]
+            common["Resolution"] = (
+                f"res-{self.inputs.resolution}: voxels of "
+                + " x ".join(f"{z:g}" for z in zooms) + " mm, as the source BOLD"
+            )
+        self._results["dseg_meta"] = [
+            {**common, **bids.DSEG_COLUMNS, "NumberOfParcels": int(k),
+             "Description": f"{k} parcels learned from this run by spatially constrained Ward "
+             "clustering of its prepared voxel signals (nipype-ward)"}
+            for k in self.inputs.n_clusters
+        ]
+        self._results["timeseries_meta"] = [
+            {**common, "NumberOfParcels": int(k),
+             "SamplingFrequency": 1.0 / t_r if t_r else None,
+             "NumberOfVolumes": info["n_volumes"], "CensoredVolumes": censored,
+             "Description": "mean prepared signal of each parcel's voxels, one column per "
+             "parcel (header: its index in the dseg), one row per kept volume"}
+            for k in self.inputs.n_clusters
+        ]
+        self._results["bold_meta"] = [
+            {**common, "NumberOfParcels": int(k), "RepetitionTime": t_r,
+             "TaskName": metadata.get("TaskName"), "SkullStripped": True,
+             "CensoredVolumes": censored,
+             "Description": "every voxel replaced by its parcel's mean prepared signal"}
+            for k in self.inputs.n_clusters
+        ]
+        return runtime

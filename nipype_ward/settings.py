@@ -1,0 +1,49 @@
+"""The settings of a run, as one frozen object passed down (no global config).
+
+The command lines build an :class:`AppSettings` once from their arguments;
+the workflow factories read what they need from it. Nothing here reads the
+environment or ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nipype_ward.bids import Selection
+from nipype_ward.steps import SignalPreparation
+
+
+@dataclass(frozen=True)
+class ParcellationSettings:
+    """What is computed for every run: the parcellations and their options."""
+
+    n_clusters: tuple[int, ...] = (1000, 2000)
+    neighbourhood: int = 6
+    preparation: SignalPreparation = field(default_factory=SignalPreparation)
+    split_half: bool = True
+    save_compressed: bool = False
+
+    def as_dict(self) -> dict:
+        """JSON-able parameters, as recorded in the sidecars."""
+        values = asdict(self)
+        values["n_clusters"] = list(self.n_clusters)
+        values["preparation"].pop("confounds_file", None)
+        values["preparation"].pop("confounds_columns", None)
+        return values
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything a run of the BIDS App needs, read once from the command line."""
+
+    bids_dir: Path
+    output_dir: Path
+    work_dir: Path
+    analysis_level: str
+    selection: Selection = field(default_factory=Selection)
+    parcellation: ParcellationSettings = field(default_factory=ParcellationSettings)
+    plugin: str = "MultiProc"
+    plugin_args: dict = field(default_factory=dict)
+    write_provenance: bool = False
+    debug: bool = False

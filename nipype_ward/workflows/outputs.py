@@ -1,0 +1,85 @@
+"""Writing a run's results as BIDS derivatives, from inside the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from nipype_ward.interfaces.bids import DerivativesSink
+
+#: What is delivered per K: inputnode field -> (entities, sidecar field or None).
+PER_K_OUTPUTS = {
+    "labels_files": ({"segmentation": "ward", "suffix": "dseg"}, "dseg_meta"),
+    "dseg_tables": ({"segmentation": "ward", "suffix": "dseg"}, None),
+    "timeseries_files": (
+        {"segmentation": "ward", "statistic": "mean", "suffix": "timeseries"}, "timeseries_meta"
+    ),
+    "metrics_files": ({"segmentation": "ward", "suffix": "metrics"}, None),
+    "parcellation_figures": (
+        {"datatype": "figures", "segmentation": "ward", "desc": "parcellation", "suffix": "bold"},
+        None,
+    ),
+    "compression_figures": (
+        {"datatype": "figures", "segmentation": "ward", "desc": "compression", "suffix": "bold"},
+        None,
+    ),
+}
+
+
+def init_ds_run_wf(
+    *,
+    output_dir,
+    source_file,
+    n_clusters: Sequence[int],
+    save_compressed: bool = False,
+    name: str = "ds_run_wf",
+):
+    """Deliver a run's parcellations, tables, time series and metrics under BIDS names.
+
+    One :class:`~nipype_ward.interfaces.bids.DerivativesSink` map node (over
+    K) per kind of file, as fMRIPrep's ``init_func_derivatives_wf`` does with
+    ``DerivativesDataSink``; names are built from ``source_file``'s entities
+    (its ``desc`` dropped) and those of :data:`PER_K_OUTPUTS`, e.g.
+    ``sub-01_task-rest_space-MNI152NLin2009cAsym_seg-ward_scale-1000_dseg.nii.gz``.
+
+    Inputs
+    ------
+    labels_files, dseg_tables, timeseries_files, metrics_files, compressed_files
+        One per K, in the order of ``n_clusters``.
+    parcellation_figures, compression_figures
+        One PNG per K.
+    tree_file
+        The run's Ward tree.
+    dseg_meta, timeseries_meta, bold_meta
+        The sidecars, one per K
+        (:class:`~nipype_ward.interfaces.bids.RunSidecars`).
+    """
+    fields = [*PER_K_OUTPUTS, "compressed_files", "tree_file", "dseg_meta", "timeseries_meta",
+              "bold_meta"]
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    common = {"base_directory": str(output_dir), "source_file": str(source_file)}
+
+    per_k = {field: ([{**entities, "scale": int(k)} for k in n_clusters], meta_field)
+             for field, (entities, meta_field) in PER_K_OUTPUTS.items()}
+    if save_compressed:  # a BOLD series of its own: K goes in desc (BIDS has no scale there)
+        per_k["compressed_files"] = (
+            [{"desc": f"ward{int(k)}", "suffix": "bold"} for k in n_clusters], "bold_meta"
+        )
+    for field, (entities, meta_field) in per_k.items():
+        node = pe.MapNode(
+            DerivativesSink(**common),
+            iterfield=["in_file", "entities"] + (["meta_dict"] if meta_field else []),
+            name=f"ds_{field}",
+            run_without_submitting=True,
+        )
+        node.inputs.entities = entities
+        workflow.connect([(inputnode, node, [(field, "in_file")])])
+        if meta_field:
+            workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
+    ds_tree = pe.Node(DerivativesSink(**common), name="ds_tree", run_without_submitting=True)
+    ds_tree.inputs.entities = {"segmentation": "ward", "suffix": "tree"}
+    workflow.connect([(inputnode, ds_tree, [("tree_file", "in_file")])])
+    return workflow

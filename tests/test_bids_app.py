@@ -1,0 +1,223 @@
+"""The BIDS App on a small fMRIPrep-shaped dataset, run as users run it."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+
+from nipype_ward.bids import BIDS_CONFIG
+
+K = (20, 50)
+RUNS = (
+    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1",
+    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2",
+    "sub-02/func/sub-02_task-rest",
+)
+SPACE = "space-MNI152NLin2009cAsym"
+
+
+def run_app(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "nipype_ward.cli.run", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def app_output(fmriprep_dir, tmp_path_factory):
+    """One run of the App with the defaults (simple confounds, z-scoring), K = 20, 50."""
+    root = tmp_path_factory.mktemp("app")
+    proc = run_app(fmriprep_dir, root / "out", "participant", "--n-clusters", *K,
+                   "--save-compressed", "-w", root / "work", "--nprocs", 2, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "out"
+
+
+def _validate(folder):
+    proc = subprocess.run(["bids-validator-deno", "--json", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    return json.loads(proc.stdout)["issues"]["issues"]
+
+
+def test_outputs_pass_the_bids_validator(app_output):
+    issues = _validate(app_output)
+    errors = [(issue["code"], issue.get("location")) for issue in issues
+              if issue["severity"] == "error"]
+    assert errors == []
+    # Every file is either BIDS or listed in .bidsignore (no NOT_INCLUDED warning).
+    assert not [issue for issue in issues if issue["code"] == "NOT_INCLUDED"]
+
+
+def test_outputs_parse_with_pybids_and_have_their_sidecars(app_output):
+    from bids import BIDSLayout
+
+    layout = BIDSLayout(str(app_output), validate=False,
+                        config=["bids", "derivatives", str(BIDS_CONFIG)])
+    dsegs = layout.get(suffix="dseg", extension=".nii.gz")
+    assert len(dsegs) == len(RUNS) * len(K)
+    assert {(f.entities["subject"], f.entities.get("run"), f.entities["scale"]) for f in dsegs} \
+        == {(s, r, k) for s, r in (("01", 1), ("01", 2), ("02", None)) for k in K}
+    assert set(layout.get_spaces()) == {"MNI152NLin2009cAsym"}  # not T1w
+    assert all(f.entities["segmentation"] == "ward" for f in dsegs)
+    for run in RUNS:
+        for k in K:
+            stem = app_output / f"{run}_{SPACE}_seg-ward_scale-{k}"
+            for data, sidecar in ((f"{stem}_dseg.nii.gz", f"{stem}_dseg.json"),
+                                  (f"{stem}_stat-mean_timeseries.tsv",
+                                   f"{stem}_stat-mean_timeseries.json")):
+                assert Path(data).is_file() and Path(sidecar).is_file(), data
+            compressed = app_output / f"{run}_{SPACE}_desc-ward{k}_bold.nii.gz"
+            assert compressed.is_file() and compressed.with_name(
+                compressed.name.replace(".nii.gz", ".json")).is_file()
+    assert len(layout.get(suffix="timeseries", statistic="mean")) == 2 * len(RUNS) * len(K)
+
+
+def test_labels_time_series_and_sidecars(app_output, fmriprep_dir):
+    run = RUNS[2]
+    mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0
+    for k in K:
+        stem = app_output / f"{run}_{SPACE}_seg-ward_scale-{k}"
+        labels = np.asanyarray(nb.load(f"{stem}_dseg.nii.gz").dataobj)
+        assert (labels > 0).sum() == mask.sum() and (labels[~mask] == 0).all()
+        assert sorted(np.unique(labels[mask])) == list(range(1, k + 1))
+        table = pd.read_csv(f"{stem}_dseg.tsv", sep="\t")
+        assert list(table["index"]) == list(range(1, k + 1))
+        assert list(table["n_voxels"]) == [int((labels == i).sum()) for i in range(1, k + 1)]
+        series = pd.read_csv(f"{stem}_stat-mean_timeseries.tsv", sep="\t")
+        assert series.shape == (40, k)  # 'simple' censors nothing
+        sidecar = json.loads(Path(f"{stem}_dseg.json").read_text())
+        bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
+        uri = f"bids:preprocessed:{bold.relative_to(fmriprep_dir).as_posix()}"
+        assert sidecar["Sources"][0] == uri
+        assert sidecar["SourcesSHA256"][uri] == hashlib.sha256(bold.read_bytes()).hexdigest()
+        assert sidecar["Parameters"]["preparation"]["confounds_strategy"] == "simple"
+        assert sidecar["Parameters"]["preparation"]["standardize"] == "zscore_sample"
+        assert sidecar["NumberOfParcels"] == k
+        timing = json.loads(Path(f"{stem}_stat-mean_timeseries.json").read_text())
+        assert timing["SamplingFrequency"] == 0.5 and timing["CensoredVolumes"] == []
+    description = json.loads((app_output / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["GeneratedBy"][0]["Name"] == "nipype-ward"
+    assert description["DatasetLinks"]["preprocessed"] == fmriprep_dir.resolve().as_uri()
+    logs = list(app_output.glob("sub-02/log/*/nipype-ward.json"))
+    assert len(logs) == 1 and "participant" in json.loads(logs[0].read_text())["command"]
+
+
+def test_no_preparation_gives_scikit_learns_labels(fmriprep_dir, tmp_path):
+    from scipy.sparse import csgraph
+    from sklearn.cluster import FeatureAgglomeration
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    out = tmp_path / "out"
+    proc = run_app(fmriprep_dir, out, "participant", "--participant-label", "sub-02",
+                   "--n-clusters", 30, "--confounds-strategy", "none", "--standardize", "none",
+                   "--no-split-half", "-w", tmp_path / "work", "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = RUNS[2]
+    mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0
+    connectivity = grid_to_graph(*mask.shape, mask=mask)
+    assert csgraph.connected_components(connectivity)[0] == 1  # the identity's condition
+    X = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz").get_fdata()[mask]
+    reference = FeatureAgglomeration(n_clusters=30, connectivity=connectivity,
+                                     linkage="ward").fit(X.T).labels_
+    labels = np.asanyarray(nb.load(out / f"{run}_{SPACE}_seg-ward_scale-30_dseg.nii.gz")
+                           .dataobj)[mask]
+    pairs = set(zip(labels.tolist(), reference.tolist()))
+    assert len(pairs) == 30 == len(set(reference.tolist()))
+
+
+def test_scrubbing_censors_volumes_from_the_tree_and_the_time_series(fmriprep_dir, tmp_path):
+    from nilearn import signal
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+    from sklearn.cluster import FeatureAgglomeration
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    out = tmp_path / "out"
+    proc = run_app(fmriprep_dir, out, "participant", "--participant-label", "02",
+                   "--n-clusters", 25, "--confounds-strategy", "scrubbing",
+                   "-w", tmp_path / "work", "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = RUNS[2]
+    bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
+    confounds, sample_mask = load_confounds_strategy(str(bold), denoise_strategy="scrubbing")
+    assert 0 < len(sample_mask) < 40  # the spikes are censored
+    stem = out / f"{run}_{SPACE}_seg-ward_scale-25"
+    series = pd.read_csv(f"{stem}_stat-mean_timeseries.tsv", sep="\t")
+    assert series.shape == (len(sample_mask), 25)
+    timing = json.loads(Path(f"{stem}_stat-mean_timeseries.json").read_text())
+    assert timing["CensoredVolumes"] == sorted(set(range(40)) - set(sample_mask.tolist()))
+    # The tree saw the censored, cleaned series: nilearn's clean, then scikit-learn.
+    mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0
+    X = nb.load(bold).get_fdata(dtype=np.float32)[mask]
+    cleaned = signal.clean(X.T, confounds=confounds.to_numpy(), sample_mask=sample_mask,
+                           standardize="zscore_sample", standardize_confounds=True,
+                           detrend=False, filter=False, t_r=2.0, ensure_finite=False)
+    reference = FeatureAgglomeration(n_clusters=25, linkage="ward",
+                                     connectivity=grid_to_graph(*mask.shape, mask=mask)
+                                     ).fit(cleaned).labels_
+    labels = np.asanyarray(nb.load(f"{stem}_dseg.nii.gz").dataobj)[mask]
+    assert len(set(zip(labels.tolist(), reference.tolist()))) == 25
+
+
+def test_a_rerun_with_one_more_k_reuses_the_trees(fmriprep_dir, tmp_path):
+    def run(*k):
+        proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--participant-label",
+                       "02", "--n-clusters", *k, "-w", tmp_path / "work", "--nprocs", 1,
+                       cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+    run(15)
+    trees = sorted((tmp_path / "work").rglob("*_wardtree.npz"))
+    series = sorted((tmp_path / "work").rglob("*_series.npy"))
+    stamps = [p.stat().st_mtime_ns for p in trees + series]
+    run(15, 35)
+    assert [p.stat().st_mtime_ns for p in trees + series] == stamps
+    assert (tmp_path / "out" / f"{RUNS[2]}_{SPACE}_seg-ward_scale-35_dseg.nii.gz").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--participant-label", "03"], "no participant sub-03 in this dataset (it has sub-01, sub-02)"),
+        (["--space", "MNI152NLin6Asym"], "no preprocessed BOLD (desc-preproc_bold) in space MNI152NLin6Asym"),
+        (["--n-clusters", "100000"], "cannot make 100000 parcels from a mask of"),
+    ],
+)
+def test_bad_selection_is_one_line_and_writes_nothing(fmriprep_dir, tmp_path, args, message):
+    out = tmp_path / "out"
+    proc = run_app(fmriprep_dir, out, "participant", *args, "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists()
+
+
+def test_missing_dataset_and_mask_on_another_grid(fmriprep_dir, tmp_path):
+    proc = run_app(tmp_path / "nope", tmp_path / "out", "participant", cwd=tmp_path)
+    assert proc.returncode == 1 and "nope: no such directory" in proc.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(fmriprep_dir, broken)
+    mask = broken / f"{RUNS[2]}_{SPACE}_desc-brain_mask.nii.gz"
+    img = nb.load(mask)
+    nb.save(nb.Nifti1Image(np.asanyarray(img.dataobj)[:-1], img.affine), mask)
+    proc = run_app(broken, tmp_path / "out", "participant", "--participant-label", "02",
+                   "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"{mask}: grid" in proc.stderr and "differs from the grid" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["--participant-label", "../etc"], ["--n-clusters", "0"],
+                                  ["--fd-thresh", "0.3"], ["--space", "MNI:bad-2"]])
+def test_bad_options_are_parser_errors(fmriprep_dir, tmp_path, args):
+    proc = run_app(fmriprep_dir, tmp_path / "out", "participant", *args, cwd=tmp_path)
+    assert proc.returncode == 2 and "error:" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -289,7 +290,9 @@ def sha256(path) -> str:
 
 def bids_uri(path, root, dataset: str = SOURCE_DATASET) -> str:
     """``bids:<dataset>:<path relative to the dataset root>`` (BIDS URIs)."""
-    return f"bids:{dataset}:{Path(path).resolve().relative_to(Path(root).resolve()).as_posix()}"
+    # Not resolved: a file of the dataset may be a link to elsewhere (DataLad, ...).
+    relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    return f"bids:{dataset}:{relative.as_posix()}"
 
 
 def software_versions() -> dict:

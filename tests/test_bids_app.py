@@ -221,3 +221,37 @@ def test_bad_options_are_parser_errors(fmriprep_dir, tmp_path, args):
     proc = run_app(fmriprep_dir, tmp_path / "out", "participant", *args, cwd=tmp_path)
     assert proc.returncode == 2 and "error:" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path_factory):
+    """The App's defaults on the embedded 3 mm series laid out as fMRIPrep would."""
+    from conftest import fmriprep_confounds
+
+    from nipype_ward.datasets import load_simulated_rest
+
+    root = tmp_path_factory.mktemp("embedded")
+    data = load_simulated_rest(data_dir=root / "data")
+    func = root / "fmriprep" / "sub-sim" / "func"
+    func.mkdir(parents=True)
+    (root / "fmriprep" / "dataset_description.json").write_text(json.dumps(
+        {"Name": "embedded", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}))
+    stem = "sub-sim_task-rest"
+    (func / f"{stem}_{SPACE}_desc-preproc_bold.nii.gz").symlink_to(data.func)
+    (func / f"{stem}_{SPACE}_desc-preproc_bold.json").write_text(
+        json.dumps({"RepetitionTime": data.t_r, "TaskName": "rest"}))
+    (func / f"{stem}_{SPACE}_desc-brain_mask.nii.gz").symlink_to(data.mask)
+    table, metadata = fmriprep_confounds(176, np.random.default_rng(0))
+    table.to_csv(func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
+                 na_rep="n/a")
+    (func / f"{stem}_desc-confounds_timeseries.json").write_text(json.dumps(metadata))
+    proc = run_app(root / "fmriprep", root / "out", "participant", "-w", root / "work",
+                   cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    for k in (1000, 2000):
+        metrics = json.loads((root / "out" / "sub-sim" / "func" /
+                              f"{stem}_{SPACE}_seg-ward_scale-{k}_metrics.json").read_text())
+        assert metrics["n_parcels"] == k and metrics["n_noncontiguous"] == 0
+        assert metrics["parcel_size_max"] < 10 * metrics["parcel_size_median"], metrics
+        print(k, {key: metrics[key] for key in ("r2", "homogeneity", "split_half_ari",
+                                               "parcel_size_median", "parcel_size_max")})

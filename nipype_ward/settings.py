@@ -47,3 +47,4 @@ class AppSettings:
     plugin_args: dict = field(default_factory=dict)
     write_provenance: bool = False
     debug: bool = False
+    run_id: str = "unnamed"  #: this run's ``<date>_<uuid>``, its log folder

@@ -35,7 +35,8 @@ def app_output(fmriprep_dir, tmp_path_factory):
     """One run of the App with the defaults (simple confounds, z-scoring), K = 20, 50."""
     root = tmp_path_factory.mktemp("app")
     proc = run_app(fmriprep_dir, root / "out", "participant", "--n-clusters", *K,
-                   "--save-compressed", "-w", root / "work", "--nprocs", 2, cwd=root)
+                   "--save-compressed", "--write-provenance", "-w", root / "work",
+                   "--nprocs", 2, cwd=root)
     assert proc.returncode == 0, proc.stderr
     return root / "out"
 
@@ -108,6 +109,40 @@ def test_labels_time_series_and_sidecars(app_output, fmriprep_dir):
     assert description["DatasetLinks"]["preprocessed"] == fmriprep_dir.resolve().as_uri()
     logs = list(app_output.glob("sub-02/log/*/nipype-ward.json"))
     assert len(logs) == 1 and "participant" in json.loads(logs[0].read_text())["command"]
+
+
+def test_provenance_derives_every_output_from_its_inputs(app_output, fmriprep_dir):
+    from prov.model import ProvDocument
+
+    (document_path,) = app_output.glob("sub-02/log/*/sub-02_task-rest_prov.json")
+    assert document_path.with_suffix(".provn").is_file()
+    document = ProvDocument.deserialize(str(document_path), format="json")
+    records = document.get_records()
+    entities = {str(record.identifier): dict(record.attributes) for record in records
+                if record.get_type().localpart == "Entity"}
+    derived = {(str(record.formal_attributes[0][1]), str(record.formal_attributes[1][1]))
+               for record in records if record.get_type().localpart == "Derivation"}
+
+    def sha(attributes):
+        return next(str(v) for k, v in attributes.items() if k.localpart == "sha256")
+
+    run = RUNS[2]
+    inputs = {name: fmriprep_dir / f"{run}_{suffix}" for name, suffix in (
+        ("bold", f"{SPACE}_desc-preproc_bold.nii.gz"),
+        ("mask", f"{SPACE}_desc-brain_mask.nii.gz"),
+        ("confounds", "desc-confounds_timeseries.tsv"))}
+    ids = {}
+    for name, path in inputs.items():
+        (identifier,) = [i for i in entities if i.endswith(path.relative_to(fmriprep_dir).as_posix())]
+        assert sha(entities[identifier]) == hashlib.sha256(path.read_bytes()).hexdigest()
+        ids[name] = identifier
+    delivered = [p for p in app_output.glob("sub-02/**/*") if p.is_file()
+                 and p.suffix != ".json" and "log" not in p.parts]
+    assert len(delivered) >= 6 * len(K) + 1  # dseg, table, series, metrics, figures.., tree
+    for path in delivered:
+        (identifier,) = [i for i in entities if i.endswith(path.relative_to(app_output).as_posix())]
+        assert sha(entities[identifier]) == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert {(identifier, ids[name]) for name in ids} <= derived
 
 
 def test_no_preparation_gives_scikit_learns_labels(fmriprep_dir, tmp_path):

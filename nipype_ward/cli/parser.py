@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from nipype_ward import __version__
@@ -91,6 +93,9 @@ def get_parser() -> argparse.ArgumentParser:
                      "MultiProc, Linear with --nprocs 1)")
     run.add_argument("--plugin-args", default=None, metavar="JSON_OR_KEY=VALUE",
                      help="arguments of the plugin, as JSON or key=value[,key=value]")
+    run.add_argument("--write-provenance", action="store_true",
+                     help="also record each run as a W3C PROV document (PROV-JSON and PROV-N) "
+                     "in each subject's log folder")
     run.add_argument("--debug", action="store_true",
                      help="show Nipype's log and the traceback of any error")
     return parser
@@ -165,5 +170,7 @@ def parse_settings(argv=None) -> AppSettings:
         ),
         plugin=plugin,
         plugin_args=plugin_args,
+        write_provenance=args.write_provenance,
         debug=args.debug,
+        run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}_{uuid.uuid4()}",
     )

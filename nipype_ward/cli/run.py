@@ -12,9 +12,7 @@ import json
 import sys
 import tempfile
 import traceback
-import uuid
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 from nipype_ward import __version__, bids, image
@@ -56,7 +54,7 @@ def check_writable(folder: Path, what: str) -> None:
 
 def save_run_config(settings: AppSettings, runs: list[bids.Run], argv) -> str:
     """Each subject's ``log/<run id>/nipype-ward.json``: the settings and inputs of this run."""
-    run_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}_{uuid.uuid4()}"
+    run_id = settings.run_id
     config = {
         "nipype-ward": __version__,
         "command": ["nipype-ward", *map(str, argv)],

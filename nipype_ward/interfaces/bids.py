@@ -175,3 +175,54 @@ class RunSidecars(SimpleInterface):
             for k in self.inputs.n_clusters
         ]
         return runtime
+
+
+class _RunProvenanceInputSpec(BaseInterfaceInputSpec):
+    source_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the fMRIPrep inputs of the run"
+    )
+    source_dir = Directory(exists=True, mandatory=True, desc="the fMRIPrep dataset")
+    derivatives = InputMultiObject(
+        File(exists=True), mandatory=True, desc="every file the run delivered"
+    )
+    output_dir = Directory(exists=True, mandatory=True, desc="the derivatives dataset")
+    parameters = traits.Dict(mandatory=True, desc="the run's parameters")
+    run_id = traits.Str(mandatory=True, desc="the App's run (its log/<run_id> folder)")
+    run_name = traits.Str(mandatory=True, desc="the BOLD run's name (sub-01_task-rest_run-1)")
+    subject = traits.Str(mandatory=True, desc="the subject label, for the log folder")
+
+
+class _RunProvenanceOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the PROV-JSON document (a PROV-N copy beside it)")
+
+
+class RunProvenance(SimpleInterface):
+    """The W3C PROV record of a run, in ``sub-<label>/log/<run_id>/<run>_prov.json``.
+
+    See :mod:`nipype_ward.provenance`: the derivatives, each derived from
+    the inputs by one activity carrying the parameters and the software.
+    """
+
+    input_spec = _RunProvenanceInputSpec
+    output_spec = _RunProvenanceOutputSpec
+    _always_run = True
+
+    def _run_interface(self, runtime):
+        from datetime import datetime, timezone
+
+        from nipype_ward.provenance import run_provenance, write_provenance
+
+        started = datetime.strptime(self.inputs.run_id[:15], "%Y%m%d-%H%M%S").replace(
+            tzinfo=timezone.utc)
+        document = run_provenance(
+            sources=self.inputs.source_files, source_dir=self.inputs.source_dir,
+            outputs=self.inputs.derivatives, output_dir=self.inputs.output_dir,
+            parameters=self.inputs.parameters, run_id=self.inputs.run_id,
+            run_name=self.inputs.run_name, started=started,
+        )
+        folder = Path(self.inputs.output_dir) / f"sub-{self.inputs.subject}" / "log" \
+            / self.inputs.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        out_file = write_provenance(document, folder / f"{self.inputs.run_name}_prov.json")
+        self._results["out_file"] = str(out_file)
+        return runtime

@@ -10,7 +10,7 @@ from nipype.pipeline import engine as pe
 from nipype_ward.bids import Run
 from nipype_ward.image import estimate_mem_gb
 from nipype_ward.interfaces import PlotCompression, PlotParcellation
-from nipype_ward.interfaces.bids import ParcelTable, RunSidecars
+from nipype_ward.interfaces.bids import ParcelTable, RunProvenance, RunSidecars
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
@@ -111,4 +111,16 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
         workflow.connect([
             (parcellation, ds_run, [("outputnode.compressed_files", "inputnode.compressed_files")]),
         ])
+    if settings.write_provenance:
+        sources = [str(run.bold), str(run.mask)]
+        if options.preparation.confounds_strategy:
+            sources.append(str(run.confounds))
+        provenance = pe.Node(
+            RunProvenance(source_files=sources, source_dir=str(settings.bids_dir),
+                          output_dir=str(settings.output_dir), parameters=options.as_dict(),
+                          run_id=settings.run_id, run_name=run.name,
+                          subject=run.entities["subject"]),
+            name="provenance", run_without_submitting=True,
+        )
+        workflow.connect([(ds_run, provenance, [("outputnode.out_files", "derivatives")])])
     return workflow

@@ -55,11 +55,18 @@ def init_ds_run_wf(
     dseg_meta, timeseries_meta, bold_meta
         The sidecars, one per K
         (:class:`~nipype_ward.interfaces.bids.RunSidecars`).
+
+    Outputs
+    -------
+    out_files
+        Every delivered file (sidecars apart), one flat list.
     """
     fields = [*PER_K_OUTPUTS, "compressed_files", "tree_file", "dseg_meta", "timeseries_meta",
               "bold_meta"]
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
+    sinks = []
     common = {"base_directory": str(output_dir), "source_file": str(source_file)}
 
     per_k = {field: ([{**entities, "scale": int(k)} for k in n_clusters], meta_field)
@@ -76,10 +83,17 @@ def init_ds_run_wf(
             run_without_submitting=True,
         )
         node.inputs.entities = entities
+        sinks.append(node)
         workflow.connect([(inputnode, node, [(field, "in_file")])])
         if meta_field:
             workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
     ds_tree = pe.Node(DerivativesSink(**common), name="ds_tree", run_without_submitting=True)
     ds_tree.inputs.entities = {"segmentation": "ward", "suffix": "tree"}
     workflow.connect([(inputnode, ds_tree, [("tree_file", "in_file")])])
+    sinks.append(ds_tree)
+    gather = pe.Node(niu.Merge(len(sinks)), name="gather_outputs", run_without_submitting=True)
+    workflow.connect(
+        [(node, gather, [("out_file", f"in{index}")]) for index, node in enumerate(sinks, 1)]
+        + [(gather, outputnode, [("out", "out_files")])]
+    )
     return workflow

@@ -94,6 +94,10 @@ FMRIPREP_SKELETON = Path(__file__).parent / "data" / "fmriprep_derivatives.yml"
 #: displacement of 2 mm, for scrubbing to censor.
 SPIKES = (10, 11, 25)
 
+#: The series of the fMRIPrep test dataset: the small grid, enough volumes
+#: for the 29 to 35 confounds of nilearn's strategies to leave signal.
+FMRIPREP_SIM = {**SMALL, "n_volumes": 120}
+
 #: Motion parameters and tissue signals of fMRIPrep's confounds table.
 _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _TISSUES = ("csf", "white_matter", "global_signal")
@@ -155,7 +159,7 @@ def write_fmriprep_dataset(root, *, spikes=()):
     generate_bids_skeleton(str(root), str(FMRIPREP_SKELETON))
     bolds = sorted(Path(root).rglob("*_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"))
     for seed, bold in enumerate(bolds):
-        sim = simulate_rest_fmri(**{**SMALL, "random_state": seed})
+        sim = simulate_rest_fmri(**{**FMRIPREP_SIM, "random_state": seed})
         prefix = bold.name.split("_space-")[0]
         for space in ("MNI152NLin2009cAsym", "T1w"):
             nb.save(sim.bold_img, bold.parent / f"{prefix}_space-{space}_desc-preproc_bold.nii.gz")

@@ -21,6 +21,7 @@ RUNS = (
     "sub-02/func/sub-02_task-rest",
 )
 SPACE = "space-MNI152NLin2009cAsym"
+N_VOLUMES = 120  # conftest.FMRIPREP_SIM
 
 
 def run_app(*args, cwd):
@@ -92,7 +93,7 @@ def test_labels_time_series_and_sidecars(app_output, fmriprep_dir):
         assert list(table["index"]) == list(range(1, k + 1))
         assert list(table["n_voxels"]) == [int((labels == i).sum()) for i in range(1, k + 1)]
         series = pd.read_csv(f"{stem}_stat-mean_timeseries.tsv", sep="\t")
-        assert series.shape == (40, k)  # 'simple' censors nothing
+        assert series.shape == (N_VOLUMES, k)  # 'simple' censors nothing
         sidecar = json.loads(Path(f"{stem}_dseg.json").read_text())
         bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
         uri = f"bids:preprocessed:{bold.relative_to(fmriprep_dir).as_posix()}"
@@ -109,6 +110,64 @@ def test_labels_time_series_and_sidecars(app_output, fmriprep_dir):
     assert description["DatasetLinks"]["preprocessed"] == fmriprep_dir.resolve().as_uri()
     logs = list(app_output.glob("sub-02/log/*/nipype-ward.json"))
     assert len(logs) == 1 and "participant" in json.loads(logs[0].read_text())["command"]
+
+
+#: Injected before </body> of a copy of a report: once the page has loaded,
+#: the browser itself counts the images and lists those that did not decode.
+_IMAGE_PROBE = """<script>
+window.addEventListener('load', () => {
+  const images = [...document.images];
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0))
+                       .map(i => i.getAttribute('src'));
+  document.body.setAttribute('data-images', images.length);
+  document.body.setAttribute('data-broken', JSON.stringify(broken));
+});
+</script></body>"""
+
+
+def _chromium(*args, timeout=120):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed here (.ci/run installs it)")
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--hide-scrollbars", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_report_renders_in_chromium(app_output):
+    import re
+
+    from matplotlib import image as mpimg
+
+    for subject, n_runs in (("01", 2), ("02", 1)):
+        report = app_output / f"sub-{subject}.html"
+        html = report.read_text()
+        for text in ("the series, its censored volumes",  # the reportlets' captions
+                     "the share of the temporal variance kept", "The parcels over the mean EPI",
+                     "A volume of the prepared series", "Methods", "Software"):
+            assert text in html, text
+        for reference in ("Ward, J. H. (1963)", "Thirion", "Abraham", "Gorgolewski"):
+            assert reference in html
+        assert html.count("no volume censored") == n_runs  # 'simple' censors nothing
+        sources = re.findall(r'<img[^>]*src="\./([^"]+)"', html)
+        assert len(sources) == n_runs * (1 + 2 * len(K))  # quality + 2 figures per K
+        probe = report.with_name(f".probe-{report.name}")
+        probe.write_text(html.replace("</body>", _IMAGE_PROBE))
+        try:
+            dom = _chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri()).stdout
+        finally:
+            probe.unlink()
+        body = re.search(r"<body[^>]*>", dom).group(0)
+        assert f'data-images="{len(sources)}"' in body and 'data-broken="[]"' in body, body
+        for source in sources:
+            assert mpimg.imread(app_output / source).shape[0] > 100
+    screenshot = app_output.parent / "sub-01_report.png"
+    proc = _chromium("--window-size=1280,14000", f"--screenshot={screenshot}",
+                     (app_output / "sub-01.html").as_uri())
+    assert screenshot.is_file(), proc.stderr
+    pixels = mpimg.imread(screenshot)
+    assert pixels.std() > 0.1  # figures, not a blank page
+    print(f"screenshot of the report: {screenshot}")
 
 
 def test_provenance_derives_every_output_from_its_inputs(app_output, fmriprep_dir):
@@ -136,8 +195,10 @@ def test_provenance_derives_every_output_from_its_inputs(app_output, fmriprep_di
         (identifier,) = [i for i in entities if i.endswith(path.relative_to(fmriprep_dir).as_posix())]
         assert sha(entities[identifier]) == hashlib.sha256(path.read_bytes()).hexdigest()
         ids[name] = identifier
+    # What the graph delivered: all but sidecars, logs and the report's methods,
+    # which the command writes once the graph has run.
     delivered = [p for p in app_output.glob("sub-02/**/*") if p.is_file()
-                 and p.suffix != ".json" and "log" not in p.parts]
+                 and p.suffix != ".json" and "log" not in p.parts and "desc-about" not in p.name]
     assert len(delivered) >= 6 * len(K) + 1  # dseg, table, series, metrics, figures.., tree
     for path in delivered:
         (identifier,) = [i for i in entities if i.endswith(path.relative_to(app_output).as_posix())]
@@ -182,12 +243,12 @@ def test_scrubbing_censors_volumes_from_the_tree_and_the_time_series(fmriprep_di
     run = RUNS[2]
     bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
     confounds, sample_mask = load_confounds_strategy(str(bold), denoise_strategy="scrubbing")
-    assert 0 < len(sample_mask) < 40  # the spikes are censored
+    assert 0 < len(sample_mask) < N_VOLUMES  # the spikes are censored
     stem = out / f"{run}_{SPACE}_seg-ward_scale-25"
     series = pd.read_csv(f"{stem}_stat-mean_timeseries.tsv", sep="\t")
     assert series.shape == (len(sample_mask), 25)
     timing = json.loads(Path(f"{stem}_stat-mean_timeseries.json").read_text())
-    assert timing["CensoredVolumes"] == sorted(set(range(40)) - set(sample_mask.tolist()))
+    assert timing["CensoredVolumes"] == sorted(set(range(N_VOLUMES)) - set(sample_mask.tolist()))
     # The tree saw the censored, cleaned series: nilearn's clean, then scikit-learn.
     mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0
     X = nb.load(bold).get_fdata(dtype=np.float32)[mask]

@@ -95,6 +95,12 @@ def main(argv=None) -> int:
         workflow = init_nipype_ward_wf(settings, runs)
         run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
                   plugin_args=settings.plugin_args, verbose=settings.debug)
+
+        from nipype_ward.reports.assemble import write_subject_report
+
+        for subject in sorted({run.entities["subject"] for run in runs}):
+            write_subject_report(settings.output_dir, subject, run_id=settings.run_id,
+                                 parameters=settings.parcellation.as_dict())
     except (InputError, RuntimeError, OSError, ValueError) as exc:
         if settings.debug:
             traceback.print_exc()

@@ -4,7 +4,12 @@ from nipype_ward.interfaces.compression import ParcelCompress
 from nipype_ward.interfaces.connectivity import GridConnectivity
 from nipype_ward.interfaces.io import ExportFiles
 from nipype_ward.interfaces.masking import EPIMask
-from nipype_ward.interfaces.reports import PlotCompression, PlotParcellation
+from nipype_ward.interfaces.reports import (
+    PlotCompression,
+    PlotParcellation,
+    PlotQuality,
+    RunSummary,
+)
 from nipype_ward.interfaces.signals import PrepareSignals
 from nipype_ward.interfaces.ward import CutWardTree, WardAgglomerate, WardTree
 
@@ -16,7 +21,9 @@ __all__ = [
     "ParcelCompress",
     "PlotCompression",
     "PlotParcellation",
+    "PlotQuality",
     "PrepareSignals",
+    "RunSummary",
     "WardAgglomerate",
     "WardTree",
 ]

@@ -1,8 +1,11 @@
 """Figures of a parcellation, as cached nodes of the graph."""
 
+from pathlib import Path
+
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
+    InputMultiObject,
     SimpleInterface,
     TraitedSpec,
     traits,
@@ -67,4 +70,56 @@ class PlotCompression(SimpleInterface):
             cut_coords=cut_coords_of(self.inputs.mask_file), volume=self.inputs.volume,
         )
         self._results["out_file"] = out_file
+        return runtime
+
+
+class _PlotQualityInputSpec(BaseInterfaceInputSpec):
+    metrics_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the metrics JSON of each K (ParcelCompress)"
+    )
+    table_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the dseg table of each K (ParcelTable), same order"
+    )
+
+
+class PlotQuality(SimpleInterface):
+    """A run's R2, homogeneity and split-half ARI against K, and its parcel sizes, as PNG."""
+
+    input_spec = _PlotQualityInputSpec
+    output_spec = _PlotOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype_ward.reports.figures import plot_quality
+
+        out_file = str(Path(runtime.cwd) / "quality.png")
+        plot_quality(self.inputs.metrics_files, self.inputs.table_files, out_file)
+        self._results["out_file"] = out_file
+        return runtime
+
+
+class _RunSummaryInputSpec(BaseInterfaceInputSpec):
+    series_info = traits.Dict(mandatory=True, desc="PrepareSignals' series_info")
+    metrics_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the metrics JSON of each K (ParcelCompress)"
+    )
+
+
+class _RunSummaryOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="the summary (an HTML fragment of the report)")
+
+
+class RunSummary(SimpleInterface):
+    """A run's summary for the report: volumes kept and censored, the quality at each K."""
+
+    input_spec = _RunSummaryInputSpec
+    output_spec = _RunSummaryOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype_ward.fileio import load_json
+        from nipype_ward.reports.html import run_summary
+
+        out_file = Path(runtime.cwd) / "summary.html"
+        metrics = [load_json(path) for path in self.inputs.metrics_files]
+        out_file.write_text(run_summary(self.inputs.series_info, metrics))
+        self._results["out_file"] = str(out_file)
         return runtime

@@ -91,3 +91,41 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
     figure.savefig(str(out_png), dpi=100)
     plt.close(figure)
     return out_png
+
+
+def plot_quality(metrics_files, table_files, out_png):
+    """A run's quality against K: R2, homogeneity, split-half ARI; parcel sizes per K.
+
+    ``metrics_files`` are the metrics JSON of each K
+    (:func:`nipype_ward.metrics.compression_summary`), ``table_files`` the
+    matching ``_dseg.tsv`` tables (their ``n_voxels`` column).
+    """
+    import pandas as pd
+
+    plt = _pyplot()
+    metrics = [fileio.load_json(path) for path in metrics_files]
+    order = np.argsort([m["n_parcels"] for m in metrics])
+    ks = [metrics[i]["n_parcels"] for i in order]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label, marker in (("r2", "R2 of the compression", "o"),
+                               ("homogeneity", "homogeneity", "s"),
+                               ("split_half_ari", "split-half ARI", "^")):
+        values = [metrics[i].get(key) for i in order]
+        if any(v is not None for v in values):
+            left.plot(ks, [np.nan if v is None else v for v in values], marker=marker,
+                      label=label)
+    left.set_xlabel("number of parcels K")
+    left.set_ylim(bottom=0)
+    left.set_title("Quality against K")
+    left.legend(frameon=False, fontsize=8)
+    for i in order:
+        sizes = pd.read_csv(table_files[i], sep="\t")["n_voxels"].to_numpy()
+        right.hist(sizes, bins=30, histtype="step", label=f"K = {metrics[i]['n_parcels']}")
+    right.set_xlabel("voxels per parcel")
+    right.set_ylabel("parcels")
+    right.set_title("Parcel sizes")
+    right.legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(str(out_png), dpi=100)
+    plt.close(figure)
+    return out_png

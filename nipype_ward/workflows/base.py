@@ -9,7 +9,7 @@ from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import Run
 from nipype_ward.image import estimate_mem_gb
-from nipype_ward.interfaces import PlotCompression, PlotParcellation
+from nipype_ward.interfaces import PlotCompression, PlotParcellation, PlotQuality, RunSummary
 from nipype_ward.interfaces.bids import ParcelTable, RunProvenance, RunSidecars
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.outputs import init_ds_run_wf
@@ -76,6 +76,8 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
     plot_compression = pe.MapNode(
         PlotCompression(), iterfield=["labels_file"], name="plot_compression"
     )
+    quality = pe.Node(PlotQuality(), name="plot_quality")
+    summary = pe.Node(RunSummary(), name="run_summary")
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir,
         source_file=run.bold,
@@ -105,6 +107,12 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
                             ("bold_meta", "inputnode.bold_meta")]),
         (plot_parcellation, ds_run, [("out_file", "inputnode.parcellation_figures")]),
         (plot_compression, ds_run, [("out_file", "inputnode.compression_figures")]),
+        (parcellation, quality, [("outputnode.metrics_files", "metrics_files")]),
+        (tables, quality, [("out_file", "table_files")]),
+        (parcellation, summary, [("outputnode.series_info", "series_info"),
+                                 ("outputnode.metrics_files", "metrics_files")]),
+        (quality, ds_run, [("out_file", "inputnode.quality_figure")]),
+        (summary, ds_run, [("out_file", "inputnode.summary_html")]),
     ])
     # fmt: on
     if options.save_compressed:

@@ -28,6 +28,16 @@ PER_K_OUTPUTS = {
 }
 
 
+#: What is delivered once per run: inputnode field -> entities.
+PER_RUN_OUTPUTS = {
+    "tree_file": {"segmentation": "ward", "suffix": "tree"},
+    "quality_figure": {"datatype": "figures", "segmentation": "ward", "desc": "quality",
+                       "suffix": "bold"},
+    "summary_html": {"datatype": "figures", "segmentation": "ward", "desc": "summary",
+                     "suffix": "bold"},
+}
+
+
 def init_ds_run_wf(
     *,
     output_dir,
@@ -50,8 +60,8 @@ def init_ds_run_wf(
         One per K, in the order of ``n_clusters``.
     parcellation_figures, compression_figures
         One PNG per K.
-    tree_file
-        The run's Ward tree.
+    tree_file, quality_figure, summary_html
+        The run's Ward tree, its quality figure and its summary for the report.
     dseg_meta, timeseries_meta, bold_meta
         The sidecars, one per K
         (:class:`~nipype_ward.interfaces.bids.RunSidecars`).
@@ -61,8 +71,8 @@ def init_ds_run_wf(
     out_files
         Every delivered file (sidecars apart), one flat list.
     """
-    fields = [*PER_K_OUTPUTS, "compressed_files", "tree_file", "dseg_meta", "timeseries_meta",
-              "bold_meta"]
+    fields = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
+              "timeseries_meta", "bold_meta"]
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
@@ -87,10 +97,11 @@ def init_ds_run_wf(
         workflow.connect([(inputnode, node, [(field, "in_file")])])
         if meta_field:
             workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
-    ds_tree = pe.Node(DerivativesSink(**common), name="ds_tree", run_without_submitting=True)
-    ds_tree.inputs.entities = {"segmentation": "ward", "suffix": "tree"}
-    workflow.connect([(inputnode, ds_tree, [("tree_file", "in_file")])])
-    sinks.append(ds_tree)
+    for field, entities in PER_RUN_OUTPUTS.items():
+        node = pe.Node(DerivativesSink(**common, entities=entities), name=f"ds_{field}",
+                       run_without_submitting=True)
+        workflow.connect([(inputnode, node, [(field, "in_file")])])
+        sinks.append(node)
     gather = pe.Node(niu.Merge(len(sinks)), name="gather_outputs", run_without_submitting=True)
     workflow.connect(
         [(node, gather, [("out_file", f"in{index}")]) for index, node in enumerate(sinks, 1)]

@@ -1,0 +1,100 @@
+"""HTML fragments of the report: a run's summary, the methods and versions."""
+
+from __future__ import annotations
+
+from html import escape
+
+from nipype_ward import __version__
+
+#: References the methods paragraph cites.
+CITATIONS = {
+    "ward": "Ward, J. H. (1963). Hierarchical grouping to optimize an objective function. "
+    "Journal of the American Statistical Association, 58(301), 236-244.",
+    "thirion": "Thirion, B., Varoquaux, G., Dohmatob, E., & Poline, J.-B. (2014). Which fMRI "
+    "clustering gives good brain parcellations? Frontiers in Neuroscience, 8, 167.",
+    "nilearn": "Abraham, A., Pedregosa, F., Eickenberg, M., et al. (2014). Machine learning "
+    "for neuroimaging with scikit-learn. Frontiers in Neuroinformatics, 8, 14.",
+    "nipype": "Gorgolewski, K., Burns, C. D., Madison, C., et al. (2011). Nipype: a flexible, "
+    "lightweight and extensible neuroimaging data processing framework in Python. "
+    "Frontiers in Neuroinformatics, 5, 13.",
+}
+
+_STRATEGIES = {
+    "simple": "motion parameters with their derivatives and squares, the white-matter and CSF "
+    "signals and fMRIPrep's cosine drift regressors",
+    "scrubbing": "motion parameters, white-matter and CSF signals with their derivatives and "
+    "squares and fMRIPrep's cosine drift regressors, the volumes of high framewise "
+    "displacement being censored",
+    "compcor": "motion parameters with their derivatives and squares, the anatomical CompCor "
+    "components and fMRIPrep's cosine drift regressors",
+}
+
+
+def _table(rows, header) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f'<table class="table table-sm"><tr>{head}</tr>{body}</table>'
+
+
+def run_summary(series_info: dict, metrics: list[dict]) -> str:
+    """A run's summary: the series, the censored volumes, the quality at each K."""
+    censored = sorted(set(range(series_info["n_volumes_acquired"]))
+                      - set(series_info.get("sample_mask") or
+                            range(series_info["n_volumes_acquired"])))
+    preparation = series_info.get("preparation") or {}
+    lines = [
+        f"<p>Source: <code>{escape(series_info['source'])}</code></p>",
+        f"<p>{series_info['n_voxels']} voxels; {series_info['n_volumes']} of "
+        f"{series_info['n_volumes_acquired']} volumes kept"
+        + (f"; censored volumes: {', '.join(map(str, censored))}" if censored
+           else "; no volume censored") + ".</p>",
+        "<p>Preparation: " + escape(", ".join(f"{k}={v}" for k, v in sorted(preparation.items())
+                                              if v not in (None, False, ()))) + ".</p>",
+    ]
+    rows = [
+        (m["n_parcels"], f"{m['r2']:.3f}",
+         "n/a" if m.get("homogeneity") is None else f"{m['homogeneity']:.3f}",
+         "n/a" if m.get("split_half_ari") is None else f"{m['split_half_ari']:.3f}",
+         f"{m['parcel_size_min']}/{m['parcel_size_median']:g}/{m['parcel_size_max']}",
+         m.get("n_noncontiguous", "n/a"))
+        for m in sorted(metrics, key=lambda m: m["n_parcels"])
+    ]
+    lines.append(_table(rows, ("K", "R2", "homogeneity", "split-half ARI",
+                               "sizes min/median/max", "non-contiguous")))
+    return "\n".join(lines)
+
+
+def methods(parameters: dict, versions: dict) -> str:
+    """The methods paragraph (with citations) and the software versions of a run."""
+    preparation = parameters.get("preparation", {})
+    strategy = preparation.get("confounds_strategy")
+    steps = []
+    if strategy:
+        steps.append(f"the confounds selected by nilearn's '{strategy}' strategy "
+                     f"({_STRATEGIES[strategy]}) were regressed out")
+    if preparation.get("high_pass") or preparation.get("low_pass"):
+        steps.append("the signals were Butterworth filtered")
+    if preparation.get("standardize"):
+        steps.append(f"each voxel's series was standardized ({preparation['standardize']})")
+    prepared = ("; ".join(steps) + ", with nilearn [3]") if steps else \
+        "the voxel signals were used as they are"
+    ks = ", ".join(map(str, parameters.get("n_clusters", [])))
+    text = (
+        f"<p>Parcellations were learned with nipype-ward {escape(__version__)}, built on "
+        f"Nipype [4]. For each preprocessed BOLD run, inside fMRIPrep's brain mask, "
+        f"{escape(prepared)}. Voxels were then grouped by spatially constrained Ward "
+        f"clustering [1, 2]: agglomerative clustering minimising the increase of "
+        f"within-cluster variance at each merge, where only voxels sharing a face "
+        f"({escape(str(parameters.get('neighbourhood', 6)))}-neighbourhood) may merge. The "
+        f"full tree was built once (an exact, compiled equivalent of scikit-learn's) and cut "
+        f"at {escape(ks)} parcels. Each parcellation was measured by the share of the "
+        f"temporal variance its parcel means keep (R2), the mean within-parcel correlation "
+        f"(homogeneity) and the adjusted Rand index between the parcellations of the two "
+        f"halves of the run (split-half reproducibility).</p>"
+    )
+    references = "<ol>" + "".join(f"<li>{escape(ref)}</li>" for ref in CITATIONS.values()) \
+        + "</ol>"
+    software = _table(sorted(versions.items()), ("software", "version"))
+    return text + "<h4>References</h4>" + references + "<h4>Software</h4>" + software

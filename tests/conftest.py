@@ -145,7 +145,7 @@ def fmriprep_confounds(n_volumes: int, rng, *, n_compcor: int = 5, n_cosine: int
     return pd.DataFrame(columns), metadata
 
 
-def write_fmriprep_dataset(root, *, spikes=()):
+def write_fmriprep_dataset(root, *, spikes=(), n_volumes=FMRIPREP_SIM["n_volumes"]):
     """The fMRIPrep dataset of FMRIPREP_SKELETON, with real small data in its files.
 
     Each run gets its own simulated series (seed = its index), its true brain
@@ -159,7 +159,7 @@ def write_fmriprep_dataset(root, *, spikes=()):
     generate_bids_skeleton(str(root), str(FMRIPREP_SKELETON))
     bolds = sorted(Path(root).rglob("*_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"))
     for seed, bold in enumerate(bolds):
-        sim = simulate_rest_fmri(**{**FMRIPREP_SIM, "random_state": seed})
+        sim = simulate_rest_fmri(**{**FMRIPREP_SIM, "n_volumes": n_volumes, "random_state": seed})
         prefix = bold.name.split("_space-")[0]
         for space in ("MNI152NLin2009cAsym", "T1w"):
             nb.save(sim.bold_img, bold.parent / f"{prefix}_space-{space}_desc-preproc_bold.nii.gz")

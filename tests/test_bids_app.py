@@ -311,6 +311,21 @@ def test_missing_dataset_and_mask_on_another_grid(fmriprep_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_more_confounds_than_volumes_is_refused(tmp_path):
+    from conftest import SPIKES, write_fmriprep_dataset
+
+    short = write_fmriprep_dataset(tmp_path / "short", spikes=SPIKES, n_volumes=36)
+    proc = run_app(short, tmp_path / "out", "participant", "--participant-label", "02",
+                   "--confounds-strategy", "scrubbing", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "the 'scrubbing' strategy regresses 35 confounds out of 33 volumes" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = run_app(short, tmp_path / "out", "participant", "--participant-label", "02",
+                   "--n-clusters", 10, "--no-split-half", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # 'simple': 29 of 36, warned about
+    assert "nipype-ward: warning:" in proc.stderr and "29 confounds out of 36" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [["--participant-label", "../etc"], ["--n-clusters", "0"],
                                   ["--fd-thresh", "0.3"], ["--space", "MNI:bad-2"]])
 def test_bad_options_are_parser_errors(fmriprep_dir, tmp_path, args):

@@ -21,23 +21,42 @@ from nipype_ward.settings import AppSettings
 from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
 
 
-def check_runs(settings: AppSettings, runs: list[bids.Run]) -> None:
-    """Headers, masks, K, TR and confounds of every run, checked before any heavy work."""
+def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
+    """Headers, masks, K, TR and confounds of every run, checked before any heavy work.
+
+    Returns warnings (one line each) about runs that can be processed but
+    whose results will be poor.
+    """
     options = settings.parcellation
+    warnings = []
     for run in runs:
         bold_img = image.load_bold(run.bold)
         mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
         check_n_clusters_in_mask(options.n_clusters, int(mask.sum()), run.mask)
         found = resolve_preparation(options.preparation, run.bold, bold_img, bold_img.shape[3])
-        if found.sample_mask is not None:
-            kept = len(found.sample_mask)
-            needed = 4 if options.split_half else 2
-            if kept < needed:
-                raise InputError(
-                    run.confounds,
-                    f"scrubbing keeps {kept} of {bold_img.shape[3]} volumes, fewer than the "
-                    f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
-                )
+        kept = bold_img.shape[3] if found.sample_mask is None else len(found.sample_mask)
+        needed = 4 if options.split_half else 2
+        if kept < needed:
+            raise InputError(
+                run.confounds,
+                f"scrubbing keeps {kept} of {bold_img.shape[3]} volumes, fewer than the "
+                f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
+            )
+        n_confounds = 0 if found.confounds is None else found.confounds.shape[1]
+        strategy = options.preparation.confounds_strategy
+        if n_confounds >= kept - 1:
+            raise InputError(
+                run.bold,
+                f"the '{strategy}' strategy regresses {n_confounds} confounds out of {kept} "
+                "volumes: no signal would be left; use a lighter --confounds-strategy",
+            )
+        if n_confounds > kept / 2:
+            warnings.append(
+                f"{run.bold}: the '{strategy}' strategy regresses {n_confounds} confounds out "
+                f"of {kept} volumes; the parcels may be poor (a lighter strategy keeps more "
+                "signal)"
+            )
+    return warnings
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -80,7 +99,8 @@ def main(argv=None) -> int:
     settings = parse_settings(argv)
     try:
         runs = bids.collect_runs(settings.bids_dir, settings.selection)
-        check_runs(settings, runs)
+        for warning in check_runs(settings, runs):
+            print(f"nipype-ward: warning: {warning}", file=sys.stderr)
         if settings.output_dir.resolve() == settings.bids_dir.resolve():
             raise InputError(settings.output_dir, "the output folder must not be the input dataset")
         check_writable(settings.output_dir, "output folder")

@@ -32,10 +32,11 @@ BIDS_VERSION = "1.11.1"
 SOURCE_DATASET = "preprocessed"
 
 #: What BIDS does not cover, for the validator to skip. Patterns without a
-#: trailing slash: "figures/" would still report the folder.
+#: trailing slash ("figures/" would still report the folder), and one star a
+#: pattern: bids-validator-deno 3.0.2 fails to match "*_stat-mean*_timeseries.tsv".
 BIDSIGNORE = (
-    "*_stat-mean_timeseries.tsv",
-    "*_stat-mean_timeseries.json",
+    "*_timeseries.tsv",
+    "*_timeseries.json",
     "*_metrics.json",
     "*_tree.npz",
     "*.html",
@@ -88,19 +89,23 @@ _NOT_INHERITED = ("desc", "suffix", "extension", "datatype", "fmap", "scans")
 def derivative_path(source_file, entities: dict, extension: str) -> str:
     """Where a derivative of ``source_file`` goes, relative to the output folder.
 
-    Its entities are the source's (bar ``desc``, ``suffix`` and ``extension``),
-    updated by ``entities`` (a value of None removes one); the name is built
-    by pybids from our path patterns (:data:`BIDS_CONFIG`). Unlike
-    niworkflows' sink, an entity that the patterns cannot place is an error,
-    never silently moved to the sidecar or dropped.
+    Its entities are the source's (bar ``desc``, ``suffix`` and ``extension``)
+    or, for a list of sources (e.g. the runs of a combined parcellation),
+    those all the sources share, updated by ``entities`` (a value of None
+    removes one); the name is built by pybids from our path patterns
+    (:data:`BIDS_CONFIG`). Unlike niworkflows' sink, an entity that the
+    patterns cannot place is an error, never silently moved to the sidecar
+    or dropped.
     """
     from bids.layout.writing import build_path
 
     config = load_config()
     known = {entity.name for cfg in _pybids_configs()[:2] for entity in _as_config(cfg).entities.values()}
     known |= {entity["name"] for entity in config["entities"]}
-    wanted = {key: value for key, value in parse_entities(source_file).items()
-              if key not in _NOT_INHERITED}
+    sources = [source_file] if isinstance(source_file, (str, os.PathLike)) else list(source_file)
+    parsed = [parse_entities(source) for source in sources]
+    wanted = {key: value for key, value in parsed[0].items()
+              if key not in _NOT_INHERITED and all(p.get(key) == value for p in parsed[1:])}
     wanted.update(entities)
     wanted = {key: value for key, value in wanted.items() if value is not None}
     unknown = sorted(set(wanted) - known)

@@ -43,6 +43,7 @@ class AppSettings:
     analysis_level: str
     selection: Selection = field(default_factory=Selection)
     parcellation: ParcellationSettings = field(default_factory=ParcellationSettings)
+    combine_runs: bool = False  #: one parcellation per subject and space from all its runs
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
     write_provenance: bool = False

@@ -503,3 +503,70 @@ def parcel_table(labels_path, out_tsv, *, prefix: str = "parcel") -> Path:
         "x": centroids[:, 0].round(2), "y": centroids[:, 1].round(2),
         "z": centroids[:, 2].round(2),
     }, out_tsv)
+
+
+def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_mask, out_mean,
+                   out_run_series) -> tuple[dict, list[dict]]:
+    """Concatenate the prepared series of several runs in time, in the voxels common to all.
+
+    Each run was prepared on its own (its mask, confounds, censoring,
+    standardization); the combined series holds, for the voxels inside every
+    run's mask, the runs' series one after the other. Each run's series is
+    also written restricted to those voxels (``out_run_series``), so its own
+    time series can be taken on the combined parcellation.
+
+    Returns
+    -------
+    info : dict
+        The combined series' :func:`series_info`, with ``runs``, the info of
+        each run.
+    run_infos : list of dict
+        Each run's info, its voxel count that of the common mask.
+    """
+    if not (len(series_paths) == len(mask_paths) == len(infos) == len(mean_paths)
+            == len(out_run_series)) or not series_paths:
+        raise ValueError("give one series, mask, info, mean and output per run")
+    masks, reference = [], None
+    for path in mask_paths:
+        mask, mask_img = image.load_mask(path)
+        if reference is None:
+            reference = (mask_img, path)
+        else:
+            image.check_same_grid(mask_img, path, *reference)
+        masks.append(mask)
+    common = np.logical_and.reduce(masks)
+    if not common.any():
+        raise InputError(mask_paths[0], "the runs' brain masks have no voxel in common")
+    t_rs = {info.get("t_r") for info in infos}
+    if len(t_rs) > 1:
+        raise InputError(series_paths[0], f"the runs have different repetition times {sorted(t_rs)}: "
+                         "combine runs of one acquisition only")
+    parts, run_infos = [], []
+    for path, mask, info, out in zip(series_paths, masks, infos, out_run_series):
+        part = np.array(fileio.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
+        fileio.save_series(part, out)
+        parts.append(part)
+        run_infos.append({**info, "n_voxels": int(common.sum())})
+    combined = np.concatenate(parts, axis=1)
+    mean = np.mean([np.asanyarray(image.load_image(p, ndim=3).dataobj, dtype=np.float64)
+                    for p in mean_paths], axis=0)
+    image.save_image(masking.mask_image(common, reference[0]), out_mask)
+    image.save_image(masking.mean_image(mean, reference[0]), out_mean)
+    fileio.save_series(combined, out_series)
+    kept, offset = [], 0
+    for info in infos:
+        run_kept = info.get("sample_mask") or range(info["n_volumes_acquired"])
+        kept += [offset + int(i) for i in run_kept]
+        offset += info["n_volumes_acquired"]
+    censored = len(kept) < offset
+    return {
+        "source": "; ".join(info["source"] for info in infos),
+        "t_r": next(iter(t_rs)),
+        "preparation": infos[0].get("preparation"),
+        "n_voxels": int(combined.shape[0]),
+        "n_volumes": int(combined.shape[1]),
+        "n_volumes_acquired": offset,
+        "sample_mask": kept if censored else None,
+        "dtype": str(combined.dtype),
+        "runs": run_infos,
+    }, run_infos

@@ -262,6 +262,52 @@ def test_scrubbing_censors_volumes_from_the_tree_and_the_time_series(fmriprep_di
     assert len(set(zip(labels.tolist(), reference.tolist()))) == 25
 
 
+def test_combined_runs_are_one_parcellation_of_the_concatenated_runs(fmriprep_dir, tmp_path):
+    from nilearn import signal
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+    from sklearn.cluster import FeatureAgglomeration
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    out = tmp_path / "out"
+    proc = run_app(fmriprep_dir, out, "participant", "--participant-label", "01",
+                   "--combine-runs", "--n-clusters", 30, "-w", tmp_path / "work",
+                   "--nprocs", 2, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    issues = _validate(out)
+    assert [i for i in issues if i["severity"] == "error"] == []
+    # The reference: nilearn cleans each run, the runs are concatenated in the
+    # voxels of both masks, scikit-learn clusters.
+    masks, series = [], []
+    for run in RUNS[:2]:
+        bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
+        mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0
+        confounds, _ = load_confounds_strategy(str(bold), denoise_strategy="simple")
+        cleaned = signal.clean(nb.load(bold).get_fdata(dtype=np.float32)[mask].T,
+                               confounds=confounds.to_numpy(), standardize="zscore_sample",
+                               standardize_confounds=True, detrend=False, filter=False,
+                               t_r=2.0, ensure_finite=False)
+        masks.append(mask)
+        series.append((mask, cleaned))
+    common = masks[0] & masks[1]
+    X = np.concatenate([cleaned[:, common[mask]] for mask, cleaned in series], axis=0)
+    reference = FeatureAgglomeration(n_clusters=30, linkage="ward",
+                                     connectivity=grid_to_graph(*common.shape, mask=common)
+                                     ).fit(X).labels_
+    stem = out / "sub-01/ses-1/func/sub-01_ses-1_task-rest" f"_{SPACE}_seg-ward_scale-30"
+    labels = np.asanyarray(nb.load(f"{stem}_desc-combined_dseg.nii.gz").dataobj)
+    assert ((labels > 0) == common).all()
+    assert len(set(zip(labels[common].tolist(), reference.tolist()))) == 30
+    assert pd.read_csv(f"{stem}_stat-mean_desc-combined_timeseries.tsv", sep="\t").shape \
+        == (2 * N_VOLUMES, 30)
+    for run, (mask, cleaned) in zip(RUNS[:2], series):
+        per_run = pd.read_csv(out / f"{run}_{SPACE}_seg-ward_scale-30_stat-mean_desc-combined"
+                                    "_timeseries.tsv", sep="\t")
+        first = labels[common] == int(per_run.columns[0])
+        np.testing.assert_allclose(per_run.iloc[:, 0], cleaned[:, common[mask]][:, first]
+                                   .mean(axis=1), rtol=1e-4, atol=1e-5)
+    assert (out / "sub-01.html").is_file()
+
+
 def test_a_rerun_with_one_more_k_reuses_the_trees(fmriprep_dir, tmp_path):
     def run(*k):
         proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--participant-label",

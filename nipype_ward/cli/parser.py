@@ -62,6 +62,10 @@ def get_parser() -> argparse.ArgumentParser:
                       help="grid neighbourhood of a voxel (default: 6)")
     ward.add_argument("--no-split-half", action="store_true",
                       help="skip the split-half reproducibility (two more trees per run)")
+    ward.add_argument("--combine-runs", action="store_true",
+                      help="one parcellation per subject and space from all its selected runs "
+                      "(each prepared on its own, then concatenated in time), with each run's "
+                      "time series on it")
     ward.add_argument("--save-compressed", action="store_true",
                       help="also write each run compressed by each parcellation (as large as "
                       "the BOLD)")
@@ -168,6 +172,7 @@ def parse_settings(argv=None) -> AppSettings:
             split_half=not args.no_split_half,
             save_compressed=args.save_compressed,
         ),
+        combine_runs=args.combine_runs,
         plugin=plugin,
         plugin_args=plugin_args,
         write_provenance=args.write_provenance,

@@ -10,10 +10,11 @@ from nipype_ward.interfaces.reports import (
     PlotQuality,
     RunSummary,
 )
-from nipype_ward.interfaces.signals import PrepareSignals
+from nipype_ward.interfaces.signals import CombineSeries, PrepareSignals
 from nipype_ward.interfaces.ward import CutWardTree, WardAgglomerate, WardTree
 
 __all__ = [
+    "CombineSeries",
     "CutWardTree",
     "EPIMask",
     "ExportFiles",

@@ -22,9 +22,9 @@ from nipype_ward.interfaces._naming import output_path
 
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     base_directory = Directory(mandatory=True, desc="the derivatives dataset (OUTPUT_DIR)")
-    source_file = File(
-        exists=True, mandatory=True,
-        desc="the input the derivative comes from (its entities name the output)",
+    source_file = InputMultiObject(
+        File(exists=True), mandatory=True,
+        desc="the input(s) the derivative comes from: their common entities name the output",
     )
     in_file = File(exists=True, mandatory=True, desc="the file to deliver")
     entities = traits.Dict(
@@ -58,7 +58,7 @@ class DerivativesSink(SimpleInterface):
         extension = "".join(in_file.suffixes[-2:]) if in_file.name.endswith(".nii.gz") \
             else in_file.suffix
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
-        relative = bids.derivative_path(self.inputs.source_file, entities, extension)
+        relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
         out_file.parent.mkdir(parents=True, exist_ok=True)
         fileio.save_atomically(lambda tmp: shutil.copyfile(in_file, tmp), out_file)
@@ -92,10 +92,16 @@ class ParcelTable(SimpleInterface):
 
 
 class _RunSidecarsInputSpec(BaseInterfaceInputSpec):
-    bold_file = File(exists=True, mandatory=True, desc="the preprocessed BOLD (fMRIPrep)")
-    mask_file = File(exists=True, mandatory=True, desc="its brain mask (fMRIPrep)")
-    confounds_file = File(
-        exists=True, desc="its confounds table (fMRIPrep), a source when confounds are used"
+    bold_file = InputMultiObject(
+        File(exists=True), mandatory=True,
+        desc="the preprocessed BOLD (fMRIPrep); several for runs combined",
+    )
+    mask_file = InputMultiObject(
+        File(exists=True), mandatory=True, desc="its brain mask(s) (fMRIPrep), same order"
+    )
+    confounds_file = InputMultiObject(
+        File(exists=True),
+        desc="its confounds table(s) (fMRIPrep), sources when confounds are used",
     )
     source_dir = Directory(
         exists=True, mandatory=True, desc="the fMRIPrep dataset the sources' BIDS URIs refer to"
@@ -130,10 +136,10 @@ class RunSidecars(SimpleInterface):
     output_spec = _RunSidecarsOutputSpec
 
     def _run_interface(self, runtime):
-        sources = [self.inputs.bold_file, self.inputs.mask_file]
+        sources = [*self.inputs.bold_file, *self.inputs.mask_file]
         preparation = self.inputs.series_info.get("preparation") or {}
         if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
-            sources.append(self.inputs.confounds_file)
+            sources += list(self.inputs.confounds_file)
         uris = [bids.bids_uri(path, self.inputs.source_dir) for path in sources]
         common = {
             "Sources": uris,
@@ -148,7 +154,7 @@ class RunSidecars(SimpleInterface):
         censored = sorted(set(range(info["n_volumes_acquired"]))
                           - set(info["sample_mask"] or range(info["n_volumes_acquired"])))
         if isdefined(self.inputs.resolution) and self.inputs.resolution:
-            zooms = nb.load(self.inputs.mask_file).header.get_zooms()[:3]
+            zooms = nb.load(self.inputs.mask_file[0]).header.get_zooms()[:3]
             common["Resolution"] = (
                 f"res-{self.inputs.resolution}: voxels of "
                 + " x ".join(f"{z:g}" for z in zooms) + " mm, as the source BOLD"

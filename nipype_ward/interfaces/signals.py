@@ -1,6 +1,15 @@
 """Reading a BOLD series once: mask, mean and prepared voxel signals."""
 
-from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, traits
+from pathlib import Path
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
@@ -68,4 +77,56 @@ class PrepareSignals(SimpleInterface):
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)
         self._results["n_voxels"], self._results["n_volumes"] = series.X.shape
+        return runtime
+
+
+class _CombineSeriesInputSpec(BaseInterfaceInputSpec):
+    series_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the prepared series of each run (PrepareSignals)"
+    )
+    mask_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="the mask each series was taken in, same order"
+    )
+    series_infos = traits.List(traits.Dict, mandatory=True, desc="each run's series_info")
+    mean_files = InputMultiObject(
+        File(exists=True), mandatory=True, desc="each run's temporal mean, same order"
+    )
+
+
+class _CombineSeriesOutputSpec(TraitedSpec):
+    series_file = File(exists=True, desc="the runs' series one after the other, common voxels")
+    series_info = traits.Dict(desc="the combined series' info, with each run's in 'runs'")
+    mask_file = File(exists=True, desc="the voxels inside every run's mask")
+    mean_file = File(exists=True, desc="the average of the runs' temporal means")
+    run_series_files = traits.List(
+        File(exists=True), desc="each run's series restricted to the common voxels"
+    )
+    run_series_infos = traits.List(traits.Dict, desc="each run's series_info")
+
+
+class CombineSeries(SimpleInterface):
+    """Concatenate the prepared series of several runs in time, in their common voxels.
+
+    Each run is prepared on its own first (its confounds, censoring and
+    standardization); see :func:`nipype_ward.steps.combine_series`.
+    """
+
+    input_spec = _CombineSeriesInputSpec
+    output_spec = _CombineSeriesOutputSpec
+
+    def _run_interface(self, runtime):
+        cwd = Path(runtime.cwd)
+        outputs = {
+            "series_file": str(cwd / "combined_series.npy"),
+            "mask_file": str(cwd / "combined_mask.nii.gz"),
+            "mean_file": str(cwd / "combined_mean.nii.gz"),
+            "run_series_files": [str(cwd / f"run{i:02d}_series.npy")
+                                 for i in range(len(self.inputs.series_files))],
+        }
+        info, run_infos = steps.combine_series(
+            self.inputs.series_files, self.inputs.mask_files, self.inputs.series_infos,
+            self.inputs.mean_files, outputs["series_file"], outputs["mask_file"],
+            outputs["mean_file"], outputs["run_series_files"],
+        )
+        self._results.update(outputs, series_info=info, run_series_infos=run_infos)
         return runtime

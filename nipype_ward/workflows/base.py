@@ -3,28 +3,51 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import Run
 from nipype_ward.image import estimate_mem_gb
-from nipype_ward.interfaces import PlotCompression, PlotParcellation, PlotQuality, RunSummary
+from nipype_ward.interfaces import (
+    CombineSeries,
+    ParcelCompress,
+    PlotCompression,
+    PlotParcellation,
+    PlotQuality,
+    PrepareSignals,
+    RunSummary,
+)
 from nipype_ward.interfaces.bids import ParcelTable, RunProvenance, RunSidecars
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.outputs import init_ds_run_wf
-from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
+from nipype_ward.workflows.parcellation import set_preparation, init_ward_parcellation_wf
 
 
 def init_nipype_ward_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):
-    """Parcellate each run of ``runs`` (from :func:`nipype_ward.bids.collect_runs`).
+    """Parcellate the runs of ``runs`` (from :func:`nipype_ward.bids.collect_runs`).
 
-    One :func:`init_single_run_wf` per run, side by side in one workflow, so
-    the execution plugin runs the runs in parallel.
+    One :func:`init_single_run_wf` per run, or with ``settings.combine_runs``
+    one :func:`init_combined_runs_wf` per subject and space; side by side in
+    one workflow, so the execution plugin runs them in parallel.
     """
     workflow = pe.Workflow(name=name)
-    workflow.add_nodes([init_single_run_wf(run, settings) for run in runs])
+    if settings.combine_runs:
+        workflow.add_nodes([init_combined_runs_wf(group, settings)
+                            for group in group_runs(runs)])
+    else:
+        workflow.add_nodes([init_single_run_wf(run, settings) for run in runs])
     return workflow
+
+
+def group_runs(runs: list[Run]) -> list[list[Run]]:
+    """The runs of each subject in each space (and resolution), in a stable order."""
+    groups = defaultdict(list)
+    for run in runs:
+        key = tuple(str(run.entities.get(e)) for e in ("subject", "space", "res", "den"))
+        groups[key].append(run)
+    return [groups[key] for key in sorted(groups)]
 
 
 def run_workflow_name(run: Run) -> str:
@@ -42,13 +65,6 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
     """
     options = settings.parcellation
     workflow = pe.Workflow(name=name or run_workflow_name(run))
-    inputnode = pe.Node(
-        niu.IdentityInterface(fields=["bold_file", "mask_file", "confounds_file"]),
-        name="inputnode",
-    )
-    inputnode.inputs.bold_file = str(run.bold)
-    inputnode.inputs.mask_file = str(run.mask)
-    inputnode.inputs.confounds_file = str(run.confounds)
     parcellation = init_ward_parcellation_wf(
         n_clusters=options.n_clusters,
         neighbourhood=options.neighbourhood,
@@ -57,18 +73,118 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
         save_compressed=options.save_compressed,
         mem_gb=estimate_mem_gb(run.bold),
     )
+    parcellation.inputs.inputnode.bold_file = str(run.bold)
+    parcellation.inputs.inputnode.mask_file = str(run.mask)
+    workflow.add_nodes([parcellation])
+    _add_deliveries(workflow, parcellation, [run], settings)
+    return workflow
+
+
+def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str | None = None):
+    """One parcellation from several runs of a subject in one space (``--combine-runs``).
+
+    Each run is prepared on its own (:class:`~nipype_ward.interfaces.PrepareSignals`:
+    its mask, confounds, censoring, standardization), the prepared series are
+    concatenated in time in the voxels of every run's mask
+    (:class:`~nipype_ward.interfaces.CombineSeries`), and one tree is built
+    on them. Outputs are named after the entities the runs share, with
+    ``desc-combined``; each run also gets its own time series and metrics on
+    the combined parcellation.
+    """
+    options = settings.parcellation
+    first = runs[0]
+    workflow = pe.Workflow(
+        name=name or re.sub(r"[^a-zA-Z0-9]", "_", "combined_sub-{}_space-{}{}".format(
+            first.entities["subject"], first.entities.get("space"),
+            f"_res-{first.entities['res']}" if first.entities.get("res") else "")) + "_wf"
+    )
+    mem_gb = estimate_mem_gb(first.bold)
+    prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file", "brain_mask_file"],
+                         name="prepare_runs", mem_gb=mem_gb["prepare"])
+    set_preparation(prepare, options.preparation)
+    prepare.inputs.in_file = [str(run.bold) for run in runs]
+    prepare.inputs.brain_mask_file = [str(run.mask) for run in runs]
+    combine = pe.Node(CombineSeries(), name="combine_series",
+                      mem_gb=mem_gb["prepare"] * len(runs))
+    parcellation = init_ward_parcellation_wf(
+        n_clusters=options.n_clusters,
+        neighbourhood=options.neighbourhood,
+        split_half=options.split_half,
+        save_compressed=False,
+        prepared=True,
+        mem_gb={key: value * len(runs) for key, value in mem_gb.items()},
+    )
+    # fmt: off
+    workflow.connect([
+        (prepare, combine, [("series_file", "series_files"), ("mask_file", "mask_files"),
+                            ("series_info", "series_infos"), ("mean_file", "mean_files")]),
+        (combine, parcellation, [("series_file", "inputnode.series_file"),
+                                 ("series_info", "inputnode.series_info"),
+                                 ("mask_file", "inputnode.mask_file"),
+                                 ("mean_file", "inputnode.mean_file")]),
+    ])
+    # fmt: on
+    _add_deliveries(workflow, parcellation, runs, settings, desc="combined")
+    if len(runs) > 1:  # alone, a run's series on the parcellation is the combined one
+        for index, run in enumerate(runs):
+            _add_run_on_combined(workflow, index, run, combine, parcellation, settings)
+    return workflow
+
+
+def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
+    """A run's own time series and metrics on a combined parcellation, delivered."""
+    options = settings.parcellation
+    prefix = f"run{index:02d}"
+    select = pe.Node(niu.Select(index=index), name=f"{prefix}_series")
+    select_info = pe.Node(niu.Select(index=index), name=f"{prefix}_info")
+    compress = pe.MapNode(ParcelCompress(save_compressed=False), iterfield=["labels_file"],
+                          name=f"{prefix}_compress")
+    sidecars = pe.Node(RunSidecars(
+        bold_file=str(run.bold), mask_file=str(run.mask), confounds_file=str(run.confounds),
+        source_dir=str(settings.bids_dir), n_clusters=list(options.n_clusters),
+        parameters=options.as_dict(), metadata=run.metadata,
+    ), name=f"{prefix}_sidecars")
+    ds_run = init_ds_run_wf(
+        output_dir=settings.output_dir, source_file=run.bold, n_clusters=options.n_clusters,
+        desc="combined", fields=("timeseries_files", "metrics_files", "timeseries_meta"),
+        name=f"ds_{prefix}_wf",
+    )
+    # fmt: off
+    workflow.connect([
+        (combine, select, [("run_series_files", "inlist")]),
+        (combine, select_info, [("run_series_infos", "inlist")]),
+        (select, compress, [("out", "series_file")]),
+        (select_info, compress, [("out", "series_info")]),
+        (select_info, sidecars, [("out", "series_info")]),
+        (combine, compress, [("mask_file", "mask_file")]),
+        (parcellation, compress, [("outputnode.labels_files", "labels_file"),
+                                  ("outputnode.connectivity_file", "connectivity_file")]),
+        (compress, ds_run, [("timeseries_file", "inputnode.timeseries_files"),
+                            ("metrics_file", "inputnode.metrics_files")]),
+        (sidecars, ds_run, [("timeseries_meta", "inputnode.timeseries_meta")]),
+    ])
+    # fmt: on
+
+
+def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettings, *,
+                    desc: str | None = None):
+    """Tables, sidecars, figures, summary and sinks of a parcellation of ``runs``."""
+    options = settings.parcellation
+    strategy = options.preparation.confounds_strategy
     sidecars = pe.Node(
         RunSidecars(
+            bold_file=[str(run.bold) for run in runs],
+            mask_file=[str(run.mask) for run in runs],
+            confounds_file=[str(run.confounds) for run in runs],
             source_dir=str(settings.bids_dir),
             n_clusters=list(options.n_clusters),
             parameters=options.as_dict(),
-            metadata=run.metadata,
-            confounds_file=str(run.confounds),
+            metadata=runs[0].metadata,
         ),
         name="sidecars",
     )
-    if run.entities.get("res") is not None:
-        sidecars.inputs.resolution = str(run.entities["res"])
+    if runs[0].entities.get("res") is not None:
+        sidecars.inputs.resolution = str(runs[0].entities["res"])
     tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
     plot_parcellation = pe.MapNode(
         PlotParcellation(), iterfield=["labels_file"], name="plot_parcellation"
@@ -78,17 +194,16 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
     )
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
+    save_compressed = options.save_compressed and desc is None
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir,
-        source_file=run.bold,
+        source_file=[run.bold for run in runs],
         n_clusters=options.n_clusters,
-        save_compressed=options.save_compressed,
+        save_compressed=save_compressed,
+        desc=desc,
     )
     # fmt: off
     workflow.connect([
-        (inputnode, parcellation, [("bold_file", "inputnode.bold_file"),
-                                   ("mask_file", "inputnode.mask_file")]),
-        (inputnode, sidecars, [("bold_file", "bold_file"), ("mask_file", "mask_file")]),
         (parcellation, sidecars, [("outputnode.series_info", "series_info")]),
         (parcellation, tables, [("outputnode.labels_files", "labels_file")]),
         (parcellation, plot_parcellation, [("outputnode.labels_files", "labels_file"),
@@ -115,20 +230,20 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
         (summary, ds_run, [("out_file", "inputnode.summary_html")]),
     ])
     # fmt: on
-    if options.save_compressed:
+    if save_compressed:
         workflow.connect([
             (parcellation, ds_run, [("outputnode.compressed_files", "inputnode.compressed_files")]),
         ])
     if settings.write_provenance:
-        sources = [str(run.bold), str(run.mask)]
-        if options.preparation.confounds_strategy:
-            sources.append(str(run.confounds))
+        sources = [str(run.bold) for run in runs] + [str(run.mask) for run in runs]
+        if strategy:
+            sources += [str(run.confounds) for run in runs]
+        name = runs[0].name if len(runs) == 1 else f"sub-{runs[0].entities['subject']}_combined"
         provenance = pe.Node(
             RunProvenance(source_files=sources, source_dir=str(settings.bids_dir),
                           output_dir=str(settings.output_dir), parameters=options.as_dict(),
-                          run_id=settings.run_id, run_name=run.name,
-                          subject=run.entities["subject"]),
+                          run_id=settings.run_id, run_name=name,
+                          subject=runs[0].entities["subject"]),
             name="provenance", run_without_submitting=True,
         )
         workflow.connect([(ds_run, provenance, [("outputnode.out_files", "derivatives")])])
-    return workflow

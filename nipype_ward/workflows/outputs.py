@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -44,6 +45,8 @@ def init_ds_run_wf(
     source_file,
     n_clusters: Sequence[int],
     save_compressed: bool = False,
+    desc: str | None = None,
+    fields: Sequence[str] | None = None,
     name: str = "ds_run_wf",
 ):
     """Deliver a run's parcellations, tables, time series and metrics under BIDS names.
@@ -53,6 +56,10 @@ def init_ds_run_wf(
     ``DerivativesDataSink``; names are built from ``source_file``'s entities
     (its ``desc`` dropped) and those of :data:`PER_K_OUTPUTS`, e.g.
     ``sub-01_task-rest_space-MNI152NLin2009cAsym_seg-ward_scale-1000_dseg.nii.gz``.
+    ``source_file`` may be a list (runs combined): their common entities
+    name the outputs. ``desc`` (e.g. ``"combined"``) marks every output, in
+    the ``desc`` entity of data files and as a prefix of the figures'.
+    ``fields`` restricts the delivery to those inputs (all by default).
 
     Inputs
     ------
@@ -71,19 +78,31 @@ def init_ds_run_wf(
     out_files
         Every delivered file (sidecars apart), one flat list.
     """
-    fields = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
+    inputs = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
               "timeseries_meta", "bold_meta"]
+    wanted = set(fields) if fields is not None else set(inputs)
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(fields=inputs), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
     sinks = []
-    common = {"base_directory": str(output_dir), "source_file": str(source_file)}
+    sources = [str(source_file)] if isinstance(source_file, (str, Path)) \
+        else [str(path) for path in source_file]
+    common = {"base_directory": str(output_dir), "source_file": sources}
 
-    per_k = {field: ([{**entities, "scale": int(k)} for k in n_clusters], meta_field)
-             for field, (entities, meta_field) in PER_K_OUTPUTS.items()}
-    if save_compressed:  # a BOLD series of its own: K goes in desc (BIDS has no scale there)
+    def marked(entities):
+        if desc is None:
+            return entities
+        if entities.get("datatype") == "figures":
+            return {**entities, "desc": desc + entities["desc"]}
+        return {**entities, "desc": desc}
+
+    per_k = {field: ([marked({**entities, "scale": int(k)}) for k in n_clusters], meta_field)
+             for field, (entities, meta_field) in PER_K_OUTPUTS.items() if field in wanted}
+    if save_compressed and "compressed_files" in wanted:
+        # A BOLD series of its own: K goes in desc (BIDS has no scale there).
         per_k["compressed_files"] = (
-            [{"desc": f"ward{int(k)}", "suffix": "bold"} for k in n_clusters], "bold_meta"
+            [{"desc": f"{desc or ''}ward{int(k)}", "suffix": "bold"} for k in n_clusters],
+            "bold_meta",
         )
     for field, (entities, meta_field) in per_k.items():
         node = pe.MapNode(
@@ -98,7 +117,9 @@ def init_ds_run_wf(
         if meta_field:
             workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
     for field, entities in PER_RUN_OUTPUTS.items():
-        node = pe.Node(DerivativesSink(**common, entities=entities), name=f"ds_{field}",
+        if field not in wanted:
+            continue
+        node = pe.Node(DerivativesSink(**common, entities=marked(entities)), name=f"ds_{field}",
                        run_without_submitting=True)
         workflow.connect([(inputnode, node, [(field, "in_file")])])
         sinks.append(node)

@@ -30,6 +30,7 @@ def init_ward_parcellation_wf(
     preparation: SignalPreparation | None = None,
     split_half: bool = True,
     save_compressed: bool = True,
+    prepared: bool = False,
     mem_gb: dict[str, float] | None = None,
     name: str = "ward_parcellation_wf",
 ):
@@ -133,9 +134,11 @@ def init_ward_parcellation_wf(
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
     workflow = pe.Workflow(name=name)
+    series_fields = ["series_file", "series_info", "mask_file", "mean_file"]
     inputnode = pe.Node(
         niu.IdentityInterface(
-            fields=["bold_file", "mask_file", "confounds_file", "true_regions_file"]
+            fields=[*series_fields, "true_regions_file"] if prepared
+            else ["bold_file", "mask_file", "confounds_file", "true_regions_file"]
         ),
         name="inputnode",
     )
@@ -159,12 +162,18 @@ def init_ward_parcellation_wf(
     )
     outputnode.inputs.n_clusters = n_clusters
 
-    # The only node that reads the BOLD; the preparation options are set here
-    # and nowhere else (they are part of its cache key, K is not).
-    prepare_signals = pe.Node(
-        PrepareSignals(), name="prepare_signals", mem_gb=mem_gb["prepare"]
-    )
-    _set_preparation(prepare_signals, preparation)
+    if prepared:
+        source = inputnode
+    else:
+        # The only node that reads the BOLD; the preparation options are set
+        # here and nowhere else (they are part of its cache key, K is not).
+        source = pe.Node(PrepareSignals(), name="prepare_signals", mem_gb=mem_gb["prepare"])
+        set_preparation(source, preparation)
+        workflow.connect([
+            (inputnode, source, [("bold_file", "in_file"),
+                                 ("mask_file", "brain_mask_file"),
+                                 ("confounds_file", "confounds_file")]),
+        ])
     grid_connectivity = pe.Node(
         GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
     )
@@ -182,26 +191,20 @@ def init_ward_parcellation_wf(
 
     # fmt: off
     workflow.connect([
-        (inputnode, prepare_signals, [("bold_file", "in_file"),
-                                      ("mask_file", "brain_mask_file"),
-                                      ("confounds_file", "confounds_file")]),
-        (prepare_signals, grid_connectivity, [("mask_file", "mask_file")]),
-        (prepare_signals, ward_tree, [("series_file", "series_file"),
-                                      ("mask_file", "mask_file")]),
+        (source, grid_connectivity, [("mask_file", "mask_file")]),
+        (source, ward_tree, [("series_file", "series_file"),
+                             ("mask_file", "mask_file")]),
         (grid_connectivity, ward_tree, [("connectivity_file", "connectivity_file")]),
         (ward_tree, cut_tree, [("tree_file", "tree_file")]),
-        (prepare_signals, cut_tree, [("mask_file", "mask_file")]),
-        (prepare_signals, parcel_compress, [("series_file", "series_file"),
-                                            ("series_info", "series_info"),
-                                            ("mask_file", "mask_file")]),
+        (source, cut_tree, [("mask_file", "mask_file")]),
+        (source, parcel_compress, [("series_file", "series_file"),
+                                   ("series_info", "series_info"),
+                                   ("mask_file", "mask_file")]),
         (inputnode, parcel_compress, [("true_regions_file", "true_regions_file")]),
         (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
         (grid_connectivity, parcel_compress, [("connectivity_file", "connectivity_file")]),
         (ward_tree, parcel_compress, [("half_tree_files", "half_tree_files")]),
-        (prepare_signals, outputnode, [("mask_file", "mask_file"),
-                                       ("mean_file", "mean_file"),
-                                       ("series_file", "series_file"),
-                                       ("series_info", "series_info")]),
+        (source, outputnode, [(field, field) for field in series_fields]),
         (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),
         (ward_tree, outputnode, [("tree_file", "tree_file")]),
         (cut_tree, outputnode, [("labels_file", "labels_files")]),
@@ -213,8 +216,8 @@ def init_ward_parcellation_wf(
     return workflow
 
 
-def _set_preparation(node, preparation: SignalPreparation) -> None:
-    """Set the preparation options on a node, leaving unset ones undefined."""
+def set_preparation(node, preparation: SignalPreparation) -> None:
+    """Set the preparation options on a node (or map node), leaving unset ones undefined."""
     node.inputs.standardize = preparation.standardize
     node.inputs.detrend = preparation.detrend
     for name in ("high_pass", "low_pass", "t_r", "confounds_strategy", "fd_threshold"):

@@ -308,6 +308,49 @@ def test_combined_runs_are_one_parcellation_of_the_concatenated_runs(fmriprep_di
     assert (out / "sub-01.html").is_file()
 
 
+def test_bids_filter_file_selects_runs(fmriprep_dir, tmp_path):
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"session": None}}))  # runs without a session
+    proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--bids-filter-file", filters,
+                   "--n-clusters", 10, "--no-split-half", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dsegs = sorted(p.name for p in (tmp_path / "out").rglob("*_dseg.nii.gz"))
+    assert dsegs == [f"sub-02_task-rest_{SPACE}_seg-ward_scale-10_dseg.nii.gz"]
+    filters.write_text(json.dumps({"bold": {"run": 2}}))
+    proc = run_app(fmriprep_dir, tmp_path / "out2", "participant", "--bids-filter-file", filters,
+                   "--n-clusters", 10, "--no-split-half", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "out2").rglob("*_dseg.nii.gz")] == [
+        f"sub-01_ses-1_task-rest_run-2_{SPACE}_seg-ward_scale-10_dseg.nii.gz"]
+    filters.write_text('{"anat": {}}')
+    proc = run_app(fmriprep_dir, tmp_path / "out3", "participant", "--bids-filter-file", filters,
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "only the 'bold' query is used" in proc.stderr
+
+
+def test_a_resolution_is_selected_named_and_described(fmriprep_dir, tmp_path):
+    """fMRIPrep's res- entity: selected by --space X:res-2, kept in the names, with Resolution."""
+    dataset = tmp_path / "fmriprep"
+    shutil.copytree(fmriprep_dir, dataset, ignore=shutil.ignore_patterns("sub-01"))
+    func = dataset / "sub-02" / "func"
+    for path in list(func.glob(f"*_{SPACE}_*")):
+        path.rename(path.with_name(path.name.replace(f"_{SPACE}_", f"_{SPACE}_res-2_")))
+    proc = run_app(dataset, tmp_path / "out", "participant", "--space",
+                   "MNI152NLin2009cAsym:res-2", "--n-clusters", 10, "--save-compressed",
+                   "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / "sub-02" / "func"
+    stem = f"sub-02_task-rest_{SPACE}_seg-ward_scale-10_res-2"
+    assert (out / f"{stem}_dseg.nii.gz").is_file()
+    assert (out / f"sub-02_task-rest_{SPACE}_res-2_desc-ward10_bold.nii.gz").is_file()
+    assert "res-2" in json.loads((out / f"{stem}_dseg.json").read_text())["Resolution"]
+    errors = [i for i in _validate(tmp_path / "out") if i["severity"] == "error"]
+    assert errors == []
+    proc = run_app(dataset, tmp_path / "out1", "participant", "--space",
+                   "MNI152NLin2009cAsym:res-1", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1 and "at res-1" in proc.stderr
+
+
 def test_a_rerun_with_one_more_k_reuses_the_trees(fmriprep_dir, tmp_path):
     def run(*k):
         proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--participant-label",

@@ -68,6 +68,8 @@ def test_seed_workflow_wiring(figures, tmp_path):
                  if target is gather for _, in_field in data["connect"]}
     assert connected == {f"in{i}" for i in range(1, len(connected) + 1)}
     assert len(connected) == (9 if figures else 7)
+    if figures:
+        assert wf.get_node("parcellation_figures_wf.plot_parcellation") is not None
     wf._create_flat_graph()
     with pytest.raises(ValueError, match="absolute"):
         init_rest_clustering_wf(output_dir="relative/out")

@@ -13,14 +13,13 @@ from nipype_ward.image import estimate_mem_gb
 from nipype_ward.interfaces import (
     CombineSeries,
     ParcelCompress,
-    PlotCompression,
-    PlotParcellation,
     PlotQuality,
     PrepareSignals,
     RunSummary,
 )
 from nipype_ward.interfaces.bids import ParcelTable, RunProvenance, RunSidecars
 from nipype_ward.settings import AppSettings
+from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import set_preparation, init_ward_parcellation_wf
 
@@ -186,12 +185,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     if runs[0].entities.get("res") is not None:
         sidecars.inputs.resolution = str(runs[0].entities["res"])
     tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
-    plot_parcellation = pe.MapNode(
-        PlotParcellation(), iterfield=["labels_file"], name="plot_parcellation"
-    )
-    plot_compression = pe.MapNode(
-        PlotCompression(), iterfield=["labels_file"], name="plot_compression"
-    )
+    figures = init_parcellation_figures_wf()
+    connect_figures(workflow, parcellation, figures)
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
     save_compressed = options.save_compressed and desc is None
@@ -206,12 +201,6 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     workflow.connect([
         (parcellation, sidecars, [("outputnode.series_info", "series_info")]),
         (parcellation, tables, [("outputnode.labels_files", "labels_file")]),
-        (parcellation, plot_parcellation, [("outputnode.labels_files", "labels_file"),
-                                           ("outputnode.mean_file", "mean_file"),
-                                           ("outputnode.mask_file", "mask_file")]),
-        (parcellation, plot_compression, [("outputnode.labels_files", "labels_file"),
-                                          ("outputnode.series_file", "series_file"),
-                                          ("outputnode.mask_file", "mask_file")]),
         (parcellation, ds_run, [("outputnode.labels_files", "inputnode.labels_files"),
                                 ("outputnode.timeseries_files", "inputnode.timeseries_files"),
                                 ("outputnode.metrics_files", "inputnode.metrics_files"),
@@ -220,8 +209,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         (sidecars, ds_run, [("dseg_meta", "inputnode.dseg_meta"),
                             ("timeseries_meta", "inputnode.timeseries_meta"),
                             ("bold_meta", "inputnode.bold_meta")]),
-        (plot_parcellation, ds_run, [("out_file", "inputnode.parcellation_figures")]),
-        (plot_compression, ds_run, [("out_file", "inputnode.compression_figures")]),
+        (figures, ds_run, [("outputnode.parcellation_figures", "inputnode.parcellation_figures"),
+                           ("outputnode.compression_figures", "inputnode.compression_figures")]),
         (parcellation, quality, [("outputnode.metrics_files", "metrics_files")]),
         (tables, quality, [("out_file", "table_files")]),
         (parcellation, summary, [("outputnode.series_info", "series_info"),

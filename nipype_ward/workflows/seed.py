@@ -8,9 +8,10 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.interfaces import ExportFiles, PlotCompression, PlotParcellation
+from nipype_ward.interfaces import ExportFiles
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.steps import SignalPreparation
+from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
 
 #: Files delivered once per run, by the output of the parcellation workflow.
@@ -25,9 +26,9 @@ PER_K_FILES = {
     "metrics_files": "ward{k}_metrics.json",
 }
 
-#: Figures delivered per K, by the figure node that draws them.
-FIGURE_FILES = {"plot_parcellation": "ward{k}_parcellation.png",
-                "plot_compression": "ward{k}_compression.png"}
+#: Figures delivered per K, by the figures workflow's output.
+FIGURE_FILES = {"parcellation_figures": "ward{k}_parcellation.png",
+                "compression_figures": "ward{k}_compression.png"}
 
 
 def init_rest_clustering_wf(
@@ -107,24 +108,10 @@ def init_rest_clustering_wf(
     deliveries += [(parcellation, f"outputnode.{field}", per_k(pattern))
                    for field, pattern in PER_K_FILES.items()]
     if figures:
-        plot_parcellation = pe.MapNode(
-            PlotParcellation(), iterfield=["labels_file"], name="plot_parcellation"
-        )
-        plot_compression = pe.MapNode(
-            PlotCompression(), iterfield=["labels_file"], name="plot_compression"
-        )
-        # fmt: off
-        workflow.connect([
-            (parcellation, plot_parcellation, [("outputnode.labels_files", "labels_file"),
-                                               ("outputnode.mean_file", "mean_file"),
-                                               ("outputnode.mask_file", "mask_file")]),
-            (parcellation, plot_compression, [("outputnode.labels_files", "labels_file"),
-                                              ("outputnode.series_file", "series_file"),
-                                              ("outputnode.mask_file", "mask_file")]),
-        ])
-        # fmt: on
-        deliveries += [(node, "out_file", per_k(FIGURE_FILES[node.name]))
-                       for node in (plot_parcellation, plot_compression)]
+        figures_wf = init_parcellation_figures_wf()
+        connect_figures(workflow, parcellation, figures_wf)
+        deliveries += [(figures_wf, f"outputnode.{field}", per_k(pattern))
+                       for field, pattern in FIGURE_FILES.items()]
 
     # One Merge and one sink for every file: two nodes, not one (map) node a
     # file type. The sink runs in the main process under any plugin.

@@ -49,12 +49,13 @@ give k's. Before reading r's centroid, a lower bound comes for free from the
 cached inertia of r with a child a, by the triangle inequality:
 ``|c_k - c_r| >= |c_a - c_r| - |c_k - c_a|`` with ``|c_k - c_a| = |c_a - c_b|
 w_b / w_k`` (both known from cached inertias, that of the merge being exact).
-Where the bound already loses, the list stores it (negated: an inertia is
-never negative) instead of the inertia; about half of the centroids a merge
-would read are then never read. A cluster whose best candidate is such a bound
-has a heap key that is only a lower bound of its true key; when it reaches the
-top, the inertia of that pair is computed (the same expression, so the same
-bits) and the cluster goes back in the heap. Every candidate's key is at least
+Where the bound already loses against r's best candidate, the list stores it
+(negated: an inertia is never negative) instead of the inertia. A cluster
+whose best candidate is such a bound, k's included, has a heap key that is
+only a lower bound of its true key; when it reaches the top, the inertia of
+that pair is computed (the same expression, so the same bits) and the cluster
+goes back in the heap. On the 3 mm brain mask a merge then computes 6.9
+inertias instead of 15.9, plus 0.15 to resolve bounds. Every candidate's key is at least
 its bound, so the top is the true minimum whenever it is an inertia: the merges
 are unchanged. The bounds allow for the rounding of the cached inertias, of the
 centroids and of their own arithmetic (relative margins of a few hundred
@@ -75,7 +76,7 @@ anywhere in ~100 MB. Each round is prefetched as a whole as soon as its
 addresses are known (see "Prefetching").
 """
 from libc.stdint cimport int32_t
-from libc.math cimport INFINITY, fabs, sqrt
+from libc.math cimport fabs, sqrt
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
@@ -783,16 +784,15 @@ cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) no
 # Inertias with a new cluster
 
 
-cdef float64_t _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
-                         intp_t n_todo, const float64_t* centroid_k,
-                         float64_t w_k) noexcept nogil:
+cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
+                    intp_t n_todo, const float64_t* centroid_k,
+                    float64_t w_k) noexcept nogil:
     """The inertias of the new cluster with ``around[todo[0..n_todo-1]]``,
-    stored in place, LANES at a time; returns the smallest. ``todo`` is in
-    the order of ``around``, samples first, so that float32 lanes come first
-    in the batches."""
+    stored in place, LANES at a time. ``todo`` is in the order of ``around``,
+    samples first, so that float32 lanes come first in the batches."""
     cdef const void* lane_row[LANES]
     cdef float64_t lane_sum[LANES]
-    cdef float64_t w, v, smallest = INFINITY
+    cdef float64_t w
     cdef intp_t p = 0, q, n_lanes, n_float
     cdef int32_t r
     for q in range(n_todo if n_todo < LANES else LANES):
@@ -814,12 +814,8 @@ cdef float64_t _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
         for q in range(n_lanes):
             r = around[todo[p + q]].slot
             w = pf.slots[r].weight
-            v = lane_sum[q] * ((w_k * w) / (w_k + w))
-            around[todo[p + q]].inertia = v
-            if v < smallest:
-                smallest = v
+            around[todo[p + q]].inertia = lane_sum[q] * ((w_k * w) / (w_k + w))
         p += n_lanes
-    return smallest
 
 
 # --------------------------------------------------------------------------
@@ -906,7 +902,7 @@ def ward_merge(const real[:, ::1] X,
     cdef Slot* sb
     cdef Slot* sr
     cdef Edge* lst
-    cdef float64_t w_a, w_b, w_k, w_child, v, bound, smallest
+    cdef float64_t w_a, w_b, w_k, w_child, v, bound
     # The bounds (see "Lazy inertias"): relative margin, absolute margin on
     # distances, and upper bounds of |c_k - c_a| and |c_k - c_b|.
     cdef float64_t rel, slack, shift, shift_a, shift_b, norm_max
@@ -1136,19 +1132,15 @@ def ward_merge(const real[:, ::1] X,
 
             # Their inertias with the new cluster where the bound does not
             # settle it: where it may beat their best candidate (always when
-            # that was with a child), then where it may be the new cluster's
-            # best, so that the new cluster's key is an inertia. A bound of 0
-            # is never kept: every kept one is negative.
+            # that was with a child). The new cluster's own key may then be a
+            # bound; computing the pairs that could beat its smallest inertia
+            # as well, in a second batch, was measured 3 to 12 % slower than
+            # leaving them to the top of the heap. A bound of 0 is never kept:
+            # every kept one is negative.
             todo.clear()
             for p in range(n_around):
                 sr = &slots[around[p].slot]
                 if sr.best == a or sr.best == b or not (-around[p].inertia > sr.key.inertia):
-                    todo.push_back(p)
-            smallest = _inertias(&pf, around.data(), todo.data(), <intp_t>todo.size(),
-                                 centroid_k, w_k)
-            todo.clear()
-            for p in range(n_around):
-                if around[p].inertia < 0 and not (-around[p].inertia > smallest):
                     todo.push_back(p)
             _inertias(&pf, around.data(), todo.data(), <intp_t>todo.size(), centroid_k, w_k)
 

@@ -54,13 +54,13 @@ Where the bound already loses against r's best candidate, the list stores it
 whose best candidate is such a bound, k's included, has a heap key that is
 only a lower bound of its true key; when it reaches the top, the inertia of
 that pair is computed (the same expression, so the same bits) and the cluster
-goes back in the heap. On the 3 mm brain mask a merge then computes 6.9
-inertias instead of 15.9, plus 0.15 to resolve bounds. Every candidate's key is at least
-its bound, so the top is the true minimum whenever it is an inertia: the merges
-are unchanged. The bounds allow for the rounding of the cached inertias, of the
-centroids and of their own arithmetic (relative margins of a few hundred
-ulps and an absolute one from the largest sample norm); an overflow or
-underflow gives no bound, and then the inertia is computed as before.
+goes back in the heap. Every key is at most the true one, so the top is the
+true minimum whenever it is an inertia: the merges are unchanged. The bounds
+allow for the rounding of the cached inertias, of the centroids and of their
+own arithmetic (relative margins of a few hundred ulps, an absolute one from
+the largest sample norm); an overflow or underflow gives no bound, and the
+inertia is then computed at once. On the 3 mm brain mask a merge computes 6.9
+inertias instead of 15.9, plus 0.15 to resolve bounds.
 
 Memory
 ------
@@ -775,6 +775,7 @@ cdef inline const void* _centroid(const Prefetcher* pf, int32_t s) noexcept nogi
 
 
 cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) noexcept nogil:
+    """The centroid of a cluster, into L1 or (far) L2."""
     cdef intp_t n_bytes = (pf.n_features * sizeof(float64_t) if pf.slots[s].row != NULL
                            else pf.x_row_bytes)
     prefetch(_centroid(pf, s), n_bytes, far)
@@ -934,9 +935,10 @@ def ward_merge(const real[:, ::1] X,
     pf.x_row_bytes = row_bytes
     pf.n_features = n_features
     pf.x_float32 = real is float32_t
-    # A computed inertia is within (n_features + 5) ulps of the exact value
-    # for the stored centroids (a sum of non-negative terms, each within 3
-    # ulps, times a weight within 3 ulps): four times that, per bound.
+    # A computed inertia is within (n_features + 5) units of rounding (2**-53)
+    # of the exact value for the stored centroids: a sum of non-negative
+    # terms, each within 3 units, times a weight within 3. Four times that,
+    # at each step of a bound.
     rel = 4.0 * (n_features + 16) * 1.1102230246251565e-16
 
     with nogil:
@@ -974,11 +976,11 @@ def ward_merge(const real[:, ::1] X,
         if q > 0:
             pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
             _store_pairs(slots, pair_a, pair_b, lane_sum, q)
-        # Stored centroids differ from the exact means of the stored sums by
-        # rounding, a few ulps of their norm, itself at most the largest
-        # sample norm (a mean is a convex combination; the sums' own rounding
-        # adds less than the 1e-6): that many distance units off the bounds,
-        # with 1e-150 for underflows.
+        # |c_k - c_a| is |c_a - c_b| w_b / w_k only up to the rounding of the
+        # stored sums and centroids: 3 units of rounding of the largest
+        # centroid norm, at most the largest sample norm (a mean is a convex
+        # combination; the rounding of the sums adds less than 1e-6 of it).
+        # More than twice that, plus 1e-150 for underflows, in distance units.
         slack = 8.0 * 1.1102230246251565e-16 * sqrt(norm_max) * (1.0 + rel) * (1.0 + 1e-6) + 1e-150
 
         for i in range(n_samples):

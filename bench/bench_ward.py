@@ -4,12 +4,14 @@
 Usage::
 
     python bench/bench_ward.py [--grid 3mm|2mm] [--volumes N] [--repeat R]
+                               [--dtype float32|float64]
 
 Data: the MNI152 brain mask bundled with nilearn (``load_mni152_brain_mask``,
 no download) at 3 or 2 mm, its 6-neighbour grid graph
 (``sklearn.feature_extraction.image.grid_to_graph``), and X the masked voxels
 of the simulated rest-fMRI run of ``nipype_ward.datasets.simulate_rest_fmri``
-(``random_state=0``), float32 of shape (n_voxels, n_volumes). A first
+(``random_state=0``), of shape (n_voxels, n_volumes): float32 as simulated,
+or widened exactly to float64 with ``--dtype float64``. A first
 subprocess writes X and the graph to a temporary directory (deleted at the
 end); each implementation then runs in its own subprocess on those same
 arrays, so that its peak resident memory (``ru_maxrss``) is its own (the
@@ -87,7 +89,7 @@ def _run_child(which: str, data_dir: Path, repeat: int) -> dict:
 # Data (in the "prepare" child), then the parent: children and report
 
 
-def _load_data(resolution: int, n_volumes: int):
+def _load_data(resolution: int, n_volumes: int, dtype: str):
     """Brain mask, its grid graph and the masked simulated run."""
     from nilearn.datasets import load_mni152_brain_mask
     from sklearn.feature_extraction.image import grid_to_graph
@@ -103,7 +105,7 @@ def _load_data(resolution: int, n_volumes: int):
 
         source = "FALLBACK smooth random signal (nipype_ward.datasets missing)"
         rng = np.random.default_rng(0)
-        X = np.empty((int(mask.sum()), n_volumes), dtype=np.float32)
+        X = np.empty((int(mask.sum()), n_volumes), dtype=dtype)
         for t in range(n_volumes):
             X[:, t] = ndimage.gaussian_filter(rng.standard_normal(mask.shape), 1.5)[mask]
     else:
@@ -112,21 +114,22 @@ def _load_data(resolution: int, n_volumes: int):
         bold = np.asarray(sim.bold_img.dataobj)
         if bold.shape[:3] != mask.shape:
             raise RuntimeError(f"simulated grid {bold.shape[:3]} is not the mask's {mask.shape}")
-        X = np.ascontiguousarray(bold[mask], dtype=np.float32)
+        X = np.ascontiguousarray(bold[mask], dtype=dtype)
         del sim, bold
     return X, connectivity, source
 
 
-def _prepare(resolution: int, n_volumes: int, data_dir: Path) -> None:
+def _prepare(resolution: int, n_volumes: int, dtype: str, data_dir: Path) -> None:
     """Child: write X, the graph and a description of them to ``data_dir``."""
     from scipy import sparse
 
     start = time.perf_counter()
-    X, connectivity, source = _load_data(resolution, n_volumes)
+    X, connectivity, source = _load_data(resolution, n_volumes, dtype)
     np.save(data_dir / "X.npy", X)
     sparse.save_npz(data_dir / "connectivity.npz", connectivity, compressed=False)
     n_edges = (connectivity.nnz - int(np.count_nonzero(connectivity.diagonal()))) // 2
     meta = {"source": source, "n_voxels": X.shape[0], "n_volumes": X.shape[1],
+            "dtype": str(X.dtype),
             "n_edges": n_edges, "seconds": time.perf_counter() - start}
     (data_dir / "meta.json").write_text(json.dumps(meta))
 
@@ -135,6 +138,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="3mm")
     parser.add_argument("--volumes", type=int, default=176)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="dtype of X (float64: the float32 series widened, exactly)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each implementation (the best time is kept)")
     parser.add_argument("--child", choices=("prepare", "sklearn", "ours"), help=argparse.SUPPRESS)
@@ -143,7 +148,7 @@ def main(argv=None) -> None:
     if args.repeat < 1 or args.volumes < 1:
         parser.error("--repeat and --volumes must be positive")
     if args.child == "prepare":
-        _prepare(GRIDS[args.grid], args.volumes, args.data)
+        _prepare(GRIDS[args.grid], args.volumes, args.dtype, args.data)
         return
     if args.child:
         _child(args.child, args.data, args.repeat)
@@ -155,13 +160,14 @@ def main(argv=None) -> None:
         data_dir = Path(tmp)
         subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child", "prepare",
-             "--grid", args.grid, "--volumes", str(args.volumes), "--data", str(data_dir)],
+             "--grid", args.grid, "--volumes", str(args.volumes), "--dtype", args.dtype,
+             "--data", str(data_dir)],
             check=True,
         )
         meta = json.loads((data_dir / "meta.json").read_text())
         print(f"data      : {meta['source']}  ({meta['seconds']:.1f} s)")
         print(f"sizes     : n_voxels={meta['n_voxels']}  n_volumes={meta['n_volumes']}  "
-              f"n_edges={meta['n_edges']}  (MNI152 {args.grid} brain mask, 6-neighbour grid)")
+              f"n_edges={meta['n_edges']}  dtype={meta['dtype']}  (MNI152 {args.grid} brain mask, 6-neighbour grid)")
         print(f"repeat    : {args.repeat} (best time kept)", flush=True)
 
         results = {which: _run_child(which, data_dir, args.repeat)

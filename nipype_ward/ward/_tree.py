@@ -165,8 +165,8 @@ def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
     (otherwise converted once), never modified; the kernel keeps the sums and
     centroids of the merged clusters alive at a time (float64), plus small
     per-cluster lists. On the MNI 3 mm brain mask (69,765 voxels, 176
-    volumes) this is about 0.35 s and 70 MB, against 11 s and 360 MB for
-    scikit-learn; see ``bench/bench_ward.py``.
+    volumes) this is about 0.3 s and 70 MB, float32 or float64, against 11 s
+    and 360 MB for scikit-learn; see ``bench/bench_ward.py``.
 
     *Disconnected graphs.* Touching clusters are merged until each connected
     piece is one cluster; no edge is invented between far-apart samples (which

@@ -41,6 +41,27 @@ cluster's list, the entries of the two children into one entry of the new
 cluster; a cluster rescans its list (cached inertias, no arithmetic on the
 data) only when its best candidate was with a child.
 
+Lazy inertias
+-------------
+Most inertias of a new cluster k with its touching clusters r could never be
+the minimum of anything: they only matter if they beat r's best candidate or
+give k's. Before reading r's centroid, a lower bound comes for free from the
+cached inertia of r with a child a, by the triangle inequality:
+``|c_k - c_r| >= |c_a - c_r| - |c_k - c_a|`` with ``|c_k - c_a| = |c_a - c_b|
+w_b / w_k`` (both known from cached inertias, that of the merge being exact).
+Where the bound already loses against r's best candidate, the list stores it
+(negated: an inertia is never negative) instead of the inertia. A cluster
+whose best candidate is such a bound, k's included, has a heap key that is
+only a lower bound of its true key; when it reaches the top, the inertia of
+that pair is computed (the same expression, so the same bits) and the cluster
+goes back in the heap. Every key is at most the true one, so the top is the
+true minimum whenever it is an inertia: the merges are unchanged. The bounds
+allow for the rounding of the cached inertias, of the centroids and of their
+own arithmetic (relative margins of a few hundred ulps, an absolute one from
+the largest sample norm); an overflow or underflow gives no bound, and the
+inertia is then computed at once. On the 3 mm brain mask a merge computes 6.9
+inertias instead of 15.9, plus 0.15 to resolve bounds.
+
 Memory
 ------
 Only the sums and centroids of the merged clusters alive at a time are stored
@@ -55,6 +76,7 @@ anywhere in ~100 MB. Each round is prefetched as a whole as soon as its
 addresses are known (see "Prefetching").
 """
 from libc.stdint cimport int32_t
+from libc.math cimport fabs, sqrt
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
@@ -495,6 +517,18 @@ cdef extern from * nogil:
     #endif
         for (Py_ssize_t t = 0; t < n; ++t) out[t] = sums[t] / w;
     }
+
+    /* Squared norm of a sample, for the bounds only: in any order (four
+       partial sums, which the compiler vectorises). */
+    template <typename T>
+    static double nw_norm2(const T* x, Py_ssize_t n) {
+        double s[4] = {0.0, 0.0, 0.0, 0.0};
+        Py_ssize_t t = 0;
+        for (; t + 4 <= n; t += 4)
+            for (int j = 0; j < 4; ++j) s[j] += double(x[t + j]) * double(x[t + j]);
+        for (; t < n; ++t) s[0] += double(x[t]) * double(x[t]);
+        return (s[0] + s[1]) + (s[2] + s[3]);
+    }
     """
     const int LANES "NW_LANES"
 
@@ -521,6 +555,8 @@ cdef extern from * nogil:
     void pair_lanes "nw_pair_lanes"(const float64_t** a, const float64_t** b, int n_lanes,
                                     Py_ssize_t n, double* out)
     void divide "nw_divide"(const double* sums, double w, Py_ssize_t n, double* out)
+    double norm2 "nw_norm2"(const float32_t* x, Py_ssize_t n)
+    double norm2 "nw_norm2"(const float64_t* x, Py_ssize_t n)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
 
@@ -542,9 +578,10 @@ cdef struct Key:
 
 
 cdef struct Edge:
-    # A touching cluster and the inertia of merging with it. Its node id is
-    # kept here too (it fits in the padding), for ties, so that rescanning a
-    # list does not visit the touching clusters' slots.
+    # A touching cluster and the inertia of merging with it, or minus a lower
+    # bound of it (see "Lazy inertias"). Its node id is kept here too (it fits
+    # in the padding), for ties, so that rescanning a list does not visit the
+    # touching clusters' slots.
     float64_t inertia
     int32_t slot
     int32_t node
@@ -564,7 +601,7 @@ cdef struct Slot:
     int32_t node_id     # -1 once dead
     int32_t seen_at     # node id of the last merge that listed it (dedup)
     int32_t best        # slot of the other cluster of its best candidate
-    int32_t padding     # to 64 bytes
+    int32_t lazy        # its key is only a lower bound (see "Lazy inertias")
 
 
 cdef inline bint _before(const Key& a, const Key& b) noexcept nogil:
@@ -575,29 +612,33 @@ cdef inline bint _before(const Key& a, const Key& b) noexcept nogil:
     return a.lo < b.lo
 
 
-cdef inline Key _best_edge(const Slot* slots, int32_t s, int32_t* best) noexcept nogil:
-    """Smallest candidate among the touching clusters of slot ``s``."""
+cdef inline Key _best_edge(const Slot* slots, int32_t s, int32_t* best,
+                           int32_t* lazy) noexcept nogil:
+    """Smallest candidate among the touching clusters of slot ``s``, a lower
+    bound standing for its inertia where there is only that (``lazy``)."""
     cdef const Slot* me = &slots[s]
     cdef const Edge* edge = me.edge
     cdef int32_t own = me.node_id
     cdef int32_t other
     cdef Key top, cand
     cdef intp_t p
-    top.inertia = edge[0].inertia
+    top.inertia = fabs(edge[0].inertia)
     other = edge[0].node
     top.hi = other if other > own else own
     top.lo = own if other > own else other
     best[0] = edge[0].slot
+    lazy[0] = edge[0].inertia < 0
     for p in range(1, me.n_edges):
-        if edge[p].inertia > top.inertia:
+        cand.inertia = fabs(edge[p].inertia)
+        if cand.inertia > top.inertia:
             continue
         other = edge[p].node
-        cand.inertia = edge[p].inertia
         cand.hi = other if other > own else own
         cand.lo = own if other > own else other
         if _before(cand, top):
             top = cand
             best[0] = edge[p].slot
+            lazy[0] = edge[p].inertia < 0
     return top
 
 
@@ -682,7 +723,7 @@ cdef inline void _heap_remove(SlotHeap* h, int32_t s) noexcept nogil:
 
 cdef inline void _rescan(SlotHeap* h, Slot* slots, int32_t s) noexcept nogil:
     """Recompute the best candidate of slot ``s`` and its place in the heap."""
-    slots[s].key = _best_edge(slots, s, &slots[s].best)
+    slots[s].key = _best_edge(slots, s, &slots[s].best, &slots[s].lazy)
     _heap_set(h, s, slots[s].key)
 
 
@@ -711,6 +752,7 @@ cdef struct Prefetcher:
     const char* x_data      # X, for the rows of samples
     intp_t x_row_bytes
     intp_t n_features
+    bint x_float32          # samples are read as float32 lanes
 
 
 cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s) noexcept nogil:
@@ -724,29 +766,57 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s) noexcept nogil
         prefetch(sl.edge, sl.n_edges * sizeof(Edge), 0)
 
 
-cdef inline void _prefetch_touching(const Prefetcher* pf, int32_t s) noexcept nogil:
-    """Into L2: the centroid and list of a touching cluster."""
+cdef inline const void* _centroid(const Prefetcher* pf, int32_t s) noexcept nogil:
+    """The centroid of a cluster: its row of X for a sample."""
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
-        prefetch(sl.row + pf.n_features, pf.n_features * sizeof(float64_t), 1)
-    else:
-        prefetch(pf.x_data + s * pf.x_row_bytes, pf.x_row_bytes, 1)
-    if sl.n_edges > 0:
-        prefetch(sl.edge, sl.n_edges * sizeof(Edge), 1)
+        return sl.row + pf.n_features
+    return pf.x_data + s * pf.x_row_bytes
 
 
-cdef inline void _prefetch_lanes(const Prefetcher* pf, const Edge* edges, intp_t n) noexcept nogil:
-    """Into L1: the centroids of the next batch of touching clusters, while
-    the current batch is summed (eight rows read side by side are more
-    streams than the hardware prefetcher follows)."""
-    cdef intp_t p
-    cdef const Slot* sl
-    for p in range(n):
-        sl = &pf.slots[edges[p].slot]
-        if sl.row != NULL:
-            prefetch(sl.row + pf.n_features, pf.n_features * sizeof(float64_t), 0)
-        else:
-            prefetch(pf.x_data + edges[p].slot * pf.x_row_bytes, pf.x_row_bytes, 0)
+cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) noexcept nogil:
+    """The centroid of a cluster, into L1 or (far) L2."""
+    cdef intp_t n_bytes = (pf.n_features * sizeof(float64_t) if pf.slots[s].row != NULL
+                           else pf.x_row_bytes)
+    prefetch(_centroid(pf, s), n_bytes, far)
+
+
+# --------------------------------------------------------------------------
+# Inertias with a new cluster
+
+
+cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
+                    intp_t n_todo, const float64_t* centroid_k,
+                    float64_t w_k) noexcept nogil:
+    """The inertias of the new cluster with ``around[todo[0..n_todo-1]]``,
+    stored in place, LANES at a time. ``todo`` is in the order of ``around``,
+    samples first, so that float32 lanes come first in the batches."""
+    cdef const void* lane_row[LANES]
+    cdef float64_t lane_sum[LANES]
+    cdef float64_t w
+    cdef intp_t p = 0, q, n_lanes, n_float
+    cdef int32_t r
+    for q in range(n_todo if n_todo < LANES else LANES):
+        _prefetch_centroid(pf, around[todo[q]].slot, 0)
+    while p < n_todo:
+        n_lanes = n_todo - p if n_todo - p < LANES else LANES
+        # Into L1, the next batch while this one is summed (eight rows read
+        # side by side are more streams than the hardware prefetcher follows).
+        for q in range(p + n_lanes, p + 2 * LANES if p + 2 * LANES < n_todo else n_todo):
+            _prefetch_centroid(pf, around[todo[q]].slot, 0)
+        n_float = 0
+        for q in range(n_lanes):
+            r = around[todo[p + q]].slot
+            lane_row[q] = _centroid(pf, r)
+            if pf.x_float32 and pf.slots[r].row == NULL:
+                n_float += 1
+        centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float,
+                       pf.n_features, lane_sum)
+        for q in range(n_lanes):
+            r = around[todo[p + q]].slot
+            w = pf.slots[r].weight
+            around[todo[p + q]].inertia = lane_sum[q] * ((w_k * w) / (w_k + w))
+        p += n_lanes
 
 
 # --------------------------------------------------------------------------
@@ -811,18 +881,20 @@ def ward_merge(const real[:, ::1] X,
     cdef SlotHeap heap
     cdef Prefetcher pf
 
-    # Touching clusters of the new one: samples, merged clusters.
+    # Touching clusters of the new one: samples, merged clusters; those whose
+    # inertia with it is computed now (positions in around).
     cdef vector[Edge] around
     cdef vector[Edge] around_merged
-    # Lanes of a batch of inertias.
-    cdef const void* lane_row[LANES]
+    cdef vector[intp_t] todo
+    # Lanes of a batch of inertias (one when resolving a bound).
+    cdef const void* lane_row[1]
     cdef const real* lane_a[LANES]
     cdef const real* lane_b[LANES]
     cdef int32_t pair_a[LANES]
     cdef int32_t pair_b[LANES]
     cdef float64_t lane_sum[LANES]
 
-    cdef intp_t i, j, p, q, t, pa, pb, n_around, n_samples_around, n_lanes, n_float
+    cdef intp_t i, j, p, q, t, pa, pb, n_around
     cdef int32_t a, b, r, s, k_id
     cdef intp_t n_merges = 0
     cdef Key key, cand
@@ -831,7 +903,11 @@ def ward_merge(const real[:, ::1] X,
     cdef Slot* sb
     cdef Slot* sr
     cdef Edge* lst
-    cdef float64_t w_k, v
+    cdef float64_t w_a, w_b, w_k, w_child, v, bound
+    # The bounds (see "Lazy inertias"): relative margin, absolute margin on
+    # distances, and upper bounds of |c_k - c_a| and |c_k - c_b|.
+    cdef float64_t rel, slack, shift, shift_a, shift_b, norm_max
+    cdef int n_float
     cdef float64_t* row_k
     cdef const float64_t* centroid_k
     cdef const float64_t* other
@@ -853,10 +929,17 @@ def ward_merge(const real[:, ::1] X,
     heap.size = 0
     around.reserve(64)
     around_merged.reserve(64)
+    todo.reserve(64)
     pf.slots = slots
     pf.x_data = <const char*>&X[0, 0]
     pf.x_row_bytes = row_bytes
     pf.n_features = n_features
+    pf.x_float32 = real is float32_t
+    # A computed inertia is within (n_features + 5) units of rounding (2**-53)
+    # of the exact value for the stored centroids: a sum of non-negative
+    # terms, each within 3 units, times a weight within 3. Four times that,
+    # at each step of a bound.
+    rel = 4.0 * (n_features + 16) * 1.1102230246251565e-16
 
     with nogil:
         # ---- First pass: the inertia of every pair of touching samples ----
@@ -870,9 +953,14 @@ def ward_merge(const real[:, ::1] X,
             sa.node_id = <int32_t>i
             sa.seen_at = -1
             sa.best = -1
+            sa.lazy = 0
             heap.pos[i] = -1
         q = 0
+        norm_max = 0.0
         for i in range(n_samples):
+            v = norm2(&X[i, 0], n_features)
+            if v > norm_max:
+                norm_max = v
             for p in range(indptr[i], indptr[i + 1]):
                 j = indices[p]
                 if j < i:  # each pair once, from its larger sample
@@ -888,10 +976,16 @@ def ward_merge(const real[:, ::1] X,
         if q > 0:
             pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
             _store_pairs(slots, pair_a, pair_b, lane_sum, q)
+        # |c_k - c_a| is |c_a - c_b| w_b / w_k only up to the rounding of the
+        # stored sums and centroids: 3 units of rounding of the largest
+        # centroid norm, at most the largest sample norm (a mean is a convex
+        # combination; the rounding of the sums adds less than 1e-6 of it).
+        # More than twice that, plus 1e-150 for underflows, in distance units.
+        slack = 8.0 * 1.1102230246251565e-16 * sqrt(norm_max) * (1.0 + rel) * (1.0 + 1e-6) + 1e-150
 
         for i in range(n_samples):
             if slots[i].n_edges > 0:
-                slots[i].key = _best_edge(slots, <int32_t>i, &slots[i].best)
+                slots[i].key = _best_edge(slots, <int32_t>i, &slots[i].best, &slots[i].lazy)
                 heap.key[heap.size] = slots[i].key
                 heap.slot[heap.size] = <int32_t>i
                 heap.pos[i] = <int32_t>heap.size
@@ -903,11 +997,35 @@ def ward_merge(const real[:, ::1] X,
 
         # ---- Merges -------------------------------------------------------
         while heap.size > 0:
-            key = heap.key[0]
             a = heap.slot[0]
             sa = &slots[a]
             b = sa.best
             sb = &slots[b]
+            if sa.lazy:
+                # The best candidate of the top cluster is a bound: compute
+                # its inertia, in both lists, and look again. One of the two
+                # is a merged cluster (bounds are only made for new ones).
+                if sa.row != NULL:
+                    lane_row[0] = _centroid(&pf, b)
+                    centroid_k = sa.row + n_features
+                    n_float = 1 if (real is float32_t and sb.row == NULL) else 0
+                else:
+                    lane_row[0] = _centroid(&pf, a)
+                    centroid_k = sb.row + n_features
+                    n_float = 1 if real is float32_t else 0
+                centroid_lanes(centroid_k, lane_row, 1, n_float, n_features, lane_sum)
+                v = lane_sum[0] * ((sa.weight * sb.weight) / (sa.weight + sb.weight))
+                for q in range(sa.n_edges):
+                    if sa.edge[q].slot == b:
+                        sa.edge[q].inertia = v
+                for q in range(sb.n_edges):
+                    if sb.edge[q].slot == a:
+                        sb.edge[q].inertia = v
+                _rescan(&heap, slots, a)
+                if sb.best == a:
+                    _rescan(&heap, slots, b)
+                continue
+            key = heap.key[0]
             _prefetch_child(&pf, a)
             _prefetch_child(&pf, b)
             for p in range(sa.n_edges):
@@ -916,7 +1034,9 @@ def ward_merge(const real[:, ::1] X,
                 prefetch(&slots[sb.edge[p].slot], sizeof(Slot), 0)
 
             k_id = <int32_t>(n_samples + n_merges)
-            w_k = sa.weight + sb.weight
+            w_a = sa.weight
+            w_b = sb.weight
+            w_k = w_a + w_b
             children[n_merges, 0] = key.lo
             children[n_merges, 1] = key.hi
             inertia[n_merges] = key.inertia
@@ -960,62 +1080,76 @@ def ward_merge(const real[:, ::1] X,
 
             # Touching clusters of the new one: those of either child, once;
             # samples first, so that float32 lanes come first in the batches.
+            # Each with minus a lower bound of its inertia with the new one,
+            # the larger if both children list it (see "Lazy inertias"); its
+            # centroid is prefetched if the bound does not settle it. (Lists
+            # into L1 at once, rather than into L2 then a few clusters ahead
+            # into L1: measured 5 to 8 % faster on the brain masks.)
             sa.seen_at = k_id
             sb.seen_at = k_id
             around.clear()
             around_merged.clear()
+            v = sqrt(key.inertia * ((w_a + w_b) / (w_a * w_b))) * (1.0 + rel)  # >= |c_a - c_b|
+            shift_a = v * (w_b / w_k) * (1.0 + rel) + slack
+            shift_b = v * (w_a / w_k) * (1.0 + rel) + slack
             for s in range(2):
                 lst = sa.edge if s == 0 else sb.edge
+                w_child = w_a if s == 0 else w_b
+                shift = shift_a if s == 0 else shift_b
                 for p in range(sa.n_edges if s == 0 else sb.n_edges):
                     r = lst[p].slot
+                    if r == a or r == b:
+                        continue
                     sr = &slots[r]
+                    bound = (sqrt(fabs(lst[p].inertia) * ((w_child + sr.weight) / (w_child * sr.weight)))
+                             * (1.0 - rel) - shift)
+                    bound = (bound * bound * ((w_k * sr.weight) / (w_k + sr.weight)) * (1.0 - rel)
+                             if bound > 1e-140 else 0.0)
+                    if not (bound < 1e300):  # overflow
+                        bound = 0.0
                     if sr.seen_at != k_id:
                         sr.seen_at = k_id
                         edge.slot = r
                         edge.node = sr.node_id
+                        edge.inertia = -bound
                         if sr.row == NULL:
                             around.push_back(edge)
                         else:
                             around_merged.push_back(edge)
-                        _prefetch_touching(&pf, r)
-            n_samples_around = <intp_t>around.size()
+                        if sr.n_edges > 0:  # into L1: rewritten in this merge
+                            prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
+                        if sr.best == a or sr.best == b or not (bound > sr.key.inertia):
+                            _prefetch_centroid(&pf, r, 1)
+                    elif sr.row == NULL:
+                        for q in range(<intp_t>around.size()):
+                            if around[q].slot == r and -around[q].inertia < bound:
+                                around[q].inertia = -bound
+                    else:
+                        for q in range(<intp_t>around_merged.size()):
+                            if around_merged[q].slot == r and -around_merged[q].inertia < bound:
+                                around_merged[q].inertia = -bound
             for p in range(<intp_t>around_merged.size()):
                 around.push_back(around_merged[p])
             n_around = <intp_t>around.size()
 
-            # Their inertias with the new cluster, LANES at a time.
-            _prefetch_lanes(&pf, around.data(), n_around if n_around < LANES else LANES)
-            p = 0
-            while p < n_around:
-                n_lanes = n_around - p if n_around - p < LANES else LANES
-                if p + n_lanes < n_around:
-                    q = n_around - p - n_lanes
-                    _prefetch_lanes(&pf, around.data() + p + n_lanes, q if q < LANES else LANES)
-                if real is float32_t:
-                    n_float = n_samples_around - p
-                    n_float = 0 if n_float < 0 else (n_lanes if n_float > n_lanes else n_float)
-                else:
-                    n_float = 0  # float64 samples: read like centroids
-                for q in range(n_lanes):
-                    r = around[p + q].slot
-                    if slots[r].row == NULL:
-                        lane_row[q] = &X[r, 0]
-                    else:
-                        lane_row[q] = slots[r].row + n_features
-                centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float,
-                               n_features, lane_sum)
-                for q in range(n_lanes):
-                    sr = &slots[around[p + q].slot]
-                    around[p + q].inertia = lane_sum[q] * ((w_k * sr.weight) / (w_k + sr.weight))
-                p += n_lanes
+            # Their inertias with the new cluster where the bound does not
+            # settle it: where it may beat their best candidate (always when
+            # that was with a child). The new cluster's own key may then be a
+            # bound; computing the pairs that could beat its smallest inertia
+            # as well, in a second batch, was measured 3 to 12 % slower than
+            # leaving them to the top of the heap. A bound of 0 is never kept:
+            # every kept one is negative.
+            todo.clear()
+            for p in range(n_around):
+                sr = &slots[around[p].slot]
+                if sr.best == a or sr.best == b or not (-around[p].inertia > sr.key.inertia):
+                    todo.push_back(p)
+            _inertias(&pf, around.data(), todo.data(), <intp_t>todo.size(), centroid_k, w_k)
 
             # Each touching cluster r: its edges to a and b become one edge
             # to the new cluster (in slot a), and its best candidate is
             # updated; a full rescan only if that best was with a child.
             for p in range(n_around):
-                if p + 4 < n_around:  # into L1, a few clusters ahead
-                    sr = &slots[around[p + 4].slot]
-                    prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
                 r = around[p].slot
                 v = around[p].inertia
                 sr = &slots[r]
@@ -1040,13 +1174,14 @@ def ward_merge(const real[:, ::1] X,
 
                 if sr.best == a or sr.best == b:
                     _rescan(&heap, slots, r)
-                else:
+                elif v >= 0:  # a bound does not beat the best candidate
                     cand.inertia = v
                     cand.hi = k_id
                     cand.lo = sr.node_id
                     if _before(cand, sr.key):
                         sr.key = cand
                         sr.best = a
+                        sr.lazy = 0
                         _heap_set(&heap, r, cand)
 
             # The new cluster's list, in a child's buffer when one is large

@@ -384,6 +384,18 @@ def test_bad_selection_is_one_line_and_writes_nothing(fmriprep_dir, tmp_path, ar
     assert not out.exists()
 
 
+def test_session_label_selects_and_debug_shows_the_traceback(fmriprep_dir, tmp_path):
+    proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--session-label", "2",
+                   "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "no preprocessed BOLD" in proc.stderr
+    proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--session-label", "2",
+                   "--debug", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+    proc = run_app(fmriprep_dir, tmp_path / "out", "participant", "--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("nipype-ward ")
+
+
 def test_missing_dataset_and_mask_on_another_grid(fmriprep_dir, tmp_path):
     proc = run_app(tmp_path / "nope", tmp_path / "out", "participant", cwd=tmp_path)
     assert proc.returncode == 1 and "nope: no such directory" in proc.stderr

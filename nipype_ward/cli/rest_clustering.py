@@ -258,7 +258,7 @@ def report(settings: Settings, durations: dict, results: dict[int, dict]) -> Non
     tree_s = float(durations.get("ward_tree", 0.0))
     cut_s = durations.get("cut_tree", [0.0] * len(settings.n_clusters))
     print(f"BOLD read once, masked and prepared: {float(durations.get('prepare_signals', 0.0)):.2f}s")
-    print(f"Ward tree, built once for every K: {tree_s:.2f}s")
+    print(f"Ward tree (and its two split-half trees), built once for every K: {tree_s:.2f}s")
     for index, k in enumerate(settings.n_clusters):
         # Like the seed's cached second run: only the first K pays for the tree.
         seconds = cut_s[index] + (tree_s if index == 0 else 0.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def save_atomically(write, path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def copy_atomically(source, target) -> Path:
+    """Copy a file, written then renamed (see :func:`save_atomically`)."""
+    return save_atomically(lambda tmp: shutil.copyfile(source, tmp), target)
 
 
 def sidecar_path(path) -> Path:

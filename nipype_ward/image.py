@@ -146,9 +146,16 @@ def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int =
         yield img
 
 
-def _read_block(img, path, start: int, stop: int) -> np.ndarray:
+def _volume_blocks(n_volumes: int) -> list[tuple[int, int]]:
+    """(start, stop) of each block of volumes read at once."""
+    return [(a, min(a + BLOCK_VOLUMES, n_volumes)) for a in range(0, n_volumes, BLOCK_VOLUMES)]
+
+
+def _read_block(img, path, start: int | None = None, stop: int | None = None) -> np.ndarray:
+    """Volumes ``start`` to ``stop`` of an open image (all its data without them)."""
+    slicer = (Ellipsis,) if start is None else (Ellipsis, slice(start, stop))
     try:
-        return np.asanyarray(img.dataobj[..., start:stop])
+        return np.asanyarray(img.dataobj[slicer])
     except Exception as exc:  # truncated or corrupt data: gzip, EOF, size errors
         raise InputError(path, f"data cannot be read, the file may be truncated ({exc})") from exc
 
@@ -245,22 +252,15 @@ def read_mean(path) -> tuple[np.ndarray, nb.Nifti1Image]:
     """
     with open_image(path, ndim=(3, 4)) as img:
         if img.ndim == 3:
-            return np.array(_read_block_3d(img, path)), img
+            data = np.array(_read_block(img, path))
+            return (data if data.dtype.kind == "f" else data.astype(np.float64)), img
         acc = None
-        for start in range(0, img.shape[3], BLOCK_VOLUMES):
-            block = _read_block(img, path, start, min(start + BLOCK_VOLUMES, img.shape[3]))
+        for start, stop in _volume_blocks(img.shape[3]):
+            block = _read_block(img, path, start, stop)
             if acc is None:
                 acc = _MeanAccumulator(img.shape[:3], block.dtype)
             acc.add(block)
         return acc.mean(), img
-
-
-def _read_block_3d(img, path) -> np.ndarray:
-    try:
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise InputError(path, f"data cannot be read, the file may be truncated ({exc})") from exc
-    return data if data.dtype.kind == "f" else data.astype(np.float64)
 
 
 def _fortran_positions(mask) -> np.ndarray:
@@ -319,7 +319,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
         if before_reading is not None:
             before_reading(img)
         n_volumes = img.shape[3]
-        blocks = [(a, min(a + BLOCK_VOLUMES, n_volumes)) for a in range(0, n_volumes, BLOCK_VOLUMES)]
+        blocks = _volume_blocks(n_volumes)
         acc = X = None
         with contextlib.ExitStack() as stack:
             spill = None

@@ -20,7 +20,6 @@ sparse voxel adjacency of :func:`nipype_ward.connectivity.grid_connectivity`.
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, NamedTuple
 
 import numpy as np

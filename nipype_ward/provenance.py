@@ -23,7 +23,7 @@ NAMESPACE = ("nw", "https://github.com/nipype-ward/nipype-ward#")
 
 
 def run_provenance(*, sources, source_dir, outputs, output_dir, parameters: dict, run_id: str,
-                   run_name: str, started=None):
+                   run_name: str, started=None, checksums=None):
     """The PROV document of one run (see the module's docstring).
 
     Parameters
@@ -33,7 +33,15 @@ def run_provenance(*, sources, source_dir, outputs, output_dir, parameters: dict
     parameters : the run's parameters (JSON-able), recorded on the activity
     run_id, run_name : the App's run (``log/<run_id>``) and the BOLD run's name
     started : datetime, optional; when the App's run began
+    checksums : dict, optional
+        SHA-256 of files already hashed, by path (the sources' are in every
+        sidecar): not read again.
     """
+    checksums = dict(checksums or {})
+
+    def checksum(path):
+        return checksums.get(str(path)) or sha256(path)
+
     from prov.model import ProvDocument
 
     document = ProvDocument()
@@ -54,7 +62,7 @@ def run_provenance(*, sources, source_dir, outputs, output_dir, parameters: dict
     for path in sources:
         relative = Path(path).absolute().relative_to(Path(source_dir).absolute()).as_posix()
         entity = document.entity(src[relative], {
-            "prov:location": bids_uri(path, source_dir), nw["sha256"]: sha256(path),
+            "prov:location": bids_uri(path, source_dir), nw["sha256"]: checksum(path),
         })
         document.used(activity, entity)
         inputs.append(entity)

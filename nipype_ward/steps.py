@@ -147,6 +147,14 @@ class VoxelSeries(NamedTuple):
     sample_mask: list | None  #: the kept volumes when some were censored
 
 
+def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarray:
+    """nilearn's EPI mask of a mean image; an empty one is an error naming the BOLD."""
+    mask = masking.compute_epi_mask(mean_img, options)
+    if not mask.any():
+        raise InputError(bold_path, "the EPI mask computed from it is empty")
+    return mask
+
+
 def read_prepared(
     bold_path,
     *,
@@ -175,14 +183,9 @@ def read_prepared(
     def check_header(img):
         resolved["preparation"] = resolve_preparation(preparation, bold_path, img, img.shape[3])
 
-    def epi_mask(mean_img):
-        computed = masking.compute_epi_mask(mean_img, epi_options)
-        if not computed.any():
-            raise InputError(bold_path, "the EPI mask computed from it is empty")
-        return computed
-
     X, mask, mean_img, bold_img = image.read_series(
-        bold_path, mask=mask, mask_path=mask_path, compute_mask=epi_mask,
+        bold_path, mask=mask, mask_path=mask_path,
+        compute_mask=lambda mean: _epi_mask(mean, epi_options, bold_path),
         before_reading=check_header, spill_dir=spill_dir,
     )
     n_volumes, found = X.shape[1], resolved["preparation"]
@@ -233,6 +236,14 @@ def prepare_series(
     image.save_image(masking.mean_image(mean_img.dataobj, mean_img), out_mean)
     fileio.save_series(series.X, out_series)
     return series
+
+
+def censored_volumes(info: dict) -> list[int]:
+    """The volumes a :func:`series_info` says were censored (none when all were kept)."""
+    kept = info.get("sample_mask")
+    if kept is None:
+        return []
+    return sorted(set(range(info["n_volumes_acquired"])) - set(kept))
 
 
 def series_info(series: VoxelSeries) -> dict:
@@ -298,9 +309,7 @@ def epi_mask(
     if brain_mask_path is not None:
         mask, _ = image.load_mask(brain_mask_path, reference=bold_img, reference_path=bold_path)
     else:
-        mask = masking.compute_epi_mask(mean_img, options or masking.EPIMaskOptions())
-        if not mask.any():
-            raise InputError(bold_path, "the EPI mask computed from it is empty")
+        mask = _epi_mask(mean_img, options or masking.EPIMaskOptions(), bold_path)
     return (
         image.save_image(masking.mask_image(mask, mean_img), out_mask),
         image.save_image(masking.mean_image(mean, mean_img), out_mean),

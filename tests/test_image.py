@@ -41,7 +41,6 @@ def test_mask_on_other_grid(tmp_path):
 
 
 def test_empty_mask(tmp_path):
-    bold = _save(tmp_path, "bold.nii.gz", np.ones((3, 3, 3, 4), np.float32))
     mask = _save(tmp_path, "empty.nii.gz", np.zeros((3, 3, 3), np.uint8))
     with pytest.raises(image.InputError, match="empty.nii.gz: mask is empty"):
         image.load_mask(mask)

@@ -1,6 +1,5 @@
 """BIDS derivatives: the sink, the parcel tables and the sidecars of a run."""
 
-import shutil
 from pathlib import Path
 
 import nibabel as nb
@@ -61,7 +60,7 @@ class DerivativesSink(SimpleInterface):
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        fileio.save_atomically(lambda tmp: shutil.copyfile(in_file, tmp), out_file)
+        fileio.copy_atomically(in_file, out_file)
         self._results["out_file"] = str(out_file)
         if isdefined(self.inputs.meta_dict):
             sidecar = out_file.with_name(out_file.name[: -len(extension)] + ".json")
@@ -122,6 +121,7 @@ class _RunSidecarsOutputSpec(TraitedSpec):
     dseg_meta = traits.List(traits.Dict, desc="sidecar of each K's label image")
     timeseries_meta = traits.List(traits.Dict, desc="sidecar of each K's time series")
     bold_meta = traits.List(traits.Dict, desc="sidecar of each K's compressed series")
+    source_checksums = traits.Dict(desc="SHA-256 of each source file, by path")
 
 
 class RunSidecars(SimpleInterface):
@@ -141,9 +141,11 @@ class RunSidecars(SimpleInterface):
         if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
             sources += list(self.inputs.confounds_file)
         uris = [bids.bids_uri(path, self.inputs.source_dir) for path in sources]
+        checksums = {str(path): bids.sha256(path) for path in sources}
+        self._results["source_checksums"] = checksums
         common = {
             "Sources": uris,
-            "SourcesSHA256": {uri: bids.sha256(path) for uri, path in zip(uris, sources)},
+            "SourcesSHA256": {uri: checksums[str(path)] for uri, path in zip(uris, sources)},
             "SpatialReference": uris[0],
             "Software": bids.software_versions(),
             "Parameters": self.inputs.parameters if isdefined(self.inputs.parameters) else {},
@@ -151,8 +153,7 @@ class RunSidecars(SimpleInterface):
         info = self.inputs.series_info
         metadata = self.inputs.metadata if isdefined(self.inputs.metadata) else {}
         t_r = info.get("t_r") or metadata.get("RepetitionTime")
-        censored = sorted(set(range(info["n_volumes_acquired"]))
-                          - set(info["sample_mask"] or range(info["n_volumes_acquired"])))
+        censored = steps.censored_volumes(info)
         if isdefined(self.inputs.resolution) and self.inputs.resolution:
             zooms = nb.load(self.inputs.mask_file[0]).header.get_zooms()[:3]
             common["Resolution"] = (
@@ -196,6 +197,10 @@ class _RunProvenanceInputSpec(BaseInterfaceInputSpec):
     run_id = traits.Str(mandatory=True, desc="the App's run (its log/<run_id> folder)")
     run_name = traits.Str(mandatory=True, desc="the BOLD run's name (sub-01_task-rest_run-1)")
     subject = traits.Str(mandatory=True, desc="the subject label, for the log folder")
+    source_checksums = traits.Dict(
+        desc="SHA-256 of source files already computed (RunSidecars'), by path; the others "
+        "are computed here",
+    )
 
 
 class _RunProvenanceOutputSpec(TraitedSpec):
@@ -225,6 +230,8 @@ class RunProvenance(SimpleInterface):
             outputs=self.inputs.derivatives, output_dir=self.inputs.output_dir,
             parameters=self.inputs.parameters, run_id=self.inputs.run_id,
             run_name=self.inputs.run_name, started=started,
+            checksums=self.inputs.source_checksums if isdefined(self.inputs.source_checksums)
+            else None,
         )
         folder = Path(self.inputs.output_dir) / f"sub-{self.inputs.subject}" / "log" \
             / self.inputs.run_id

@@ -1,7 +1,5 @@
 """Delivering results: the sink of a workflow, as a node of its graph."""
 
-import shutil
-
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -11,7 +9,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward.fileio import save_atomically
+from nipype_ward.fileio import copy_atomically
 
 
 class _ExportFilesInputSpec(BaseInterfaceInputSpec):
@@ -49,6 +47,6 @@ class ExportFiles(SimpleInterface):
         for source, target in zip(in_files, out_files):
             if not target.startswith("/"):
                 raise ValueError(f"destination must be an absolute path, got {target}")
-            save_atomically(lambda tmp, source=source: shutil.copyfile(source, tmp), target)
+            copy_atomically(source, target)
         self._results["out_files"] = out_files
         return runtime

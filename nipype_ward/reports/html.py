@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from nipype_ward import __version__
+from nipype_ward.steps import censored_volumes
 
 #: References the methods paragraph cites.
 CITATIONS = {
@@ -40,9 +41,7 @@ def _table(rows, header) -> str:
 
 def run_summary(series_info: dict, metrics: list[dict]) -> str:
     """A run's summary: the series, the censored volumes, the quality at each K."""
-    censored = sorted(set(range(series_info["n_volumes_acquired"]))
-                      - set(series_info.get("sample_mask") or
-                            range(series_info["n_volumes_acquired"])))
+    censored = censored_volumes(series_info)
     preparation = series_info.get("preparation") or {}
     lines = [
         f"<p>Source: <code>{escape(series_info['source'])}</code></p>",

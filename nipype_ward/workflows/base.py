@@ -235,4 +235,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
                           subject=runs[0].entities["subject"]),
             name="provenance", run_without_submitting=True,
         )
-        workflow.connect([(ds_run, provenance, [("outputnode.out_files", "derivatives")])])
+        workflow.connect([
+            (ds_run, provenance, [("outputnode.out_files", "derivatives")]),
+            (sidecars, provenance, [("source_checksums", "source_checksums")]),
+        ])

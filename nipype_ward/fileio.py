@@ -89,6 +89,11 @@ def save_json(payload: dict, path) -> Path:
     return save_atomically(write, path)
 
 
+def save_text(path, text: str) -> Path:
+    """Write a small text file atomically (README, .bidsignore)."""
+    return save_atomically(lambda tmp: Path(tmp).write_text(text), path)
+
+
 def load_json(path) -> dict:
     path = Path(path)
     if not path.exists():
@@ -211,11 +216,21 @@ def load_tree(path, *, n_leaves: int | None = None) -> WardTree:
 # Tables
 # --------------------------------------------------------------------------
 def save_timeseries(means, path, *, column_names=None) -> Path:
-    """Write parcel signals (n_parcels, n_volumes) as a TSV, one column per parcel."""
+    """Write parcel signals (n_parcels, n_volumes) as a TSV, one column per parcel.
+
+    A NaN (a parcel without data) is written ``n/a``, as BIDS tables want.
+    """
     means = np.asarray(means)
     names = column_names if column_names is not None else [str(i + 1) for i in range(len(means))]
 
     def write(tmp):
+        if np.isnan(means).any():
+            with open(tmp, "w") as fobj:
+                fobj.write("\t".join(names) + "\n")
+                for row in means.T:
+                    fobj.write("\t".join("n/a" if np.isnan(v) else f"{v:.8g}" for v in row)
+                               + "\n")
+            return
         np.savetxt(tmp, means.T, delimiter="\t", header="\t".join(names), comments="", fmt="%.8g")
 
     return save_atomically(write, path)

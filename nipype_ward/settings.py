@@ -34,6 +34,17 @@ class ParcellationSettings:
 
 
 @dataclass(frozen=True)
+class GroupSettings:
+    """How the group level combines subjects (see :mod:`nipype_ward.group`)."""
+
+    reduction: str = "exact"  #: "exact" (concatenation) or "migp"
+    n_components: int = 500  #: features MIGP keeps
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """Everything a run of the BIDS App needs, read once from the command line."""
 
@@ -44,6 +55,9 @@ class AppSettings:
     selection: Selection = field(default_factory=Selection)
     parcellation: ParcellationSettings = field(default_factory=ParcellationSettings)
     combine_runs: bool = False  #: one parcellation per subject and space from all its runs
+    group: GroupSettings = field(default_factory=GroupSettings)
+    #: (label, file) of each atlas the participant level also reduces each run on
+    atlases: tuple[tuple[str, Path], ...] = ()
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
     write_provenance: bool = False

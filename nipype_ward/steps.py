@@ -434,6 +434,7 @@ def parcel_compress(
     connectivity_path=None,
     half_tree_paths=(),
     true_regions_path=None,
+    atlas: bool = False,
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
@@ -452,6 +453,14 @@ def parcel_compress(
     between the two halves' trees cut at the same number of parcels, and
     with ``true_regions_path`` (known regions on the same grid, e.g. the
     simulation's) ``true_regions_ari`` and ``true_regions_ami``.
+
+    With ``atlas=True`` the label image is an atlas that need not cover the
+    mask (a group atlas, or any dseg on the run's grid): only the mask's
+    voxels it labels are used (``n_voxels_outside_atlas`` counts the
+    others), the time series has one column per label of the atlas in
+    increasing order, and a parcel with no voxel in the mask gets a column
+    of n/a (listed in ``parcels_missing``); the metrics are those of the
+    parcels present.
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,
@@ -462,13 +471,39 @@ def parcel_compress(
     labels_img = image.load_image(labels_path, ndim=3)
     image.check_same_grid(labels_img, labels_path, series.reference_img,
                           mask_path or series.source)
+    outside, all_values = 0, None
+    if atlas:
+        data = np.asanyarray(labels_img.dataobj)
+        keep = data[mask] > 0
+        if not keep.any():
+            raise InputError(labels_path, f"the atlas labels no voxel of the mask "
+                             f"{mask_path or series.source}")
+        outside = int((~keep).sum())
+        all_values = np.unique(data[data > 0]).astype(np.int64)
+        if outside:
+            X, mask = np.asarray(X[keep]), mask & (data > 0)
     labels, label_values = image.load_labels(labels_path, mask=mask)
     moments = parcel_moments(X, labels, len(label_values))
     means = moments.sums / moments.sizes[:, None]
     connectivity = None
     if connectivity_path:
-        connectivity = fileio.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+        connectivity = fileio.load_connectivity(connectivity_path,
+                                                n_voxels=X.shape[0] + outside)
+        if outside:
+            connectivity = connectivity[keep][:, keep]
     metrics = compression_summary(X, labels, connectivity=connectivity, moments=moments)
+    columns = label_values
+    if atlas:
+        metrics["n_voxels_outside_atlas"] = outside
+        metrics["parcels_missing"] = [int(v) for v in np.setdiff1d(all_values, label_values)]
+        position = {int(v): i for i, v in enumerate(label_values)}
+        table = np.full((len(all_values), means.shape[1]), np.nan)
+        for row, value in enumerate(all_values):
+            if int(value) in position:
+                table[row] = means[position[int(value)]]
+        table_means, columns = table, all_values
+    else:
+        table_means = means
     if half_tree_paths:
         metrics["split_half_ari"] = split_half_ari(half_tree_paths, len(means), X.shape[0])
     if true_regions_path:
@@ -477,7 +512,7 @@ def parcel_compress(
     metrics["bold_file"] = series.source
     metrics["labels_file"] = str(labels_path)
     metrics["preparation"] = series.preparation
-    fileio.save_timeseries(means, out_timeseries, column_names=[str(v) for v in label_values])
+    fileio.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None:
         image.save_series_image(
             lambda start, stop: means[labels, start:stop], mask, series.reference_img,
@@ -579,3 +614,175 @@ def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_
         "dtype": str(combined.dtype),
         "runs": run_infos,
     }, run_infos
+
+
+# --------------------------------------------------------------------------
+# Group level
+# --------------------------------------------------------------------------
+def group_mask(mask_paths, mean_paths, out_mask, out_mean) -> int:
+    """The voxels inside every run's mask, and the average of the runs' means.
+
+    Every mask must be on the grid of the first (same shape and affine).
+    Returns the number of voxels of the group mask.
+    """
+    if not mask_paths or len(mask_paths) != len(mean_paths):
+        raise ValueError("give one mask and one mean image per run")
+    common, reference, mean = None, None, None
+    for mask_path, mean_path in zip(mask_paths, mean_paths):
+        mask, mask_img = image.load_mask(mask_path)
+        if reference is None:
+            reference, common = (mask_img, mask_path), mask.copy()
+            mean = np.zeros(mask.shape)
+        else:
+            image.check_same_grid(mask_img, mask_path, *reference)
+            common &= mask
+        mean += np.asanyarray(image.load_image(mean_path, ndim=3).dataobj, dtype=np.float64)
+    if not common.any():
+        raise InputError(mask_paths[0], "the runs' brain masks have no voxel in common")
+    image.save_image(masking.mask_image(common, reference[0]), out_mask)
+    image.save_image(masking.mean_image(mean / len(mask_paths), reference[0]), out_mean)
+    return int(common.sum())
+
+
+def _check_reduction(reduction: str, n_components: int) -> None:
+    from nipype_ward.group import REDUCTIONS
+
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction == "migp" and (not isinstance(n_components, (int, np.integer))
+                                or isinstance(n_components, bool) or n_components < 1):
+        raise ValueError(f"MIGP needs a positive number of components, got {n_components!r}")
+
+
+def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series, *,
+                   subject: str, reduction: str = "exact", n_components: int = 500) -> dict:
+    """One subject's runs in the group mask, concatenated in time, reduced for the group.
+
+    Each run's prepared series (:func:`prepare_series`, in its own mask) is
+    restricted to the group mask's voxels and the runs are put one after the
+    other in time. With ``reduction="migp"`` the result is projected on its
+    ``n_components`` leading principal axes in time
+    (:func:`nipype_ward.group.reduce_features`), which changes nothing when
+    the subject has at most that many volumes; with ``"exact"`` it is written
+    as is. Returns the subject's record for the group sidecars.
+    """
+    from nipype_ward.group import reduce_features
+
+    _check_reduction(reduction, n_components)
+    if not (len(series_paths) == len(mask_paths) == len(infos)) or not series_paths:
+        raise ValueError("give one series, mask and info per run")
+    common, _ = image.load_mask(group_mask_path)
+    parts = []
+    for path, mask_path, info in zip(series_paths, mask_paths, infos):
+        mask, mask_img = image.load_mask(mask_path)
+        image.check_same_grid(mask_img, mask_path, image.load_image(group_mask_path, ndim=3),
+                              group_mask_path)
+        if (common & ~mask).any():
+            raise InputError(mask_path, "the group mask has voxels outside this run's mask")
+        parts.append(fileio.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
+    dtype = np.result_type(*parts)
+    X = np.empty((int(common.sum()), sum(part.shape[1] for part in parts)), dtype=dtype)
+    offset = 0
+    for part in parts:
+        X[:, offset:offset + part.shape[1]] = part
+        offset += part.shape[1]
+    del parts
+    if reduction == "migp":
+        X = reduce_features(X, n_components)
+    fileio.save_series(X, out_series)
+    return {
+        "subject": subject,
+        "sources": [info["source"] for info in infos],
+        "n_volumes": int(offset),
+        "n_features": int(X.shape[1]),
+        "t_r": sorted({info.get("t_r") for info in infos}, key=str),
+        "preparation": infos[0].get("preparation"),
+        "dtype": str(X.dtype),
+    }
+
+
+def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
+                 reduction: str = "exact", n_components: int = 500) -> dict:
+    """The group's voxel-feature matrix, from the subjects' reduced series.
+
+    ``"exact"``: the subjects' series one after the other in time (memory
+    grows with the group). ``"migp"``: MIGP over the subjects, in the order
+    given (:func:`nipype_ward.group.migp`; memory flat in the number of
+    subjects). Returns the series info the tree step reads, with the
+    reduction and the subjects recorded.
+    """
+    from nipype_ward.group import migp
+
+    _check_reduction(reduction, n_components)
+    if len(reduced_paths) != len(subject_infos) or not reduced_paths:
+        raise ValueError("give one reduced series and one record per subject")
+    common, _ = image.load_mask(group_mask_path)
+    n_voxels = int(common.sum())
+    blocks = [fileio.load_series(path, n_voxels=n_voxels) for path in reduced_paths]
+    if reduction == "migp":
+        X = migp(blocks, n_components)
+    else:
+        X = np.empty((n_voxels, sum(block.shape[1] for block in blocks)),
+                     dtype=np.result_type(*blocks))
+        offset = 0
+        for block in blocks:
+            X[:, offset:offset + block.shape[1]] = block
+            offset += block.shape[1]
+    fileio.save_series(X, out_series)
+    t_rs = sorted({t_r for info in subject_infos for t_r in info["t_r"]}, key=str)
+    return {
+        "source": "; ".join(source for info in subject_infos for source in info["sources"]),
+        "t_r": t_rs[0] if len(t_rs) == 1 else None,
+        "preparation": subject_infos[0].get("preparation"),
+        "n_voxels": n_voxels,
+        "n_volumes": int(X.shape[1]),
+        "n_volumes_acquired": int(X.shape[1]),
+        "sample_mask": None,
+        "dtype": str(X.dtype),
+        "reduction": reduction,
+        "n_components": int(n_components) if reduction == "migp" else None,
+        "n_volumes_total": int(sum(info["n_volumes"] for info in subject_infos)),
+        "subjects": [info["subject"] for info in subject_infos],
+    }
+
+
+def _restricted_labels(labels_path, mask, keep):
+    """0-based labels of the voxels ``keep`` of ``mask`` (renumbered 0..K-1), and their values."""
+    data = np.asanyarray(image.load_image(labels_path, ndim=3).dataobj)
+    values = data[mask][keep].astype(np.int64)
+    unique, inverse = np.unique(values, return_inverse=True)
+    return inverse.astype(np.intp), unique
+
+
+def compare_parcellations(series_path, mask_path, atlas_path, own_paths, *, series_info=None,
+                          n_clusters=()) -> list[dict]:
+    """A run's R2 and homogeneity on a group atlas and on its own parcellations.
+
+    Over the voxels of the run that the atlas labels, so both are measured on
+    the same voxels: each own parcellation is restricted to them (its parcels
+    cut by the atlas' mask keep their voxels inside it). One record per own
+    parcellation (``own_paths``, one per K in ``n_clusters``).
+    """
+    from nipype_ward.metrics import homogeneity, reconstruction_r2
+
+    series = load_voxel_series(series_path=series_path, series_info=series_info,
+                               mask_path=mask_path)
+    atlas_img = image.load_image(atlas_path, ndim=3)
+    image.check_same_grid(atlas_img, atlas_path, series.reference_img, mask_path)
+    keep = np.asanyarray(atlas_img.dataobj)[series.mask] > 0
+    if not keep.any():
+        raise InputError(atlas_path, f"no voxel of {mask_path} is labelled in the atlas")
+    X = np.asarray(series.X[keep])
+    atlas_labels, atlas_values = _restricted_labels(atlas_path, series.mask, keep)
+    atlas = {"r2": reconstruction_r2(X, atlas_labels), "homogeneity": homogeneity(X, atlas_labels)}
+    records = []
+    for k, own_path in zip(n_clusters, own_paths):
+        own_labels, own_values = _restricted_labels(own_path, series.mask, keep)
+        records.append({
+            "source": series.source, "n_clusters": int(k), "n_voxels": int(keep.sum()),
+            "group_n_parcels": int(len(atlas_values)), "group_r2": atlas["r2"],
+            "group_homogeneity": atlas["homogeneity"], "own_n_parcels": int(len(own_values)),
+            "own_r2": reconstruction_r2(X, own_labels),
+            "own_homogeneity": homogeneity(X, own_labels),
+        })
+    return records

@@ -16,15 +16,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.bids import Selection, check_label, load_filter_file, parse_space
+from nipype_ward.bids import (
+    Selection,
+    check_label,
+    load_filter_file,
+    parse_entities,
+    parse_space,
+)
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.fileio import InputError
 from nipype_ward.parcels import check_n_clusters
-from nipype_ward.settings import AppSettings, ParcellationSettings
+from nipype_ward.settings import AppSettings, GroupSettings, ParcellationSettings
 from nipype_ward.signals import CONFOUND_STRATEGIES
 from nipype_ward.steps import SignalPreparation
 
-ANALYSIS_LEVELS = ("participant",)
+ANALYSIS_LEVELS = ("participant", "group")
+GROUP_REDUCTIONS = ("auto", "exact", "migp")
 STANDARDIZE_CHOICES = ("zscore_sample", "psc", "none")
 
 
@@ -37,7 +44,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("bids_dir", type=Path, help="the fMRIPrep output folder (derivatives)")
     parser.add_argument("output_dir", type=Path, help="where the derivatives are written")
     parser.add_argument("analysis_level", choices=ANALYSIS_LEVELS,
-                        help="'participant': one parcellation per run")
+                        help="'participant': one parcellation per run; 'group': one atlas per K "
+                        "from all selected subjects, in OUTPUT_DIR/atlases (BIDS-Atlas, for "
+                        "XCP-D)")
     parser.add_argument("--version", action="version", version=f"nipype-ward {__version__}")
 
     select = parser.add_argument_group("selecting the data")
@@ -69,6 +78,21 @@ def get_parser() -> argparse.ArgumentParser:
     ward.add_argument("--save-compressed", action="store_true",
                       help="also write each run compressed by each parcellation (as large as "
                       "the BOLD)")
+
+    ward.add_argument("--atlas", nargs="+", default=[], metavar="[LABEL=]FILE",
+                      help="participant level: also reduce each run on these atlases (a dseg "
+                      "on the run's grid, e.g. a group atlas): time series named seg-LABEL; "
+                      "LABEL defaults to the file's atlas- entity")
+
+    group = parser.add_argument_group("group level")
+    group.add_argument("--group-reduction", choices=GROUP_REDUCTIONS, default="auto",
+                       help="how subjects are combined before the group tree: 'exact' "
+                       "concatenates their series in time (memory grows with the group), "
+                       "'migp' is MIGP's incremental group PCA to --group-dimensions features "
+                       "(flat memory); 'auto' (default): exact while the group has at most "
+                       "--group-dimensions volumes, else migp")
+    group.add_argument("--group-dimensions", type=int, default=500, metavar="M",
+                       help="features MIGP keeps (default: 500)")
 
     denoise = parser.add_argument_group(
         "denoising", "applied before the tree and the parcel time series (nilearn)"
@@ -126,6 +150,22 @@ def parse_plugin_args(text: str | None) -> dict:
     return pairs
 
 
+def parse_atlas(value: str) -> tuple[str, Path]:
+    """``--atlas [LABEL=]FILE``: the label (else the file's ``atlas-`` entity) and the file."""
+    label, sep, path = value.partition("=")
+    if not sep:
+        label, path = "", value
+    path = Path(path).absolute()
+    if not path.is_file():
+        raise InputError(path, "--atlas: no such file")
+    if not label:
+        label = parse_entities(path).get("atlas") or ""
+        if not label:
+            raise ValueError(f"--atlas {value}: the file name has no atlas- entity; "
+                             "give its label as LABEL=FILE")
+    return check_label(label, "atlas"), path
+
+
 def parse_settings(argv=None) -> AppSettings:
     parser = get_parser()
     args = parser.parse_args(argv)
@@ -147,6 +187,16 @@ def parse_settings(argv=None) -> AppSettings:
             else args.confounds_strategy,
             fd_threshold=args.fd_thresh,
         )
+        if args.group_dimensions < 1:
+            raise ValueError(f"--group-dimensions must be at least 1, got {args.group_dimensions}")
+        atlases = tuple(parse_atlas(value) for value in args.atlas)
+        if args.combine_runs and args.analysis_level != "participant":
+            raise ValueError("--combine-runs belongs to the participant level (the group level "
+                             "combines every run of every subject already)")
+        if atlases and args.analysis_level != "participant":
+            raise ValueError("--atlas belongs to the participant level")
+        if len({label for label, _ in atlases}) < len(atlases):
+            raise ValueError("--atlas: two atlases have the same label; name them LABEL=FILE")
         plugin_args = parse_plugin_args(args.plugin_args)
         filters = load_filter_file(args.bids_filter_file) if args.bids_filter_file else {}
     except (ValueError, InputError) as exc:
@@ -173,6 +223,8 @@ def parse_settings(argv=None) -> AppSettings:
             save_compressed=args.save_compressed,
         ),
         combine_runs=args.combine_runs,
+        group=GroupSettings(reduction=args.group_reduction, n_components=args.group_dimensions),
+        atlases=atlases,
         plugin=plugin,
         plugin_args=plugin_args,
         write_provenance=args.write_provenance,

@@ -56,7 +56,56 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
                 f"of {kept} volumes; the parcels may be poor (a lighter strategy keeps more "
                 "signal)"
             )
+    for label, atlas in settings.atlases:
+        for run in runs:
+            image.load_labels(atlas, reference=image.load_image(run.bold), reference_path=run.bold)
     return warnings
+
+
+def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSettings, list[str]]:
+    """The group level's checks: one grid per space, K within the group mask, the reduction.
+
+    Returns the settings with ``--group-reduction auto`` resolved, and warnings.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nipype_ward.workflows.group import space_key
+
+    warnings, total_volumes = [], 0
+    by_space: dict[tuple, list[bids.Run]] = {}
+    for run in runs:
+        by_space.setdefault(space_key(run), []).append(run)
+    for space_runs in by_space.values():
+        common, reference = None, None
+        for run in space_runs:
+            mask, mask_img = image.load_mask(run.mask)
+            if reference is None:
+                reference, common = (mask_img, run.mask), mask.copy()
+            else:
+                image.check_same_grid(mask_img, run.mask, *reference)
+                common &= mask
+        if not common.any():
+            raise InputError(space_runs[0].mask, "the runs' brain masks have no voxel in common")
+        check_n_clusters_in_mask(settings.parcellation.n_clusters, int(common.sum()),
+                                 f"the group mask of {len(space_runs)} runs")
+        subjects = {run.entities["subject"] for run in space_runs}
+        if len(subjects) == 1:
+            warnings.append(f"the group level has one subject ({next(iter(subjects))}) in space "
+                            f"{space_runs[0].entities['space']}: its atlas is that subject's")
+        smallest = min(int(m.sum()) for m in [image.load_mask(r.mask)[0] for r in space_runs])
+        if common.sum() < 0.8 * smallest:
+            warnings.append(f"the group mask keeps {int(common.sum())} voxels, "
+                            f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
+                            "check the runs' masks")
+        total_volumes = max(total_volumes, int(np.sum([
+            image.load_bold(run.bold).shape[3] for run in space_runs])))
+    group = settings.group
+    if group.reduction == "auto":
+        group = replace(group, reduction="exact" if total_volumes <= group.n_components
+                        else "migp")
+    return replace(settings, group=group), warnings
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -105,31 +154,50 @@ def main(argv=None) -> int:
             raise InputError(settings.output_dir, "the output folder must not be the input dataset")
         check_writable(settings.output_dir, "output folder")
         check_writable(settings.work_dir, "work folder (-w)")
+        if settings.analysis_level == "group":
+            settings, group_warnings = check_group(settings, runs)
+            for warning in group_warnings:
+                print(f"nipype-ward: warning: {warning}", file=sys.stderr)
         bids.write_dataset_description(settings.output_dir, settings.bids_dir)
         bids.write_bidsignore(settings.output_dir)
         save_run_config(settings, runs, argv)
 
         from nipype_ward.cli._running import run_graph
-        from nipype_ward.workflows.base import init_nipype_ward_wf
 
-        workflow = init_nipype_ward_wf(settings, runs)
+        if settings.analysis_level == "group":
+            from nipype_ward.workflows.group import init_group_level_wf
+
+            workflow = init_group_level_wf(settings, runs)
+        else:
+            from nipype_ward.workflows.base import init_nipype_ward_wf
+
+            workflow = init_nipype_ward_wf(settings, runs)
         run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
                   plugin_args=settings.plugin_args, verbose=settings.debug)
 
-        from nipype_ward.reports.assemble import write_subject_report
+        if settings.analysis_level == "group":
+            bids.write_atlas_dataset(settings.output_dir / bids.ATLAS_DIR, settings.bids_dir,
+                                     templates=sorted({str(r.entities["space"]) for r in runs}))
+        if settings.analysis_level == "participant":
+            from nipype_ward.reports.assemble import write_subject_report
 
-        for subject in sorted({run.entities["subject"] for run in runs}):
-            write_subject_report(settings.output_dir, subject, run_id=settings.run_id,
-                                 parameters=settings.parcellation.as_dict())
+            for subject in sorted({run.entities["subject"] for run in runs}):
+                write_subject_report(settings.output_dir, subject, run_id=settings.run_id,
+                                     parameters=settings.parcellation.as_dict())
     except (InputError, RuntimeError, OSError, ValueError) as exc:
         if settings.debug:
             traceback.print_exc()
         print(f"nipype-ward: error: {exc}", file=sys.stderr)
         return 1
     subjects = sorted({run.entities["subject"] for run in runs})
-    print(f"nipype-ward: {len(runs)} runs of {len(subjects)} subjects parcellated at "
-          f"K = {', '.join(map(str, settings.parcellation.n_clusters))}; results in "
-          f"{settings.output_dir}")
+    ks = ", ".join(map(str, settings.parcellation.n_clusters))
+    if settings.analysis_level == "group":
+        print(f"nipype-ward: group atlases at K = {ks} from {len(runs)} runs of "
+              f"{len(subjects)} subjects ({settings.group.reduction} reduction); BIDS-Atlas "
+              f"dataset in {settings.output_dir / bids.ATLAS_DIR}")
+    else:
+        print(f"nipype-ward: {len(runs)} runs of {len(subjects)} subjects parcellated at "
+              f"K = {ks}; results in {settings.output_dir}")
     return 0
 
 

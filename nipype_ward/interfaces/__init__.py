@@ -2,6 +2,13 @@
 to :mod:`nipype_ward.steps` (figures: :mod:`nipype_ward.reports`)."""
 from nipype_ward.interfaces.compression import ParcelCompress
 from nipype_ward.interfaces.connectivity import GridConnectivity
+from nipype_ward.interfaces.group import (
+    CompareParcellations,
+    GroupMask,
+    GroupSeries,
+    GroupSplitHalf,
+    ReduceSubject,
+)
 from nipype_ward.interfaces.io import ExportFiles
 from nipype_ward.interfaces.masking import EPIMask
 from nipype_ward.interfaces.reports import (
@@ -15,15 +22,20 @@ from nipype_ward.interfaces.ward import CutWardTree, WardAgglomerate, WardTree
 
 __all__ = [
     "CombineSeries",
+    "CompareParcellations",
     "CutWardTree",
     "EPIMask",
     "ExportFiles",
     "GridConnectivity",
+    "GroupMask",
+    "GroupSeries",
+    "GroupSplitHalf",
     "ParcelCompress",
     "PlotCompression",
     "PlotParcellation",
     "PlotQuality",
     "PrepareSignals",
+    "ReduceSubject",
     "RunSummary",
     "WardAgglomerate",
     "WardTree",

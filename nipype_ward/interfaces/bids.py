@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nibabel as nb
+import numpy as np
 
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -105,7 +106,15 @@ class _RunSidecarsInputSpec(BaseInterfaceInputSpec):
     source_dir = Directory(
         exists=True, mandatory=True, desc="the fMRIPrep dataset the sources' BIDS URIs refer to"
     )
-    n_clusters = InputMultiObject(traits.Int, mandatory=True, desc="the numbers of parcels")
+    n_clusters = InputMultiObject(
+        traits.Int, desc="the numbers of parcels (one sidecar of each kind per K); required "
+        "unless atlas_file is given",
+    )
+    atlas_file = File(
+        exists=True, desc="an atlas the run was reduced on (--atlas): one sidecar of each "
+        "kind, recording the atlas (path, SHA-256, label) instead of a K",
+    )
+    atlas_label = traits.Str(desc="the atlas' label (seg- entity), with atlas_file")
     series_info = traits.Dict(
         mandatory=True, desc="PrepareSignals' series_info (TR, preparation, censored volumes)"
     )
@@ -160,26 +169,39 @@ class RunSidecars(SimpleInterface):
                 f"res-{self.inputs.resolution}: voxels of "
                 + " x ".join(f"{z:g}" for z in zooms) + " mm, as the source BOLD"
             )
+        if isdefined(self.inputs.atlas_file):
+            atlas = Path(self.inputs.atlas_file)
+            values = np.unique(np.asanyarray(nb.load(atlas).dataobj))
+            ks = [int((values > 0).sum())]
+            common["Atlas"] = {"Label": self.inputs.atlas_label or None,
+                               "Path": atlas.absolute().as_uri(), "SHA256": bids.sha256(atlas)}
+            what = f"the atlas {self.inputs.atlas_label or atlas.name}"
+        elif isdefined(self.inputs.n_clusters):
+            ks, what = list(self.inputs.n_clusters), None
+        else:
+            raise ValueError("RunSidecars needs n_clusters or atlas_file")
         self._results["dseg_meta"] = [
             {**common, **bids.DSEG_COLUMNS, "NumberOfParcels": int(k),
              "Description": f"{k} parcels learned from this run by spatially constrained Ward "
              "clustering of its prepared voxel signals (nipype-ward)"}
-            for k in self.inputs.n_clusters
+            for k in ks
         ]
         self._results["timeseries_meta"] = [
             {**common, "NumberOfParcels": int(k),
              "SamplingFrequency": 1.0 / t_r if t_r else None,
              "NumberOfVolumes": info["n_volumes"], "CensoredVolumes": censored,
              "Description": "mean prepared signal of each parcel's voxels, one column per "
-             "parcel (header: its index in the dseg), one row per kept volume"}
-            for k in self.inputs.n_clusters
+             "parcel (header: its index in the dseg), one row per kept volume"
+             + (f"; parcels of {what}, over the run's mask voxels it labels (n/a: a parcel "
+                "with no voxel in the mask)" if what else "")}
+            for k in ks
         ]
         self._results["bold_meta"] = [
             {**common, "NumberOfParcels": int(k), "RepetitionTime": t_r,
              "TaskName": metadata.get("TaskName"), "SkullStripped": True,
              "CensoredVolumes": censored,
              "Description": "every voxel replaced by its parcel's mean prepared signal"}
-            for k in self.inputs.n_clusters
+            for k in ks
         ]
         return runtime
 
@@ -238,4 +260,166 @@ class RunProvenance(SimpleInterface):
         folder.mkdir(parents=True, exist_ok=True)
         out_file = write_provenance(document, folder / f"{self.inputs.run_name}_prov.json")
         self._results["out_file"] = str(out_file)
+        return runtime
+
+
+class _AtlasSinkInputSpec(BaseInterfaceInputSpec):
+    base_directory = Directory(mandatory=True, desc="the atlas dataset (OUTPUT_DIR/atlases)")
+    template = traits.Str(mandatory=True, desc="the template (tpl- entity): the runs' space")
+    atlas = traits.Str(mandatory=True, desc="the atlas label (atlas- entity), e.g. ward1000")
+    res = traits.Str(desc="the res- entity of the runs, when they have one")
+    in_file = File(exists=True, mandatory=True, desc="the file to deliver (.nii.gz or .tsv)")
+    meta_dict = traits.Dict(desc="the JSON sidecar's content; no sidecar when not given")
+    description = traits.Dict(
+        desc="the atlas-<label>_description.json content (BIDS-Atlas); not written when not given"
+    )
+    figure_desc = traits.Str(
+        desc="in_file is a figure (PNG): delivered to figures/, named with desc-<figure_desc>"
+    )
+
+
+class AtlasSink(SimpleInterface):
+    """Deliver a group atlas file under its BIDS-Atlas name (XCP-D's ``collect_atlases``).
+
+    ``tpl-<template>/tpl-<template>_atlas-<label>[_res-<res>]_dseg.<ext>``,
+    with its JSON sidecar and, when given, the atlas' description file at
+    the dataset's root; each written to a temporary name, then renamed.
+    """
+
+    input_spec = _AtlasSinkInputSpec
+    output_spec = _DerivativesSinkOutputSpec
+    _always_run = True
+
+    def _run_interface(self, runtime):
+        in_file = Path(self.inputs.in_file)
+        extension = ".nii.gz" if in_file.name.endswith(".nii.gz") else in_file.suffix
+        res = self.inputs.res if isdefined(self.inputs.res) and self.inputs.res else None
+        root = Path(self.inputs.base_directory)
+        if isdefined(self.inputs.figure_desc):
+            name = Path(bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
+                                        res=res)).name
+            name = name.replace("_dseg.json", f"_desc-{self.inputs.figure_desc}_dseg{extension}")
+            out_file = root / "figures" / name
+        else:
+            out_file = root / bids.atlas_path(self.inputs.template, self.inputs.atlas,
+                                              extension, res=res)
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        fileio.copy_atomically(in_file, out_file)
+        self._results["out_file"] = str(out_file)
+        if isdefined(self.inputs.meta_dict):
+            sidecar = root / bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
+                                             res=res)
+            self._results["out_meta"] = str(fileio.save_json(self.inputs.meta_dict, sidecar))
+        if isdefined(self.inputs.description):
+            fileio.save_json(self.inputs.description,
+                             root / f"atlas-{self.inputs.atlas}_description.json")
+        return runtime
+
+
+class _AtlasSidecarsInputSpec(BaseInterfaceInputSpec):
+    bold_file = InputMultiObject(File(exists=True), mandatory=True,
+                                 desc="every run's preprocessed BOLD (fMRIPrep)")
+    mask_file = InputMultiObject(File(exists=True), mandatory=True,
+                                 desc="every run's brain mask, same order")
+    confounds_file = InputMultiObject(File(exists=True),
+                                      desc="every run's confounds table, when confounds are used")
+    source_dir = Directory(exists=True, mandatory=True, desc="the fMRIPrep dataset")
+    template = traits.Str(mandatory=True, desc="the template the atlases are in")
+    n_clusters = InputMultiObject(traits.Int, mandatory=True, desc="the numbers of parcels")
+    series_info = traits.Dict(mandatory=True, desc="GroupSeries' series_info")
+    parameters = traits.Dict(desc="the parcellation's parameters")
+    split_half_ari = traits.List(traits.Float, desc="GroupSplitHalf's ARI per K")
+    records = traits.List(desc="CompareParcellations' records of every run (lists are flattened)")
+    resolution = traits.Str(desc="the runs' res- entity, when they have one")
+
+
+class _AtlasSidecarsOutputSpec(TraitedSpec):
+    dseg_meta = traits.List(traits.Dict, desc="the _dseg.json of each K's atlas")
+    descriptions = traits.List(traits.Dict, desc="the atlas-<label>_description.json of each K")
+
+
+class AtlasSidecars(SimpleInterface):
+    """What the group atlases record: sources, subjects, parameters, reduction, quality.
+
+    ``Sources`` are BIDS URIs of every run's BOLD and mask; ``Reduction``
+    says how the subjects were combined; ``Quality`` holds the split-half
+    agreement across subjects and, for every run, the R2 and homogeneity of
+    the group atlas against those of the run's own parcellation at the same
+    K (on the same voxels).
+    """
+
+    input_spec = _AtlasSidecarsInputSpec
+    output_spec = _AtlasSidecarsOutputSpec
+
+    def _run_interface(self, runtime):
+        info = self.inputs.series_info
+        sources = [*self.inputs.bold_file, *self.inputs.mask_file]
+        if isdefined(self.inputs.confounds_file) and (info.get("preparation") or {}).get(
+                "confounds_strategy"):
+            sources += list(self.inputs.confounds_file)
+        uris = [bids.bids_uri(path, self.inputs.source_dir) for path in sources]
+        flat = []
+        for item in (self.inputs.records if isdefined(self.inputs.records) else []):
+            flat += item if isinstance(item, list) else [item]
+        ari = self.inputs.split_half_ari if isdefined(self.inputs.split_half_ari) else []
+        reduction = {key: info.get(key) for key in ("reduction", "n_components", "n_volumes_total",
+                                                    "n_volumes")}
+        reduction["n_features"] = reduction.pop("n_volumes")
+        common = {
+            "Sources": uris,
+            "Subjects": info.get("subjects", []),
+            "Software": bids.software_versions(),
+            "Parameters": self.inputs.parameters if isdefined(self.inputs.parameters) else {},
+            "Reduction": reduction,
+        }
+        if isdefined(self.inputs.resolution) and self.inputs.resolution:
+            zooms = nb.load(self.inputs.mask_file[0]).header.get_zooms()[:3]
+            common["Resolution"] = (f"res-{self.inputs.resolution}: voxels of "
+                                    + " x ".join(f"{z:g}" for z in zooms) + " mm, as the runs")
+        tasks = {bids.parse_entities(path).get("task") for path in self.inputs.bold_file}
+        derived_from = "resting-state" if all("rest" in str(task).lower() for task in tasks) \
+            else "fMRI (tasks " + ", ".join(sorted(map(str, tasks))) + ")"
+        try:
+            license_ = fileio.load_json(Path(self.inputs.source_dir) / "dataset_description.json"
+                                        ).get("License")
+        except fileio.InputError:
+            license_ = None
+        license_ = license_ or "not stated: that of the source dataset applies"
+        metas, descriptions = [], []
+        for index, k in enumerate(self.inputs.n_clusters):
+            runs = [{key: value for key, value in record.items() if key != "n_clusters"}
+                    for record in flat if record["n_clusters"] == k]
+            for run in runs:
+                run["source"] = bids.bids_uri(run["source"], self.inputs.source_dir)
+            quality = {
+                "SplitHalfARI": ari[index] if index < len(ari) else None,
+                "MeanGroupR2": float(np.mean([r["group_r2"] for r in runs])) if runs else None,
+                "MeanOwnR2": float(np.mean([r["own_r2"] for r in runs])) if runs else None,
+                "Runs": runs,
+            }
+            description = (
+                f"{k} parcels learned from {len(common['Subjects'])} subjects by spatially "
+                "constrained Ward clustering of their prepared BOLD signals (nipype-ward, "
+                f"{reduction['reduction']} reduction), in the voxels inside every run's mask"
+            )
+            metas.append({**common, **bids.DSEG_COLUMNS, "NumberOfParcels": int(k),
+                          "Description": description, "SpatialReference": self.inputs.template,
+                          "Quality": quality})
+            descriptions.append({
+                "AtlasName": bids.atlas_label(k),
+                "Name": f"nipype-ward group Ward atlas, {k} parcels",
+                "Description": description,
+                "License": license_,
+                "LevelType": "group",
+                "DerivedFrom": derived_from,
+                "AtlasSampleSize": len(common["Subjects"]),
+                "SpatialReference": self.inputs.template,
+                "NumberOfParcels": int(k),
+                "Sources": uris,
+                "Subjects": common["Subjects"],
+                "Reduction": reduction,
+                "Quality": {key: value for key, value in quality.items() if key != "Runs"},
+                "Software": common["Software"],
+            })
+        self._results.update(dseg_meta=metas, descriptions=descriptions)
         return runtime

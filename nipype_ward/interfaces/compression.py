@@ -41,6 +41,12 @@ class _ParcelCompressInputSpec(VoxelSeriesInputSpec):
         desc="known regions on the same grid (e.g. the simulation's ground truth); when "
         "given, the metrics give true_regions_ari and true_regions_ami against them",
     )
+    atlas = traits.Bool(
+        False, usedefault=True,
+        desc="labels_file is an atlas that need not cover the mask (a group atlas, any dseg "
+        "on the BOLD grid): only the voxels it labels are used, the time series has one "
+        "column per atlas label (n/a for a parcel with no voxel in the mask)",
+    )
     save_compressed = traits.Bool(
         True, usedefault=True,
         desc="write the compressed 4D series (as large as the input, once decompressed)",
@@ -104,6 +110,7 @@ class ParcelCompress(SimpleInterface):
             connectivity_path=optional("connectivity_file"),
             half_tree_paths=optional("half_tree_files") or (),
             true_regions_path=optional("true_regions_file"),
+            atlas=self.inputs.atlas,
             **series_from_inputs(self.inputs),
         )
         self._results.update(outputs)

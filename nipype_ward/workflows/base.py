@@ -13,11 +13,17 @@ from nipype_ward.image import estimate_mem_gb
 from nipype_ward.interfaces import (
     CombineSeries,
     ParcelCompress,
+    PlotParcellation,
     PlotQuality,
     PrepareSignals,
     RunSummary,
 )
-from nipype_ward.interfaces.bids import ParcelTable, RunProvenance, RunSidecars
+from nipype_ward.interfaces.bids import (
+    DerivativesSink,
+    ParcelTable,
+    RunProvenance,
+    RunSidecars,
+)
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
@@ -55,15 +61,9 @@ def run_workflow_name(run: Run) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "_", stem) + "_wf"
 
 
-def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = None):
-    """One fMRIPrep run: parcellations at every K, their tables, sidecars, figures, sinks.
-
-    fMRIPrep's ``desc-brain_mask`` replaces the EPI mask; the confounds are
-    those the preparation's strategy selects from the run's
-    ``desc-confounds_timeseries.tsv`` (nilearn's ``load_confounds_strategy``).
-    """
+def run_parcellation_wf(run: Run, settings: AppSettings):
+    """The parcellation of one run, as both analysis levels build it (same names, same cache)."""
     options = settings.parcellation
-    workflow = pe.Workflow(name=name or run_workflow_name(run))
     parcellation = init_ward_parcellation_wf(
         n_clusters=options.n_clusters,
         neighbourhood=options.neighbourhood,
@@ -74,8 +74,24 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
     )
     parcellation.inputs.inputnode.bold_file = str(run.bold)
     parcellation.inputs.inputnode.mask_file = str(run.mask)
+    return parcellation
+
+
+def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = None):
+    """One fMRIPrep run: parcellations at every K, their tables, sidecars, figures, sinks.
+
+    fMRIPrep's ``desc-brain_mask`` replaces the EPI mask; the confounds are
+    those the preparation's strategy selects from the run's
+    ``desc-confounds_timeseries.tsv`` (nilearn's ``load_confounds_strategy``).
+    With ``settings.atlases``, the run's series is also reduced on each
+    given atlas (:func:`init_atlas_timeseries_wf`).
+    """
+    workflow = pe.Workflow(name=name or run_workflow_name(run))
+    parcellation = run_parcellation_wf(run, settings)
     workflow.add_nodes([parcellation])
     _add_deliveries(workflow, parcellation, [run], settings)
+    for label, atlas in settings.atlases:
+        _add_atlas_timeseries(workflow, parcellation, run, label, atlas, settings)
     return workflow
 
 
@@ -128,6 +144,56 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
         for index, run in enumerate(runs):
             _add_run_on_combined(workflow, index, run, combine, parcellation, settings)
     return workflow
+
+
+def _add_atlas_timeseries(workflow, parcellation, run: Run, label: str, atlas,
+                          settings: AppSettings):
+    """A run's series reduced on a given atlas (``--atlas``): time series, metrics, figure.
+
+    Named as the run's own outputs with the atlas' label in ``seg-``
+    (``..._seg-<label>_stat-mean_timeseries.tsv``, as XCP-D names its
+    parcellated series).
+    """
+    prefix = "atlas_" + re.sub(r"[^a-zA-Z0-9]", "_", label)
+    compress = pe.Node(ParcelCompress(labels_file=str(atlas), atlas=True, save_compressed=False),
+                       name=f"{prefix}_compress")
+    sidecars = pe.Node(RunSidecars(
+        bold_file=[str(run.bold)], mask_file=[str(run.mask)], confounds_file=[str(run.confounds)],
+        source_dir=str(settings.bids_dir), n_clusters=[0], atlas_file=str(atlas),
+        atlas_label=label, parameters=settings.parcellation.as_dict(), metadata=run.metadata,
+    ), name=f"{prefix}_sidecars")
+    figure = pe.Node(PlotParcellation(labels_file=str(atlas), title=f"atlas {label}"),
+                     name=f"{prefix}_figure")
+    common = {"base_directory": str(settings.output_dir), "source_file": [str(run.bold)]}
+    sinks = {
+        "timeseries": pe.Node(DerivativesSink(**common, entities={
+            "segmentation": label, "statistic": "mean", "suffix": "timeseries"}),
+            name=f"ds_{prefix}_timeseries", run_without_submitting=True),
+        "metrics": pe.Node(DerivativesSink(**common, entities={
+            "segmentation": label, "suffix": "metrics"}),
+            name=f"ds_{prefix}_metrics", run_without_submitting=True),
+        "figure": pe.Node(DerivativesSink(**common, entities={
+            "datatype": "figures", "segmentation": label, "desc": "parcellation",
+            "suffix": "bold"}), name=f"ds_{prefix}_figure", run_without_submitting=True),
+    }
+    select_meta = pe.Node(niu.Select(index=0), name=f"{prefix}_meta",
+                          run_without_submitting=True)
+    # fmt: off
+    workflow.connect([
+        (parcellation, compress, [("outputnode.series_file", "series_file"),
+                                  ("outputnode.series_info", "series_info"),
+                                  ("outputnode.mask_file", "mask_file"),
+                                  ("outputnode.connectivity_file", "connectivity_file")]),
+        (parcellation, sidecars, [("outputnode.series_info", "series_info")]),
+        (parcellation, figure, [("outputnode.mean_file", "mean_file"),
+                                ("outputnode.mask_file", "mask_file")]),
+        (sidecars, select_meta, [("timeseries_meta", "inlist")]),
+        (compress, sinks["timeseries"], [("timeseries_file", "in_file")]),
+        (select_meta, sinks["timeseries"], [("out", "meta_dict")]),
+        (compress, sinks["metrics"], [("metrics_file", "in_file")]),
+        (figure, sinks["figure"], [("out_file", "in_file")]),
+    ])
+    # fmt: on
 
 
 def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):

@@ -1,0 +1,132 @@
+"""Group reductions: one voxel-feature matrix from many subjects (arrays only).
+
+Ward's merge costs depend on the voxels' series only through their inner
+products (the Gram matrix ``X @ X.T`` of the voxels): a rotation of the
+time axis changes no tree. Two ways to bring many subjects to one matrix:
+
+* :func:`concatenate`, the exact one: every subject's prepared series one
+  after the other in time (the ``exact`` reduction). Its memory grows with
+  the number of subjects.
+* :func:`migp`, MIGP (Smith et al. 2014, *NeuroImage* 101, "Group-PCA for
+  very large fMRI datasets"), the incremental group PCA of the HCP and UK
+  Biobank: a running matrix of ``n_components`` features, updated subject
+  by subject: the subject's series are appended in time, then the result is
+  projected on its ``n_components`` leading principal axes in time. Its
+  memory is that of the running matrix plus one subject, whatever the
+  number of subjects. When the total number of volumes does not exceed
+  ``n_components`` nothing is truncated and the Gram matrix (hence the
+  tree, up to rounding) is that of :func:`concatenate`.
+
+The projection is :func:`reduce_features`: the leading eigenvectors of the
+small ``features x features`` Gram matrix, from SciPy's LAPACK ``eigh``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from scipy import linalg
+
+REDUCTIONS = ("exact", "migp")
+
+
+def _check_block(X, n_voxels: int | None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise ValueError(f"a subject's series is (n_voxels, n_features), got shape {X.shape}")
+    if n_voxels is not None and X.shape[0] != n_voxels:
+        raise ValueError(f"subjects have different voxel counts ({X.shape[0]} vs {n_voxels})")
+    return X
+
+
+def _check_n_components(n_components) -> int:
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+            or n_components < 1:
+        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+    return int(n_components)
+
+
+def reduce_features(X, n_components: int) -> np.ndarray:
+    """``X`` projected on its ``n_components`` leading principal axes in time.
+
+    Parameters
+    ----------
+    X : array of shape (n_voxels, n_features)
+    n_components : int
+
+    Returns
+    -------
+    ndarray of shape (n_voxels, min(n_features, n_components)), float64
+        ``X @ V``, ``V`` the leading eigenvectors of ``X.T @ X`` (largest
+        first): the best rank-``n_components`` approximation of the voxels'
+        Gram matrix ``X @ X.T``. With ``n_features <= n_components``,
+        ``X`` itself (as float64): nothing to reduce.
+    """
+    n_components = _check_n_components(n_components)
+    X = _check_block(X, None)
+    n_features = X.shape[1]
+    if n_features <= n_components:
+        return np.asarray(X, dtype=np.float64)
+    gram = np.zeros((n_features, n_features))
+    for start in range(0, X.shape[0], 8192):  # no float64 copy of a float32 X
+        block = np.asarray(X[start:start + 8192], dtype=np.float64)
+        gram += block.T @ block
+    _, vectors = linalg.eigh(gram, subset_by_index=[n_features - n_components, n_features - 1])
+    vectors = np.ascontiguousarray(vectors[:, ::-1])
+    out = np.empty((X.shape[0], n_components))
+    for start in range(0, X.shape[0], 8192):
+        out[start:start + 8192] = np.asarray(X[start:start + 8192], dtype=np.float64) @ vectors
+    return out
+
+
+def concatenate(blocks: Iterable) -> np.ndarray:
+    """The subjects' series one after the other in time (the exact reduction)."""
+    blocks = [_check_block(block, None) for block in blocks]
+    if not blocks:
+        raise ValueError("no subject to combine")
+    n_voxels = blocks[0].shape[0]
+    for block in blocks:
+        _check_block(block, n_voxels)
+    return np.concatenate([np.asarray(block, dtype=np.float64) for block in blocks], axis=1)
+
+
+def migp(blocks: Iterable, n_components: int) -> np.ndarray:
+    """MIGP: the group's series reduced to ``n_components`` features, one subject at a time.
+
+    Parameters
+    ----------
+    blocks : iterable of arrays of shape (n_voxels, n_features_s)
+        Each subject's (prepared, e.g. z-scored) series; read one at a time,
+        so memory maps or a generator keep the memory flat.
+    n_components : int
+        Size of the running matrix (features).
+
+    Returns
+    -------
+    ndarray of shape (n_voxels, min(total features, n_components)), float64
+    """
+    n_components = _check_n_components(n_components)
+    running = None
+    for block in blocks:
+        block = _check_block(block, None if running is None else running.shape[0])
+        if running is None:
+            running = reduce_features(block, n_components)
+            continue
+        stacked = np.empty((running.shape[0], running.shape[1] + block.shape[1]))
+        stacked[:, :running.shape[1]] = running
+        stacked[:, running.shape[1]:] = block
+        del running
+        running = reduce_features(stacked, n_components)
+        del stacked
+    if running is None:
+        raise ValueError("no subject to combine")
+    return running
+
+
+def split_subjects(subjects: list[str]) -> tuple[list[str], list[str]]:
+    """Two halves of a list of subjects, alternating in sorted order (deterministic)."""
+    ordered = sorted(subjects)
+    if len(ordered) < 2:
+        raise ValueError("split-half agreement needs at least two subjects")
+    return ordered[0::2], ordered[1::2]

@@ -1,0 +1,243 @@
+"""The group level: one Ward atlas per K from many subjects, as a BIDS-Atlas dataset.
+
+The graph (``nipype-ward BIDS_DIR OUTPUT_DIR group``):
+
+* every selected run is parcellated exactly as at the participant level,
+  by the same nodes under the same names (:func:`run_parcellation_wf`), so a
+  group run after a participant run with the same work dir finds its
+  prepared series, trees and cuts in Nipype's cache;
+* per space, one :class:`~nipype_ward.interfaces.group.GroupMask` (the
+  voxels inside every run's mask), then one
+  :class:`~nipype_ward.interfaces.group.ReduceSubject` node *per subject*
+  (the execution plugin spreads them over cores or cluster jobs), one
+  :class:`~nipype_ward.interfaces.group.GroupSeries` (exact concatenation
+  or MIGP), the group tree, its cuts, and the atlas files;
+* quality: the atlases of two halves of the subjects (alternating in
+  sorted order) and their ARI at each K; for every run, the R2 and
+  homogeneity of the group atlas against those of its own parcellation at
+  the same K (:class:`~nipype_ward.interfaces.group.CompareParcellations`);
+  both go into the atlas sidecars.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from nipype_ward.bids import ATLAS_DIR, Run, atlas_label
+from nipype_ward.group import split_subjects
+from nipype_ward.image import estimate_mem_gb, load_bold
+from nipype_ward.interfaces import CutWardTree, GridConnectivity, PlotParcellation, WardTree
+from nipype_ward.interfaces.bids import AtlasSidecars, AtlasSink, ParcelTable
+from nipype_ward.interfaces.group import (
+    CompareParcellations,
+    GroupMask,
+    GroupSeries,
+    GroupSplitHalf,
+    ReduceSubject,
+)
+from nipype_ward.settings import AppSettings
+from nipype_ward.workflows.base import run_parcellation_wf, run_workflow_name
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]", "_", text)
+
+
+def space_key(run: Run) -> tuple:
+    """The runs of one group atlas share this: space, resolution, density."""
+    return tuple(str(run.entities.get(e)) for e in ("space", "res", "den"))
+
+
+def init_group_level_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):
+    """Every run's parcellation and, per space, the group atlases (see the module)."""
+    workflow = pe.Workflow(name=name)
+    by_space: dict[tuple, list[Run]] = {}
+    for run in runs:
+        by_space.setdefault(space_key(run), []).append(run)
+    for key in sorted(by_space):
+        space_runs = by_space[key]
+        run_wfs = []
+        for run in space_runs:
+            run_wf = pe.Workflow(name=run_workflow_name(run))
+            run_wf.add_nodes([run_parcellation_wf(run, settings)])
+            run_wfs.append(run_wf)
+        group_wf = init_group_atlas_wf(space_runs, settings)
+        for index, run_wf in enumerate(run_wfs, 1):
+            prefix = "ward_parcellation_wf.outputnode."
+            workflow.connect([(run_wf, group_wf, [
+                (prefix + "mask_file", f"merge_masks.in{index}"),
+                (prefix + "mean_file", f"merge_means.in{index}"),
+                (prefix + "series_file", f"run{index:03d}_inputs.series_file"),
+                (prefix + "series_info", f"run{index:03d}_inputs.series_info"),
+                (prefix + "mask_file", f"run{index:03d}_inputs.mask_file"),
+                (prefix + "labels_files", f"run{index:03d}_inputs.labels_files"),
+            ])])
+    return workflow
+
+
+def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | None = None):
+    """The group atlases of runs in one space (their parcellations are fed in per run).
+
+    Inputs (nodes of this workflow, fed by :func:`init_group_level_wf`)
+    ------------------------------------------------------------------
+    merge_masks.in<i>, merge_means.in<i>
+        Run ``i``'s mask and mean (1-based, in the order of ``runs``).
+    run<iii>_inputs.series_file, .series_info, .mask_file, .labels_files
+        Run ``i``'s prepared series, its info and mask, its own
+        parcellations (one per K).
+
+    The atlases are delivered by sink nodes into ``OUTPUT_DIR/atlases``.
+    """
+    options, group = settings.parcellation, settings.group
+    first = runs[0]
+    template = str(first.entities["space"])
+    res = first.entities.get("res")
+    n_clusters = list(options.n_clusters)
+    workflow = pe.Workflow(name=name or "group_" + _safe(
+        f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
+    mem = estimate_mem_gb(first.bold)
+    n_runs = len(runs)
+    subjects = sorted({run.entities["subject"] for run in runs})
+    reduction = {"reduction": group.reduction, "n_components": group.n_components}
+    if group.reduction == "exact":
+        group_mem = mem["tree"] * n_runs
+    else:
+        volumes = load_bold(first.bold).shape[3]
+        group_mem = mem["tree"] * max(1.0, 3 * group.n_components / volumes)
+
+    merge_masks = pe.Node(niu.Merge(n_runs), name="merge_masks", run_without_submitting=True)
+    merge_means = pe.Node(niu.Merge(n_runs), name="merge_means", run_without_submitting=True)
+    group_mask = pe.Node(GroupMask(), name="group_mask")
+    workflow.connect([
+        (merge_masks, group_mask, [("out", "mask_files")]),
+        (merge_means, group_mask, [("out", "mean_files")]),
+    ])
+    run_inputs = []
+    for index in range(1, n_runs + 1):
+        node = pe.Node(niu.IdentityInterface(
+            fields=["series_file", "series_info", "mask_file", "labels_files"]),
+            name=f"run{index:03d}_inputs")
+        run_inputs.append(node)
+
+    # One reduction per subject: the plugin runs them in parallel.
+    reduced = {}
+    for subject in subjects:
+        indices = [i for i, run in enumerate(runs) if run.entities["subject"] == subject]
+        merges = {}
+        for field in ("series_file", "series_info", "mask_file"):
+            merges[field] = pe.Node(niu.Merge(len(indices)),
+                                    name=f"sub_{_safe(subject)}_{field}s",
+                                    run_without_submitting=True)
+            workflow.connect([(run_inputs[i], merges[field], [(field, f"in{n}")])
+                              for n, i in enumerate(indices, 1)])
+        reduce = pe.Node(ReduceSubject(subject=subject, **reduction),
+                         name=f"reduce_sub_{_safe(subject)}", mem_gb=mem["prepare"] * len(indices))
+        workflow.connect([
+            (group_mask, reduce, [("mask_file", "group_mask_file")]),
+            (merges["series_file"], reduce, [("out", "series_files")]),
+            (merges["series_info"], reduce, [("out", "series_infos")]),
+            (merges["mask_file"], reduce, [("out", "mask_files")]),
+        ])
+        reduced[subject] = reduce
+
+    connectivity = pe.Node(GridConnectivity(neighbourhood=options.neighbourhood),
+                           name="grid_connectivity")
+    workflow.connect([(group_mask, connectivity, [("mask_file", "mask_file")])])
+
+    def group_tree(members, suffix=""):
+        """GroupSeries and WardTree of the subjects ``members``."""
+        reduced_files = pe.Node(niu.Merge(len(members)), name=f"merge_reduced{suffix}",
+                                run_without_submitting=True)
+        infos = pe.Node(niu.Merge(len(members)), name=f"merge_subject_infos{suffix}",
+                        run_without_submitting=True)
+        for n, subject in enumerate(members, 1):
+            workflow.connect([
+                (reduced[subject], reduced_files, [("reduced_file", f"in{n}")]),
+                (reduced[subject], infos, [("subject_info", f"in{n}")]),
+            ])
+        series = pe.Node(GroupSeries(**reduction), name=f"group_series{suffix}", mem_gb=group_mem)
+        tree = pe.Node(WardTree(), name=f"ward_tree{suffix}", mem_gb=group_mem)
+        workflow.connect([
+            (reduced_files, series, [("out", "reduced_files")]),
+            (infos, series, [("out", "subject_infos")]),
+            (group_mask, series, [("mask_file", "group_mask_file")]),
+            (series, tree, [("series_file", "series_file")]),
+            (group_mask, tree, [("mask_file", "mask_file")]),
+            (connectivity, tree, [("connectivity_file", "connectivity_file")]),
+        ])
+        return series, tree
+
+    series, tree = group_tree(subjects)
+    cut = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
+    cut.inputs.n_clusters = n_clusters
+    tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
+    workflow.connect([
+        (tree, cut, [("tree_file", "tree_file")]),
+        (group_mask, cut, [("mask_file", "mask_file")]),
+        (cut, tables, [("labels_file", "labels_file")]),
+    ])
+
+    sidecars = pe.Node(AtlasSidecars(
+        bold_file=[str(run.bold) for run in runs], mask_file=[str(run.mask) for run in runs],
+        confounds_file=[str(run.confounds) for run in runs],
+        source_dir=str(settings.bids_dir), template=template, n_clusters=n_clusters,
+        parameters={**options.as_dict(), "group": settings.group.as_dict()},
+    ), name="atlas_sidecars")
+    if res:
+        sidecars.inputs.resolution = str(res)
+    workflow.connect([(series, sidecars, [("series_info", "series_info")])])
+
+    if options.split_half and len(subjects) >= 2:
+        halves = split_subjects(subjects)
+        half_trees = [group_tree(half, f"_half{n}")[1] for n, half in enumerate(halves, 1)]
+        merge_halves = pe.Node(niu.Merge(2), name="merge_half_trees", run_without_submitting=True)
+        split_half = pe.Node(GroupSplitHalf(n_clusters=n_clusters), name="group_split_half")
+        workflow.connect([
+            (half_trees[0], merge_halves, [("tree_file", "in1")]),
+            (half_trees[1], merge_halves, [("tree_file", "in2")]),
+            (merge_halves, split_half, [("out", "half_tree_files")]),
+            (group_mask, split_half, [("mask_file", "mask_file")]),
+            (split_half, sidecars, [("split_half_ari", "split_half_ari")]),
+        ])
+
+    merge_records = pe.Node(niu.Merge(n_runs), name="merge_records", run_without_submitting=True)
+    for index, inputs in enumerate(run_inputs, 1):
+        compare = pe.Node(CompareParcellations(n_clusters=n_clusters),
+                          name=f"compare_{run_workflow_name(runs[index - 1])[:-3]}")
+        workflow.connect([
+            (inputs, compare, [("series_file", "series_file"), ("series_info", "series_info"),
+                               ("mask_file", "mask_file"), ("labels_files", "own_files")]),
+            (cut, compare, [("labels_file", "atlas_files")]),
+            (compare, merge_records, [("records", f"in{index}")]),
+        ])
+    workflow.connect([(merge_records, sidecars, [("out", "records")])])
+
+    atlas_dir = str(settings.output_dir / ATLAS_DIR)
+    common = {"base_directory": atlas_dir, "template": template}
+    if res:
+        common["res"] = str(res)
+    labels = [atlas_label(k) for k in n_clusters]
+    ds_atlas = pe.MapNode(AtlasSink(**common), iterfield=["in_file", "atlas", "meta_dict",
+                                                          "description"],
+                          name="ds_atlas", run_without_submitting=True)
+    ds_atlas.inputs.atlas = labels
+    ds_tables = pe.MapNode(AtlasSink(**common), iterfield=["in_file", "atlas"],
+                           name="ds_atlas_tables", run_without_submitting=True)
+    ds_tables.inputs.atlas = labels
+    figures = pe.MapNode(PlotParcellation(), iterfield=["labels_file"], name="plot_atlas")
+    ds_figures = pe.MapNode(AtlasSink(**common, figure_desc="parcellation"),
+                            iterfield=["in_file", "atlas"], name="ds_atlas_figures",
+                            run_without_submitting=True)
+    ds_figures.inputs.atlas = labels
+    workflow.connect([
+        (cut, ds_atlas, [("labels_file", "in_file")]),
+        (sidecars, ds_atlas, [("dseg_meta", "meta_dict"), ("descriptions", "description")]),
+        (tables, ds_tables, [("out_file", "in_file")]),
+        (cut, figures, [("labels_file", "labels_file")]),
+        (group_mask, figures, [("mean_file", "mean_file"), ("mask_file", "mask_file")]),
+        (figures, ds_figures, [("out_file", "in_file")]),
+    ])
+    return workflow

@@ -687,7 +687,7 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
         X[:, offset:offset + part.shape[1]] = part
         offset += part.shape[1]
     del parts
-    if reduction == "migp":
+    if reduction == "migp" and X.shape[1] > n_components:
         X = reduce_features(X, n_components)
     fileio.save_series(X, out_series)
     return {

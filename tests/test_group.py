@@ -182,6 +182,18 @@ def test_atlas_dataset_passes_the_bids_validator(group_output):
         assert [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"] == []
 
 
+def test_group_report_shows_every_atlas_and_its_figures(group_output):
+    atlases = group_output["atlases"]
+    html = (atlases / "report.html").read_text()
+    for k in K:
+        assert f"<h3>K = {k}</h3>" in html
+        for kind in ("parcellation", "quality"):
+            figure = f"figures/tpl-{TEMPLATE}_atlas-ward{k}_desc-{kind}_dseg.png"
+            assert f'src="{figure}"' in html
+            assert (atlases / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert html.count("bids:preprocessed:sub-") == 3 * len(K)  # a row per run and K
+
+
 def test_group_atlas_is_scikit_learns_ward_on_the_concatenated_runs(group_output, fmriprep_dir):
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.feature_extraction.image import grid_to_graph

@@ -178,6 +178,10 @@ def main(argv=None) -> int:
         if settings.analysis_level == "group":
             bids.write_atlas_dataset(settings.output_dir / bids.ATLAS_DIR, settings.bids_dir,
                                      templates=sorted({str(r.entities["space"]) for r in runs}))
+            from nipype_ward.reports.assemble import write_group_report
+
+            write_group_report(settings.output_dir / bids.ATLAS_DIR,
+                               parameters=settings.parcellation.as_dict())
         if settings.analysis_level == "participant":
             from nipype_ward.reports.assemble import write_subject_report
 

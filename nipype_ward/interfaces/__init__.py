@@ -13,6 +13,7 @@ from nipype_ward.interfaces.io import ExportFiles
 from nipype_ward.interfaces.masking import EPIMask
 from nipype_ward.interfaces.reports import (
     PlotCompression,
+    PlotGroupQuality,
     PlotParcellation,
     PlotQuality,
     RunSummary,
@@ -32,6 +33,7 @@ __all__ = [
     "GroupSplitHalf",
     "ParcelCompress",
     "PlotCompression",
+    "PlotGroupQuality",
     "PlotParcellation",
     "PlotQuality",
     "PrepareSignals",

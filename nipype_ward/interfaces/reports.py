@@ -123,3 +123,23 @@ class RunSummary(SimpleInterface):
         out_file.write_text(run_summary(self.inputs.series_info, metrics))
         self._results["out_file"] = str(out_file)
         return runtime
+
+
+class _PlotGroupQualityInputSpec(BaseInterfaceInputSpec):
+    meta_dict = traits.Dict(mandatory=True, desc="an atlas' _dseg.json content (AtlasSidecars)")
+
+
+class PlotGroupQuality(SimpleInterface):
+    """Each run's R2 on a group atlas against that on its own parcellation, as PNG."""
+
+    input_spec = _PlotGroupQualityInputSpec
+    output_spec = _PlotOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype_ward.reports.figures import plot_group_quality
+
+        k = self.inputs.meta_dict["NumberOfParcels"]
+        out_file = str(Path(runtime.cwd) / f"group_quality_ward{k}.png")
+        plot_group_quality(self.inputs.meta_dict, out_file)
+        self._results["out_file"] = out_file
+        return runtime

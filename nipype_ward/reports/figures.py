@@ -129,3 +129,32 @@ def plot_quality(metrics_files, table_files, out_png):
     figure.savefig(str(out_png), dpi=100)
     plt.close(figure)
     return out_png
+
+
+def plot_group_quality(meta: dict, out_png):
+    """Each run's R2 on the group atlas against that on its own parcellation (one K).
+
+    ``meta`` is the atlas' ``_dseg.json`` content (its ``Quality``, from
+    :class:`~nipype_ward.interfaces.bids.AtlasSidecars`).
+    """
+    plt = _pyplot()
+    quality, k = meta["Quality"], meta["NumberOfParcels"]
+    runs = quality["Runs"]
+    own = np.array([run["own_r2"] for run in runs])
+    group = np.array([run["group_r2"] for run in runs])
+    figure, axes = plt.subplots(figsize=(4.6, 4.2))
+    axes.scatter(own, group, s=18)
+    low, high = min(own.min(), group.min()), max(own.max(), group.max())
+    pad = 0.05 * (high - low or 1)
+    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="0.6", lw=1,
+              label="group = own")
+    axes.set_xlabel("R2 on the run's own parcellation")
+    axes.set_ylabel("R2 on the group atlas")
+    ari = quality.get("SplitHalfARI")
+    axes.set_title(f"K = {k}, {len(runs)} runs" + (f", split-half ARI {ari:.2f}"
+                                                    if ari is not None else ""), fontsize=10)
+    axes.legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(str(out_png), dpi=100)
+    plt.close(figure)
+    return out_png

@@ -20,6 +20,10 @@ CITATIONS = {
     "Frontiers in Neuroinformatics, 5, 13.",
 }
 
+#: The group level's further reference (MIGP).
+MIGP_CITATION = ("Smith, S. M., Hyvarinen, A., Varoquaux, G., Miller, K. L., & Beckmann, C. F. "
+                 "(2014). Group-PCA for very large fMRI datasets. NeuroImage, 101, 738-749.")
+
 _STRATEGIES = {
     "simple": "motion parameters with their derivatives and squares, the white-matter and CSF "
     "signals and fMRIPrep's cosine drift regressors",
@@ -97,3 +101,41 @@ def methods(parameters: dict, versions: dict) -> str:
         + "</ol>"
     software = _table(sorted(versions.items()), ("software", "version"))
     return text + "<h4>References</h4>" + references + "<h4>Software</h4>" + software
+
+
+def group_summary(metas: list[dict], figures: dict) -> str:
+    """The group report's body: the reduction, then each K's atlas, figures and quality.
+
+    ``metas`` are the atlases' ``_dseg.json`` contents; ``figures`` maps
+    ``(K, kind)`` (kind ``parcellation`` or ``quality``) to a relative path.
+    """
+    first = metas[0]
+    reduction = first["Reduction"]
+    how = ("the subjects' prepared series were concatenated in time (exact)"
+           if reduction["reduction"] == "exact" else
+           f"the subjects were combined by MIGP [5] into {reduction['n_features']} features")
+    lines = [
+        f"<p>{len(first['Subjects'])} subjects ({escape(', '.join(first['Subjects']))}), "
+        f"{reduction['n_volumes_total']} volumes in all; {escape(how)}; one Ward tree on the "
+        "voxels inside every run's mask, cut at each K.</p>",
+        _table([(m["NumberOfParcels"],
+                 "n/a" if m["Quality"]["SplitHalfARI"] is None
+                 else f"{m['Quality']['SplitHalfARI']:.3f}",
+                 f"{m['Quality']['MeanGroupR2']:.3f}", f"{m['Quality']['MeanOwnR2']:.3f}")
+                for m in metas],
+               ("K", "split-half ARI (subjects)", "mean R2, group atlas",
+                "mean R2, own parcellation")),
+    ]
+    for meta in metas:
+        k = meta["NumberOfParcels"]
+        lines.append(f"<h3>K = {k}</h3>")
+        for kind in ("parcellation", "quality"):
+            if (k, kind) in figures:
+                lines.append(f'<img src="{escape(figures[k, kind])}" alt="{kind}, K = {k}" '
+                             'style="max-width: 48%">')
+        lines.append(_table(
+            [(run["source"], f"{run['group_r2']:.3f}", f"{run['own_r2']:.3f}",
+              f"{run['group_homogeneity']:.3f}", f"{run['own_homogeneity']:.3f}")
+             for run in meta["Quality"]["Runs"]],
+            ("run", "R2 group", "R2 own", "homogeneity group", "homogeneity own")))
+    return "\n".join(lines)

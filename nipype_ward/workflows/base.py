@@ -61,15 +61,21 @@ def run_workflow_name(run: Run) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "_", stem) + "_wf"
 
 
-def run_parcellation_wf(run: Run, settings: AppSettings):
-    """The parcellation of one run, as both analysis levels build it (same names, same cache)."""
+def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | None = None,
+                        save_compressed: bool | None = None):
+    """The parcellation of one run, as both analysis levels build it (same names, same cache).
+
+    ``split_half`` and ``save_compressed`` override the settings' (the group
+    level needs neither for a run: a participant run with
+    ``--no-split-half`` leaves it every node in the cache).
+    """
     options = settings.parcellation
     parcellation = init_ward_parcellation_wf(
         n_clusters=options.n_clusters,
         neighbourhood=options.neighbourhood,
         preparation=options.preparation,
-        split_half=options.split_half,
-        save_compressed=options.save_compressed,
+        split_half=options.split_half if split_half is None else split_half,
+        save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         mem_gb=estimate_mem_gb(run.bold),
     )
     parcellation.inputs.inputnode.bold_file = str(run.bold)

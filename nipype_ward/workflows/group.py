@@ -2,10 +2,12 @@
 
 The graph (``nipype-ward BIDS_DIR OUTPUT_DIR group``):
 
-* every selected run is parcellated exactly as at the participant level,
-  by the same nodes under the same names (:func:`run_parcellation_wf`), so a
-  group run after a participant run with the same work dir finds its
-  prepared series, trees and cuts in Nipype's cache;
+* every selected run is prepared and parcellated (its own tree, for the
+  comparison below) by the participant level's nodes under the same names
+  (:func:`~nipype_ward.workflows.base.run_parcellation_wf`), so a group run
+  after a participant run with the same work dir finds its prepared series
+  in Nipype's cache (and its trees and cuts too when that run had
+  ``--no-split-half``: the group level builds no per-run halves);
 * per space, one :class:`~nipype_ward.interfaces.group.GroupMask` (the
   voxels inside every run's mask), then one
   :class:`~nipype_ward.interfaces.group.ReduceSubject` node *per subject*
@@ -29,7 +31,13 @@ from nipype.pipeline import engine as pe
 from nipype_ward.bids import ATLAS_DIR, Run, atlas_label
 from nipype_ward.group import split_subjects
 from nipype_ward.image import estimate_mem_gb, load_bold
-from nipype_ward.interfaces import CutWardTree, GridConnectivity, PlotParcellation, WardTree
+from nipype_ward.interfaces import (
+    CutWardTree,
+    GridConnectivity,
+    PlotGroupQuality,
+    PlotParcellation,
+    WardTree,
+)
 from nipype_ward.interfaces.bids import AtlasSidecars, AtlasSink, ParcelTable
 from nipype_ward.interfaces.group import (
     CompareParcellations,
@@ -62,7 +70,8 @@ def init_group_level_wf(settings: AppSettings, runs: list[Run], *, name: str = "
         run_wfs = []
         for run in space_runs:
             run_wf = pe.Workflow(name=run_workflow_name(run))
-            run_wf.add_nodes([run_parcellation_wf(run, settings)])
+            run_wf.add_nodes([run_parcellation_wf(run, settings, split_half=False,
+                                                  save_compressed=False)])
             run_wfs.append(run_wf)
         group_wf = init_group_atlas_wf(space_runs, settings)
         for index, run_wf in enumerate(run_wfs, 1):
@@ -239,5 +248,14 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
         (cut, figures, [("labels_file", "labels_file")]),
         (group_mask, figures, [("mean_file", "mean_file"), ("mask_file", "mask_file")]),
         (figures, ds_figures, [("out_file", "in_file")]),
+    ])
+    quality = pe.MapNode(PlotGroupQuality(), iterfield=["meta_dict"], name="plot_group_quality")
+    ds_quality = pe.MapNode(AtlasSink(**common, figure_desc="quality"),
+                            iterfield=["in_file", "atlas"], name="ds_quality_figures",
+                            run_without_submitting=True)
+    ds_quality.inputs.atlas = labels
+    workflow.connect([
+        (sidecars, quality, [("dseg_meta", "meta_dict")]),
+        (quality, ds_quality, [("out_file", "in_file")]),
     ])
     return workflow

@@ -326,6 +326,7 @@ def simulate_rest_fmri(
     t_r: float = 2.0,
     n_regions: int = 300,
     random_state=0,
+    regions_random_state=None,
 ) -> SimulatedRest:
     """Simulate a resting-state fMRI run in MNI space, with its ground truth.
 
@@ -366,6 +367,11 @@ def simulate_rest_fmri(
     random_state : int, numpy.random.Generator or None, default=0
         Seed of ``numpy.random.default_rng``; the global numpy state is never
         used nor changed. ``None`` gives a different run each call.
+    regions_random_state : int or None, default=None
+        Seed of the ground-truth regions alone: simulated subjects of one
+        group share their regions (as people share their anatomy) when they
+        share this seed and differ in ``random_state``. None: the regions
+        come from ``random_state`` with everything else.
 
     Returns
     -------
@@ -391,6 +397,8 @@ def simulate_rest_fmri(
     # The order of the random draws below is part of the output: do not
     # reorder them without bumping SIMULATION_VERSION.
     regions = _compact_regions(mask, n_regions, rng)
+    if regions_random_state is not None:  # drawn above all the same: the rest is unchanged
+        regions = _compact_regions(mask, n_regions, np.random.default_rng(regions_random_state))
     loadings = rng.uniform(0.5, 1.5, size=n_brain)
     field = _bias_field(mask, rng)
 

@@ -68,15 +68,12 @@ def reduce_features(X, n_components: int) -> np.ndarray:
     n_features = X.shape[1]
     if n_features <= n_components:
         return np.asarray(X, dtype=np.float64)
-    gram = np.zeros((n_features, n_features))
-    for start in range(0, X.shape[0], 8192):  # no float64 copy of a float32 X
-        block = np.asarray(X[start:start + 8192], dtype=np.float64)
-        gram += block.T @ block
+    gram = _gram(X)  # a block of voxels at a time: no float64 copy of a float32 X
     _, vectors = linalg.eigh(gram, subset_by_index=[n_features - n_components, n_features - 1])
     vectors = np.ascontiguousarray(vectors[:, ::-1])
     out = np.empty((X.shape[0], n_components))
-    for start in range(0, X.shape[0], 8192):
-        out[start:start + 8192] = np.asarray(X[start:start + 8192], dtype=np.float64) @ vectors
+    for rows in _voxel_blocks(X.shape[0]):
+        out[rows] = np.asarray(X[rows], dtype=np.float64) @ vectors
     return out
 
 
@@ -105,23 +102,56 @@ def migp(blocks: Iterable, n_components: int) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_voxels, min(total features, n_components)), float64
+
+    Notes
+    -----
+    Each update is that of Smith et al. (2014): ``[W, X]`` projected on the
+    leading eigenvectors of its Gram matrix. That Gram matrix is assembled
+    from ``W.T @ W`` (diagonal after the first projection), ``W.T @ X`` and
+    ``X.T @ X``, and the projection ``W @ V_W + X @ V_X`` is taken a block
+    of voxels at a time, so ``[W, X]`` itself is never built: the memory is
+    the running matrix, its successor and one block of voxels.
     """
     n_components = _check_n_components(n_components)
-    running = None
+    running, gram_running = None, None
     for block in blocks:
         block = _check_block(block, None if running is None else running.shape[0])
         if running is None:
             running = reduce_features(block, n_components)
+            gram_running = _gram(running)
             continue
-        stacked = np.empty((running.shape[0], running.shape[1] + block.shape[1]))
-        stacked[:, :running.shape[1]] = running
-        stacked[:, running.shape[1]:] = block
-        del running
-        running = reduce_features(stacked, n_components)
-        del stacked
+        r, t = running.shape[1], block.shape[1]
+        gram = np.empty((r + t, r + t))
+        gram[:r, :r] = gram_running
+        cross, own = np.zeros((r, t)), np.zeros((t, t))
+        for rows in _voxel_blocks(running.shape[0]):
+            part = np.asarray(block[rows], dtype=np.float64)
+            cross += running[rows].T @ part
+            own += part.T @ part
+        gram[:r, r:], gram[r:, :r], gram[r:, r:] = cross, cross.T, own
+        keep = min(n_components, r + t)
+        values, vectors = linalg.eigh(gram, subset_by_index=[r + t - keep, r + t - 1])
+        values, vectors = values[::-1], np.ascontiguousarray(vectors[:, ::-1])
+        updated = np.empty((running.shape[0], keep))
+        for rows in _voxel_blocks(running.shape[0]):
+            updated[rows] = running[rows] @ vectors[:r] \
+                + np.asarray(block[rows], dtype=np.float64) @ vectors[r:]
+        running, gram_running = updated, np.diag(np.clip(values, 0.0, None))
     if running is None:
         raise ValueError("no subject to combine")
     return running
+
+
+def _gram(X) -> np.ndarray:
+    gram = np.zeros((X.shape[1], X.shape[1]))
+    for rows in _voxel_blocks(X.shape[0]):
+        part = np.asarray(X[rows], dtype=np.float64)
+        gram += part.T @ part
+    return gram
+
+
+def _voxel_blocks(n_voxels: int, size: int = 8192):
+    return [slice(start, min(start + size, n_voxels)) for start in range(0, n_voxels, size)]
 
 
 def split_subjects(subjects: list[str]) -> tuple[list[str], list[str]]:

@@ -90,8 +90,8 @@ def init_group_level_wf(settings: AppSettings, runs: list[Run], *, name: str = "
 def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | None = None):
     """The group atlases of runs in one space (their parcellations are fed in per run).
 
-    Inputs (nodes of this workflow, fed by :func:`init_group_level_wf`)
-    ------------------------------------------------------------------
+    Inputs (nodes of this workflow, fed by :func:`init_group_level_wf`):
+
     merge_masks.in<i>, merge_means.in<i>
         Run ``i``'s mask and mean (1-based, in the order of ``runs``).
     run<iii>_inputs.series_file, .series_info, .mask_file, .labels_files

@@ -1,0 +1,134 @@
+"""CIFTI-2: dense series (``.dtseries.nii``) in, dense labels (``.dlabel.nii``) and
+parcel series (``.ptseries.nii``) out, through nibabel's ``cifti2`` axes.
+
+A grayordinate file holds brain models: cortical surfaces (vertex indices
+on a mesh, e.g. fsLR 32k without the medial wall) and volume structures
+(voxel indices on the CIFTI volume, e.g. the subcortical structures of
+fMRIPrep's and XCP-D's ``den-91k``). :func:`grayordinate_connectivity`
+builds their graph: each surface structure's mesh adjacency over the
+vertices it holds, each volume structure's 6-neighbour grid adjacency over
+its voxels, and no edge between two structures (hemispheres, surface and
+volume, nor two subcortical structures: a parcel never spans the thalamus
+and the caudate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import nibabel as nb
+import numpy as np
+from nibabel import cifti2
+
+from nipype_ward.connectivity import block_connectivity, grid_connectivity, mesh_connectivity
+from nipype_ward.fileio import InputError, save_atomically
+
+
+class DenseSeries(NamedTuple):
+    """A dense CIFTI series: grayordinates x volumes, with its axes."""
+
+    X: np.ndarray  #: (n_grayordinates, n_volumes)
+    brain_models: cifti2.BrainModelAxis
+    series: cifti2.SeriesAxis
+
+
+def load_dtseries(path) -> DenseSeries:
+    """A ``.dtseries.nii`` as (grayordinates, volumes), with its brain models."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        img = nb.load(path)
+    except Exception as exc:
+        raise InputError(path, f"not a readable CIFTI-2 file ({exc})") from exc
+    if not isinstance(img, cifti2.Cifti2Image):
+        raise InputError(path, "not a CIFTI-2 file (give a .dtseries.nii)")
+    series, brain_models = (img.header.get_axis(i) for i in range(2))
+    if not isinstance(series, cifti2.SeriesAxis) or not isinstance(
+            brain_models, cifti2.BrainModelAxis):
+        raise InputError(path, "a dense series has a series axis and a brain-model axis "
+                         f"(got {type(series).__name__}, {type(brain_models).__name__})")
+    X = np.asanyarray(img.dataobj).T
+    if not np.isfinite(X).all():
+        raise InputError(path, f"{int((~np.isfinite(X)).any(axis=1).sum())} grayordinates "
+                         "hold NaN or infinite values")
+    return DenseSeries(X, brain_models, series)
+
+
+def structures(brain_models: cifti2.BrainModelAxis):
+    """``(name, slice, model)`` of each structure, in file order."""
+    return list(brain_models.iter_structures())
+
+
+def grayordinate_connectivity(brain_models: cifti2.BrainModelAxis, faces: dict):
+    """The graph of a file's grayordinates (see the module), block-diagonal by structure.
+
+    Parameters
+    ----------
+    brain_models : BrainModelAxis
+    faces : dict
+        For each surface structure (``CIFTI_STRUCTURE_CORTEX_LEFT``, ...),
+        the triangles of its mesh, whose vertex count must be the one the
+        file gives for it (e.g. 32492 for fsLR 32k).
+    """
+    blocks = []
+    for name, part, model in structures(brain_models):
+        if model.volume_mask.all():  # a volume structure
+            ijk = model.voxel
+            mask = np.zeros(brain_models.volume_shape, dtype=bool)
+            mask[tuple(ijk.T)] = True
+            grid = grid_connectivity(mask)
+            # grid_connectivity numbers voxels in C order; the file has its own order.
+            order = np.ravel_multi_index(tuple(ijk.T), brain_models.volume_shape)
+            rank = np.argsort(np.argsort(order))
+            blocks.append(grid[rank][:, rank])
+        else:
+            if name not in faces:
+                raise ValueError(f"no mesh given for the surface structure {name}")
+            n_vertices = int(brain_models.nvertices[name])
+            if np.asarray(faces[name]).max() >= n_vertices:
+                raise ValueError(f"the mesh of {name} has more vertices than the file's "
+                                 f"{n_vertices}")
+            blocks.append(mesh_connectivity(faces[name], n_vertices, vertices=model.vertex))
+    return block_connectivity(blocks)
+
+
+def _label_dict(n_labels: int, prefix: str) -> dict:
+    import colorsys
+
+    width = len(str(n_labels))
+    labels = {0: ("???", (1.0, 1.0, 1.0, 0.0))}
+    for key in range(1, n_labels + 1):
+        red, green, blue = colorsys.hsv_to_rgb((key * 0.618033988749895) % 1.0, 0.65, 0.95)
+        labels[key] = (f"{prefix}_{key:0{width}d}", (red, green, blue, 1.0))
+    return labels
+
+
+def save_dlabel(values, brain_models: cifti2.BrainModelAxis, path, *, name: str = "ward",
+                prefix: str = "parcel") -> Path:
+    """Write labels 1..K of every grayordinate as a ``.dlabel.nii`` (one map, label table)."""
+    values = np.asarray(values, dtype=np.int32)
+    if values.shape != (len(brain_models),):
+        raise ValueError(f"one label per grayordinate ({len(brain_models)}), got {values.shape}")
+    labels = cifti2.LabelAxis([name], [_label_dict(int(values.max()), prefix)])
+    img = cifti2.Cifti2Image(values[None, :].astype(np.int32),
+                             header=cifti2.Cifti2Header.from_axes((labels, brain_models)))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_LABELS")
+    return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
+
+
+def save_ptseries(means, values, brain_models: cifti2.BrainModelAxis,
+                  series: cifti2.SeriesAxis, path, *, prefix: str = "parcel") -> Path:
+    """Write parcel series (K, volumes) as a ``.ptseries.nii`` whose parcels are the labels."""
+    values = np.asarray(values)
+    keys = np.unique(values[values > 0])
+    width = len(str(int(keys.max())))
+    parcels = cifti2.ParcelsAxis.from_brain_models(
+        [(f"{prefix}_{int(key):0{width}d}", brain_models[values == key]) for key in keys]
+    )
+    img = cifti2.Cifti2Image(np.asarray(means, dtype=np.float32).T,
+                             header=cifti2.Cifti2Header.from_axes((series, parcels)))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_PARCELLATED_SERIES")
+    return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
+

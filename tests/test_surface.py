@@ -1,0 +1,198 @@
+"""Meshes, GIFTI and CIFTI: graphs against hand-made meshes and nilearn, Ward on
+nilearn's bundled fsaverage5 against scikit-learn, files back through nibabel."""
+
+import nibabel as nb
+import numpy as np
+import pytest
+from nibabel import cifti2
+from scipy.sparse import csgraph
+
+from nipype_ward import cifti, gifti
+from nipype_ward.connectivity import block_connectivity, mesh_connectivity
+from nipype_ward.ward import build_ward_tree, cut_tree
+
+
+def _edges(graph):
+    coo = graph.tocoo()
+    return {(int(a), int(b)) for a, b in zip(coo.row, coo.col) if a < b}
+
+
+def test_mesh_connectivity_of_two_triangles():
+    faces = np.array([[0, 1, 2], [1, 3, 2]])
+    graph = mesh_connectivity(faces, 4)
+    assert _edges(graph) == {(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)}
+    assert (graph.diagonal() == 1).all() and (graph != graph.T).nnz == 0
+    assert graph.max() == 1  # the shared edge 1-2 counts once
+    # Restricted to vertices 3, 1, 0 (in that order): edges 3-1 and 1-0 remain.
+    sub = mesh_connectivity(faces, 4, vertices=[3, 1, 0])
+    assert _edges(sub) == {(0, 1), (1, 2)}
+    with pytest.raises(ValueError, match="outside"):
+        mesh_connectivity(faces, 3)
+    with pytest.raises(ValueError, match="repeated"):
+        mesh_connectivity(faces, 4, vertices=[1, 1])
+
+
+@pytest.fixture(scope="module")
+def fsaverage5():
+    from nilearn.datasets import load_fsaverage
+
+    return load_fsaverage("fsaverage5")["pial"]
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # nilearn's
+def test_mesh_connectivity_has_nilearns_sparsity(fsaverage5):
+    from nilearn.regions.parcellations import _connectivity_surface
+    from nilearn.surface import SurfaceImage
+
+    rng = np.random.default_rng(0)
+    masks = {part: rng.random(mesh.n_vertices) > 0.2 for part, mesh in fsaverage5.parts.items()}
+    reference = _connectivity_surface(SurfaceImage(mesh=fsaverage5, data=masks))
+    ours = block_connectivity([
+        mesh_connectivity(np.asarray(fsaverage5.parts[part].faces),
+                          fsaverage5.parts[part].n_vertices, vertices=masks[part])
+        for part in ("left", "right")
+    ])
+    assert ours.shape == reference.shape
+    assert _edges(ours) == _edges(reference)
+
+
+def _smooth_signals(graph, n_volumes, rng, steps=4):
+    """Random signals diffused over a graph: neighbouring vertices correlate."""
+    X = rng.normal(size=(graph.shape[0], n_volumes))
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    for _ in range(steps):
+        X = (graph @ X) / degree[:, None]
+    return X
+
+
+def test_ward_on_both_hemispheres_is_scikit_learns_on_each(fsaverage5):
+    from sklearn.cluster import AgglomerativeClustering
+
+    rng = np.random.default_rng(1)
+    graphs = [mesh_connectivity(np.asarray(fsaverage5.parts[part].faces),
+                                fsaverage5.parts[part].n_vertices) for part in ("left", "right")]
+    assert all(csgraph.connected_components(graph)[0] == 1 for graph in graphs)
+    parts = [_smooth_signals(graph, 30, rng) for graph in graphs]
+    X, graph = np.vstack(parts), block_connectivity(graphs)
+    n_left = parts[0].shape[0]
+    labels = cut_tree(build_ward_tree(X, graph).children, 300)
+    assert len(np.unique(labels)) == 300  # K counts parcels over both hemispheres
+    left, right = labels[:n_left], labels[n_left:]
+    assert not set(left) & set(right)  # no parcel spans the hemispheres
+    for part, hemisphere, sub in zip(parts, (left, right), graphs):
+        k = len(np.unique(hemisphere))
+        reference = AgglomerativeClustering(n_clusters=k, linkage="ward",
+                                            connectivity=sub).fit(part).labels_
+        assert len(set(zip(hemisphere.tolist(), reference.tolist()))) == k
+        for value in np.unique(hemisphere):  # every parcel is one piece of the mesh
+            inside = np.flatnonzero(hemisphere == value)
+            assert csgraph.connected_components(sub[inside][:, inside])[0] == 1
+
+
+def test_gifti_series_and_labels_go_through_nibabel(tmp_path, fsaverage5):
+    rng = np.random.default_rng(2)
+    paths, meshes = [], []
+    for part, hemi in (("left", "L"), ("right", "R")):
+        mesh = fsaverage5.parts[part]
+        data = rng.normal(size=(mesh.n_vertices, 12)).astype(np.float32)
+        data[:50] = 0.0  # no data there (as a medial wall)
+        img = nb.gifti.GiftiImage(darrays=[
+            nb.gifti.GiftiDataArray(data[:, t], intent="NIFTI_INTENT_TIME_SERIES",
+                                    datatype="float32") for t in range(12)])
+        path = tmp_path / f"sub-01_hemi-{hemi}_space-fsaverage5_bold.func.gii"
+        nb.save(img, path)
+        paths.append(path)
+        surface = nb.gifti.GiftiImage(darrays=[
+            nb.gifti.GiftiDataArray(np.asarray(mesh.coordinates, np.float32),
+                                    intent="NIFTI_INTENT_POINTSET", datatype="float32"),
+            nb.gifti.GiftiDataArray(np.asarray(mesh.faces, np.int32),
+                                    intent="NIFTI_INTENT_TRIANGLE", datatype="int32")])
+        surface_path = tmp_path / f"hemi-{hemi}_pial.surf.gii"
+        nb.save(surface, surface_path)
+        meshes.append(gifti.load_mesh(surface_path))
+    series = gifti.load_hemisphere_series(*paths, meshes=meshes)
+    assert [v[0] for v in series.vertices] == [50, 50]
+    assert series.X.shape == (2 * (10242 - 50), 12) and series.X.dtype == np.float32
+    labels = np.zeros(10242, dtype=int)
+    labels[series.vertices[0]] = rng.integers(1, 8, size=series.vertices[0].size)
+    out = gifti.save_labels(labels, 7, tmp_path / "sub-01_hemi-L_space-fsaverage5_seg-ward"
+                            "_scale-7_dseg.label.gii", hemisphere="L")
+    back = nb.load(out)
+    np.testing.assert_array_equal(back.darrays[0].data, labels)
+    assert back.darrays[0].intent == nb.nifti1.intent_codes["NIFTI_INTENT_LABEL"]
+    assert sorted(back.labeltable.get_labels_as_dict()) == list(range(8))
+    assert back.labeltable.get_labels_as_dict()[3] == "parcel_3"
+    with pytest.raises(Exception, match="vertices, but the L mesh has"):
+        gifti.load_hemisphere_series(paths[0], paths[1], meshes=[meshes[0].__class__(
+            meshes[0].coordinates[:100], meshes[0].faces[:10]), meshes[1]])
+
+
+def _brain_models(fsaverage5):
+    """Both fsaverage5 cortices (50 vertices left out of each) and two adjacent
+    subcortical blocks on a 10^3 volume."""
+    left = cifti2.BrainModelAxis.from_mask(np.arange(10242) >= 50, name="CortexLeft")
+    right = cifti2.BrainModelAxis.from_mask(np.arange(10242) >= 50, name="CortexRight")
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    thalamus = np.zeros((10, 10, 10), bool)
+    thalamus[2:5, 2:5, 2:5] = True
+    caudate = np.zeros((10, 10, 10), bool)
+    caudate[5:7, 2:5, 2:5] = True  # touches the thalamus block along x
+    volume = (cifti2.BrainModelAxis.from_mask(thalamus, name="ThalamusLeft", affine=affine)
+              + cifti2.BrainModelAxis.from_mask(caudate, name="CaudateLeft", affine=affine))
+    return left + right + volume
+
+
+def test_grayordinate_graph_is_block_diagonal_by_structure(fsaverage5):
+    models = _brain_models(fsaverage5)
+    faces = {"CIFTI_STRUCTURE_CORTEX_LEFT": np.asarray(fsaverage5.parts["left"].faces),
+             "CIFTI_STRUCTURE_CORTEX_RIGHT": np.asarray(fsaverage5.parts["right"].faces)}
+    graph = cifti.grayordinate_connectivity(models, faces)
+    assert graph.shape == (len(models), len(models))
+    pieces = [part for _, part, _ in cifti.structures(models)]
+    n_pieces, components = csgraph.connected_components(graph)
+    assert n_pieces == 4  # two cortices, two subcortical structures
+    for part in pieces:
+        assert len(np.unique(components[part])) == 1
+    left = pieces[0]
+    assert _edges(graph[left][:, left]) == _edges(mesh_connectivity(
+        faces["CIFTI_STRUCTURE_CORTEX_LEFT"], 10242, vertices=np.arange(50, 10242)))
+    thalamus = pieces[2]
+    voxels = models.voxel[thalamus]
+    expected = {(i, j) for i in range(len(voxels)) for j in range(i + 1, len(voxels))
+                if np.abs(voxels[i] - voxels[j]).sum() == 1}
+    assert _edges(graph[thalamus][:, thalamus]) == expected  # 6-neighbours, by hand
+    with pytest.raises(ValueError, match="no mesh given"):
+        cifti.grayordinate_connectivity(models, {})
+
+
+def test_cifti_labels_and_parcel_series_go_through_nibabel(tmp_path, fsaverage5):
+    models = _brain_models(fsaverage5)
+    rng = np.random.default_rng(3)
+    n = len(models)
+    series = cifti2.SeriesAxis(start=0.0, step=2.0, size=15)
+    data = rng.normal(size=(15, n)).astype(np.float32)
+    dtseries = tmp_path / "sub-01_task-rest_space-fsLR_den-91k_bold.dtseries.nii"
+    nb.save(cifti2.Cifti2Image(data, header=cifti2.Cifti2Header.from_axes((series, models))),
+            dtseries)
+    dense = cifti.load_dtseries(dtseries)
+    np.testing.assert_array_equal(dense.X, data.T)
+    assert dense.brain_models == models and dense.series.step == 2.0
+    values = rng.integers(1, 11, size=n)
+    dlabel = cifti.save_dlabel(values, models, tmp_path / "ward10.dlabel.nii")
+    back = nb.load(dlabel)
+    label_axis, model_axis = (back.header.get_axis(i) for i in range(2))
+    assert isinstance(label_axis, cifti2.LabelAxis) and model_axis == models
+    assert sorted(label_axis.label[0]) == list(range(11))
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj)[0], values)
+    means = np.stack([data.T[values == k].mean(axis=0) for k in range(1, 11)])
+    ptseries = cifti.save_ptseries(means, values, models, series, tmp_path / "ward10.ptseries.nii")
+    back = nb.load(ptseries)
+    series_axis, parcels = (back.header.get_axis(i) for i in range(2))
+    assert isinstance(parcels, cifti2.ParcelsAxis) and len(parcels) == 10
+    assert series_axis.size == 15
+    np.testing.assert_allclose(np.asanyarray(back.dataobj), means.T, rtol=1e-6)
+    bad = tmp_path / "nan.dtseries.nii"
+    data[0, 5] = np.nan
+    nb.save(cifti2.Cifti2Image(data, header=cifti2.Cifti2Header.from_axes((series, models))), bad)
+    with pytest.raises(Exception, match="1 grayordinates hold NaN"):
+        cifti.load_dtseries(bad)

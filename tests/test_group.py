@@ -327,3 +327,19 @@ def test_an_atlas_on_another_grid_is_one_line(fmriprep_dir, tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{atlas}: grid" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_on_two_grids_are_refused_before_any_work(fmriprep_dir, tmp_path):
+    import shutil
+
+    other = tmp_path / "fmriprep"
+    shutil.copytree(fmriprep_dir, other)
+    for suffix in ("desc-preproc_bold", "desc-brain_mask"):
+        path = other / f"{RUNS[2]}_{SPACE}_{suffix}.nii.gz"
+        img = nb.load(path)
+        nb.save(nb.Nifti1Image(np.asanyarray(img.dataobj)[:-1], img.affine, img.header), path)
+    proc = run_app(other, tmp_path / "out", "group", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "sub-02_task-rest_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz: grid" \
+        in proc.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()

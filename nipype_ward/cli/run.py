@@ -78,9 +78,10 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
     for run in runs:
         by_space.setdefault(space_key(run), []).append(run)
     for space_runs in by_space.values():
-        common, reference = None, None
+        common, reference, sizes = None, None, []
         for run in space_runs:
             mask, mask_img = image.load_mask(run.mask)
+            sizes.append(int(mask.sum()))
             if reference is None:
                 reference, common = (mask_img, run.mask), mask.copy()
             else:
@@ -94,7 +95,7 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
         if len(subjects) == 1:
             warnings.append(f"the group level has one subject ({next(iter(subjects))}) in space "
                             f"{space_runs[0].entities['space']}: its atlas is that subject's")
-        smallest = min(int(m.sum()) for m in [image.load_mask(r.mask)[0] for r in space_runs])
+        smallest = min(sizes)
         if common.sum() < 0.8 * smallest:
             warnings.append(f"the group mask keeps {int(common.sum())} voxels, "
                             f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
@@ -150,14 +151,14 @@ def main(argv=None) -> int:
         runs = bids.collect_runs(settings.bids_dir, settings.selection)
         for warning in check_runs(settings, runs):
             print(f"nipype-ward: warning: {warning}", file=sys.stderr)
-        if settings.output_dir.resolve() == settings.bids_dir.resolve():
-            raise InputError(settings.output_dir, "the output folder must not be the input dataset")
-        check_writable(settings.output_dir, "output folder")
-        check_writable(settings.work_dir, "work folder (-w)")
         if settings.analysis_level == "group":
             settings, group_warnings = check_group(settings, runs)
             for warning in group_warnings:
                 print(f"nipype-ward: warning: {warning}", file=sys.stderr)
+        if settings.output_dir.resolve() == settings.bids_dir.resolve():
+            raise InputError(settings.output_dir, "the output folder must not be the input dataset")
+        check_writable(settings.output_dir, "output folder")
+        check_writable(settings.work_dir, "work folder (-w)")
         bids.write_dataset_description(settings.output_dir, settings.bids_dir)
         bids.write_bidsignore(settings.output_dir)
         save_run_config(settings, runs, argv)

@@ -9,9 +9,12 @@ time axis changes no tree. Two ways to bring many subjects to one matrix:
   the number of subjects.
 * :func:`migp`, MIGP (Smith et al. 2014, *NeuroImage* 101, "Group-PCA for
   very large fMRI datasets"), the incremental group PCA of the HCP and UK
-  Biobank: a running matrix of ``n_components`` features, updated subject
-  by subject: the subject's series are appended in time, then the result is
-  projected on its ``n_components`` leading principal axes in time. Its
+  Biobank: a running matrix of ``n_components`` features, updated as
+  subjects come: their series are appended in time, then the result is
+  projected on its ``n_components`` leading principal axes in time. MIGPs
+  of parts of a group combine by one more MIGP of their running matrices
+  (the group level builds the two halves' first, in parallel, for its
+  split-half agreement, then the whole group's from them). Its
   memory is that of the running matrix plus one subject, whatever the
   number of subjects. When the total number of volumes does not exceed
   ``n_components`` nothing is truncated and the Gram matrix (hence the
@@ -89,13 +92,15 @@ def concatenate(blocks: Iterable) -> np.ndarray:
 
 
 def migp(blocks: Iterable, n_components: int) -> np.ndarray:
-    """MIGP: the group's series reduced to ``n_components`` features, one subject at a time.
+    """MIGP: the group's series reduced to ``n_components`` features, a few subjects at a time.
 
     Parameters
     ----------
     blocks : iterable of arrays of shape (n_voxels, n_features_s)
-        Each subject's (prepared, e.g. z-scored) series; read one at a time,
-        so memory maps or a generator keep the memory flat.
+        Each subject's (prepared, e.g. z-scored) series, or the running
+        matrices of parts of the group (MIGP of MIGPs); taken from the
+        iterable as needed, so memory maps or a generator keep the memory
+        flat.
     n_components : int
         Size of the running matrix (features).
 
@@ -105,41 +110,59 @@ def migp(blocks: Iterable, n_components: int) -> np.ndarray:
 
     Notes
     -----
-    Each update is that of Smith et al. (2014): ``[W, X]`` projected on the
-    leading eigenvectors of its Gram matrix. That Gram matrix is assembled
-    from ``W.T @ W`` (diagonal after the first projection), ``W.T @ X`` and
-    ``X.T @ X``, and the projection ``W @ V_W + X @ V_X`` is taken a block
-    of voxels at a time, so ``[W, X]`` itself is never built: the memory is
-    the running matrix, its successor and one block of voxels.
+    Smith et al. (2014)'s update: the running matrix ``W`` and the new
+    series ``X`` side by side, projected on the ``n_components`` leading
+    eigenvectors of the Gram matrix of ``[W, X]``. Here ``X`` gathers
+    subjects until it has at least ``n_components`` features (each update
+    then costs about what it keeps, rather than once per subject); the Gram
+    matrix is assembled from ``W.T @ W`` (diagonal after a projection),
+    ``W.T @ X`` and ``X.T @ X``, and the projection is taken a block of
+    voxels at a time, so ``[W, X]`` is never built. Memory: the running
+    matrix, its successor, and the pending subjects' series.
     """
     n_components = _check_n_components(n_components)
-    running, gram_running = None, None
+    running, gram_running, n_voxels = None, None, None
+    pending, n_pending = [], 0
     for block in blocks:
-        block = _check_block(block, None if running is None else running.shape[0])
-        if running is None:
-            running = reduce_features(block, n_components)
-            gram_running = _gram(running)
-            continue
-        r, t = running.shape[1], block.shape[1]
-        gram = np.empty((r + t, r + t))
-        gram[:r, :r] = gram_running
-        cross, own = np.zeros((r, t)), np.zeros((t, t))
-        for rows in _voxel_blocks(running.shape[0]):
-            part = np.asarray(block[rows], dtype=np.float64)
-            cross += running[rows].T @ part
-            own += part.T @ part
-        gram[:r, r:], gram[r:, :r], gram[r:, r:] = cross, cross.T, own
-        keep = min(n_components, r + t)
-        values, vectors = linalg.eigh(gram, subset_by_index=[r + t - keep, r + t - 1])
-        values, vectors = values[::-1], np.ascontiguousarray(vectors[:, ::-1])
-        updated = np.empty((running.shape[0], keep))
-        for rows in _voxel_blocks(running.shape[0]):
-            updated[rows] = running[rows] @ vectors[:r] \
-                + np.asarray(block[rows], dtype=np.float64) @ vectors[r:]
-        running, gram_running = updated, np.diag(np.clip(values, 0.0, None))
+        block = _check_block(block, n_voxels)
+        n_voxels = block.shape[0]
+        pending.append(block)
+        n_pending += block.shape[1]
+        if n_pending >= n_components:
+            running, gram_running = _migp_update(running, gram_running, pending, n_components)
+            pending, n_pending = [], 0
+    if pending:
+        running, gram_running = _migp_update(running, gram_running, pending, n_components)
     if running is None:
         raise ValueError("no subject to combine")
     return running
+
+
+def _migp_update(running, gram_running, pending, n_components):
+    """``[running, *pending]`` projected on the leading eigenvectors of its Gram matrix."""
+    n_voxels = pending[0].shape[0]
+    r = 0 if running is None else running.shape[1]
+    t = sum(block.shape[1] for block in pending)
+    gram = np.empty((r + t, r + t))
+    cross, own = np.zeros((r, t)), np.zeros((t, t))
+    for rows in _voxel_blocks(n_voxels):
+        part = np.hstack([np.asarray(block[rows], dtype=np.float64) for block in pending])
+        own += part.T @ part
+        if r:
+            cross += running[rows].T @ part
+    if r:
+        gram[:r, :r], gram[:r, r:], gram[r:, :r] = gram_running, cross, cross.T
+    gram[r:, r:] = own
+    keep = min(n_components, r + t)
+    values, vectors = linalg.eigh(gram, subset_by_index=[r + t - keep, r + t - 1])
+    values, vectors = values[::-1], np.ascontiguousarray(vectors[:, ::-1])
+    updated = np.empty((n_voxels, keep))
+    for rows in _voxel_blocks(n_voxels):
+        part = np.hstack([np.asarray(block[rows], dtype=np.float64) for block in pending])
+        updated[rows] = part @ vectors[r:]
+        if r:
+            updated[rows] += running[rows] @ vectors[:r]
+    return updated, np.diag(np.clip(values, 0.0, None))
 
 
 def _gram(X) -> np.ndarray:

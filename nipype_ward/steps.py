@@ -706,28 +706,39 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
     """The group's voxel-feature matrix, from the subjects' reduced series.
 
     ``"exact"``: the subjects' series one after the other in time (memory
-    grows with the group). ``"migp"``: MIGP over the subjects, in the order
+    grows with the group). ``"migp"``: MIGP over the files in the order
     given (:func:`nipype_ward.group.migp`; memory flat in the number of
-    subjects). Returns the series info the tree step reads, with the
-    reduction and the subjects recorded.
+    subjects): the subjects' reduced series, or the group series of parts
+    of the group (MIGP of MIGPs). ``subject_infos`` are the records of
+    every subject the result covers. Returns the series info the tree step
+    reads, with the reduction and the subjects recorded.
     """
     from nipype_ward.group import migp
 
     _check_reduction(reduction, n_components)
-    if len(reduced_paths) != len(subject_infos) or not reduced_paths:
-        raise ValueError("give one reduced series and one record per subject")
+    if not reduced_paths or not subject_infos:
+        raise ValueError("give the reduced series and the subjects' records")
+    if reduction == "exact" and len(reduced_paths) != len(subject_infos):
+        raise ValueError("the exact reduction takes one reduced series per subject")
     common, _ = image.load_mask(group_mask_path)
     n_voxels = int(common.sum())
-    blocks = [fileio.load_series(path, n_voxels=n_voxels) for path in reduced_paths]
+
+    def blocks():
+        # One file mapped at a time: the pages of those done are let go.
+        for path in reduced_paths:
+            yield fileio.load_series(path, n_voxels=n_voxels)
+
     if reduction == "migp":
-        X = migp(blocks, n_components)
+        X = migp(blocks(), n_components)
     else:
-        X = np.empty((n_voxels, sum(block.shape[1] for block in blocks)),
-                     dtype=np.result_type(*blocks))
+        shapes = [np.load(path, mmap_mode="r").shape[1] for path in reduced_paths]
+        dtypes = [np.load(path, mmap_mode="r").dtype for path in reduced_paths]
+        X = np.empty((n_voxels, sum(shapes)), dtype=np.result_type(*dtypes))
         offset = 0
-        for block in blocks:
+        for block in blocks():
             X[:, offset:offset + block.shape[1]] = block
             offset += block.shape[1]
+            del block
     fileio.save_series(X, out_series)
     t_rs = sorted({t_r for info in subject_infos for t_r in info["t_r"]}, key=str)
     return {

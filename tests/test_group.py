@@ -298,7 +298,8 @@ def test_migp_group_level_runs_and_records_its_reduction(fmriprep_dir, tmp_path)
     (group_series,) = (tmp_path / "work").rglob("group_series/group_series.npy")
     ours = np.load(group_series)
     reduced = [np.load(path) for path in sorted((tmp_path / "work").rglob("reduce_sub_*/*.npy"))]
-    reference = _numpy_migp(reduced, 100)
+    # The halves (sub-01, sub-02) first, then MIGP of their two MIGPs.
+    reference = _numpy_migp([_numpy_migp([part], 100) for part in reduced], 100)
     np.testing.assert_allclose(ours @ ours.T, reference @ reference.T, rtol=1e-6, atol=1e-6)
 
 

@@ -98,9 +98,12 @@ class ReduceSubject(SimpleInterface):
 
 class _GroupSeriesInputSpec(_ReductionInputSpec):
     reduced_files = InputMultiObject(
-        File(exists=True), mandatory=True, desc="each subject's reduced series (ReduceSubject)"
+        File(exists=True), mandatory=True,
+        desc="each subject's reduced series (ReduceSubject); with 'migp', also the group "
+        "series of parts of the group (GroupSeries), combined by one more MIGP",
     )
-    subject_infos = traits.List(traits.Dict, mandatory=True, desc="each subject's record")
+    subject_infos = traits.List(traits.Dict, mandatory=True,
+                                desc="the record of every subject the result covers")
 
 
 class _GroupSeriesOutputSpec(TraitedSpec):

@@ -156,30 +156,51 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
                            name="grid_connectivity")
     workflow.connect([(group_mask, connectivity, [("mask_file", "mask_file")])])
 
-    def group_tree(members, suffix=""):
-        """GroupSeries and WardTree of the subjects ``members``."""
-        reduced_files = pe.Node(niu.Merge(len(members)), name=f"merge_reduced{suffix}",
-                                run_without_submitting=True)
-        infos = pe.Node(niu.Merge(len(members)), name=f"merge_subject_infos{suffix}",
-                        run_without_submitting=True)
-        for n, subject in enumerate(members, 1):
-            workflow.connect([
-                (reduced[subject], reduced_files, [("reduced_file", f"in{n}")]),
-                (reduced[subject], infos, [("subject_info", f"in{n}")]),
-            ])
+    def merged(members, field, suffix):
+        node = pe.Node(niu.Merge(len(members)), name=f"merge_{field}s{suffix}",
+                       run_without_submitting=True)
+        workflow.connect([(reduced[subject], node, [(field, f"in{n}")])
+                          for n, subject in enumerate(members, 1)])
+        return node
+
+    def group_series(members, suffix="", parts=None):
+        """GroupSeries of the subjects ``members`` (from the series of ``parts`` if given)."""
         series = pe.Node(GroupSeries(**reduction), name=f"group_series{suffix}", mem_gb=group_mem)
+        workflow.connect([
+            (merged(members, "subject_info", suffix), series, [("out", "subject_infos")]),
+            (group_mask, series, [("mask_file", "group_mask_file")]),
+        ])
+        if parts is None:
+            workflow.connect([(merged(members, "reduced_file", suffix), series,
+                               [("out", "reduced_files")])])
+        else:
+            files = pe.Node(niu.Merge(len(parts)), name=f"merge_part_series{suffix}",
+                            run_without_submitting=True)
+            workflow.connect([(part, files, [("series_file", f"in{n}")])
+                              for n, part in enumerate(parts, 1)]
+                             + [(files, series, [("out", "reduced_files")])])
+        return series
+
+    def group_tree(series, suffix=""):
         tree = pe.Node(WardTree(), name=f"ward_tree{suffix}", mem_gb=group_mem)
         workflow.connect([
-            (reduced_files, series, [("out", "reduced_files")]),
-            (infos, series, [("out", "subject_infos")]),
-            (group_mask, series, [("mask_file", "group_mask_file")]),
             (series, tree, [("series_file", "series_file")]),
             (group_mask, tree, [("mask_file", "mask_file")]),
             (connectivity, tree, [("connectivity_file", "connectivity_file")]),
         ])
-        return series, tree
+        return tree
 
-    series, tree = group_tree(subjects)
+    halves = split_subjects(subjects) if len(subjects) >= 2 else None
+    half_series = None
+    if halves and (group.reduction == "migp" or options.split_half):
+        half_series = [group_series(half, f"_half{n}") for n, half in enumerate(halves, 1)]
+    if group.reduction == "migp" and half_series:
+        # MIGP of the two halves' MIGPs: the halves run in parallel, and the
+        # whole group costs one more update instead of one per subject.
+        series = group_series(subjects, parts=half_series)
+    else:
+        series = group_series(subjects)
+    tree = group_tree(series)
     cut = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
     cut.inputs.n_clusters = n_clusters
     tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
@@ -199,9 +220,8 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
         sidecars.inputs.resolution = str(res)
     workflow.connect([(series, sidecars, [("series_info", "series_info")])])
 
-    if options.split_half and len(subjects) >= 2:
-        halves = split_subjects(subjects)
-        half_trees = [group_tree(half, f"_half{n}")[1] for n, half in enumerate(halves, 1)]
+    if options.split_half and half_series:
+        half_trees = [group_tree(part, f"_half{n}") for n, part in enumerate(half_series, 1)]
         merge_halves = pe.Node(niu.Merge(2), name="merge_half_trees", run_without_submitting=True)
         split_half = pe.Node(GroupSplitHalf(n_clusters=n_clusters), name="group_split_half")
         workflow.connect([

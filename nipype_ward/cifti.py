@@ -132,3 +132,72 @@ def save_ptseries(means, values, brain_models: cifti2.BrainModelAxis,
     img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_PARCELLATED_SERIES")
     return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
 
+
+
+#: File names CIFTI-2 files end with.
+CIFTI_SUFFIXES = (".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".ptseries.nii")
+
+
+def is_cifti(path) -> bool:
+    """Whether a file name is a CIFTI-2 one (by its double extension)."""
+    return str(path).endswith(CIFTI_SUFFIXES)
+
+
+def load_cifti(path) -> cifti2.Cifti2Image:
+    """Any CIFTI-2 file whose second axis is brain models; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        img = nb.load(path)
+    except Exception as exc:
+        raise InputError(path, f"not a readable CIFTI-2 file ({exc})") from exc
+    if not isinstance(img, cifti2.Cifti2Image) or not isinstance(
+            img.header.get_axis(1), cifti2.BrainModelAxis):
+        raise InputError(path, "not a CIFTI-2 file of grayordinates (brain models)")
+    return img
+
+
+def brain_models_of(img) -> cifti2.BrainModelAxis:
+    return img.header.get_axis(1)
+
+
+def save_points(brain_models: cifti2.BrainModelAxis, path, values=None, *,
+                name: str = "mask") -> Path:
+    """One value per grayordinate as a ``.dscalar.nii`` (ones by default: the data's points).
+
+    The surface counterpart of a volume's mask and mean images: the file the
+    tree, cuts and compression read the grayordinates from.
+    """
+    img = points_image(brain_models, values, name=name)
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS")
+    return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
+
+
+def grayordinates_of_gifti(vertices, n_vertices) -> cifti2.BrainModelAxis:
+    """The brain models of a GIFTI pair: each cortex's vertices with data."""
+    models = None
+    for structure, kept, count in zip(("CortexLeft", "CortexRight"), vertices, n_vertices):
+        mask = np.zeros(count, dtype=bool)
+        mask[kept] = True
+        model = cifti2.BrainModelAxis.from_mask(mask, name=structure)
+        models = model if models is None else models + model
+    return models
+
+
+def points_image(brain_models: cifti2.BrainModelAxis, values=None, *, name: str = "mask"):
+    """The in-memory ``.dscalar.nii`` of :func:`save_points`."""
+    values = np.ones(len(brain_models), np.float32) if values is None \
+        else np.asarray(values, dtype=np.float32)
+    return cifti2.Cifti2Image(values[None, :], header=cifti2.Cifti2Header.from_axes(
+        (cifti2.ScalarAxis([name]), brain_models)))
+
+
+def save_dtseries(values, brain_models: cifti2.BrainModelAxis, path, *, t_r=None) -> Path:
+    """Write (grayordinates, volumes) values as a ``.dtseries.nii`` (step ``t_r`` seconds)."""
+    values = np.asarray(values, dtype=np.float32)
+    series = cifti2.SeriesAxis(start=0.0, step=float(t_r or 1.0), size=values.shape[1])
+    img = cifti2.Cifti2Image(values.T, header=cifti2.Cifti2Header.from_axes((series,
+                                                                              brain_models)))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
+    return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)

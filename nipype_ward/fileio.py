@@ -76,7 +76,8 @@ def sidecar_path(path) -> Path:
     """The JSON sidecar of a data file: same name, ``.json`` for the extension."""
     path = Path(path)
     name = path.name
-    for ext in (".nii.gz", ".nii"):
+    for ext in (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".func.gii",
+                ".label.gii", ".nii"):
         if name.endswith(ext):
             return path.with_name(name[: -len(ext)] + ".json")
     return path.with_suffix(".json")

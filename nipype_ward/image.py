@@ -80,7 +80,14 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
 
     Only the header is read here; use it for headers and small images. Read
     4D data with :func:`read_series`, which decompresses the file once.
+    A CIFTI-2 file of grayordinates (``.dscalar.nii``, ``.dlabel.nii``: the
+    points, means and labels of surface data) is returned as it is, its
+    dimensions unchecked: :func:`data_of` reads its values.
     """
+    from nipype_ward import cifti
+
+    if cifti.is_cifti(path):
+        return cifti.load_cifti(path)
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
@@ -160,8 +167,28 @@ def _read_block(img, path, start: int | None = None, stop: int | None = None) ->
         raise InputError(path, f"data cannot be read, the file may be truncated ({exc})") from exc
 
 
+def is_cifti_image(img) -> bool:
+    return isinstance(img, nb.cifti2.Cifti2Image)
+
+
+def data_of(img) -> np.ndarray:
+    """The values of a 3D image, or of the first map of a CIFTI file (one per grayordinate)."""
+    data = np.asanyarray(img.dataobj)
+    return data[0] if is_cifti_image(img) else data
+
+
 def check_same_grid(img, img_path, reference, reference_path) -> None:
-    """Raise :class:`InputError` unless ``img`` is on the grid of ``reference``."""
+    """Raise :class:`InputError` unless ``img`` is on the grid of ``reference``.
+
+    For CIFTI files (surface data), the grid is the brain models: the same
+    structures, vertices and voxels, in the same order.
+    """
+    if is_cifti_image(img) or is_cifti_image(reference):
+        if not (is_cifti_image(img) and is_cifti_image(reference)) or \
+                img.header.get_axis(1) != reference.header.get_axis(1):
+            raise InputError(img_path, f"its grayordinates differ from those of "
+                             f"{reference_path}: both must have the same brain models")
+        return
     if img.shape[:3] != reference.shape[:3]:
         raise InputError(
             img_path,
@@ -187,7 +214,7 @@ def load_mask(path, *, reference=None, reference_path=None) -> tuple[np.ndarray,
     img = load_image(path, ndim=3)
     if reference is not None:
         check_same_grid(img, path, reference, reference_path)
-    data = np.asanyarray(img.dataobj)
+    data = data_of(img)
     if not np.isfinite(data).all():
         raise InputError(path, "mask has NaN or infinite values")
     mask = data != 0
@@ -452,7 +479,16 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
 
 
 def save_labels(labels, mask, reference_img, path) -> Path:
-    """Write 0-based labels as an int32 image: 1..K inside the mask, 0 outside."""
+    """Write 0-based labels as an int32 image: 1..K inside the mask, 0 outside.
+
+    On a CIFTI reference (surface data), a ``.dlabel.nii`` with its label table.
+    """
+    if is_cifti_image(reference_img):
+        from nipype_ward import cifti
+
+        values = np.zeros(mask.shape, dtype=np.int32)
+        values[mask] = np.asarray(labels) + 1
+        return cifti.save_dlabel(values, reference_img.header.get_axis(1), path)
     img = unmask(np.asarray(labels) + 1, mask, reference_img, dtype=np.int32)
     img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
     img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1
@@ -476,7 +512,7 @@ def load_labels(
     img = load_image(path, ndim=3)
     if reference is not None:
         check_same_grid(img, path, reference, reference_path)
-    data = np.asanyarray(img.dataobj)
+    data = data_of(img)
     if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
         raise InputError(path, "label image must hold integer labels")
     data = data.astype(np.int64)
@@ -545,7 +581,13 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
             if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) or t_r <= 0:
                 raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
             return float(t_r)
+    if str(bold_path).endswith(".gii"):
+        return None  # GIFTI series say nothing of their timing
     img = bold_img if bold_img is not None else load_bold(bold_path)
+    if is_cifti_image(img):
+        series = img.header.get_axis(0)
+        unit = getattr(series, "unit", "SECOND")
+        return float(series.step) if unit == "SECOND" and series.step > 0 else None
     zooms = img.header.get_zooms()
     unit = img.header.get_xyzt_units()[1]
     scale = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit)

@@ -155,6 +155,42 @@ def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarra
     return mask
 
 
+def is_surface(bold_path) -> bool:
+    """Whether a BOLD series is surface data: a CIFTI-2 dense series or a GIFTI series."""
+    from nipype_ward import cifti
+
+    return cifti.is_cifti(bold_path) or str(bold_path).endswith(".gii")
+
+
+def _read_surface(bold_path, right_path):
+    """A surface series as (grayordinates, volumes), its brain models and its header image.
+
+    A CIFTI-2 ``.dtseries.nii`` holds its brain models; a GIFTI ``.func.gii``
+    is one hemisphere, ``right_path`` the other (the left first), and its
+    brain models are each cortex's vertices with data
+    (:func:`nipype_ward.gifti.data_vertices`).
+    """
+    from nipype_ward import cifti, gifti
+
+    if cifti.is_cifti(bold_path):
+        if right_path is not None:
+            raise InputError(right_path, "a CIFTI series holds both hemispheres: give it alone")
+        dense = cifti.load_dtseries(bold_path)
+        X, models = dense.X, dense.brain_models
+        header_img = cifti.load_cifti(bold_path)
+    else:
+        if right_path is None:
+            raise InputError(bold_path, "a GIFTI series is one hemisphere: give the left "
+                             "hemisphere's and the right's (in_file, right_file)")
+        series = gifti.load_hemisphere_series(bold_path, right_path)
+        X, models, header_img = series.X, cifti.grayordinates_of_gifti(
+            series.vertices, series.n_vertices), None
+    if X.shape[1] < 2:
+        raise InputError(bold_path, f"a series needs at least 2 volumes, got {X.shape[1]}")
+    dtype = image.series_dtype(X.dtype)
+    return np.asarray(X, dtype=dtype), models, header_img
+
+
 def read_prepared(
     bold_path,
     *,
@@ -162,6 +198,7 @@ def read_prepared(
     epi_options: masking.EPIMaskOptions | None = None,
     preparation: SignalPreparation | None = None,
     spill_dir=None,
+    right_path=None,
 ) -> tuple[VoxelSeries, nb.Nifti1Image]:
     """Read a BOLD series once and prepare it: the one heavy read of a run.
 
@@ -177,17 +214,30 @@ def read_prepared(
     """
     preparation = preparation or SignalPreparation()
     epi_options = epi_options or masking.EPIMaskOptions()
-    mask = image.load_mask(mask_path)[0] if mask_path is not None else None
     resolved = {}
 
     def check_header(img):
         resolved["preparation"] = resolve_preparation(preparation, bold_path, img, img.shape[3])
 
-    X, mask, mean_img, bold_img = image.read_series(
-        bold_path, mask=mask, mask_path=mask_path,
-        compute_mask=lambda mean: _epi_mask(mean, epi_options, bold_path),
-        before_reading=check_header, spill_dir=spill_dir,
-    )
+    if is_surface(bold_path):
+        from nipype_ward import cifti
+
+        if mask_path is not None:
+            raise InputError(mask_path, "surface data need no brain mask: its vertices with "
+                             "data are the grayordinates")
+        X, models, header_img = _read_surface(bold_path, right_path)
+        resolved["preparation"] = resolve_preparation(preparation, bold_path, header_img,
+                                                      X.shape[1])
+        mask = np.ones(X.shape[0], dtype=bool)
+        bold_img = cifti.points_image(models)
+        mean_img = cifti.points_image(models, X.mean(axis=1), name="mean")
+    else:
+        mask = image.load_mask(mask_path)[0] if mask_path is not None else None
+        X, mask, mean_img, bold_img = image.read_series(
+            bold_path, mask=mask, mask_path=mask_path,
+            compute_mask=lambda mean: _epi_mask(mean, epi_options, bold_path),
+            before_reading=check_header, spill_dir=spill_dir,
+        )
     n_volumes, found = X.shape[1], resolved["preparation"]
     if preparation.requested:
         try:
@@ -221,8 +271,13 @@ def prepare_series(
     epi_options: masking.EPIMaskOptions | None = None,
     preparation: SignalPreparation | None = None,
     spill_dir=None,
+    right_path=None,
 ) -> VoxelSeries:
     """Write the masked, prepared series of a BOLD file, its mask and its mean.
+
+    For surface data (a CIFTI-2 ``.dtseries.nii``, or a GIFTI ``.func.gii``
+    pair: ``bold_path`` the left hemisphere, ``right_path`` the right), the
+    "mask" and the mean are ``.dscalar.nii`` files of its grayordinates.
 
     See :func:`read_prepared`; the series is written as ``.npy``
     (:func:`nipype_ward.fileio.save_series`), the mask as uint8 and the mean
@@ -230,10 +285,17 @@ def prepare_series(
     """
     series, mean_img = read_prepared(
         bold_path, mask_path=brain_mask_path, epi_options=epi_options,
-        preparation=preparation, spill_dir=spill_dir,
+        preparation=preparation, spill_dir=spill_dir, right_path=right_path,
     )
-    image.save_image(masking.mask_image(series.mask, mean_img), out_mask)
-    image.save_image(masking.mean_image(mean_img.dataobj, mean_img), out_mean)
+    if is_surface(bold_path):
+        from nipype_ward import cifti
+
+        models = series.reference_img.header.get_axis(1)
+        cifti.save_points(models, out_mask)
+        cifti.save_points(models, out_mean, image.data_of(mean_img), name="mean")
+    else:
+        image.save_image(masking.mask_image(series.mask, mean_img), out_mask)
+        image.save_image(masking.mean_image(mean_img.dataobj, mean_img), out_mean)
     fileio.save_series(series.X, out_series)
     return series
 
@@ -314,6 +376,34 @@ def epi_mask(
         image.save_image(masking.mask_image(mask, mean_img), out_mask),
         image.save_image(masking.mean_image(mean, mean_img), out_mean),
     )
+
+
+def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
+    """The graph of the grayordinates of a surface "mask" (``.dscalar.nii``), written.
+
+    ``surfaces`` gives the mesh (``.surf.gii``) of each surface structure
+    the file holds, by CIFTI structure name (``CIFTI_STRUCTURE_CORTEX_LEFT``,
+    ``CIFTI_STRUCTURE_CORTEX_RIGHT``); see
+    :func:`nipype_ward.cifti.grayordinate_connectivity`. Returns the number
+    of connected pieces.
+    """
+    from nipype_ward import cifti, gifti
+
+    models = cifti.brain_models_of(cifti.load_cifti(mask_path))
+    faces = {}
+    for structure, path in surfaces.items():
+        mesh = gifti.load_mesh(path)
+        if structure in models.nvertices and mesh.n_vertices != models.nvertices[structure]:
+            raise InputError(path, f"a mesh of {mesh.n_vertices} vertices, but the data have "
+                             f"{models.nvertices[structure]} for {structure}: give the "
+                             "surfaces of the data's space")
+        faces[structure] = mesh.faces
+    try:
+        adjacency = cifti.grayordinate_connectivity(models, faces)
+    except ValueError as exc:
+        raise InputError(mask_path, str(exc)) from exc
+    fileio.save_connectivity(adjacency, out_file)
+    return connected_components(adjacency)[0]
 
 
 def connectivity(mask_path, out_file, *, neighbourhood: int = 6) -> int:
@@ -473,7 +563,7 @@ def parcel_compress(
                           mask_path or series.source)
     outside, all_values = 0, None
     if atlas:
-        data = np.asanyarray(labels_img.dataobj)
+        data = image.data_of(labels_img)
         keep = data[mask] > 0
         if not keep.any():
             raise InputError(labels_path, f"the atlas labels no voxel of the mask "
@@ -513,7 +603,12 @@ def parcel_compress(
     metrics["labels_file"] = str(labels_path)
     metrics["preparation"] = series.preparation
     fileio.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
-    if out_compressed is not None:
+    if out_compressed is not None and image.is_cifti_image(series.reference_img):
+        from nipype_ward import cifti
+
+        cifti.save_dtseries(means[labels], series.reference_img.header.get_axis(1),
+                            out_compressed, t_r=series.t_r)
+    elif out_compressed is not None:
         image.save_series_image(
             lambda start, stop: means[labels, start:stop], mask, series.reference_img,
             out_compressed, n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,

@@ -14,23 +14,32 @@ from sklearn.cluster import FeatureAgglomeration
 from sklearn.feature_extraction.image import grid_to_graph
 
 from nipype_ward.interfaces import (
+    CompareParcellations,
     CutWardTree,
     EPIMask,
     GridConnectivity,
+    GroupMask,
+    GroupSeries,
+    GroupSplitHalf,
+    MeshConnectivity,
     ParcelCompress,
     PlotCompression,
+    PlotGroupQuality,
     PlotParcellation,
     PrepareSignals,
+    ReduceSubject,
     WardAgglomerate,
     WardTree,
 )
 
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
-            "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold"}
+            "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold",
+            "right_file", "left_surface", "right_surface"}
 
-INTERFACES = [EPIMask, GridConnectivity, WardAgglomerate, ParcelCompress, WardTree, CutWardTree,
-              PrepareSignals, PlotParcellation, PlotCompression]
+INTERFACES = [EPIMask, GridConnectivity, MeshConnectivity, WardAgglomerate, ParcelCompress,
+              WardTree, CutWardTree, PrepareSignals, PlotParcellation, PlotCompression, GroupMask,
+              ReduceSubject, GroupSeries, GroupSplitHalf, CompareParcellations, PlotGroupQuality]
 
 PUBLIC_CONTRACT = {
     EPIMask: ({"in_file", "lower_cutoff", "upper_cutoff", "connected", "opening",

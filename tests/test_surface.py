@@ -196,3 +196,119 @@ def test_cifti_labels_and_parcel_series_go_through_nibabel(tmp_path, fsaverage5)
     nb.save(cifti2.Cifti2Image(data, header=cifti2.Cifti2Header.from_axes((series, models))), bad)
     with pytest.raises(Exception, match="1 grayordinates hold NaN"):
         cifti.load_dtseries(bad)
+
+
+def _write_surfaces(tmp_path, fsaverage5):
+    paths = []
+    for part, hemi in (("left", "L"), ("right", "R")):
+        mesh = fsaverage5.parts[part]
+        surface = nb.gifti.GiftiImage(darrays=[
+            nb.gifti.GiftiDataArray(np.asarray(mesh.coordinates, np.float32),
+                                    intent="NIFTI_INTENT_POINTSET", datatype="float32"),
+            nb.gifti.GiftiDataArray(np.asarray(mesh.faces, np.int32),
+                                    intent="NIFTI_INTENT_TRIANGLE", datatype="int32")])
+        path = tmp_path / f"tpl-fsaverage_hemi-{hemi}_den-10k_pial.surf.gii"
+        nb.save(surface, path)
+        paths.append(path)
+    return paths
+
+
+def _run_surface_wf(tmp_path, bold, right, surfaces, k):
+    from nipype_ward.workflows import init_ward_parcellation_wf
+
+    wf = init_ward_parcellation_wf(n_clusters=(k,), surfaces=surfaces, split_half=False,
+                                   save_compressed=True, name="surface_wf")
+    wf.base_dir = str(tmp_path / "work")
+    wf.inputs.inputnode.bold_file = str(bold)
+    if right is not None:
+        wf.inputs.inputnode.right_file = str(right)
+    result = wf.run(plugin="Linear")
+    nodes = {node.name: node for node in result.nodes()}
+    (labels_file,) = nodes["cut_tree"].result.outputs.labels_file
+    (timeseries,) = nodes["parcel_compress"].result.outputs.timeseries_file
+    (compressed,) = nodes["parcel_compress"].result.outputs.compressed_file
+    return labels_file, timeseries, compressed
+
+
+def _sklearn_per_structure(X, models, graph, labels):
+    from sklearn.cluster import AgglomerativeClustering
+
+    for _, part, _ in cifti.structures(models):
+        mine = labels[part]
+        k = len(np.unique(mine))
+        if k == mine.size:
+            continue
+        reference = AgglomerativeClustering(n_clusters=k, linkage="ward",
+                                            connectivity=graph[part][:, part]).fit(X[part]).labels_
+        assert len(set(zip(mine.tolist(), reference.tolist()))) == k
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # nilearn's
+def test_the_workflow_parcellates_a_gifti_pair_as_scikit_learn(tmp_path, fsaverage5):
+    import json
+
+    import pandas as pd
+    from nilearn.regions.parcellations import _connectivity_surface
+    from nilearn.surface import SurfaceImage
+
+    rng = np.random.default_rng(4)
+    surfaces = _write_surfaces(tmp_path, fsaverage5)
+    series, kept = [], {}
+    for part, hemi in (("left", "L"), ("right", "R")):
+        mesh = fsaverage5.parts[part]
+        graph = mesh_connectivity(np.asarray(mesh.faces), mesh.n_vertices)
+        data = (1000 + 10 * _smooth_signals(graph, 40, rng)).astype(np.float32)
+        data[:50] = 0.0  # a "medial wall" without data
+        kept[part] = np.arange(mesh.n_vertices) >= 50
+        img = nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(
+            data[:, t], intent="NIFTI_INTENT_TIME_SERIES", datatype="float32")
+            for t in range(40)])
+        path = tmp_path / f"sub-01_task-rest_hemi-{hemi}_space-fsaverage5_bold.func.gii"
+        nb.save(img, path)
+        path.with_name(path.name.replace(".func.gii", ".json")).write_text(
+            json.dumps({"RepetitionTime": 2.0}))
+        series.append((path, data[50:]))
+    labels_file, timeseries, compressed = _run_surface_wf(
+        tmp_path, series[0][0], series[1][0], surfaces, 120)
+    assert labels_file.endswith(".dlabel.nii") and compressed.endswith(".dtseries.nii")
+    dlabel = nb.load(labels_file)
+    models = dlabel.header.get_axis(1)
+    labels = np.asanyarray(dlabel.dataobj)[0]
+    assert sorted(np.unique(labels)) == list(range(1, 121))  # K over both hemispheres
+    X = np.vstack([data for _, data in series]).astype(np.float64)
+    reference_graph = _connectivity_surface(SurfaceImage(mesh=fsaverage5, data=kept))
+    n_left = series[0][1].shape[0]
+    assert not set(labels[:n_left]) & set(labels[n_left:])  # none spans the hemispheres
+    _sklearn_per_structure(X, models, reference_graph.tocsr(), labels)
+    table = pd.read_csv(timeseries, sep="\t")
+    assert table.shape == (40, 120)
+    dense = nb.load(compressed)
+    assert dense.header.get_axis(1) == models and dense.header.get_axis(0).step == 2.0
+    values = np.asanyarray(dense.dataobj).T
+    first = labels == int(table.columns[0])
+    np.testing.assert_allclose(values[first][0], X[first].mean(axis=0), rtol=1e-5)
+
+
+def test_the_workflow_parcellates_a_cifti_series_by_structure(tmp_path, fsaverage5):
+    rng = np.random.default_rng(5)
+    surfaces = _write_surfaces(tmp_path, fsaverage5)
+    models = _brain_models(fsaverage5)
+    faces = {"CIFTI_STRUCTURE_CORTEX_LEFT": np.asarray(fsaverage5.parts["left"].faces),
+             "CIFTI_STRUCTURE_CORTEX_RIGHT": np.asarray(fsaverage5.parts["right"].faces)}
+    graph = cifti.grayordinate_connectivity(models, faces)
+    X = _smooth_signals(graph, 30, rng)
+    series = cifti2.SeriesAxis(start=0.0, step=0.8, size=30)
+    bold = tmp_path / "sub-01_task-rest_space-fsLR_den-91k_bold.dtseries.nii"
+    nb.save(cifti2.Cifti2Image(X.T.astype(np.float32),
+                               header=cifti2.Cifti2Header.from_axes((series, models))), bold)
+    labels_file, timeseries, compressed = _run_surface_wf(tmp_path, bold, None, surfaces, 200)
+    dlabel = nb.load(labels_file)
+    assert dlabel.header.get_axis(1) == models
+    labels = np.asanyarray(dlabel.dataobj)[0]
+    assert len(np.unique(labels)) == 200
+    pieces = [labels[part] for _, part, _ in cifti.structures(models)]
+    for a in range(len(pieces)):  # no parcel joins two structures
+        for b in range(a + 1, len(pieces)):
+            assert not set(pieces[a]) & set(pieces[b])
+    _sklearn_per_structure(X.astype(np.float32).astype(np.float64), models, graph, labels)
+    assert nb.load(compressed).header.get_axis(0).step == 0.8  # the TR of the series

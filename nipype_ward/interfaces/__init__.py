@@ -1,7 +1,7 @@
 """Nipype interfaces of nipype-ward: one module per concern, each delegating
 to :mod:`nipype_ward.steps` (figures: :mod:`nipype_ward.reports`)."""
 from nipype_ward.interfaces.compression import ParcelCompress
-from nipype_ward.interfaces.connectivity import GridConnectivity
+from nipype_ward.interfaces.connectivity import GridConnectivity, MeshConnectivity
 from nipype_ward.interfaces.group import (
     CompareParcellations,
     GroupMask,
@@ -31,6 +31,7 @@ __all__ = [
     "GroupMask",
     "GroupSeries",
     "GroupSplitHalf",
+    "MeshConnectivity",
     "ParcelCompress",
     "PlotCompression",
     "PlotGroupQuality",

@@ -3,7 +3,7 @@
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, isdefined, traits
 
 from nipype_ward import steps
-from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._naming import image_extension, output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
     preparation_from_inputs,
@@ -92,7 +92,7 @@ class ParcelCompress(SimpleInterface):
         }
         if self.inputs.save_compressed:
             outputs["compressed_file"] = output_path(
-                labels_file, "_compressed", runtime.cwd, ".nii.gz"
+                labels_file, "_compressed", runtime.cwd, image_extension(labels_file, "series")
             )
 
         def optional(name):

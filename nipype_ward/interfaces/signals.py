@@ -12,17 +12,26 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._naming import image_extension, output_path
 from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
 from nipype_ward.interfaces.masking import EPIMaskOptionsInputSpec, epi_options_from_inputs
 
 
 class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="4D BOLD series (NIfTI)")
+    in_file = File(
+        exists=True, mandatory=True,
+        desc="BOLD series: 4D NIfTI, CIFTI-2 .dtseries.nii, or the left hemisphere's GIFTI "
+        ".func.gii (with right_file)",
+    )
     brain_mask_file = File(
         exists=True,
         desc="brain mask on the BOLD grid (e.g. fMRIPrep's desc-brain_mask); when not "
         "given, nilearn's EPI mask of the temporal mean is computed (options above)",
+    )
+    right_file = File(
+        exists=True,
+        desc="with a GIFTI in_file (the left hemisphere's .func.gii), the right "
+        "hemisphere's: both are one problem, the left's vertices with data first",
     )
 
 
@@ -59,10 +68,11 @@ class PrepareSignals(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = self.inputs.in_file
+        points = image_extension(in_file, "points")
         outputs = {
             "series_file": output_path(in_file, "_series", runtime.cwd, ".npy"),
-            "mask_file": output_path(in_file, "_mask", runtime.cwd, ".nii.gz"),
-            "mean_file": output_path(in_file, "_mean", runtime.cwd, ".nii.gz"),
+            "mask_file": output_path(in_file, "_mask", runtime.cwd, points),
+            "mean_file": output_path(in_file, "_mean", runtime.cwd, points),
         }
         series = steps.prepare_series(
             in_file,
@@ -73,6 +83,7 @@ class PrepareSignals(SimpleInterface):
             epi_options=epi_options_from_inputs(self.inputs),
             preparation=preparation_from_inputs(self.inputs),
             spill_dir=runtime.cwd,
+            right_path=self.inputs.right_file or None,
         )
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)

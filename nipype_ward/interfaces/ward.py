@@ -15,7 +15,7 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.interfaces._naming import output_path
+from nipype_ward.interfaces._naming import image_extension, output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
     preparation_from_inputs,
@@ -116,7 +116,8 @@ class CutWardTree(SimpleInterface):
         k = self.inputs.n_clusters
         # <bold>_wardtree.npz -> <bold>_ward<K>.nii.gz
         source = self.inputs.tree_file.replace("_wardtree.npz", ".npz")
-        labels_file = output_path(source, f"_ward{k}", runtime.cwd, ".nii.gz")
+        labels_file = output_path(source, f"_ward{k}", runtime.cwd,
+                                  image_extension(self.inputs.mask_file, "labels"))
         steps.cut(self.inputs.tree_file, self.inputs.mask_file, k, labels_file)
         self._results["labels_file"] = labels_file
         return runtime

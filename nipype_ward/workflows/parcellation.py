@@ -11,6 +11,7 @@ from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.interfaces import (
     CutWardTree,
     GridConnectivity,
+    MeshConnectivity,
     ParcelCompress,
     PrepareSignals,
     WardTree,
@@ -31,6 +32,7 @@ def init_ward_parcellation_wf(
     split_half: bool = True,
     save_compressed: bool = True,
     prepared: bool = False,
+    surfaces: tuple | None = None,
     mem_gb: dict[str, float] | None = None,
     name: str = "ward_parcellation_wf",
 ):
@@ -53,6 +55,16 @@ def init_ward_parcellation_wf(
 
         from nipype_ward.workflows import init_ward_parcellation_wf
         wf = init_ward_parcellation_wf(n_clusters=(1000, 2000))
+
+    With ``surfaces`` (the left and right cortices' ``.surf.gii``, either
+    may be None for a CIFTI file without it), the series is surface data:
+    a CIFTI-2 ``.dtseries.nii`` in ``inputnode.bold_file``, or a GIFTI pair
+    (``bold_file`` the left hemisphere's ``.func.gii``, ``right_file`` the
+    right's). The grayordinates' graph is then the meshes'
+    (:class:`~nipype_ward.interfaces.MeshConnectivity`, node
+    ``mesh_connectivity``), and the mask, mean, labels and compressed series
+    are CIFTI-2 files (``.dscalar.nii``, ``.dlabel.nii``, ``.dtseries.nii``);
+    the tree, cuts and compression are the same nodes.
 
     Parameters
     ----------
@@ -139,6 +151,7 @@ def init_ward_parcellation_wf(
         niu.IdentityInterface(
             fields=[*series_fields, "true_regions_file"] if prepared
             else ["bold_file", "mask_file", "confounds_file", "true_regions_file"]
+            + (["right_file"] if surfaces is not None else [])
         ),
         name="inputnode",
     )
@@ -174,9 +187,19 @@ def init_ward_parcellation_wf(
                                  ("mask_file", "brain_mask_file"),
                                  ("confounds_file", "confounds_file")]),
         ])
-    grid_connectivity = pe.Node(
-        GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
-    )
+        if surfaces is not None:
+            workflow.connect([(inputnode, source, [("right_file", "right_file")])])
+    if surfaces is None:
+        grid_connectivity = pe.Node(
+            GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
+        )
+    else:
+        left, right = surfaces
+        grid_connectivity = pe.Node(MeshConnectivity(), name="mesh_connectivity")
+        if left is not None:
+            grid_connectivity.inputs.left_surface = str(left)
+        if right is not None:
+            grid_connectivity.inputs.right_surface = str(right)
     ward_tree = pe.Node(
         WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
     )

@@ -312,3 +312,53 @@ def test_the_workflow_parcellates_a_cifti_series_by_structure(tmp_path, fsaverag
             assert not set(pieces[a]) & set(pieces[b])
     _sklearn_per_structure(X.astype(np.float32).astype(np.float64), models, graph, labels)
     assert nb.load(compressed).header.get_axis(0).step == 0.8  # the TR of the series
+
+
+def test_fsaverage5_meshes_are_nilearns_bundled_ones(fsaverage5):
+    from nipype_ward.templates import surface_meshes
+
+    for path, part in zip(surface_meshes("fsaverage5"), ("left", "right")):
+        mesh = gifti.load_mesh(path)
+        assert mesh.n_vertices == 10242
+        np.testing.assert_array_equal(mesh.faces, np.asarray(fsaverage5.parts[part].faces))
+
+
+def _meshes_in_a_subprocess(home, space="fsLR"):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from nipype_ward.templates import surface_meshes\n"
+            "from nipype_ward.fileio import InputError\n"
+            f"try:\n    print(*surface_meshes({space!r}), sep='\\n')\n"
+            "except InputError as exc:\n    print('error:', exc)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TEMPLATEFLOW_HOME": str(home)})
+
+
+def test_fslr_meshes_come_from_the_templateflow_cache(tmp_path, fsaverage5):
+    home = tmp_path / "templateflow"
+    (home / "tpl-fsLR").mkdir(parents=True)
+    written = []
+    for hemi, surface in zip("LR", _write_surfaces(tmp_path, fsaverage5)):
+        target = home / "tpl-fsLR" / f"tpl-fsLR_den-32k_hemi-{hemi}_midthickness.surf.gii"
+        target.write_bytes(surface.read_bytes())
+        written.append(str(target))
+    proc = _meshes_in_a_subprocess(home)
+    assert proc.stdout.split() == written, proc.stderr
+    # Where the cache only names the files (TemplateFlow's placeholders), a clear
+    # error, nothing downloaded.
+    proc = _meshes_in_a_subprocess(tmp_path / "empty")
+    assert "error:" in proc.stdout and "not in the TemplateFlow cache" in proc.stdout, \
+        proc.stdout + proc.stderr
+    assert "--surfaces" in proc.stdout
+
+
+def test_explicit_and_unknown_meshes(tmp_path):
+    from nipype_ward.fileio import InputError
+    from nipype_ward.templates import surface_meshes
+
+    with pytest.raises(InputError, match="no meshes known"):
+        surface_meshes("MNI152NLin2009cAsym")
+    with pytest.raises(InputError, match="--surfaces: no such file"):
+        surface_meshes("fsLR", surfaces=(tmp_path / "l.surf.gii", tmp_path / "r.surf.gii"))

@@ -79,10 +79,14 @@ def _as_config(config):
 
 
 def parse_entities(path) -> dict:
-    """The BIDS entities of a file name (pybids, with our entities known too)."""
+    """The BIDS entities of a file name (pybids, with our entities known too).
+
+    The name only: pybids parses the whole path it is given, so a dataset
+    under ``/data/study_res-3mm/`` would give each of its files ``res-3mm``.
+    """
     from bids.layout import parse_file_entities
 
-    return parse_file_entities(str(path), config=_pybids_configs())
+    return parse_file_entities("/" + Path(path).name, config=_pybids_configs())
 
 
 #: Entities of a source file that never pass to a derivative's name.
@@ -216,23 +220,36 @@ def _layout(bids_dir):
         raise InputError(bids_dir, f"cannot be read as a BIDS dataset ({exc})") from exc
 
 
-def _query_values(filters: dict) -> dict:
-    from bids.layout import Query
-
-    special = {None: Query.NONE, "*": Query.ANY}
-    return {key: special.get(value, value) if not isinstance(value, list) else value
-            for key, value in filters.items()}
+def _matches(entities: dict, filters: dict) -> bool:
+    """fMRIPrep's filter semantics: None = absent, "*" = present, a list = any of, else equal."""
+    for key, wanted in filters.items():
+        value = entities.get(key)
+        if wanted is None:
+            if value is not None:
+                return False
+        elif wanted == "*":
+            if value is None:
+                return False
+        elif isinstance(wanted, (list, tuple)):
+            if str(value) not in {str(w) for w in wanted}:
+                return False
+        elif str(value) != str(wanted):
+            return False
+    return True
 
 
 def collect_runs(bids_dir, selection: Selection) -> list[Run]:
     """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
 
     Each run comes with its ``desc-brain_mask`` (same entities) and its
-    ``desc-confounds_timeseries.tsv``; a missing one is an error naming the
-    BOLD. Errors also name what was asked and what the dataset has.
+    ``desc-confounds_timeseries.tsv``, named as fMRIPrep names them; a
+    missing one is an error naming the BOLD. Errors also name what was
+    asked and what the dataset has. Entities are read from file names only
+    (:func:`parse_entities`): the folders above the dataset give none.
     """
+    bids_dir = Path(bids_dir)
     layout = _layout(bids_dir)
-    subjects = layout.get_subjects()
+    subjects = sorted(folder.name[4:] for folder in bids_dir.glob("sub-*") if folder.is_dir())
     if not subjects:
         raise InputError(bids_dir, "no subject (sub-*) in this dataset")
     wanted = list(selection.participant_labels) or subjects
@@ -243,20 +260,23 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
             f"no participant {', '.join('sub-' + m for m in missing)} in this dataset "
             f"(it has {', '.join('sub-' + s for s in subjects)})",
         )
-    query = {
-        "subject": wanted, "datatype": "func", "suffix": "bold", "desc": "preproc",
-        "extension": [".nii.gz", ".nii"], "space": selection.space,
-    }
+    filters = {"subject": wanted, "desc": "preproc", "space": selection.space}
     if selection.session_labels:
-        query["session"] = list(selection.session_labels)
+        filters["session"] = list(selection.session_labels)
     if selection.tasks:
-        query["task"] = list(selection.tasks)
+        filters["task"] = list(selection.tasks)
     if selection.resolution is not None:
-        query["res"] = selection.resolution
-    query.update(_query_values(selection.bold_filters))
-    bolds = layout.get(**query)
+        filters["res"] = selection.resolution
+    filters.update(selection.bold_filters)
+    candidates = []
+    for path in layout.get(suffix="bold", extension=[".nii.gz", ".nii"], return_type="file"):
+        path = Path(path)
+        entities = parse_entities(path)
+        if path.parent.name == "func" and entities.get("subject") in wanted:
+            candidates.append((path, entities))
+    bolds = [(path, entities) for path, entities in candidates if _matches(entities, filters)]
     if not bolds:
-        spaces = sorted(layout.get_spaces(subject=wanted, suffix="bold") or [])
+        spaces = sorted({str(e["space"]) for _, e in candidates if e.get("space")})
         raise InputError(
             bids_dir,
             f"no preprocessed BOLD (desc-preproc_bold) in space {selection.space}"
@@ -265,25 +285,23 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
             + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
         )
     runs = []
-    for bold in bolds:
-        entities = bold.get_entities()
-        base = {key: value for key, value in entities.items()
-                if key not in ("desc", "suffix", "extension")}
-        mask = layout.get(**base, desc="brain", suffix="mask", extension=[".nii.gz", ".nii"])
+    for bold, entities in bolds:
+        extension = ".nii.gz" if bold.name.endswith(".nii.gz") else ".nii"
+        stem = bold.name[: -len(extension)]
+        if not stem.endswith("_desc-preproc_bold"):
+            raise InputError(bold, "not named as fMRIPrep names a BOLD (..._desc-preproc_bold)")
+        mask = [bold.with_name(stem[: -len("preproc_bold")] + "brain_mask" + ext)
+                for ext in (extension, ".nii.gz", ".nii")]
+        mask = [path for path in mask if path.is_file()]
         if not mask:
-            raise InputError(bold.path, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
-        confound_entities = {key: value for key, value in base.items()
-                             if key not in ("space", "res", "den", "cohort")}
-        confounds = layout.get(
-            **confound_entities, desc="confounds", suffix="timeseries", extension=".tsv",
-            space=None, res=None,
-        )
-        if not confounds:
+            raise InputError(bold, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
+        confounds = bold.with_name(stem.split("_space-")[0] + "_desc-confounds_timeseries.tsv")
+        if not confounds.is_file():
             raise InputError(
-                bold.path, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)"
+                bold, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)"
             )
-        runs.append(Run(Path(bold.path), Path(mask[0].path), Path(confounds[0].path),
-                        dict(entities), dict(bold.get_metadata())))
+        metadata = dict(layout.get_file(str(bold)).get_metadata())
+        runs.append(Run(bold, mask[0], confounds, {**entities, "datatype": "func"}, metadata))
     return sorted(runs, key=lambda run: str(run.bold))
 
 

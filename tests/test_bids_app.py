@@ -467,3 +467,20 @@ def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path
         assert metrics["parcel_size_max"] < 10 * metrics["parcel_size_median"], metrics
         print(k, {key: metrics[key] for key in ("r2", "homogeneity", "split_half_ari",
                                                "parcel_size_median", "parcel_size_max")})
+
+
+def test_folders_above_the_dataset_give_no_entities(fmriprep_dir, tmp_path):
+    # pybids parses whole paths: under /study_res-3mm_task-x/ every file would
+    # have res-3mm and task-x. Entities come from file names only.
+    root = tmp_path / "study_res-3mm_task-x_run-9"
+    shutil.copytree(fmriprep_dir, root / "fmriprep")
+    out = tmp_path / "out_ses-7"
+    proc = run_app(root / "fmriprep", out, "participant", "--participant-label", "02",
+                   "--n-clusters", 20, "--no-split-half", "-w", tmp_path / "work",
+                   "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / f"{RUNS[2]}_{SPACE}_seg-ward_scale-20_dseg.nii.gz").is_file()
+    names = [path.name for path in out.rglob("sub-02_*")]
+    assert names and not [n for n in names if "res-3mm" in n or "task-x" in n or "ses-7" in n]
+    issues = _validate(out)
+    assert [i for i in issues if i["severity"] == "error"] == []

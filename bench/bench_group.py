@@ -121,7 +121,6 @@ import re
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -129,7 +128,9 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import psutil
+
+# The measurement helpers of bench_pipeline.py (this folder is on sys.path when run).
+from bench_pipeline import run_once, schedule
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = "MNI152NLin2009cAsym"
@@ -137,8 +138,6 @@ TASK = "rest"
 RESOLUTION = 3  # mm
 T_R = 2.0  # simulate_rest_fmri's default
 CONTENDERS = ("ours", "nilearn")
-SAMPLE_S = 0.02  # seconds between memory samples
-REFRESH = 5  # samples between two listings of the descendants
 #: Nipype's resource monitor: its sampling period (s); Nipype refuses < 0.2.
 MONITOR_PERIOD_S = 0.2
 NIPYPE_CFG = f"""\
@@ -153,15 +152,6 @@ GROUP_STEP = re.compile(r"^(group_series|ward_tree)(_half\d+)?$")
 #: Growth of a group-step peak from the smallest to the largest N still called flat.
 FLAT_TOLERANCE = 1.2
 
-# Runs the command, then writes its ru_maxrss (the largest process it and its
-# waited-for descendants reached) to the file argv[1]; exits with its code.
-WRAPPER = """\
-import resource, subprocess, sys
-rc = subprocess.call(sys.argv[2:])
-with open(sys.argv[1], "w") as f:
-    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(rc if rc >= 0 else 128 - rc)
-"""
 
 
 # --------------------------------------------------------------------------
@@ -319,49 +309,6 @@ def command(which: str, root: Path, run_dir: Path, subjects: list[str], args,
             *(str(bold_path(root, s)) for s in subjects)]
 
 
-def _wait_sampling(proc: subprocess.Popen) -> int:
-    """Wait for ``proc`` (the wrapper); return the peak summed RSS (bytes) of its descendants.
-
-    Their memory is read every SAMPLE_S; the list of descendants, which costs
-    a scan of all processes (a few ms), is refreshed every REFRESH samples.
-    """
-    wrapper, tree, peak = psutil.Process(proc.pid), [], 0
-    for n in itertools.count():
-        if n % REFRESH == 0:
-            try:
-                tree = wrapper.children(recursive=True)
-            except psutil.Error:
-                pass
-        rss = 0
-        for process in tree:
-            try:
-                rss += process.memory_info().rss
-            except psutil.Error:  # it has ended
-                pass
-        peak = max(peak, rss)
-        try:
-            proc.wait(timeout=SAMPLE_S)
-            return peak
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def run_once(cmd: list[str], run_dir: Path, env: dict | None = None) -> dict:
-    """Run ``cmd`` under the wrapper in ``run_dir``; wall time, peak tree RSS, peak process RSS."""
-    maxrss_file = run_dir / "maxrss"
-    with open(run_dir / "stdout", "wb") as out, open(run_dir / "stderr", "wb") as err:
-        cpu, start = time.process_time(), time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(maxrss_file), *cmd],
-                                cwd=run_dir, stdout=out, stderr=err, env=env)
-        peak = _wait_sampling(proc)
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, kB on Linux
-    maxrss = int(maxrss_file.read_text()) * scale if maxrss_file.exists() else 0
-    return {"rc": proc.returncode, "wall": wall, "tree_mb": peak / 2**20,
-            "proc_mb": maxrss / 2**20, "sampler_cpu": cpu,
-            "stderr": (run_dir / "stderr").read_text(errors="replace")}
-
-
 def monitored_env(run_dir: Path) -> dict:
     """The environment of ours: Nipype's resource monitor on, through NIPYPE_CONFIG_DIR."""
     config_dir = run_dir / "nipype_config"
@@ -425,7 +372,8 @@ def run_contender(which: str, root: Path, run_dir: Path, subjects: list[str], ar
         env = monitored_env(run_dir)
     else:
         write_group_mask(root, subjects, run_dir / "group_mask.nii.gz")
-    result = run_once(command(which, root, run_dir, subjects, args, ours_args), run_dir, env)
+    result = run_once(command(which, root, run_dir, subjects, args, ours_args), run_dir,
+                      cwd=run_dir, env=env)
     if result["rc"] == 0:
         if which == "ours":
             result.update(ours_group_step(run_dir, args.n_clusters))
@@ -546,12 +494,6 @@ def describe(root: Path, source: str, args) -> None:
     print("versions  : " + "  ".join(
         f"{name} {metadata.version(name)}"
         for name in ("nipype-ward", "nipype", "nilearn", "scikit-learn", "numpy")))
-
-
-def schedule(contenders: list[str], repeat: int) -> list[str]:
-    """Round r runs the contenders rotated by r: ours, nilearn; nilearn, ours..."""
-    n = len(contenders)
-    return [contenders[(r + i) % n] for r in range(repeat) for i in range(n)]
 
 
 def medians(runs: list[dict]) -> dict:

@@ -117,14 +117,18 @@ def _wait_sampling(proc: subprocess.Popen) -> int:
             pass
 
 
-def run_once(cmd: list[str], run_dir: Path) -> dict:
-    """Run ``cmd`` under the wrapper; wall time, peak tree RSS, peak process RSS."""
-    run_dir.mkdir()
+def run_once(cmd: list[str], run_dir: Path, *, cwd: Path = REPO, env: dict | None = None) -> dict:
+    """Run ``cmd`` under the wrapper; wall time, peak tree RSS, peak process RSS.
+
+    Its stdout, stderr and ru_maxrss go to ``run_dir`` (made if needed);
+    bench_group.py runs its contenders through this too.
+    """
+    run_dir.mkdir(exist_ok=True)
     maxrss_file = run_dir / "maxrss"
     with open(run_dir / "stdout", "wb") as out, open(run_dir / "stderr", "wb") as err:
         cpu, start = time.process_time(), time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(maxrss_file), *cmd],
-                                cwd=REPO, stdout=out, stderr=err)
+                                cwd=cwd, stdout=out, stderr=err, env=env)
         peak = _wait_sampling(proc)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, kB on Linux

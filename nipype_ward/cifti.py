@@ -31,29 +31,21 @@ class DenseSeries(NamedTuple):
     X: np.ndarray  #: (n_grayordinates, n_volumes)
     brain_models: cifti2.BrainModelAxis
     series: cifti2.SeriesAxis
+    img: cifti2.Cifti2Image  #: the file's image (its header)
 
 
 def load_dtseries(path) -> DenseSeries:
     """A ``.dtseries.nii`` as (grayordinates, volumes), with its brain models."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    try:
-        img = nb.load(path)
-    except Exception as exc:
-        raise InputError(path, f"not a readable CIFTI-2 file ({exc})") from exc
-    if not isinstance(img, cifti2.Cifti2Image):
-        raise InputError(path, "not a CIFTI-2 file (give a .dtseries.nii)")
+    img = load_cifti(path)
     series, brain_models = (img.header.get_axis(i) for i in range(2))
-    if not isinstance(series, cifti2.SeriesAxis) or not isinstance(
-            brain_models, cifti2.BrainModelAxis):
-        raise InputError(path, "a dense series has a series axis and a brain-model axis "
-                         f"(got {type(series).__name__}, {type(brain_models).__name__})")
+    if not isinstance(series, cifti2.SeriesAxis):
+        raise InputError(path, f"a dense series has a series axis (got {type(series).__name__}):"
+                         " give a .dtseries.nii")
     X = np.asanyarray(img.dataobj).T
     if not np.isfinite(X).all():
         raise InputError(path, f"{int((~np.isfinite(X)).any(axis=1).sum())} grayordinates "
                          "hold NaN or infinite values")
-    return DenseSeries(X, brain_models, series)
+    return DenseSeries(X, brain_models, series, img)
 
 
 def structures(brain_models: cifti2.BrainModelAxis):

@@ -176,8 +176,7 @@ def _read_surface(bold_path, right_path):
         if right_path is not None:
             raise InputError(right_path, "a CIFTI series holds both hemispheres: give it alone")
         dense = cifti.load_dtseries(bold_path)
-        X, models = dense.X, dense.brain_models
-        header_img = cifti.load_cifti(bold_path)
+        X, models, header_img = dense.X, dense.brain_models, dense.img
     else:
         if right_path is None:
             raise InputError(bold_path, "a GIFTI series is one hemisphere: give the left "
@@ -766,12 +765,11 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     _check_reduction(reduction, n_components)
     if not (len(series_paths) == len(mask_paths) == len(infos)) or not series_paths:
         raise ValueError("give one series, mask and info per run")
-    common, _ = image.load_mask(group_mask_path)
+    common, group_img = image.load_mask(group_mask_path)
     parts = []
     for path, mask_path, info in zip(series_paths, mask_paths, infos):
         mask, mask_img = image.load_mask(mask_path)
-        image.check_same_grid(mask_img, mask_path, image.load_image(group_mask_path, ndim=3),
-                              group_mask_path)
+        image.check_same_grid(mask_img, mask_path, group_img, group_mask_path)
         if (common & ~mask).any():
             raise InputError(mask_path, "the group mask has voxels outside this run's mask")
         parts.append(fileio.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
@@ -826,9 +824,9 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
     if reduction == "migp":
         X = migp(blocks(), n_components)
     else:
-        shapes = [np.load(path, mmap_mode="r").shape[1] for path in reduced_paths]
-        dtypes = [np.load(path, mmap_mode="r").dtype for path in reduced_paths]
-        X = np.empty((n_voxels, sum(shapes)), dtype=np.result_type(*dtypes))
+        headers = [(block.shape[1], block.dtype) for block in blocks()]
+        X = np.empty((n_voxels, sum(n for n, _ in headers)),
+                     dtype=np.result_type(*(dtype for _, dtype in headers)))
         offset = 0
         for block in blocks():
             X[:, offset:offset + block.shape[1]] = block
@@ -852,9 +850,11 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
     }
 
 
-def _restricted_labels(labels_path, mask, keep):
-    """0-based labels of the voxels ``keep`` of ``mask`` (renumbered 0..K-1), and their values."""
-    data = np.asanyarray(image.load_image(labels_path, ndim=3).dataobj)
+def _restricted_labels(data, mask, keep):
+    """0-based labels of the voxels ``keep`` of ``mask`` (renumbered 0..K-1), and their values.
+
+    ``data`` is the label image's values (:func:`nipype_ward.image.data_of`).
+    """
     values = data[mask][keep].astype(np.int64)
     unique, inverse = np.unique(values, return_inverse=True)
     return inverse.astype(np.intp), unique
@@ -875,15 +875,18 @@ def compare_parcellations(series_path, mask_path, atlas_path, own_paths, *, seri
                                mask_path=mask_path)
     atlas_img = image.load_image(atlas_path, ndim=3)
     image.check_same_grid(atlas_img, atlas_path, series.reference_img, mask_path)
-    keep = np.asanyarray(atlas_img.dataobj)[series.mask] > 0
+    atlas_data = image.data_of(atlas_img)
+    keep = atlas_data[series.mask] > 0
     if not keep.any():
         raise InputError(atlas_path, f"no voxel of {mask_path} is labelled in the atlas")
     X = np.asarray(series.X[keep])
-    atlas_labels, atlas_values = _restricted_labels(atlas_path, series.mask, keep)
+    atlas_labels, atlas_values = _restricted_labels(atlas_data, series.mask, keep)
     atlas = {"r2": reconstruction_r2(X, atlas_labels), "homogeneity": homogeneity(X, atlas_labels)}
     records = []
     for k, own_path in zip(n_clusters, own_paths):
-        own_labels, own_values = _restricted_labels(own_path, series.mask, keep)
+        own_img = image.load_image(own_path, ndim=3)
+        image.check_same_grid(own_img, own_path, atlas_img, atlas_path)
+        own_labels, own_values = _restricted_labels(image.data_of(own_img), series.mask, keep)
         records.append({
             "source": series.source, "n_clusters": int(k), "n_voxels": int(keep.sum()),
             "group_n_parcels": int(len(atlas_values)), "group_r2": atlas["r2"],

@@ -91,7 +91,7 @@ def test_ward_on_both_hemispheres_is_scikit_learns_on_each(fsaverage5):
 
 def test_gifti_series_and_labels_go_through_nibabel(tmp_path, fsaverage5):
     rng = np.random.default_rng(2)
-    paths, meshes = [], []
+    paths = []
     for part, hemi in (("left", "L"), ("right", "R")):
         mesh = fsaverage5.parts[part]
         data = rng.normal(size=(mesh.n_vertices, 12)).astype(np.float32)
@@ -102,14 +102,7 @@ def test_gifti_series_and_labels_go_through_nibabel(tmp_path, fsaverage5):
         path = tmp_path / f"sub-01_hemi-{hemi}_space-fsaverage5_bold.func.gii"
         nb.save(img, path)
         paths.append(path)
-        surface = nb.gifti.GiftiImage(darrays=[
-            nb.gifti.GiftiDataArray(np.asarray(mesh.coordinates, np.float32),
-                                    intent="NIFTI_INTENT_POINTSET", datatype="float32"),
-            nb.gifti.GiftiDataArray(np.asarray(mesh.faces, np.int32),
-                                    intent="NIFTI_INTENT_TRIANGLE", datatype="int32")])
-        surface_path = tmp_path / f"hemi-{hemi}_pial.surf.gii"
-        nb.save(surface, surface_path)
-        meshes.append(gifti.load_mesh(surface_path))
+    meshes = [gifti.load_mesh(path) for path in _write_surfaces(tmp_path, fsaverage5)]
     series = gifti.load_hemisphere_series(*paths, meshes=meshes)
     assert [v[0] for v in series.vertices] == [50, 50]
     assert series.X.shape == (2 * (10242 - 50), 12) and series.X.dtype == np.float32
@@ -362,3 +355,34 @@ def test_explicit_and_unknown_meshes(tmp_path):
         surface_meshes("MNI152NLin2009cAsym")
     with pytest.raises(InputError, match="--surfaces: no such file"):
         surface_meshes("fsLR", surfaces=(tmp_path / "l.surf.gii", tmp_path / "r.surf.gii"))
+
+
+def test_bad_surface_inputs_are_one_clear_error_and_write_nothing(tmp_path, fsaverage5):
+    from nipype_ward.interfaces import MeshConnectivity, PrepareSignals
+
+    rng = np.random.default_rng(6)
+    left = tmp_path / "sub-01_hemi-L_space-fsaverage5_bold.func.gii"
+    nb.save(nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(
+        rng.normal(size=10242).astype(np.float32), intent="NIFTI_INTENT_TIME_SERIES",
+        datatype="float32") for _ in range(5)]), left)
+    run_dir = tmp_path / "prepare"
+    run_dir.mkdir()
+    with pytest.raises(Exception, match="a GIFTI series is one hemisphere: give the left"):
+        PrepareSignals(in_file=str(left)).run(cwd=str(run_dir))
+    assert not list(run_dir.glob("*.npy")) and not list(run_dir.glob("*.nii"))
+    # A mesh of another space than the data's: named, with what to do.
+    points = tmp_path / "points.dscalar.nii"
+    cifti.save_points(_brain_models(fsaverage5), points)
+    small = tmp_path / "small.surf.gii"
+    nb.save(nb.gifti.GiftiImage(darrays=[
+        nb.gifti.GiftiDataArray(np.zeros((4, 3), np.float32), intent="NIFTI_INTENT_POINTSET",
+                                datatype="float32"),
+        nb.gifti.GiftiDataArray(np.array([[0, 1, 2], [1, 2, 3]], np.int32),
+                                intent="NIFTI_INTENT_TRIANGLE", datatype="int32")]), small)
+    run_dir = tmp_path / "mesh"
+    run_dir.mkdir()
+    with pytest.raises(Exception, match=r"small.surf.gii: a mesh of 4 vertices, but the data "
+                                        r"have 10242 for CIFTI_STRUCTURE_CORTEX_LEFT"):
+        MeshConnectivity(mask_file=str(points), left_surface=str(small),
+                         right_surface=str(small)).run(cwd=str(run_dir))
+    assert not list(run_dir.glob("*.npz"))

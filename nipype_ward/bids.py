@@ -39,6 +39,7 @@ SOURCE_DATASET = "preprocessed"
 BIDSIGNORE = (
     "*_timeseries.tsv",
     "*_timeseries.json",
+    "*_timeseries.ptseries.nii",
     "*_metrics.json",
     "*_tree.npz",
     "*.html",
@@ -56,6 +57,14 @@ DSEG_COLUMNS = {
     "x": {"Description": "x of the parcel's centroid, world coordinates", "Units": "mm"},
     "y": {"Description": "y of the parcel's centroid, world coordinates", "Units": "mm"},
     "z": {"Description": "z of the parcel's centroid, world coordinates", "Units": "mm"},
+}
+
+#: The same for surface labels (``.dlabel.nii``, ``.label.gii``).
+SURFACE_DSEG_COLUMNS = {
+    "n_grayordinates": {"Description": "number of grayordinates (vertices, and voxels of "
+                        "CIFTI volume structures) of the parcel"},
+    "structure": {"Description": "the CIFTI structure of the parcel's grayordinates (a parcel "
+                  "never spans two)"},
 }
 
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
@@ -143,16 +152,22 @@ def check_label(value: str, entity: str) -> str:
     return label
 
 
-def parse_space(value: str) -> tuple[str, str | None]:
-    """``MNI152NLin2009cAsym:res-2`` -> ``("MNI152NLin2009cAsym", "2")``."""
-    space, _, modifier = value.partition(":")
+def parse_space(value: str) -> tuple[str, str | None, str | None]:
+    """``MNI152NLin2009cAsym:res-2`` -> ``("MNI152NLin2009cAsym", "2", None)``.
+
+    The modifiers are fMRIPrep's: ``res-<label>`` for volumes,
+    ``den-<label>`` for surfaces (``fsLR:den-91k``); each at most once.
+    """
+    space, _, modifiers = value.partition(":")
     check_label(space, "space")
-    if not modifier:
-        return space, None
-    key, _, res = modifier.partition("-")
-    if key != "res" or not _LABEL.match(res):
-        raise ValueError(f"space modifier must be res-<label>, got {modifier!r} in {value!r}")
-    return space, res
+    found = {"res": None, "den": None}
+    for modifier in filter(None, modifiers.split(":")):
+        key, _, label = modifier.partition("-")
+        if key not in found or found[key] is not None or not _LABEL.match(label):
+            raise ValueError(f"space modifiers are res-<label> and den-<label>, got "
+                             f"{modifier!r} in {value!r}")
+        found[key] = label
+    return space, found["res"], found["den"]
 
 
 def load_filter_file(path) -> dict:
@@ -185,23 +200,64 @@ class Selection:
     tasks: tuple[str, ...] = ()
     space: str = "MNI152NLin2009cAsym"
     resolution: str | None = None
+    density: str | None = None  #: surfaces' den- (``91k`` for fsLR CIFTI)
     bold_filters: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One preprocessed BOLD run and the fMRIPrep files that go with it."""
+    """One preprocessed BOLD run and the fMRIPrep files that go with it.
+
+    Volume runs have their ``desc-brain_mask``; surface runs have none (their
+    grayordinates are their points): a CIFTI-2 ``.dtseries.nii``, or a GIFTI
+    pair whose left hemisphere is ``bold`` and right one ``right``. The
+    entities of a GIFTI pair are those both files share (no ``hemi``).
+    """
 
     bold: Path
-    mask: Path
+    mask: Path | None
     confounds: Path
     entities: dict
     metadata: dict
+    right: Path | None = None
 
     @property
     def name(self) -> str:
         """A short id of the run for node and folder names (``sub-01_ses-1_task-rest_run-1``)."""
-        return self.bold.name.split("_space-")[0]
+        return _without_hemi(self.bold.name).split("_space-")[0]
+
+    @property
+    def is_surface(self) -> bool:
+        """Whether the run is surface data (CIFTI-2 or a GIFTI pair)."""
+        return self.mask is None
+
+    @property
+    def sources(self) -> list[Path]:
+        """The run's BOLD file(s): one, or the two hemispheres of a GIFTI pair."""
+        return [self.bold] if self.right is None else [self.bold, self.right]
+
+
+#: The extensions of a BOLD series, volume and surface.
+VOLUME_EXTENSIONS = (".nii.gz", ".nii")
+SURFACE_EXTENSIONS = (".dtseries.nii", ".func.gii")
+
+
+def _without_hemi(name: str) -> str:
+    return re.sub(r"_hemi-[LR](?=_)", "", name)
+
+
+#: Extensions of more than one dot, as BIDS counts them.
+_LONG_EXTENSIONS = (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".ptseries.nii",
+                    ".func.gii", ".label.gii", ".shape.gii", ".surf.gii")
+
+
+def file_extension(name) -> str:
+    """A file's BIDS extension: ``.nii.gz``, ``.dlabel.nii``, ``.func.gii``..., else its last suffix."""
+    name = Path(name).name
+    for extension in _LONG_EXTENSIONS:
+        if name.endswith(extension):
+            return extension
+    return Path(name).suffix
 
 
 def _layout(bids_dir):
@@ -260,49 +316,79 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
             f"no participant {', '.join('sub-' + m for m in missing)} in this dataset "
             f"(it has {', '.join('sub-' + s for s in subjects)})",
         )
-    filters = {"subject": wanted, "desc": "preproc", "space": selection.space}
+    filters = {"subject": wanted, "space": selection.space}
     if selection.session_labels:
         filters["session"] = list(selection.session_labels)
     if selection.tasks:
         filters["task"] = list(selection.tasks)
     if selection.resolution is not None:
         filters["res"] = selection.resolution
+    if selection.density is not None:
+        filters["den"] = selection.density
     filters.update(selection.bold_filters)
+    # fMRIPrep names volume series desc-preproc, surface series without a desc.
+    kind_filters = {ext: {"desc": "preproc"} for ext in VOLUME_EXTENSIONS}
+    kind_filters.update({".dtseries.nii": {"desc": None}, ".func.gii": {"desc": None}})
     candidates = []
-    for path in layout.get(suffix="bold", extension=[".nii.gz", ".nii"], return_type="file"):
+    for path in layout.get(suffix="bold", extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS],
+                           return_type="file"):
         path = Path(path)
         entities = parse_entities(path)
         if path.parent.name == "func" and entities.get("subject") in wanted:
             candidates.append((path, entities))
-    bolds = [(path, entities) for path, entities in candidates if _matches(entities, filters)]
+    bolds = [(path, entities) for path, entities in candidates
+             if _matches(entities, {**kind_filters[file_extension(path.name)], **filters})
+             and entities.get("hemi") != "R"]  # a GIFTI pair is found by its left half
     if not bolds:
         spaces = sorted({str(e["space"]) for _, e in candidates if e.get("space")})
         raise InputError(
             bids_dir,
-            f"no preprocessed BOLD (desc-preproc_bold) in space {selection.space}"
+            f"no preprocessed BOLD in space {selection.space}"
             + (f" at res-{selection.resolution}" if selection.resolution else "")
+            + (f" at den-{selection.density}" if selection.density else "")
             + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
             + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
         )
-    runs = []
-    for bold, entities in bolds:
-        extension = ".nii.gz" if bold.name.endswith(".nii.gz") else ".nii"
-        stem = bold.name[: -len(extension)]
+    runs = [_run_of(bold, entities, layout) for bold, entities in bolds]
+    named: dict[tuple, Path] = {}
+    for run in runs:
+        key = tuple(sorted((k, str(v)) for k, v in run.entities.items() if k != "extension"))
+        if key in named:
+            raise InputError(run.bold, f"the same run as {named[key].name} in another format: "
+                             "select one with --bids-filter-file (e.g. {\"bold\": "
+                             "{\"extension\": \".dtseries.nii\"}})")
+        named[key] = run.bold
+    return sorted(runs, key=lambda run: str(run.bold))
+
+
+def _run_of(bold: Path, entities: dict, layout) -> Run:
+    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata."""
+    extension = file_extension(bold.name)
+    stem = bold.name[: -len(extension)]
+    mask = right = None
+    if extension in VOLUME_EXTENSIONS:
         if not stem.endswith("_desc-preproc_bold"):
             raise InputError(bold, "not named as fMRIPrep names a BOLD (..._desc-preproc_bold)")
-        mask = [bold.with_name(stem[: -len("preproc_bold")] + "brain_mask" + ext)
-                for ext in (extension, ".nii.gz", ".nii")]
-        mask = [path for path in mask if path.is_file()]
-        if not mask:
+        masks = [bold.with_name(stem[: -len("preproc_bold")] + "brain_mask" + ext)
+                 for ext in (extension, *VOLUME_EXTENSIONS)]
+        masks = [path for path in masks if path.is_file()]
+        if not masks:
             raise InputError(bold, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
-        confounds = bold.with_name(stem.split("_space-")[0] + "_desc-confounds_timeseries.tsv")
-        if not confounds.is_file():
-            raise InputError(
-                bold, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)"
-            )
-        metadata = dict(layout.get_file(str(bold)).get_metadata())
-        runs.append(Run(bold, mask[0], confounds, {**entities, "datatype": "func"}, metadata))
-    return sorted(runs, key=lambda run: str(run.bold))
+        mask = masks[0]
+    elif extension == ".func.gii":
+        if entities.get("hemi") != "L":
+            raise InputError(bold, "a GIFTI series needs its hemi-L or hemi-R entity, as "
+                             "fMRIPrep names them")
+        right = bold.with_name(bold.name.replace("_hemi-L_", "_hemi-R_"))
+        if not right.is_file():
+            raise InputError(bold, f"no right hemisphere beside it ({right.name})")
+        entities = {key: value for key, value in entities.items() if key != "hemi"}
+    confounds = bold.with_name(_without_hemi(stem).split("_space-")[0]
+                               + "_desc-confounds_timeseries.tsv")
+    if not confounds.is_file():
+        raise InputError(bold, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)")
+    metadata = dict(layout.get_file(str(bold)).get_metadata())
+    return Run(bold, mask, confounds, {**entities, "datatype": "func"}, metadata, right)
 
 
 def sha256(path) -> str:
@@ -353,11 +439,18 @@ def write_dataset_description(output_dir, source_dir) -> Path:
     return save_json(description, Path(output_dir) / "dataset_description.json")
 
 
-def write_bidsignore(output_dir) -> Path:
-    """``.bidsignore`` listing what BIDS does not cover, keeping any line already there."""
+def write_bidsignore(output_dir, *, surface_spaces=()) -> Path:
+    """``.bidsignore`` listing what BIDS does not cover, keeping any line already there.
+
+    BIDS 1.11 has no rule for surface data in ``func`` derivatives (its
+    schema refuses even fMRIPrep's ``space-fsLR_den-91k_bold.dtseries.nii``:
+    no ``den`` nor ``hemi``, no CIFTI or GIFTI extension there), so the
+    outputs of each surface space of ``surface_spaces`` are listed too.
+    """
     path = Path(output_dir) / ".bidsignore"
     lines = path.read_text().splitlines() if path.exists() else []
-    lines += [pattern for pattern in BIDSIGNORE if pattern not in lines]
+    wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
+    lines += [pattern for pattern in wanted if pattern not in lines]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -193,3 +193,34 @@ def save_dtseries(values, brain_models: cifti2.BrainModelAxis, path, *, t_r=None
                                                                               brain_models)))
     img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
     return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
+
+
+#: The CIFTI structures of the cortices, by hemisphere.
+CORTEX = {"L": "CIFTI_STRUCTURE_CORTEX_LEFT", "R": "CIFTI_STRUCTURE_CORTEX_RIGHT"}
+
+
+def hemisphere_values(values, brain_models: cifti2.BrainModelAxis, *, fill=0) -> dict:
+    """Each cortex's values on its whole mesh (``fill`` where the file has no vertex).
+
+    ``values`` has one row per grayordinate (and any columns). Returns
+    ``{"L": array, "R": array}`` for the cortices the file holds, each of
+    the mesh's number of vertices; volume structures are left out.
+    """
+    values = np.asarray(values)
+    found = {}
+    for name, part, model in structures(brain_models):
+        for hemi, cortex in CORTEX.items():
+            if name == cortex:
+                full = np.full((int(brain_models.nvertices[name]),) + values.shape[1:], fill,
+                               dtype=values.dtype)
+                full[model.vertex] = values[part]
+                found[hemi] = full
+    return found
+
+
+def structure_of_grayordinates(brain_models: cifti2.BrainModelAxis) -> np.ndarray:
+    """The short structure name of each grayordinate (``CORTEX_LEFT``, ``THALAMUS_RIGHT``...)."""
+    names = np.empty(len(brain_models), dtype=object)
+    for name, part, _ in structures(brain_models):
+        names[part] = name.replace("CIFTI_STRUCTURE_", "")
+    return names

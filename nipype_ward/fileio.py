@@ -308,6 +308,7 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
     run's ``desc-confounds_timeseries.tsv`` (and its JSON, for CompCor) beside
     the BOLD file and selects the columns of ``strategy``; ``scrubbing`` also
     returns the volumes kept once those of high motion are censored.
+    ``bold_path`` may be a GIFTI pair (left, right), as nilearn takes it.
 
     Returns
     -------
@@ -319,12 +320,14 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
 
     options = {"fd_threshold": fd_threshold} if fd_threshold is not None else {}
     try:
+        img_files = [str(path) for path in bold_path] if isinstance(bold_path, (list, tuple)) \
+            else str(bold_path)
         table, sample_mask = load_confounds_strategy(
-            str(bold_path), denoise_strategy=strategy, **options
+            img_files, denoise_strategy=strategy, **options
         )
     except Exception as exc:  # nilearn raises ValueError, FileNotFoundError, ...
         raise InputError(
-            bold_path,
+            img_files if isinstance(img_files, str) else img_files[0],
             f"its fMRIPrep confounds cannot give the '{strategy}' strategy ({exc})",
         ) from exc
     if table is None or table.shape[1] == 0:

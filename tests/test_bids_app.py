@@ -371,7 +371,7 @@ def test_a_rerun_with_one_more_k_reuses_the_trees(fmriprep_dir, tmp_path):
     ("args", "message"),
     [
         (["--participant-label", "03"], "no participant sub-03 in this dataset (it has sub-01, sub-02)"),
-        (["--space", "MNI152NLin6Asym"], "no preprocessed BOLD (desc-preproc_bold) in space MNI152NLin6Asym"),
+        (["--space", "MNI152NLin6Asym"], "no preprocessed BOLD in space MNI152NLin6Asym"),
         (["--n-clusters", "100000"], "cannot make 100000 parcels from a mask of"),
     ],
 )

@@ -58,8 +58,14 @@ def get_parser() -> argparse.ArgumentParser:
     select.add_argument("--task", nargs="+", default=[], metavar="LABEL",
                         help="tasks to process; default: all")
     select.add_argument("--space", default="MNI152NLin2009cAsym",
-                        help="output space of the fMRIPrep BOLD series; ':res-N' selects a "
-                        "resolution (default: MNI152NLin2009cAsym)")
+                        help="output space of the fMRIPrep BOLD series: a volume space "
+                        "(':res-N' selects a resolution), or a surface one, fsLR (CIFTI-2 "
+                        "dtseries; ':den-91k' selects a density) or fsaverage5 (GIFTI pairs) "
+                        "(default: MNI152NLin2009cAsym)")
+    select.add_argument("--surfaces", nargs=2, type=Path, metavar=("LEFT", "RIGHT"),
+                        help="surface data: the left and right meshes (.surf.gii) to use "
+                        "instead of the space's standard ones (fsaverage5: nilearn's; fsLR: "
+                        "TemplateFlow's cache)")
     select.add_argument("--bids-filter-file", type=Path, metavar="FILE",
                         help="JSON of further entities, fMRIPrep's format: "
                         '{"bold": {"acquisition": "mb4", "echo": null, "run": "*"}}')
@@ -174,7 +180,7 @@ def parse_settings(argv=None) -> AppSettings:
         participants = tuple(check_label(v, "subject") for v in args.participant_label)
         sessions = tuple(check_label(v, "session") for v in args.session_label)
         tasks = tuple(check_label(v, "task") for v in args.task)
-        space, resolution = parse_space(args.space)
+        space, resolution, density = parse_space(args.space)
         if args.nprocs < 1:
             raise ValueError(f"--nprocs must be at least 1, got {args.nprocs}")
         if args.fd_thresh is not None and args.confounds_strategy != "scrubbing":
@@ -213,7 +219,7 @@ def parse_settings(argv=None) -> AppSettings:
         analysis_level=args.analysis_level,
         selection=Selection(
             participant_labels=participants, session_labels=sessions, tasks=tasks,
-            space=space, resolution=resolution, bold_filters=filters,
+            space=space, resolution=resolution, density=density, bold_filters=filters,
         ),
         parcellation=ParcellationSettings(
             n_clusters=n_clusters,
@@ -223,6 +229,8 @@ def parse_settings(argv=None) -> AppSettings:
             save_compressed=args.save_compressed,
         ),
         combine_runs=args.combine_runs,
+        surfaces=None if args.surfaces is None
+        else tuple(path.absolute() for path in args.surfaces),
         group=GroupSettings(reduction=args.group_reduction, n_components=args.group_dimensions),
         atlases=atlases,
         plugin=plugin,

@@ -30,16 +30,22 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
     options = settings.parcellation
     warnings = []
     for run in runs:
-        bold_img = image.load_bold(run.bold)
-        mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
-        check_n_clusters_in_mask(options.n_clusters, int(mask.sum()), run.mask)
-        found = resolve_preparation(options.preparation, run.bold, bold_img, bold_img.shape[3])
-        kept = bold_img.shape[3] if found.sample_mask is None else len(found.sample_mask)
+        if run.is_surface:
+            bold_img, n_points, n_volumes = _surface_header(run, settings)
+            where = run.bold
+        else:
+            bold_img = image.load_bold(run.bold)
+            mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
+            n_points, n_volumes, where = int(mask.sum()), bold_img.shape[3], run.mask
+        check_n_clusters_in_mask(options.n_clusters, n_points, where)
+        found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
+                                    right_path=run.right)
+        kept = n_volumes if found.sample_mask is None else len(found.sample_mask)
         needed = 4 if options.split_half else 2
         if kept < needed:
             raise InputError(
                 run.confounds,
-                f"scrubbing keeps {kept} of {bold_img.shape[3]} volumes, fewer than the "
+                f"scrubbing keeps {kept} of {n_volumes} volumes, fewer than the "
                 f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
             )
         n_confounds = 0 if found.confounds is None else found.confounds.shape[1]
@@ -60,6 +66,40 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
         for run in runs:
             image.load_labels(atlas, reference=image.load_image(run.bold), reference_path=run.bold)
     return warnings
+
+
+def _surface_header(run: bids.Run, settings: AppSettings):
+    """A surface run's header image (CIFTI; None for GIFTI), points and volumes, checked.
+
+    Its meshes must exist and have as many vertices as the data's cortices;
+    nothing but headers (and the GIFTI files' XML tags) is read.
+    """
+    from nipype_ward import cifti, gifti
+    from nipype_ward.workflows.base import run_meshes
+
+    meshes = [gifti.load_mesh(path) for path in run_meshes(run, settings)]
+    if run.right is None:
+        img = cifti.load_cifti(run.bold)
+        models = cifti.brain_models_of(img)
+        counts = {hemi: int(models.nvertices[name]) for hemi, name in cifti.CORTEX.items()
+                  if name in models.nvertices}
+        n_points, n_volumes = len(models), int(img.shape[0])
+    else:
+        img = None
+        shapes = [gifti.series_shape(path) for path in run.sources]
+        if shapes[0][1] != shapes[1][1]:
+            raise InputError(run.right, f"{shapes[1][1]} volumes, the left hemisphere "
+                             f"{shapes[0][1]}")
+        counts = {"L": shapes[0][0], "R": shapes[1][0]}
+        n_points, n_volumes = shapes[0][0] + shapes[1][0], shapes[0][1]
+    for (hemi, mesh), path in zip(zip("LR", meshes), run_meshes(run, settings)):
+        if hemi in counts and counts[hemi] != mesh.n_vertices:
+            raise InputError(run.bold, f"the {hemi} cortex has {counts[hemi]} vertices but its "
+                             f"mesh {path} has {mesh.n_vertices}: give the data's own meshes "
+                             "with --surfaces")
+    if n_volumes < 2:
+        raise InputError(run.bold, f"a series needs at least 2 volumes, got {n_volumes}")
+    return img, n_points, n_volumes
 
 
 def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSettings, list[str]]:
@@ -160,7 +200,8 @@ def main(argv=None) -> int:
         check_writable(settings.output_dir, "output folder")
         check_writable(settings.work_dir, "work folder (-w)")
         bids.write_dataset_description(settings.output_dir, settings.bids_dir)
-        bids.write_bidsignore(settings.output_dir)
+        bids.write_bidsignore(settings.output_dir, surface_spaces={
+            str(run.entities["space"]) for run in runs if run.is_surface})
         save_run_config(settings, runs, argv)
 
         from nipype_ward.cli._running import run_graph

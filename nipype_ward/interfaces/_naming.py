@@ -1,20 +1,24 @@
 """Output file names in a node's working directory."""
 
-from nipype.utils.filemanip import fname_presuffix
+from pathlib import Path
 
 
 def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:
     """``<source base><suffix><extension>`` in ``cwd``.
 
-    Without ``extension`` the source's own (``.nii.gz`` included) is kept. A
-    prepared series ``<bold>_series.npy`` names its outputs after ``<bold>``.
+    Without ``extension`` the source's own is kept. Extensions are BIDS'
+    (``.nii.gz``, ``.dlabel.nii``, ``.func.gii``...: see
+    :func:`nipype_ward.bids.file_extension`). A prepared series
+    ``<bold>_series.npy`` names its outputs after ``<bold>``.
     """
-    source = str(source)
-    if source.endswith("_series.npy"):
-        source = source[: -len("_series.npy")] + ".npy"
-    if extension is None:
-        return fname_presuffix(source, suffix=suffix, newpath=cwd)
-    return fname_presuffix(source, suffix=suffix + extension, newpath=cwd, use_ext=False)
+    from nipype_ward.bids import file_extension
+
+    name = Path(str(source)).name
+    if name.endswith("_series.npy"):
+        name = name[: -len("_series.npy")] + ".npy"
+    own = file_extension(name)
+    base = name[: -len(own)] if own else name
+    return str(Path(cwd) / f"{base}{suffix}{own if extension is None else extension}")
 
 
 #: Extensions of the images a step writes, for volume data and for surface data.

@@ -55,8 +55,7 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = "".join(in_file.suffixes[-2:]) if in_file.name.endswith(".nii.gz") \
-            else in_file.suffix
+        extension = bids.file_extension(in_file)
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
@@ -91,13 +90,45 @@ class ParcelTable(SimpleInterface):
         return runtime
 
 
+class _SplitHemispheresInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True,
+                   desc="cortical CIFTI-2 labels (.dlabel.nii) or series (.dtseries.nii) of a "
+                   "GIFTI pair's grayordinates")
+
+
+class _SplitHemispheresOutputSpec(TraitedSpec):
+    left_file = File(exists=True, desc="the left cortex (.label.gii or .func.gii)")
+    right_file = File(exists=True, desc="the right cortex (.label.gii or .func.gii)")
+
+
+class SplitHemispheres(SimpleInterface):
+    """A cortical CIFTI-2 file as two GIFTI files, for data that came as a GIFTI pair.
+
+    Labels become ``.label.gii`` (with the label table), series
+    ``.func.gii``; the vertices without data hold 0.
+    """
+
+    input_spec = _SplitHemispheresInputSpec
+    output_spec = _SplitHemispheresOutputSpec
+
+    def _run_interface(self, runtime):
+        in_file = self.inputs.in_file
+        extension = ".label.gii" if in_file.endswith(".dlabel.nii") else ".func.gii"
+        outputs = {f"{side}_file": output_path(in_file, f"_hemi-{hemi}", runtime.cwd, extension)
+                   for side, hemi in (("left", "L"), ("right", "R"))}
+        steps.split_hemispheres(in_file, outputs["left_file"], outputs["right_file"])
+        self._results.update(outputs)
+        return runtime
+
+
 class _RunSidecarsInputSpec(BaseInterfaceInputSpec):
     bold_file = InputMultiObject(
         File(exists=True), mandatory=True,
         desc="the preprocessed BOLD (fMRIPrep); several for runs combined",
     )
     mask_file = InputMultiObject(
-        File(exists=True), mandatory=True, desc="its brain mask(s) (fMRIPrep), same order"
+        File(exists=True), desc="its brain mask(s) (fMRIPrep), same order; none for surface "
+        "data"
     )
     confounds_file = InputMultiObject(
         File(exists=True),
@@ -124,6 +155,10 @@ class _RunSidecarsInputSpec(BaseInterfaceInputSpec):
         desc="the res- entity of the BOLD, when it has one: the sidecars then say what it "
         "means (BIDS requires Resolution with res-)",
     )
+    density = traits.Str(
+        desc="the den- entity of surface data, when it has one: the sidecars then say what "
+        "it means (BIDS requires Density with den-)",
+    )
 
 
 class _RunSidecarsOutputSpec(TraitedSpec):
@@ -145,7 +180,9 @@ class RunSidecars(SimpleInterface):
     output_spec = _RunSidecarsOutputSpec
 
     def _run_interface(self, runtime):
-        sources = [*self.inputs.bold_file, *self.inputs.mask_file]
+        masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
+        sources = [*self.inputs.bold_file, *masks]
+        surface = steps.is_surface(self.inputs.bold_file[0])
         preparation = self.inputs.series_info.get("preparation") or {}
         if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
             sources += list(self.inputs.confounds_file)
@@ -169,6 +206,9 @@ class RunSidecars(SimpleInterface):
                 f"res-{self.inputs.resolution}: voxels of "
                 + " x ".join(f"{z:g}" for z in zooms) + " mm, as the source BOLD"
             )
+        if isdefined(self.inputs.density) and self.inputs.density:
+            common["Density"] = (f"den-{self.inputs.density}: {info['n_voxels']} "
+                                 "grayordinates, as the source series")
         if isdefined(self.inputs.atlas_file):
             atlas = Path(self.inputs.atlas_file)
             values = np.unique(np.asanyarray(nb.load(atlas).dataobj))
@@ -181,7 +221,8 @@ class RunSidecars(SimpleInterface):
         else:
             raise ValueError("RunSidecars needs n_clusters or atlas_file")
         self._results["dseg_meta"] = [
-            {**common, **bids.DSEG_COLUMNS, "NumberOfParcels": int(k),
+            {**common, **(bids.SURFACE_DSEG_COLUMNS if surface else bids.DSEG_COLUMNS),
+             "NumberOfParcels": int(k),
              "Description": f"{k} parcels learned from this run by spatially constrained Ward "
              "clustering of its prepared voxel signals (nipype-ward)"}
             for k in ks
@@ -353,7 +394,9 @@ class AtlasSidecars(SimpleInterface):
 
     def _run_interface(self, runtime):
         info = self.inputs.series_info
-        sources = [*self.inputs.bold_file, *self.inputs.mask_file]
+        masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
+        sources = [*self.inputs.bold_file, *masks]
+        surface = steps.is_surface(self.inputs.bold_file[0])
         if isdefined(self.inputs.confounds_file) and (info.get("preparation") or {}).get(
                 "confounds_strategy"):
             sources += list(self.inputs.confounds_file)

@@ -63,6 +63,11 @@ class _ParcelCompressOutputSpec(TraitedSpec):
         exists=True,
         desc="4D NIfTI where each voxel holds its parcel's mean signal (with save_compressed)",
     )
+    ptseries_file = File(
+        exists=True,
+        desc="surface data: the parcel series as a CIFTI-2 .ptseries.nii (parcels in "
+        "increasing label order, with their grayordinates)",
+    )
     metrics_file = File(
         exists=True,
         desc="JSON: n_voxels, n_parcels, compression_ratio, r2 of the reconstruction "
@@ -90,6 +95,9 @@ class ParcelCompress(SimpleInterface):
             "timeseries_file": output_path(labels_file, "_timeseries", runtime.cwd, ".tsv"),
             "metrics_file": output_path(labels_file, "_metrics", runtime.cwd, ".json"),
         }
+        if image_extension(labels_file, "labels") == ".dlabel.nii":
+            outputs["ptseries_file"] = output_path(labels_file, "_timeseries", runtime.cwd,
+                                                   ".ptseries.nii")
         if self.inputs.save_compressed:
             outputs["compressed_file"] = output_path(
                 labels_file, "_compressed", runtime.cwd, image_extension(labels_file, "series")
@@ -111,6 +119,7 @@ class ParcelCompress(SimpleInterface):
             half_tree_paths=optional("half_tree_files") or (),
             true_regions_path=optional("true_regions_file"),
             atlas=self.inputs.atlas,
+            out_ptseries=outputs.get("ptseries_file"),
             **series_from_inputs(self.inputs),
         )
         self._results.update(outputs)

@@ -8,14 +8,28 @@ from nipype.interfaces.base import (
     InputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
 from nipype_ward.interfaces._naming import output_path
 
 
-class _PlotParcellationInputSpec(BaseInterfaceInputSpec):
-    labels_file = File(exists=True, mandatory=True, desc="parcel labels (3D NIfTI)")
+class _SurfacesInputSpec(BaseInterfaceInputSpec):
+    left_surface = File(exists=True, desc="surface data: the left cortex's mesh (.surf.gii)")
+    right_surface = File(exists=True, desc="surface data: the right cortex's mesh (.surf.gii)")
+
+
+def _surfaces(inputs):
+    """The (left, right) meshes given, or None for volume data."""
+    found = tuple(getattr(inputs, name) if isdefined(getattr(inputs, name)) else None
+                  for name in ("left_surface", "right_surface"))
+    return found if any(found) else None
+
+
+class _PlotParcellationInputSpec(_SurfacesInputSpec):
+    labels_file = File(exists=True, mandatory=True,
+                       desc="parcel labels (3D NIfTI, or .dlabel.nii for surface data)")
     mean_file = File(exists=True, mandatory=True, desc="mean EPI drawn under the labels")
     mask_file = File(
         exists=True, mandatory=True,
@@ -29,46 +43,70 @@ class _PlotOutputSpec(TraitedSpec):
 
 
 class PlotParcellation(SimpleInterface):
-    """The parcellation over the mean EPI (nilearn's ``plot_roi``), as PNG."""
+    """The parcellation over the mean EPI (nilearn's ``plot_roi``), as PNG.
+
+    Surface data (with the meshes): the parcels on both cortices, lateral
+    and medial views (nilearn's ``plot_surf_roi``).
+    """
 
     input_spec = _PlotParcellationInputSpec
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports import cut_coords_of, plot_parcellation
+        from nipype_ward.reports import (
+            cut_coords_of,
+            plot_parcellation,
+            plot_surface_parcellation,
+        )
 
         out_file = output_path(self.inputs.labels_file, "_parcellation", runtime.cwd, ".png")
-        plot_parcellation(
-            self.inputs.labels_file, self.inputs.mean_file, out_file,
-            title=self.inputs.title or None, cut_coords=cut_coords_of(self.inputs.mask_file),
-        )
+        surfaces = _surfaces(self.inputs)
+        if surfaces is not None:
+            plot_surface_parcellation(self.inputs.labels_file, surfaces, out_file,
+                                      title=self.inputs.title or None)
+        else:
+            plot_parcellation(
+                self.inputs.labels_file, self.inputs.mean_file, out_file,
+                title=self.inputs.title or None, cut_coords=cut_coords_of(self.inputs.mask_file),
+            )
         self._results["out_file"] = out_file
         return runtime
 
 
-class _PlotCompressionInputSpec(BaseInterfaceInputSpec):
+class _PlotCompressionInputSpec(_SurfacesInputSpec):
     series_file = File(
         exists=True, mandatory=True, desc="prepared voxel series (.npy from PrepareSignals)"
     )
     mask_file = File(exists=True, mandatory=True, desc="the mask the series was taken in")
-    labels_file = File(exists=True, mandatory=True, desc="parcel labels (3D NIfTI)")
+    labels_file = File(exists=True, mandatory=True,
+                       desc="parcel labels (3D NIfTI, or .dlabel.nii for surface data)")
     volume = traits.Int(0, usedefault=True, desc="index of the volume drawn")
 
 
 class PlotCompression(SimpleInterface):
-    """One volume of the series above the same volume compressed by the parcels, as PNG."""
+    """One volume of the series above the same volume compressed by the parcels, as PNG.
+
+    Surface data (with the meshes): drawn on both cortices.
+    """
 
     input_spec = _PlotCompressionInputSpec
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports import cut_coords_of, plot_compression
+        from nipype_ward.reports import cut_coords_of, plot_compression, plot_surface_compression
 
         out_file = output_path(self.inputs.labels_file, "_compression", runtime.cwd, ".png")
-        plot_compression(
-            self.inputs.series_file, self.inputs.mask_file, self.inputs.labels_file, out_file,
-            cut_coords=cut_coords_of(self.inputs.mask_file), volume=self.inputs.volume,
-        )
+        surfaces = _surfaces(self.inputs)
+        if surfaces is not None:
+            plot_surface_compression(self.inputs.series_file, self.inputs.mask_file,
+                                     self.inputs.labels_file, surfaces, out_file,
+                                     volume=self.inputs.volume)
+        else:
+            plot_compression(
+                self.inputs.series_file, self.inputs.mask_file, self.inputs.labels_file,
+                out_file, cut_coords=cut_coords_of(self.inputs.mask_file),
+                volume=self.inputs.volume,
+            )
         self._results["out_file"] = out_file
         return runtime
 

@@ -4,6 +4,9 @@ from nipype_ward.reports.figures import (
     plot_compression,
     plot_parcellation,
     plot_quality,
+    plot_surface_compression,
+    plot_surface_parcellation,
 )
 
-__all__ = ["cut_coords_of", "plot_compression", "plot_parcellation", "plot_quality"]
+__all__ = ["cut_coords_of", "plot_compression", "plot_parcellation", "plot_quality",
+           "plot_surface_compression", "plot_surface_parcellation"]

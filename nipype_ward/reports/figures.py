@@ -93,6 +93,112 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
     return out_png
 
 
+def _surface_views(plt, rows: int):
+    figure, axes = plt.subplots(rows, 4, subplot_kw={"projection": "3d"},
+                                figsize=(12, 2.9 * rows), squeeze=False)
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0, hspace=0.05)
+    return figure, axes
+
+
+_VIEWS = (("L", "left", "lateral"), ("L", "left", "medial"), ("R", "right", "medial"),
+          ("R", "right", "lateral"))
+
+
+def _draw_cortices(axes, figure, values: dict, meshes: dict, plot, **options):
+    """The left and right cortices, lateral and medial, along one row of axes."""
+    for axis, (hemi, side, view) in zip(axes, _VIEWS):
+        if hemi not in values:
+            axis.set_axis_off()
+            continue
+        mesh = meshes[hemi]
+        plot((mesh.coordinates, mesh.faces), values[hemi], hemi=side, view=view, axes=axis,
+             figure=figure, colorbar=False, **options)
+
+
+def _cortex_values(labels_or_values, brain_models):
+    from nipype_ward import cifti
+
+    values = np.asarray(labels_or_values, dtype=np.float64)
+    return cifti.hemisphere_values(values, brain_models, fill=np.nan)
+
+
+def _load_meshes(surfaces) -> dict:
+    from nipype_ward import gifti
+
+    return {hemi: gifti.load_mesh(path) for hemi, path in zip("LR", surfaces)
+            if path is not None}
+
+
+def _not_drawn(brain_models) -> str:
+    from nipype_ward import cifti
+
+    volume = sum(len(model) for name, _, model in cifti.structures(brain_models)
+                 if name not in cifti.CORTEX.values())
+    return f"; {volume} subcortical grayordinates not drawn" if volume else ""
+
+
+def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
+    """Surface labels (``.dlabel.nii``) on the cortices, lateral and medial (nilearn's ``plot_surf_roi``).
+
+    ``surfaces`` are the (left, right) meshes of the data's space; vertices
+    without data (the medial wall) are left blank, and parcels get shuffled
+    colours so that neighbours differ.
+    """
+    plt = _pyplot()
+    from nilearn import plotting
+
+    from nipype_ward import cifti
+
+    img = image.load_image(labels_file)
+    models = cifti.brain_models_of(img)
+    labels = image.data_of(img).astype(np.int64)
+    n_parcels = int(labels.max())
+    shuffled = np.r_[0, np.random.default_rng(0).permutation(n_parcels) + 1][labels]
+    values = _cortex_values(np.where(labels > 0, shuffled, np.nan), models)
+    figure, axes = _surface_views(plt, 1)
+    _draw_cortices(axes[0], figure, values, _load_meshes(surfaces), plotting.plot_surf_roi,
+                   cmap="gist_ncar", vmin=1, vmax=max(n_parcels, 2))
+    figure.suptitle((title or f"Ward parcellation ({n_parcels} parcels)") + _not_drawn(models))
+    figure.savefig(str(out_png), dpi=80)
+    plt.close(figure)
+    return out_png
+
+
+def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_png, *,
+                             volume: int = 0):
+    """A volume of a surface series and of its compression on the cortices, one PNG.
+
+    As :func:`plot_compression`: the prepared series, each grayordinate given
+    its parcel's mean, one colour range (the original volume's).
+    """
+    plt = _pyplot()
+    from nilearn import plotting
+
+    from nipype_ward import cifti
+
+    mask, mask_img = image.load_mask(mask_file)
+    models = cifti.brain_models_of(mask_img)
+    X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
+    if not 0 <= volume < X.shape[1]:
+        raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
+    labels, _ = image.load_labels(labels_file, mask=mask)
+    original = np.asarray(X[:, volume], dtype=np.float64)
+    compressed = (np.bincount(labels, weights=original) / np.bincount(labels))[labels]
+    vmin, vmax = float(original.min()), float(original.max())
+    meshes = _load_meshes(surfaces)
+    figure, axes = _surface_views(plt, 2)
+    for row, (values, title) in enumerate((
+            (original, f"Original ({mask.sum()} grayordinates)"),
+            (compressed, f"Compressed representation ({labels.max() + 1} parcels)"))):
+        _draw_cortices(axes[row], figure, _cortex_values(values, models), meshes,
+                       plotting.plot_surf, cmap="gray", vmin=vmin, vmax=vmax)
+        axes[row][0].set_title(title, loc="left", fontsize=10)
+    figure.suptitle(f"Volume {volume}" + _not_drawn(models))
+    figure.savefig(str(out_png), dpi=80)
+    plt.close(figure)
+    return out_png
+
+
 def plot_quality(metrics_files, table_files, out_png):
     """A run's quality against K: R2, homogeneity, split-half ARI; parcel sizes per K.
 
@@ -118,10 +224,13 @@ def plot_quality(metrics_files, table_files, out_png):
     left.set_ylim(bottom=0)
     left.set_title("Quality against K")
     left.legend(frameon=False, fontsize=8)
+    unit = "voxels"
     for i in order:
-        sizes = pd.read_csv(table_files[i], sep="\t")["n_voxels"].to_numpy()
+        table = pd.read_csv(table_files[i], sep="\t")
+        unit = "voxels" if "n_voxels" in table else "grayordinates"
+        sizes = table[f"n_{unit}"].to_numpy()
         right.hist(sizes, bins=30, histtype="step", label=f"K = {metrics[i]['n_parcels']}")
-    right.set_xlabel("voxels per parcel")
+    right.set_xlabel(f"{unit} per parcel")
     right.set_ylabel("parcels")
     right.set_title("Parcel sizes")
     right.legend(frameon=False, fontsize=8)

@@ -25,6 +25,7 @@ from nipype_ward.interfaces.bids import (
     RunSidecars,
 )
 from nipype_ward.settings import AppSettings
+from nipype_ward.templates import surface_meshes
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import set_preparation, init_ward_parcellation_wf
@@ -58,6 +59,8 @@ def group_runs(runs: list[Run]) -> list[list[Run]]:
 def run_workflow_name(run: Run) -> str:
     """A Nipype-safe name for a run's workflow (``sub_01_task_rest_run_1_space_X_wf``)."""
     stem = run.bold.name.split("_desc-")[0]
+    if run.is_surface:  # no desc: up to the suffix, the hemisphere left out
+        stem = re.sub(r"_hemi-[LR]", "", stem).split("_bold.")[0]
     return re.sub(r"[^a-zA-Z0-9]", "_", stem) + "_wf"
 
 
@@ -76,11 +79,22 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         preparation=options.preparation,
         split_half=options.split_half if split_half is None else split_half,
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
-        mem_gb=estimate_mem_gb(run.bold),
+        surfaces=run_meshes(run, settings),
+        mem_gb=estimate_mem_gb(run.bold, run.right),
     )
     parcellation.inputs.inputnode.bold_file = str(run.bold)
-    parcellation.inputs.inputnode.mask_file = str(run.mask)
+    if run.mask is not None:
+        parcellation.inputs.inputnode.mask_file = str(run.mask)
+    if run.right is not None:
+        parcellation.inputs.inputnode.right_file = str(run.right)
     return parcellation
+
+
+def run_meshes(run: Run, settings: AppSettings):
+    """The (left, right) meshes of a surface run (``--surfaces``, else its space's); None for volumes."""
+    if not run.is_surface:
+        return None
+    return surface_meshes(str(run.entities["space"]), surfaces=settings.surfaces)
 
 
 def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = None):
@@ -244,8 +258,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     strategy = options.preparation.confounds_strategy
     sidecars = pe.Node(
         RunSidecars(
-            bold_file=[str(run.bold) for run in runs],
-            mask_file=[str(run.mask) for run in runs],
+            bold_file=[str(path) for run in runs for path in run.sources],
+            mask_file=[str(run.mask) for run in runs if run.mask is not None],
             confounds_file=[str(run.confounds) for run in runs],
             source_dir=str(settings.bids_dir),
             n_clusters=list(options.n_clusters),
@@ -256,18 +270,23 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     )
     if runs[0].entities.get("res") is not None:
         sidecars.inputs.resolution = str(runs[0].entities["res"])
+    if runs[0].entities.get("den") is not None:
+        sidecars.inputs.density = str(runs[0].entities["den"])
     tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
-    figures = init_parcellation_figures_wf()
+    figures = init_parcellation_figures_wf(surfaces=run_meshes(runs[0], settings))
     connect_figures(workflow, parcellation, figures)
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
     save_compressed = options.save_compressed and desc is None
+    cifti = runs[0].is_surface and runs[0].right is None
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir,
-        source_file=[run.bold for run in runs],
+        source_file=[path for run in runs for path in run.sources],
         n_clusters=options.n_clusters,
         save_compressed=save_compressed,
         desc=desc,
+        hemispheres=runs[0].right is not None,
+        ptseries=cifti,
     )
     # fmt: off
     workflow.connect([
@@ -295,8 +314,13 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         workflow.connect([
             (parcellation, ds_run, [("outputnode.compressed_files", "inputnode.compressed_files")]),
         ])
+    if cifti:
+        workflow.connect([
+            (parcellation, ds_run, [("outputnode.ptseries_files", "inputnode.ptseries_files")]),
+        ])
     if settings.write_provenance:
-        sources = [str(run.bold) for run in runs] + [str(run.mask) for run in runs]
+        sources = [str(path) for run in runs for path in run.sources]
+        sources += [str(run.mask) for run in runs if run.mask is not None]
         if strategy:
             sources += [str(run.confounds) for run in runs]
         name = runs[0].name if len(runs) == 1 else f"sub-{runs[0].entities['subject']}_combined"

@@ -11,8 +11,11 @@ from nipype_ward.interfaces import PlotCompression, PlotParcellation
 FIGURE_INPUTS = ("labels_files", "mean_file", "mask_file", "series_file")
 
 
-def init_parcellation_figures_wf(*, name: str = "parcellation_figures_wf"):
+def init_parcellation_figures_wf(*, surfaces=None, name: str = "parcellation_figures_wf"):
     """Two figures per K: the parcels over the mean EPI, a volume beside its compression.
+
+    With ``surfaces`` (the left and right meshes of surface data), both are
+    drawn on the cortices instead.
 
     Inputs
     ------
@@ -36,6 +39,10 @@ def init_parcellation_figures_wf(*, name: str = "parcellation_figures_wf"):
     plot_compression = pe.MapNode(
         PlotCompression(), iterfield=["labels_file"], name="plot_compression"
     )
+    for node in (plot_parcellation, plot_compression):
+        for field, path in zip(("left_surface", "right_surface"), surfaces or ()):
+            if path is not None:
+                setattr(node.inputs, field, str(path))
     # fmt: off
     workflow.connect([
         (inputnode, plot_parcellation, [("labels_files", "labels_file"),

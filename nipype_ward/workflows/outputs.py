@@ -8,7 +8,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.interfaces.bids import DerivativesSink
+from nipype_ward.interfaces.bids import DerivativesSink, SplitHemispheres
 
 #: What is delivered per K: inputnode field -> (entities, sidecar field or None).
 PER_K_OUTPUTS = {
@@ -26,7 +26,14 @@ PER_K_OUTPUTS = {
         {"datatype": "figures", "segmentation": "ward", "desc": "compression", "suffix": "bold"},
         None,
     ),
+    # Surface data: the parcel series as CIFTI-2 (.ptseries.nii), as XCP-D names it.
+    "ptseries_files": (
+        {"segmentation": "ward", "statistic": "mean", "suffix": "timeseries"}, None
+    ),
 }
+
+#: What a GIFTI pair gets as two GIFTI files, one per hemisphere (hemi-L, hemi-R).
+PER_HEMISPHERE = ("labels_files", "compressed_files")
 
 
 #: What is delivered once per run: inputnode field -> entities.
@@ -47,6 +54,8 @@ def init_ds_run_wf(
     save_compressed: bool = False,
     desc: str | None = None,
     fields: Sequence[str] | None = None,
+    hemispheres: bool = False,
+    ptseries: bool = False,
     name: str = "ds_run_wf",
 ):
     """Deliver a run's parcellations, tables, time series and metrics under BIDS names.
@@ -60,11 +69,19 @@ def init_ds_run_wf(
     name the outputs. ``desc`` (e.g. ``"combined"``) marks every output, in
     the ``desc`` entity of data files and as a prefix of the figures'.
     ``fields`` restricts the delivery to those inputs (all by default).
+    With ``hemispheres`` (data that came as a GIFTI pair, ``source_file``
+    both hemispheres), the labels and compressed series are delivered as
+    one GIFTI file per hemisphere (``hemi-L``, ``hemi-R``:
+    ``.label.gii``, ``.func.gii``), everything else once for both. With
+    ``ptseries`` (CIFTI data), the parcel series are also delivered as
+    ``.ptseries.nii`` (sharing the TSV's sidecar).
 
     Inputs
     ------
     labels_files, dseg_tables, timeseries_files, metrics_files, compressed_files
         One per K, in the order of ``n_clusters``.
+    ptseries_files
+        Surface data: the parcel series as ``.ptseries.nii``, one per K.
     parcellation_figures, compression_figures
         One PNG per K.
     tree_file, quality_figure, summary_html
@@ -81,6 +98,8 @@ def init_ds_run_wf(
     inputs = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
               "timeseries_meta", "bold_meta"]
     wanted = set(fields) if fields is not None else set(inputs)
+    if not ptseries:
+        wanted.discard("ptseries_files")
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=inputs), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
@@ -105,17 +124,24 @@ def init_ds_run_wf(
             "bold_meta",
         )
     for field, (entities, meta_field) in per_k.items():
-        node = pe.MapNode(
-            DerivativesSink(**common),
-            iterfield=["in_file", "entities"] + (["meta_dict"] if meta_field else []),
-            name=f"ds_{field}",
-            run_without_submitting=True,
-        )
-        node.inputs.entities = entities
-        sinks.append(node)
-        workflow.connect([(inputnode, node, [(field, "in_file")])])
-        if meta_field:
-            workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
+        source, out_fields = inputnode, [(field, "")]
+        if hemispheres and field in PER_HEMISPHERE:
+            source = pe.MapNode(SplitHemispheres(), iterfield=["in_file"], name=f"split_{field}",
+                                run_without_submitting=True)
+            workflow.connect([(inputnode, source, [(field, "in_file")])])
+            out_fields = [("left_file", "L"), ("right_file", "R")]
+        for out_field, hemi in out_fields:
+            node = pe.MapNode(
+                DerivativesSink(**common),
+                iterfield=["in_file", "entities"] + (["meta_dict"] if meta_field else []),
+                name=f"ds_{field}" + (f"_hemi{hemi}" if hemi else ""),
+                run_without_submitting=True,
+            )
+            node.inputs.entities = [{**e, "hemi": hemi} for e in entities] if hemi else entities
+            sinks.append(node)
+            workflow.connect([(source, node, [(out_field, "in_file")])])
+            if meta_field:
+                workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
     for field, entities in PER_RUN_OUTPUTS.items():
         if field not in wanted:
             continue

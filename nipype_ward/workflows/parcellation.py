@@ -134,6 +134,9 @@ def init_ward_parcellation_wf(
     compressed_files
         Compressed BOLD series (4D NIfTI), one per number of parcels (with
         ``save_compressed``).
+    ptseries_files
+        Surface data: the parcel series as CIFTI-2 ``.ptseries.nii``, one per
+        number of parcels.
     metrics_files
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
         sizes, non-contiguous parcels, split-half ARI
@@ -169,7 +172,7 @@ def init_ward_parcellation_wf(
                 "timeseries_files",
                 "compressed_files",
                 "metrics_files",
-            ]
+            ] + (["ptseries_files"] if surfaces is not None else [])
         ),
         name="outputnode",
     )
@@ -236,6 +239,8 @@ def init_ward_parcellation_wf(
                                        ("metrics_file", "metrics_files")]),
     ])
     # fmt: on
+    if surfaces is not None:
+        workflow.connect([(parcel_compress, outputnode, [("ptseries_file", "ptseries_files")])])
     return workflow
 
 

@@ -90,6 +90,27 @@ def write_fake_adhd(root, ids=ADHD_IDS[:1], func_img=None):
 
 FMRIPREP_SKELETON = Path(__file__).parent / "data" / "fmriprep_derivatives.yml"
 
+#: The runs of FMRIPREP_SKELETON (paths without their space and suffix) and its volume space.
+RUNS = (
+    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1",
+    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2",
+    "sub-02/func/sub-02_task-rest",
+)
+SPACE = "space-MNI152NLin2009cAsym"
+
+
+def run_app(*args, cwd, env=None):
+    """The BIDS App as users run it: its own process, its exit code, stdout and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "nipype_ward.cli.run", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=900,
+        env=None if env is None else {**os.environ, **env},
+    )
+
 #: Volumes of every run of the fMRIPrep test dataset with a framewise
 #: displacement of 2 mm, for scrubbing to censor.
 SPIKES = (10, 11, 25)

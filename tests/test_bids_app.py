@@ -4,31 +4,18 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import RUNS, SPACE, run_app
 
 from nipype_ward.bids import BIDS_CONFIG
 
 K = (20, 50)
-RUNS = (
-    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1",
-    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2",
-    "sub-02/func/sub-02_task-rest",
-)
-SPACE = "space-MNI152NLin2009cAsym"
 N_VOLUMES = 120  # conftest.FMRIPREP_SIM
-
-
-def run_app(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "nipype_ward.cli.run", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=900,
-    )
 
 
 @pytest.fixture(scope="session")

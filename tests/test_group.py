@@ -4,24 +4,18 @@ and the BIDS validator, on the small fMRIPrep-shaped dataset of conftest."""
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import RUNS, SPACE, run_app
 from scipy import ndimage
 
 from nipype_ward.group import concatenate, migp, reduce_features, split_subjects
 
 K = (20, 50)
-RUNS = (
-    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1",
-    "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2",
-    "sub-02/func/sub-02_task-rest",
-)
-SPACE = "space-MNI152NLin2009cAsym"
 TEMPLATE = "MNI152NLin2009cAsym"
 N_VOLUMES = 120  # conftest.FMRIPREP_SIM
 
@@ -98,13 +92,6 @@ def test_bad_reductions_are_refused(rng):
 # --------------------------------------------------------------------------
 # The CLI's group level
 # --------------------------------------------------------------------------
-def run_app(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "nipype_ward.cli.run", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=900,
-    )
-
-
 def _zscored(fmriprep_dir, run, mask):
     """A run's BOLD in ``mask``, each voxel z-scored by nilearn: volumes x voxels."""
     from nilearn import signal

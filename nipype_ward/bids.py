@@ -466,7 +466,7 @@ ATLAS_DIR = "atlases"
 ATLAS_NAME = re.compile(
     r"^tpl-(?P<template>[a-zA-Z0-9+]+)/tpl-(?P=template)_atlas-(?P<atlas>[a-zA-Z0-9]+)"
     r"(_res-(?P<res>[a-zA-Z0-9]+))?(_den-(?P<den>[a-zA-Z0-9]+))?(_desc-(?P<desc>[a-zA-Z0-9]+))?"
-    r"_dseg\.(?P<extension>nii\.gz|tsv|json)$"
+    r"_dseg\.(?P<extension>nii\.gz|dlabel\.nii|tsv|json)$"
 )
 
 
@@ -475,14 +475,22 @@ def atlas_label(n_clusters: int) -> str:
     return f"ward{int(n_clusters)}"
 
 
-def atlas_path(template: str, atlas: str, extension: str, *, res=None, den=None) -> str:
-    """``tpl-<template>/tpl-<template>_atlas-<atlas>[_res-][_den-]_dseg<extension>``."""
-    for value, entity in ((template, "tpl"), (atlas, "atlas"), (res, "res"), (den, "den")):
+def atlas_path(template: str, atlas: str, extension: str, *, res=None, den=None,
+               hemi=None) -> str:
+    """``tpl-<template>/tpl-<template>[_hemi-]_atlas-<atlas>[_res-][_den-]_dseg<extension>``.
+
+    Surface atlases are ``.dlabel.nii`` (CIFTI-2: XCP-D reads fsLR ones) or
+    one ``.label.gii`` per hemisphere (``hemi``).
+    """
+    for value, entity in ((template, "tpl"), (atlas, "atlas"), (res, "res"), (den, "den"),
+                          (hemi, "hemi")):
         if value is not None and not _LABEL.match(str(value)):
             raise ValueError(f"{entity}-{value} is not a BIDS label (letters and digits only)")
-    if extension not in (".nii.gz", ".tsv", ".json"):
-        raise ValueError(f"an atlas file is .nii.gz, .tsv or .json, not {extension}")
-    name = f"tpl-{template}_atlas-{atlas}"
+    if extension not in (".nii.gz", ".dlabel.nii", ".label.gii", ".tsv", ".json"):
+        raise ValueError(f"an atlas file is .nii.gz, .dlabel.nii, .label.gii, .tsv or .json, "
+                         f"not {extension}")
+    name = f"tpl-{template}" + (f"_hemi-{hemi}" if hemi is not None else "")
+    name += f"_atlas-{atlas}"
     name += f"_res-{res}" if res is not None else ""
     name += f"_den-{den}" if den is not None else ""
     return f"tpl-{template}/{name}_dseg{extension}"

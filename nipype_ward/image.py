@@ -574,6 +574,17 @@ def estimate_mem_gb(bold_path, right_path=None) -> dict[str, float]:
     }
 
 
+def count_volumes(bold_path) -> int:
+    """Volumes of a BOLD series from its header: NIfTI, CIFTI-2 dense series or GIFTI."""
+    from nipype_ward import cifti, gifti
+
+    if str(bold_path).endswith(".gii"):
+        return gifti.series_shape(bold_path)[1]
+    if cifti.is_cifti(bold_path):
+        return int(cifti.load_cifti(bold_path).shape[0])
+    return int(load_bold(bold_path).shape[3])
+
+
 def read_repetition_time(bold_path, bold_img=None) -> float | None:
     """Repetition time in seconds of a BOLD series, or None when unknown.
 

@@ -733,17 +733,7 @@ def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_
     if not (len(series_paths) == len(mask_paths) == len(infos) == len(mean_paths)
             == len(out_run_series)) or not series_paths:
         raise ValueError("give one series, mask, info, mean and output per run")
-    masks, reference = [], None
-    for path in mask_paths:
-        mask, mask_img = image.load_mask(path)
-        if reference is None:
-            reference = (mask_img, path)
-        else:
-            image.check_same_grid(mask_img, path, *reference)
-        masks.append(mask)
-    common = np.logical_and.reduce(masks)
-    if not common.any():
-        raise InputError(mask_paths[0], "the runs' brain masks have no voxel in common")
+    masks, common, reference_img, mean = _common_points(mask_paths, mean_paths)
     t_rs = {info.get("t_r") for info in infos}
     if len(t_rs) > 1:
         raise InputError(series_paths[0], f"the runs have different repetition times {sorted(t_rs)}: "
@@ -755,10 +745,7 @@ def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_
         parts.append(part)
         run_infos.append({**info, "n_voxels": int(common.sum())})
     combined = np.concatenate(parts, axis=1)
-    mean = np.mean([np.asanyarray(image.load_image(p, ndim=3).dataobj, dtype=np.float64)
-                    for p in mean_paths], axis=0)
-    image.save_image(masking.mask_image(common, reference[0]), out_mask)
-    image.save_image(masking.mean_image(mean, reference[0]), out_mean)
+    _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean)
     fileio.save_series(combined, out_series)
     kept, offset = [], 0
     for info in infos:
@@ -782,28 +769,52 @@ def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_
 # --------------------------------------------------------------------------
 # Group level
 # --------------------------------------------------------------------------
-def group_mask(mask_paths, mean_paths, out_mask, out_mean) -> int:
-    """The voxels inside every run's mask, and the average of the runs' means.
+def _common_points(mask_paths, mean_paths):
+    """Each run's mask, the voxels inside all, the first mask's image, the mean of the means.
 
-    Every mask must be on the grid of the first (same shape and affine).
-    Returns the number of voxels of the group mask.
+    Every mask must be on the grid of the first (same shape and affine; for
+    surface data, the same grayordinates).
     """
     if not mask_paths or len(mask_paths) != len(mean_paths):
         raise ValueError("give one mask and one mean image per run")
-    common, reference, mean = None, None, None
+    masks, reference, mean = [], None, None
     for mask_path, mean_path in zip(mask_paths, mean_paths):
         mask, mask_img = image.load_mask(mask_path)
         if reference is None:
-            reference, common = (mask_img, mask_path), mask.copy()
-            mean = np.zeros(mask.shape)
+            reference, mean = (mask_img, mask_path), np.zeros(mask.shape)
         else:
             image.check_same_grid(mask_img, mask_path, *reference)
-            common &= mask
-        mean += np.asanyarray(image.load_image(mean_path, ndim=3).dataobj, dtype=np.float64)
+        masks.append(mask)
+        mean += np.asarray(image.data_of(image.load_image(mean_path, ndim=3)), dtype=np.float64)
+    common = np.logical_and.reduce(masks)
     if not common.any():
         raise InputError(mask_paths[0], "the runs' brain masks have no voxel in common")
-    image.save_image(masking.mask_image(common, reference[0]), out_mask)
-    image.save_image(masking.mean_image(mean / len(mask_paths), reference[0]), out_mean)
+    return masks, common, reference[0], mean / len(mask_paths)
+
+
+def _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean) -> None:
+    """A mask and a mean image on a reference's grid (``.dscalar.nii`` for surface data)."""
+    if image.is_cifti_image(reference_img):  # surface data: the runs share their grayordinates
+        from nipype_ward import cifti
+
+        models = cifti.brain_models_of(reference_img)
+        cifti.save_points(models, out_mask)
+        cifti.save_points(models, out_mean, mean, name="mean")
+    else:
+        image.save_image(masking.mask_image(common, reference_img), out_mask)
+        image.save_image(masking.mean_image(mean, reference_img), out_mean)
+
+
+def group_mask(mask_paths, mean_paths, out_mask, out_mean) -> int:
+    """The voxels inside every run's mask, and the average of the runs' means.
+
+    Every mask must be on the grid of the first (same shape and affine);
+    for surface data (``.dscalar.nii`` points), the runs must have the same
+    grayordinates (brain models), which the group mask then holds.
+    Returns the number of voxels of the group mask.
+    """
+    _, common, reference_img, mean = _common_points(mask_paths, mean_paths)
+    _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean)
     return int(common.sum())
 
 

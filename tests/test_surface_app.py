@@ -247,3 +247,69 @@ def test_surface_inputs_without_their_meshes_are_one_line(fmriprep_dir, tmp_path
     assert proc.stderr.count("\n") == 1 and "has 32492 vertices" in proc.stderr
     assert "has 10242" in proc.stderr and "--surfaces" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_group_atlas_on_fslr_is_a_bids_atlas_xcpd_reads(fmriprep_dir, tmp_path,
+                                                         templateflow_home):
+    from nipype_ward.bids import ATLAS_NAME
+
+    out = tmp_path / "out"
+    proc = run_app(fmriprep_dir, out, "group", "--space", "fsLR", "--n-clusters", 60,
+                   "-w", tmp_path / "work", "--nprocs", 2, cwd=tmp_path,
+                   env={"TEMPLATEFLOW_HOME": str(templateflow_home)})
+    assert proc.returncode == 0, proc.stderr
+    atlases = out / "atlases"
+    found = sorted(str(path.relative_to(atlases)) for path in (atlases / "tpl-fsLR").iterdir())
+    assert found == [f"tpl-fsLR/tpl-fsLR_atlas-ward60_den-91k_dseg{ext}"
+                     for ext in (".dlabel.nii", ".json", ".tsv")]
+    assert all(ATLAS_NAME.match(name) for name in found)  # XCP-D's pattern
+    dlabel = nb.load(atlases / found[0])
+    source = nb.load(fmriprep_dir / f"{RUNS[0]}_{CIFTI}_bold.dtseries.nii")
+    assert dlabel.header.get_axis(1) == source.header.get_axis(1)
+    labels = np.asanyarray(dlabel.dataobj)[0].astype(int)
+    assert sorted(set(labels.tolist())) == list(range(1, 61))
+    (paths, cortex) = brainspace_fslr()
+    for hemi, name in enumerate(("CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT")):
+        models = dlabel.header.get_axis(1)
+        part = [p for n, p, _ in models.iter_structures() if n == name][0]
+        mesh = nb.load(paths[hemi])
+        graph = _mesh_graph(mesh.agg_data("NIFTI_INTENT_TRIANGLE"), 32492, cortex[hemi])
+        assert _connected(graph, labels[part])
+    meta = json.loads((atlases / found[1]).read_text())
+    assert meta["Subjects"] == ["01", "02"] and len(meta["Quality"]["Runs"]) == 3
+    assert meta["Density"].startswith(f"den-91k: {labels.size} grayordinates")
+    assert _validator_errors(atlases) == []
+
+
+def test_group_and_combined_runs_on_fsaverage5_are_scikit_learns(fmriprep_dir, tmp_path):
+    """Without preparation: the group (exact) and a subject's combined runs are Ward on
+    the runs' series concatenated in time, per hemisphere."""
+    from nilearn.datasets import load_fsaverage
+    from sklearn.cluster import AgglomerativeClustering
+
+    common = ("--space", "fsaverage5", "--n-clusters", 30, "--confounds-strategy", "none",
+              "--standardize", "none", "--no-split-half", "-w", tmp_path / "work",
+              "--nprocs", 2)
+    for level, extra in (("group", ()), ("participant", ("--participant-label", "01",
+                                                          "--combine-runs"))):
+        proc = run_app(fmriprep_dir, tmp_path / level, level, *common, *extra, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    fsaverage = load_fsaverage("fsaverage5")["pial"]
+    for hemi, part in (("L", "left"), ("R", "right")):
+        series = {run: np.column_stack([d.data for d in nb.load(
+            fmriprep_dir / f"{run}_hemi-{hemi}_space-fsaverage5_bold.func.gii").darrays])
+            for run in RUNS}
+        graph = _mesh_graph(fsaverage.parts[part].faces, fsaverage.parts[part].n_vertices)
+        for labels_path, runs in (
+            (tmp_path / "group" / "atlases" / "tpl-fsaverage5"
+             / f"tpl-fsaverage5_hemi-{hemi}_atlas-ward30_dseg.label.gii", RUNS),
+            (tmp_path / "participant" / "sub-01/ses-1/func" / f"sub-01_ses-1_task-rest_hemi-"
+             f"{hemi}_space-fsaverage5_seg-ward_scale-30_desc-combined_dseg.label.gii",
+             RUNS[:2]),
+        ):
+            labels = nb.load(labels_path).agg_data().astype(int)
+            X = np.hstack([series[run] for run in runs]).astype(np.float64)
+            reference = AgglomerativeClustering(n_clusters=len(set(labels.tolist())),
+                                                linkage="ward", connectivity=graph
+                                                ).fit(X).labels_
+            assert _same_partition(labels, reference), labels_path.name

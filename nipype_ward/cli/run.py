@@ -120,13 +120,16 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
     for space_runs in by_space.values():
         common, reference, sizes = None, None, []
         for run in space_runs:
-            mask, mask_img = image.load_mask(run.mask)
+            mask, mask_img, where = _points(run)
             sizes.append(int(mask.sum()))
             if reference is None:
-                reference, common = (mask_img, run.mask), mask.copy()
-            else:
-                image.check_same_grid(mask_img, run.mask, *reference)
+                reference, common = (mask_img, where), mask.copy()
+            elif mask_img is not None:
+                image.check_same_grid(mask_img, where, *reference)
                 common &= mask
+            elif mask.shape != common.shape:
+                raise InputError(where, f"{mask.size} vertices, {reference[1]} has "
+                                 f"{common.size}: the runs of one space must share their meshes")
         if not common.any():
             raise InputError(space_runs[0].mask, "the runs' brain masks have no voxel in common")
         check_n_clusters_in_mask(settings.parcellation.n_clusters, int(common.sum()),
@@ -141,12 +144,33 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
                             f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
                             "check the runs' masks")
         total_volumes = max(total_volumes, int(np.sum([
-            image.load_bold(run.bold).shape[3] for run in space_runs])))
+            image.count_volumes(run.bold) for run in space_runs])))
     group = settings.group
     if group.reduction == "auto":
         group = replace(group, reduction="exact" if total_volumes <= group.n_components
                         else "migp")
     return replace(settings, group=group), warnings
+
+
+def _points(run: bids.Run):
+    """A run's points as a mask, the image to compare grids with (None for GIFTI), its file.
+
+    Volumes: the brain mask. CIFTI: every grayordinate of the header.
+    GIFTI pairs: every vertex of both meshes (those without data are only
+    known once the series is read).
+    """
+    import numpy as np
+
+    from nipype_ward import cifti, gifti
+
+    if not run.is_surface:
+        mask, mask_img = image.load_mask(run.mask)
+        return mask, mask_img, run.mask
+    if run.right is None:
+        img = cifti.load_cifti(run.bold)
+        return np.ones(len(cifti.brain_models_of(img)), bool), img, run.bold
+    n_vertices = sum(gifti.series_shape(path)[0] for path in run.sources)
+    return np.ones(n_vertices, bool), None, run.bold
 
 
 def check_writable(folder: Path, what: str) -> None:

@@ -309,7 +309,10 @@ class _AtlasSinkInputSpec(BaseInterfaceInputSpec):
     template = traits.Str(mandatory=True, desc="the template (tpl- entity): the runs' space")
     atlas = traits.Str(mandatory=True, desc="the atlas label (atlas- entity), e.g. ward1000")
     res = traits.Str(desc="the res- entity of the runs, when they have one")
-    in_file = File(exists=True, mandatory=True, desc="the file to deliver (.nii.gz or .tsv)")
+    den = traits.Str(desc="the den- entity of surface runs, when they have one")
+    hemi = traits.Enum("L", "R", desc="the hemisphere of a .label.gii atlas (GIFTI data)")
+    in_file = File(exists=True, mandatory=True,
+                   desc="the file to deliver (.nii.gz, .dlabel.nii, .label.gii or .tsv)")
     meta_dict = traits.Dict(desc="the JSON sidecar's content; no sidecar when not given")
     description = traits.Dict(
         desc="the atlas-<label>_description.json content (BIDS-Atlas); not written when not given"
@@ -333,23 +336,25 @@ class AtlasSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = ".nii.gz" if in_file.name.endswith(".nii.gz") else in_file.suffix
-        res = self.inputs.res if isdefined(self.inputs.res) and self.inputs.res else None
+        extension = bids.file_extension(in_file)
+        entities = {name: getattr(self.inputs, name) for name in ("res", "den", "hemi")
+                    if isdefined(getattr(self.inputs, name)) and getattr(self.inputs, name)}
+        shared = {key: value for key, value in entities.items() if key != "hemi"}
         root = Path(self.inputs.base_directory)
         if isdefined(self.inputs.figure_desc):
             name = Path(bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
-                                        res=res)).name
+                                        **shared)).name
             name = name.replace("_dseg.json", f"_desc-{self.inputs.figure_desc}_dseg{extension}")
             out_file = root / "figures" / name
         else:
             out_file = root / bids.atlas_path(self.inputs.template, self.inputs.atlas,
-                                              extension, res=res)
+                                              extension, **entities)
         out_file.parent.mkdir(parents=True, exist_ok=True)
         fileio.copy_atomically(in_file, out_file)
         self._results["out_file"] = str(out_file)
         if isdefined(self.inputs.meta_dict):
             sidecar = root / bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
-                                             res=res)
+                                             **shared)
             self._results["out_meta"] = str(fileio.save_json(self.inputs.meta_dict, sidecar))
         if isdefined(self.inputs.description):
             fileio.save_json(self.inputs.description,
@@ -360,8 +365,8 @@ class AtlasSink(SimpleInterface):
 class _AtlasSidecarsInputSpec(BaseInterfaceInputSpec):
     bold_file = InputMultiObject(File(exists=True), mandatory=True,
                                  desc="every run's preprocessed BOLD (fMRIPrep)")
-    mask_file = InputMultiObject(File(exists=True), mandatory=True,
-                                 desc="every run's brain mask, same order")
+    mask_file = InputMultiObject(File(exists=True),
+                                 desc="every run's brain mask, same order; none for surface data")
     confounds_file = InputMultiObject(File(exists=True),
                                       desc="every run's confounds table, when confounds are used")
     source_dir = Directory(exists=True, mandatory=True, desc="the fMRIPrep dataset")
@@ -372,6 +377,7 @@ class _AtlasSidecarsInputSpec(BaseInterfaceInputSpec):
     split_half_ari = traits.List(traits.Float, desc="GroupSplitHalf's ARI per K")
     records = traits.List(desc="CompareParcellations' records of every run (lists are flattened)")
     resolution = traits.Str(desc="the runs' res- entity, when they have one")
+    density = traits.Str(desc="the surface runs' den- entity, when they have one")
 
 
 class _AtlasSidecarsOutputSpec(TraitedSpec):
@@ -419,6 +425,9 @@ class AtlasSidecars(SimpleInterface):
             zooms = nb.load(self.inputs.mask_file[0]).header.get_zooms()[:3]
             common["Resolution"] = (f"res-{self.inputs.resolution}: voxels of "
                                     + " x ".join(f"{z:g}" for z in zooms) + " mm, as the runs")
+        if isdefined(self.inputs.density) and self.inputs.density:
+            common["Density"] = (f"den-{self.inputs.density}: {info['n_voxels']} "
+                                 "grayordinates, those of every run")
         tasks = {bids.parse_entities(path).get("task") for path in self.inputs.bold_file}
         derived_from = "resting-state" if all("rest" in str(task).lower() for task in tasks) \
             else "fMRI (tasks " + ", ".join(sorted(map(str, tasks))) + ")"
@@ -445,7 +454,8 @@ class AtlasSidecars(SimpleInterface):
                 "constrained Ward clustering of their prepared BOLD signals (nipype-ward, "
                 f"{reduction['reduction']} reduction), in the voxels inside every run's mask"
             )
-            metas.append({**common, **bids.DSEG_COLUMNS, "NumberOfParcels": int(k),
+            columns = bids.SURFACE_DSEG_COLUMNS if surface else bids.DSEG_COLUMNS
+            metas.append({**common, **columns, "NumberOfParcels": int(k),
                           "Description": description, "SpatialReference": self.inputs.template,
                           "Quality": quality})
             descriptions.append({

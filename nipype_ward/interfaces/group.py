@@ -13,6 +13,7 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.group import REDUCTIONS
+from nipype_ward.interfaces._naming import image_extension
 
 
 class _GroupMaskInputSpec(BaseInterfaceInputSpec):
@@ -38,7 +39,9 @@ class GroupMask(SimpleInterface):
 
     def _run_interface(self, runtime):
         cwd = Path(runtime.cwd)
-        mask_file, mean_file = str(cwd / "group_mask.nii.gz"), str(cwd / "group_mean.nii.gz")
+        extension = image_extension(self.inputs.mask_files[0], "points")
+        mask_file = str(cwd / f"group_mask{extension}")
+        mean_file = str(cwd / f"group_mean{extension}")
         n_voxels = steps.group_mask(self.inputs.mask_files, self.inputs.mean_files,
                                     mask_file, mean_file)
         self._results.update(mask_file=mask_file, mean_file=mean_file, n_voxels=n_voxels)

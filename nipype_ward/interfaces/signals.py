@@ -127,10 +127,11 @@ class CombineSeries(SimpleInterface):
 
     def _run_interface(self, runtime):
         cwd = Path(runtime.cwd)
+        extension = image_extension(self.inputs.mask_files[0], "points")
         outputs = {
             "series_file": str(cwd / "combined_series.npy"),
-            "mask_file": str(cwd / "combined_mask.nii.gz"),
-            "mean_file": str(cwd / "combined_mean.nii.gz"),
+            "mask_file": str(cwd / f"combined_mask{extension}"),
+            "mean_file": str(cwd / f"combined_mean{extension}"),
             "run_series_files": [str(cwd / f"run{i:02d}_series.npy")
                                  for i in range(len(self.inputs.series_files))],
         }

@@ -133,12 +133,17 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
             first.entities["subject"], first.entities.get("space"),
             f"_res-{first.entities['res']}" if first.entities.get("res") else "")) + "_wf"
     )
-    mem_gb = estimate_mem_gb(first.bold)
-    prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file", "brain_mask_file"],
+    mem_gb = estimate_mem_gb(first.bold, first.right)
+    # Each run's own files (brain mask, or right hemisphere) are mapped with it.
+    per_run = {"brain_mask_file": [str(run.mask) for run in runs if run.mask is not None],
+               "right_file": [str(run.right) for run in runs if run.right is not None]}
+    per_run = {field: paths for field, paths in per_run.items() if paths}
+    prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file", *per_run],
                          name="prepare_runs", mem_gb=mem_gb["prepare"])
     set_preparation(prepare, options.preparation)
     prepare.inputs.in_file = [str(run.bold) for run in runs]
-    prepare.inputs.brain_mask_file = [str(run.mask) for run in runs]
+    for field, paths in per_run.items():
+        setattr(prepare.inputs, field, paths)
     combine = pe.Node(CombineSeries(), name="combine_series",
                       mem_gb=mem_gb["prepare"] * len(runs))
     parcellation = init_ward_parcellation_wf(
@@ -147,6 +152,7 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
         split_half=options.split_half,
         save_compressed=False,
         prepared=True,
+        surfaces=run_meshes(first, settings),
         mem_gb={key: value * len(runs) for key, value in mem_gb.items()},
     )
     # fmt: off
@@ -225,12 +231,14 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
     compress = pe.MapNode(ParcelCompress(save_compressed=False), iterfield=["labels_file"],
                           name=f"{prefix}_compress")
     sidecars = pe.Node(RunSidecars(
-        bold_file=str(run.bold), mask_file=str(run.mask), confounds_file=str(run.confounds),
+        bold_file=[str(path) for path in run.sources], confounds_file=str(run.confounds),
         source_dir=str(settings.bids_dir), n_clusters=list(options.n_clusters),
         parameters=options.as_dict(), metadata=run.metadata,
     ), name=f"{prefix}_sidecars")
+    if run.mask is not None:
+        sidecars.inputs.mask_file = str(run.mask)
     ds_run = init_ds_run_wf(
-        output_dir=settings.output_dir, source_file=run.bold, n_clusters=options.n_clusters,
+        output_dir=settings.output_dir, source_file=run.sources, n_clusters=options.n_clusters,
         desc="combined", fields=("timeseries_files", "metrics_files", "timeseries_meta"),
         name=f"ds_{prefix}_wf",
     )

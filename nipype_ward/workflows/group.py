@@ -30,15 +30,16 @@ from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import ATLAS_DIR, Run, atlas_label
 from nipype_ward.group import split_subjects
-from nipype_ward.image import estimate_mem_gb, load_bold
+from nipype_ward.image import count_volumes, estimate_mem_gb
 from nipype_ward.interfaces import (
     CutWardTree,
     GridConnectivity,
+    MeshConnectivity,
     PlotGroupQuality,
     PlotParcellation,
     WardTree,
 )
-from nipype_ward.interfaces.bids import AtlasSidecars, AtlasSink, ParcelTable
+from nipype_ward.interfaces.bids import AtlasSidecars, AtlasSink, ParcelTable, SplitHemispheres
 from nipype_ward.interfaces.group import (
     CompareParcellations,
     GroupMask,
@@ -47,7 +48,7 @@ from nipype_ward.interfaces.group import (
     ReduceSubject,
 )
 from nipype_ward.settings import AppSettings
-from nipype_ward.workflows.base import run_parcellation_wf, run_workflow_name
+from nipype_ward.workflows.base import run_meshes, run_parcellation_wf, run_workflow_name
 
 
 def _safe(text: str) -> str:
@@ -103,18 +104,19 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     options, group = settings.parcellation, settings.group
     first = runs[0]
     template = str(first.entities["space"])
-    res = first.entities.get("res")
+    res, den = first.entities.get("res"), first.entities.get("den")
+    meshes = run_meshes(first, settings)
     n_clusters = list(options.n_clusters)
     workflow = pe.Workflow(name=name or "group_" + _safe(
         f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
-    mem = estimate_mem_gb(first.bold)
+    mem = estimate_mem_gb(first.bold, first.right)
     n_runs = len(runs)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
     if group.reduction == "exact":
         group_mem = mem["tree"] * n_runs
     else:
-        volumes = load_bold(first.bold).shape[3]
+        volumes = count_volumes(first.bold)
         group_mem = mem["tree"] * max(1.0, 3 * group.n_components / volumes)
 
     merge_masks = pe.Node(niu.Merge(n_runs), name="merge_masks", run_without_submitting=True)
@@ -152,8 +154,14 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
         ])
         reduced[subject] = reduce
 
-    connectivity = pe.Node(GridConnectivity(neighbourhood=options.neighbourhood),
-                           name="grid_connectivity")
+    if meshes is None:
+        connectivity = pe.Node(GridConnectivity(neighbourhood=options.neighbourhood),
+                               name="grid_connectivity")
+    else:
+        connectivity = pe.Node(MeshConnectivity(), name="mesh_connectivity")
+        for field, path in zip(("left_surface", "right_surface"), meshes):
+            if path is not None:
+                setattr(connectivity.inputs, field, str(path))
     workflow.connect([(group_mask, connectivity, [("mask_file", "mask_file")])])
 
     def merged(members, field, suffix):
@@ -211,13 +219,16 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     ])
 
     sidecars = pe.Node(AtlasSidecars(
-        bold_file=[str(run.bold) for run in runs], mask_file=[str(run.mask) for run in runs],
+        bold_file=[str(path) for run in runs for path in run.sources],
+        mask_file=[str(run.mask) for run in runs if run.mask is not None],
         confounds_file=[str(run.confounds) for run in runs],
         source_dir=str(settings.bids_dir), template=template, n_clusters=n_clusters,
         parameters={**options.as_dict(), "group": settings.group.as_dict()},
     ), name="atlas_sidecars")
     if res:
         sidecars.inputs.resolution = str(res)
+    if den:
+        sidecars.inputs.density = str(den)
     workflow.connect([(series, sidecars, [("series_info", "series_info")])])
 
     if options.split_half and half_series:
@@ -248,21 +259,39 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     common = {"base_directory": atlas_dir, "template": template}
     if res:
         common["res"] = str(res)
+    if den:
+        common["den"] = str(den)
     labels = [atlas_label(k) for k in n_clusters]
     ds_atlas = pe.MapNode(AtlasSink(**common), iterfield=["in_file", "atlas", "meta_dict",
                                                           "description"],
                           name="ds_atlas", run_without_submitting=True)
     ds_atlas.inputs.atlas = labels
+    if first.right is not None:  # a GIFTI pair: one .label.gii per hemisphere
+        split = pe.MapNode(SplitHemispheres(), iterfield=["in_file"], name="split_atlas",
+                           run_without_submitting=True)
+        ds_atlas.inputs.hemi = "L"
+        ds_right = pe.MapNode(AtlasSink(**common, hemi="R"), iterfield=["in_file", "atlas"],
+                              name="ds_atlas_right", run_without_submitting=True)
+        ds_right.inputs.atlas = labels
+        workflow.connect([
+            (cut, split, [("labels_file", "in_file")]),
+            (split, ds_atlas, [("left_file", "in_file")]),
+            (split, ds_right, [("right_file", "in_file")]),
+        ])
+    else:
+        workflow.connect([(cut, ds_atlas, [("labels_file", "in_file")])])
     ds_tables = pe.MapNode(AtlasSink(**common), iterfield=["in_file", "atlas"],
                            name="ds_atlas_tables", run_without_submitting=True)
     ds_tables.inputs.atlas = labels
     figures = pe.MapNode(PlotParcellation(), iterfield=["labels_file"], name="plot_atlas")
+    for field, path in zip(("left_surface", "right_surface"), meshes or ()):
+        if path is not None:
+            setattr(figures.inputs, field, str(path))
     ds_figures = pe.MapNode(AtlasSink(**common, figure_desc="parcellation"),
                             iterfield=["in_file", "atlas"], name="ds_atlas_figures",
                             run_without_submitting=True)
     ds_figures.inputs.atlas = labels
     workflow.connect([
-        (cut, ds_atlas, [("labels_file", "in_file")]),
         (sidecars, ds_atlas, [("dseg_meta", "meta_dict"), ("descriptions", "description")]),
         (tables, ds_tables, [("out_file", "in_file")]),
         (cut, figures, [("labels_file", "labels_file")]),

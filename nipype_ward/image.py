@@ -488,7 +488,7 @@ def save_labels(labels, mask, reference_img, path) -> Path:
 
         values = np.zeros(mask.shape, dtype=np.int32)
         values[mask] = np.asarray(labels) + 1
-        return cifti.save_dlabel(values, reference_img.header.get_axis(1), path)
+        return cifti.save_dlabel(values, reference_img, path)
     img = unmask(np.asarray(labels) + 1, mask, reference_img, dtype=np.int32)
     img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
     img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1

@@ -230,8 +230,8 @@ def read_prepared(
         resolved["preparation"] = resolve_preparation(preparation, bold_path, header_img,
                                                       X.shape[1], right_path=right_path)
         mask = np.ones(X.shape[0], dtype=bool)
-        bold_img = cifti.points_image(models)
-        mean_img = cifti.points_image(models, X.mean(axis=1), name="mean")
+        bold_img = cifti.points_image(header_img if header_img is not None else models)
+        mean_img = cifti.points_image(bold_img, X.mean(axis=1), name="mean")
     else:
         mask = image.load_mask(mask_path)[0] if mask_path is not None else None
         X, mask, mean_img, bold_img = image.read_series(
@@ -291,9 +291,8 @@ def prepare_series(
     if is_surface(bold_path):
         from nipype_ward import cifti
 
-        models = series.reference_img.header.get_axis(1)
-        cifti.save_points(models, out_mask)
-        cifti.save_points(models, out_mean, image.data_of(mean_img), name="mean")
+        cifti.save_points(series.reference_img, out_mask)
+        cifti.save_points(series.reference_img, out_mean, image.data_of(mean_img), name="mean")
     else:
         image.save_image(masking.mask_image(series.mask, mean_img), out_mask)
         image.save_image(masking.mean_image(mean_img.dataobj, mean_img), out_mean)
@@ -612,8 +611,8 @@ def parcel_compress(
     if out_compressed is not None and image.is_cifti_image(series.reference_img):
         from nipype_ward import cifti
 
-        cifti.save_dtseries(means[labels], series.reference_img.header.get_axis(1),
-                            out_compressed, t_r=series.t_r)
+        cifti.save_dtseries(means[labels], series.reference_img, out_compressed,
+                            t_r=series.t_r)
     elif out_compressed is not None:
         image.save_series_image(
             lambda start, stop: means[labels, start:stop], mask, series.reference_img,
@@ -797,9 +796,8 @@ def _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean) -> None
     if image.is_cifti_image(reference_img):  # surface data: the runs share their grayordinates
         from nipype_ward import cifti
 
-        models = cifti.brain_models_of(reference_img)
-        cifti.save_points(models, out_mask)
-        cifti.save_points(models, out_mean, mean, name="mean")
+        cifti.save_points(reference_img, out_mask)
+        cifti.save_points(reference_img, out_mean, mean, name="mean")
     else:
         image.save_image(masking.mask_image(common, reference_img), out_mask)
         image.save_image(masking.mean_image(mean, reference_img), out_mean)

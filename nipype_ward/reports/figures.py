@@ -104,15 +104,30 @@ _VIEWS = (("L", "left", "lateral"), ("L", "left", "medial"), ("R", "right", "med
           ("R", "right", "lateral"))
 
 
-def _draw_cortices(axes, figure, values: dict, meshes: dict, plot, **options):
-    """The left and right cortices, lateral and medial, along one row of axes."""
-    for axis, (hemi, side, view) in zip(axes, _VIEWS):
+def _facing(mesh, towards: float) -> np.ndarray:
+    """The triangles of a mesh whose outer side faces a camera on the x axis (sign ``towards``).
+
+    The others are hidden from a lateral or medial view; not drawing them
+    halves matplotlib's work and changes nothing visible. Outward is found
+    from the mesh itself (the normals point away from its centre on average).
+    """
+    c, f = mesh.coordinates, mesh.faces
+    normals = np.cross(c[f[:, 1]] - c[f[:, 0]], c[f[:, 2]] - c[f[:, 0]])
+    outward = np.sum(normals * (c[f].mean(axis=1) - c.mean(axis=0))) >= 0
+    return f[(normals[:, 0] * towards > 0) == outward]
+
+
+def _draw_cortices(axes, figure, values: dict, meshes: dict, plot, views=None, **options):
+    """Cortices along one row of axes: by default both, lateral and medial."""
+    for axis, (hemi, side, view) in zip(axes, views or _VIEWS):
         if hemi not in values:
             axis.set_axis_off()
             continue
         mesh = meshes[hemi]
-        plot((mesh.coordinates, mesh.faces), values[hemi], hemi=side, view=view, axes=axis,
-             figure=figure, colorbar=False, **options)
+        # nilearn's cameras: left lateral and right medial look from -x.
+        towards = -1.0 if (side == "left") == (view == "lateral") else 1.0
+        plot((mesh.coordinates, _facing(mesh, towards)), values[hemi], hemi=side, view=view,
+             axes=axis, figure=figure, colorbar=False, **options)
 
 
 def _cortex_values(labels_or_values, brain_models):
@@ -186,14 +201,14 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     compressed = (np.bincount(labels, weights=original) / np.bincount(labels))[labels]
     vmin, vmax = float(original.min()), float(original.max())
     meshes = _load_meshes(surfaces)
-    figure, axes = _surface_views(plt, 2)
-    for row, (values, title) in enumerate((
-            (original, f"Original ({mask.sum()} grayordinates)"),
-            (compressed, f"Compressed representation ({labels.max() + 1} parcels)"))):
-        _draw_cortices(axes[row], figure, _cortex_values(values, models), meshes,
-                       plotting.plot_surf, cmap="gray", vmin=vmin, vmax=vmax)
-        axes[row][0].set_title(title, loc="left", fontsize=10)
-    figure.suptitle(f"Volume {volume}" + _not_drawn(models))
+    figure, axes = _surface_views(plt, 1)
+    lateral = (("L", "left", "lateral"), ("R", "right", "lateral"))
+    for columns, (values, title) in zip((axes[0][:2], axes[0][2:]), (
+            (original, f"Volume {volume} ({mask.sum()} grayordinates)"),
+            (compressed, f"Compressed ({labels.max() + 1} parcels){_not_drawn(models)}"))):
+        _draw_cortices(columns, figure, _cortex_values(values, models), meshes,
+                       plotting.plot_surf, views=lateral, cmap="gray", vmin=vmin, vmax=vmax)
+        columns[0].set_title(title, loc="left", fontsize=10)
     figure.savefig(str(out_png), dpi=80)
     plt.close(figure)
     return out_png

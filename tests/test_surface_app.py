@@ -279,6 +279,26 @@ def test_group_atlas_on_fslr_is_a_bids_atlas_xcpd_reads(fmriprep_dir, tmp_path,
     assert meta["Subjects"] == ["01", "02"] and len(meta["Quality"]["Runs"]) == 3
     assert meta["Density"].startswith(f"den-91k: {labels.size} grayordinates")
     assert _validator_errors(atlases) == []
+    # The atlas back on a run (--atlas): each column the mean of its grayordinates.
+    proc = run_app(fmriprep_dir, tmp_path / "reduced", "participant", "--space", "fsLR",
+                   "--participant-label", "02", "--n-clusters", 20, "--atlas",
+                   atlases / found[0], "--confounds-strategy", "none", "--standardize", "none",
+                   "--no-split-half", "-w", tmp_path / "work", "--nprocs", 2, cwd=tmp_path,
+                   env={"TEMPLATEFLOW_HOME": str(templateflow_home)})
+    assert proc.returncode == 0, proc.stderr
+    series = pd.read_csv(tmp_path / "reduced" / f"{RUNS[2]}_space-fsLR_seg-ward60_den-91k_"
+                         "stat-mean_timeseries.tsv", sep="\t")
+    X = np.asanyarray(nb.load(fmriprep_dir / f"{RUNS[2]}_{CIFTI}_bold.dtseries.nii").dataobj)
+    assert list(series.columns) == [str(k) for k in range(1, 61)]
+    np.testing.assert_allclose(series.to_numpy(),
+                               np.stack([X[:, labels == k].mean(axis=1) for k in range(1, 61)],
+                                        axis=1), rtol=1e-5)
+    # Not on GIFTI series: one line, nothing written.
+    proc = run_app(fmriprep_dir, tmp_path / "refused", "participant", "--space", "fsaverage5",
+                   "--atlas", atlases / found[0], "-w", tmp_path / "work2", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "--atlas on GIFTI series is not supported" in proc.stderr
+    assert not (tmp_path / "refused").exists()
 
 
 def test_group_and_combined_runs_on_fsaverage5_are_scikit_learns(fmriprep_dir, tmp_path):

@@ -64,6 +64,9 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             )
     for label, atlas in settings.atlases:
         for run in runs:
+            if run.right is not None:
+                raise InputError(atlas, "--atlas on GIFTI series is not supported: parcellate "
+                                 "their CIFTI version (fsLR), with a .dlabel.nii atlas")
             image.load_labels(atlas, reference=image.load_image(run.bold), reference_path=run.bold)
     return warnings
 

@@ -184,13 +184,19 @@ def _add_atlas_timeseries(workflow, parcellation, run: Run, label: str, atlas,
     compress = pe.Node(ParcelCompress(labels_file=str(atlas), atlas=True, save_compressed=False),
                        name=f"{prefix}_compress")
     sidecars = pe.Node(RunSidecars(
-        bold_file=[str(run.bold)], mask_file=[str(run.mask)], confounds_file=[str(run.confounds)],
+        bold_file=[str(path) for path in run.sources], confounds_file=[str(run.confounds)],
         source_dir=str(settings.bids_dir), n_clusters=[0], atlas_file=str(atlas),
         atlas_label=label, parameters=settings.parcellation.as_dict(), metadata=run.metadata,
     ), name=f"{prefix}_sidecars")
+    if run.mask is not None:
+        sidecars.inputs.mask_file = [str(run.mask)]
     figure = pe.Node(PlotParcellation(labels_file=str(atlas), title=f"atlas {label}"),
                      name=f"{prefix}_figure")
-    common = {"base_directory": str(settings.output_dir), "source_file": [str(run.bold)]}
+    for field, path in zip(("left_surface", "right_surface"), run_meshes(run, settings) or ()):
+        if path is not None:
+            setattr(figure.inputs, field, str(path))
+    common = {"base_directory": str(settings.output_dir),
+              "source_file": [str(path) for path in run.sources]}
     sinks = {
         "timeseries": pe.Node(DerivativesSink(**common, entities={
             "segmentation": label, "statistic": "mean", "suffix": "timeseries"}),

@@ -31,6 +31,7 @@ from nipype_ward.interfaces import (
     WardAgglomerate,
     WardTree,
 )
+from nipype_ward.interfaces.bids import SplitHemispheres
 
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
@@ -39,7 +40,8 @@ OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
 
 INTERFACES = [EPIMask, GridConnectivity, MeshConnectivity, WardAgglomerate, ParcelCompress,
               WardTree, CutWardTree, PrepareSignals, PlotParcellation, PlotCompression, GroupMask,
-              ReduceSubject, GroupSeries, GroupSplitHalf, CompareParcellations, PlotGroupQuality]
+              ReduceSubject, GroupSeries, GroupSplitHalf, CompareParcellations, PlotGroupQuality,
+              SplitHemispheres]
 
 PUBLIC_CONTRACT = {
     EPIMask: ({"in_file", "lower_cutoff", "upper_cutoff", "connected", "opening",

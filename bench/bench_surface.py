@@ -69,7 +69,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_pipeline import run_once  # this folder is on sys.path when run
+# The helpers of bench_pipeline.py and bench_group.py (this folder is on sys.path when run).
+from bench_group import fmriprep_confounds, ours_executable
+from bench_pipeline import run_once
 
 REPO = Path(__file__).resolve().parent.parent
 T_R = 2.0
@@ -108,7 +110,6 @@ def prepare(data_dir: Path, n_volumes: int) -> dict:
     from nibabel import cifti2
     from scipy import sparse
 
-    from bench_group import fmriprep_confounds
     from nipype_ward import cifti, gifti
     from nipype_ward.datasets import simulate_surface_fmri
 
@@ -236,14 +237,6 @@ def r2(X: np.ndarray, labels: np.ndarray) -> float:
     np.add.at(sums, inverse, X)
     means = sums / np.bincount(inverse)[:, None]
     return float(1.0 - ((X - means[inverse]) ** 2).sum() / (X ** 2).sum())
-
-
-def ours_executable() -> str:
-    script = Path(sys.executable).parent / "nipype-ward"
-    found = str(script) if script.is_file() else shutil.which("nipype-ward")
-    if found is None:
-        raise SystemExit("bench_surface: no nipype-ward command (pip install -e '.[bench]')")
-    return found
 
 
 def _run_contender(name, run_dir, data_dir, ks, args, env) -> dict:

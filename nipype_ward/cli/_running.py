@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from pathlib import Path
 
 #: Seconds between two looks of Nipype's distributed schedulers at their jobs.
@@ -10,27 +11,123 @@ from pathlib import Path
 #: embedded seed job took 34 s under MultiProc against 20 s under Linear.
 POLL_SLEEP_S = 0.01
 
+#: Batch systems: each look runs their queue command once per pending job
+#: (``squeue -j ID``), so they are polled once a second, not a hundred times.
+BATCH_POLL_SLEEP_S = 1.0
+
+#: What each batch plugin is told of a node's needs, through the node's
+#: ``plugin_args`` (Nipype's batch plugins read no ``mem_gb``): the option
+#: key and its text for ``mb`` megabytes and ``procs`` processes. SGE and
+#: PBS sites name their parallel environments differently: memory only.
+BATCH_RESOURCES = {
+    "SLURM": ("sbatch_args", "--mem={mb}M --cpus-per-task={procs}"),
+    "SGE": ("qsub_args", "-l h_vmem={mb}M"),
+    "PBS": ("qsub_args", "-l mem={mb}mb"),
+    "LSF": ("bsub_args", "-M {mb} -n {procs}"),
+}
+
+#: Plugins that submit the whole graph and return before its jobs end: the
+#: command could neither report their outcome nor write the reports.
+GRAPH_PLUGINS = ("SLURMGraph", "SGEGraph", "PBSGraph", "CondorDAGMan")
+
+#: The least memory (GB) a submitted node asks for: a Python process with
+#: nipype, numpy and nilearn imported holds about 0.3 GB before any work.
+MIN_JOB_MEM_GB = 1.0
+
+
+def request_resources(workflow, plugin: str) -> int:
+    """Give every submitted node of ``workflow`` its memory and CPUs as batch options.
+
+    Each node's ``mem_gb`` (at least :data:`MIN_JOB_MEM_GB`) and
+    ``n_procs`` become, for SLURM, ``--mem=<MB>M --cpus-per-task=<n>`` in
+    its ``plugin_args["sbatch_args"]``, added to the plugin's own
+    ``sbatch_args`` (see :data:`BATCH_RESOURCES`). Nodes run without
+    submitting are left alone. Returns the number of nodes given options.
+    """
+    import math
+
+    if plugin not in BATCH_RESOURCES:
+        return 0
+    key, template = BATCH_RESOURCES[plugin]
+    count = 0
+    for node in workflow._get_all_nodes():
+        if node.run_without_submitting:
+            continue
+        mb = math.ceil(max(float(node.mem_gb), MIN_JOB_MEM_GB) * 1024)
+        options = template.format(mb=mb, procs=max(1, int(node.n_procs)))
+        plugin_args = dict(node.plugin_args or {})
+        plugin_args[key] = f"{plugin_args.get(key, '')} {options}".strip()
+        plugin_args.setdefault("overwrite", False)
+        node.plugin_args = plugin_args
+        count += 1
+    return count
+
+
+def batch_plugin(plugin: str, plugin_args: dict):
+    """Nipype's batch plugin ``plugin``, with its crash report mended.
+
+    Nipype 1.11 cannot report a job that ended without a result (cancelled
+    with ``scancel``, killed for memory or time): its batch manager passes
+    the traceback as one string where ``report_crash`` adds a list to it,
+    and the run stops on that TypeError with no crash file. Given as lines,
+    the report is written and the run ends as for any failed node.
+    """
+    from nipype.pipeline import plugins
+
+    base = getattr(plugins, f"{plugin}Plugin")
+
+    def _report_crash(self, node, result=None):
+        if result is not None and isinstance(result.get("traceback"), str):
+            result = {**result, "traceback": result["traceback"].splitlines(keepends=True)}
+        return base._report_crash(self, node, result=result)
+
+    # The same class name: Nipype names the plugin after it for map nodes.
+    mended = type(base.__name__, (base,), {"_report_crash": _report_crash})
+    return mended(plugin_args=plugin_args)
+
+
+def _batch_environment() -> None:
+    """What Nipype's batch plugins read from the environment, set where a shell did not.
+
+    They name each job after ``os.environ["LOGNAME"]`` and raise a KeyError
+    where it is unset (batch shells, containers, cron).
+    """
+    import getpass
+    import os
+
+    if "LOGNAME" not in os.environ:
+        try:
+            os.environ["LOGNAME"] = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry for this uid (containers)
+            os.environ["LOGNAME"] = "nipype-ward"
+
 
 def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbose: bool):
     """Run ``workflow`` in ``work_dir`` with a Nipype plugin; return the executed graph.
 
-    Nipype's log is kept to warnings unless ``verbose``. A failed node
+    Nipype's log is kept to its interfaces' warnings unless ``verbose``. A failed node
     raises one ``RuntimeError`` whose message is the last error line of each
     new crash file (the file, the problem), not Nipype's tracebacks.
     """
     from nipype import config, logging
 
     if not verbose:
-        config.set("logging", "workflow_level", "WARNING")
+        # Nipype logs a failed node's traceback as an ERROR of its workflow
+        # logger (on stdout); the crash summary raised below says it in one line.
+        config.set("logging", "workflow_level", "CRITICAL")
         config.set("logging", "interface_level", "WARNING")
         logging.update_logging(config)
     crash_dir = Path(work_dir) / "crash"
     workflow.base_dir = str(work_dir)
+    batch = plugin in BATCH_RESOURCES
     workflow.config["execution"] = {
         "crashdump_dir": str(crash_dir),
         "crashfile_format": "txt",
-        "poll_sleep_duration": POLL_SLEEP_S,
+        "poll_sleep_duration": BATCH_POLL_SLEEP_S if batch else POLL_SLEEP_S,
     }
+    if batch:
+        _batch_environment()
+        request_resources(workflow, plugin)
     started = set(crash_dir.glob("crash-*")) if crash_dir.exists() else set()
     # Nipype's MultiProc runs the garbage collector before each submission
     # and after each node it runs itself (the sinks): a full collection
@@ -39,8 +136,9 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
     # live for the whole run anyway: frozen, the collector skips them.
     gc.collect()
     gc.freeze()
+    runner = batch_plugin(plugin, plugin_args) if batch else plugin
     try:
-        return workflow.run(plugin=plugin, plugin_args=plugin_args)
+        return workflow.run(plugin=runner, plugin_args=plugin_args)
     except RuntimeError as exc:
         raise RuntimeError(_crash_summary(crash_dir, started) or str(exc)) from exc
     finally:
@@ -59,12 +157,30 @@ def node_durations(exec_graph) -> dict:
     return durations
 
 
+#: Nipype's words for a batch job that ended without writing its result.
+_LOST_JOB = re.compile(r"Job id \((\d+)\) finished or terminated, but results file does not "
+                       r"exist")
+
+
 def _crash_summary(crash_dir: Path, known: set) -> str:
-    """The last line of each new crash file's traceback: what went wrong."""
+    """What went wrong, from each new crash file: the last error line of its traceback.
+
+    A batch job that ended without a result (cancelled, killed for memory
+    or time) is said in plain words, with the node, the job and its log.
+    """
     lines = []
     for crash in sorted(set(crash_dir.glob("crash-*")) - known):
         text = crash.read_text(errors="replace").strip().splitlines()
+        node = next((line[len("Node: "):].strip() for line in text if line.startswith("Node: ")),
+                    None)
+        lost = next((_LOST_JOB.search(line) for line in text if _LOST_JOB.search(line)), None)
         errors = [line for line in text if "Error:" in line]
-        if errors:
+        if lost and node:
+            job = lost.group(1)
+            lines.append(f"node {node}: its batch job {job} ended without a result (cancelled, "
+                         f"or killed for its memory or time: see slurm-{job}.out in the work "
+                         "folder's batch/); run the same command again to resume from the "
+                         "work folder")
+        elif errors:
             lines.append(errors[-1].strip())
     return "\n".join(dict.fromkeys(lines))

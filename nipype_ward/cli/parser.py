@@ -23,6 +23,7 @@ from nipype_ward.bids import (
     parse_entities,
     parse_space,
 )
+from nipype_ward.cli._running import GRAPH_PLUGINS
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.fileio import InputError
 from nipype_ward.parcels import check_n_clusters
@@ -126,13 +127,36 @@ def get_parser() -> argparse.ArgumentParser:
                      help="Nipype execution plugin: Linear, MultiProc, SLURM, ... (default: "
                      "MultiProc, Linear with --nprocs 1)")
     run.add_argument("--plugin-args", default=None, metavar="JSON_OR_KEY=VALUE",
-                     help="arguments of the plugin, as JSON or key=value[,key=value]")
+                     help="arguments of the plugin, as JSON or key=value[,key=value], e.g. "
+                     "'sbatch_args=--partition=short --time=1:00:00' for SLURM")
+    run.add_argument("--use-plugin", type=Path, metavar="FILE",
+                     help="a YAML file of the plugin and its arguments, fMRIPrep's format "
+                     "('plugin: SLURM' and a 'plugin_args:' mapping); --plugin and "
+                     "--plugin-args override it")
     run.add_argument("--write-provenance", action="store_true",
                      help="also record each run as a W3C PROV document (PROV-JSON and PROV-N) "
                      "in each subject's log folder")
     run.add_argument("--debug", action="store_true",
                      help="show Nipype's log and the traceback of any error")
     return parser
+
+
+def load_plugin_file(path) -> tuple[str | None, dict]:
+    """``--use-plugin FILE``: fMRIPrep's YAML (``plugin:`` and ``plugin_args:``)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, "--use-plugin: no such file") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(path, f"--use-plugin: not a readable YAML file ({exc})") from exc
+    if not isinstance(content, dict) or not set(content) <= {"plugin", "plugin_args"} \
+            or not isinstance(content.get("plugin_args", {}), dict):
+        raise InputError(path, "--use-plugin: a mapping of 'plugin' (a name) and "
+                         "'plugin_args' (a mapping), as fMRIPrep's")
+    return content.get("plugin"), dict(content.get("plugin_args") or {})
 
 
 def parse_plugin_args(text: str | None) -> dict:
@@ -203,11 +227,18 @@ def parse_settings(argv=None) -> AppSettings:
             raise ValueError("--atlas belongs to the participant level")
         if len({label for label, _ in atlases}) < len(atlases):
             raise ValueError("--atlas: two atlases have the same label; name them LABEL=FILE")
-        plugin_args = parse_plugin_args(args.plugin_args)
+        file_plugin, plugin_args = (load_plugin_file(args.use_plugin) if args.use_plugin
+                                    else (None, {}))
+        plugin_args.update(parse_plugin_args(args.plugin_args))
+        plugin_name = args.plugin or file_plugin
+        if plugin_name in GRAPH_PLUGINS:
+            raise ValueError(f"--plugin {plugin_name} submits the whole graph and returns "
+                             "before its jobs end, so nothing could report their outcome: use "
+                             "SLURM (or SGE, PBS), which waits for every job")
         filters = load_filter_file(args.bids_filter_file) if args.bids_filter_file else {}
     except (ValueError, InputError) as exc:
         parser.error(str(exc))
-    plugin = args.plugin or ("Linear" if args.nprocs == 1 else "MultiProc")
+    plugin = plugin_name or ("Linear" if args.nprocs == 1 else "MultiProc")
     if plugin == "MultiProc":
         plugin_args = {"n_procs": args.nprocs, **plugin_args}
         if args.mem_gb is not None:

@@ -232,8 +232,10 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
     """A run's own time series and metrics on a combined parcellation, delivered."""
     options = settings.parcellation
     prefix = f"run{index:02d}"
-    select = pe.Node(niu.Select(index=index), name=f"{prefix}_series")
-    select_info = pe.Node(niu.Select(index=index), name=f"{prefix}_info")
+    select = pe.Node(niu.Select(index=index), name=f"{prefix}_series",
+                     run_without_submitting=True)
+    select_info = pe.Node(niu.Select(index=index), name=f"{prefix}_info",
+                          run_without_submitting=True)
     compress = pe.MapNode(ParcelCompress(save_compressed=False), iterfield=["labels_file"],
                           name=f"{prefix}_compress")
     sidecars = pe.Node(RunSidecars(
@@ -286,7 +288,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         sidecars.inputs.resolution = str(runs[0].entities["res"])
     if runs[0].entities.get("den") is not None:
         sidecars.inputs.density = str(runs[0].entities["den"])
-    tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
+    tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables",
+                        run_without_submitting=True)
     figures = init_parcellation_figures_wf(surfaces=run_meshes(runs[0], settings))
     connect_figures(workflow, parcellation, figures)
     quality = pe.Node(PlotQuality(), name="plot_quality")

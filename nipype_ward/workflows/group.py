@@ -209,9 +209,11 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     else:
         series = group_series(subjects)
     tree = group_tree(series)
-    cut = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
+    cut = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree",
+                     run_without_submitting=True)
     cut.inputs.n_clusters = n_clusters
-    tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables")
+    tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables",
+                        run_without_submitting=True)
     workflow.connect([
         (tree, cut, [("tree_file", "tree_file")]),
         (group_mask, cut, [("mask_file", "mask_file")]),

@@ -206,7 +206,9 @@ def init_ward_parcellation_wf(
     ward_tree = pe.Node(
         WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
     )
-    cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree")
+    # Cheap (a second): run by the scheduler itself, never a cluster job.
+    cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree",
+                          run_without_submitting=True)
     cut_tree.inputs.n_clusters = n_clusters
     parcel_compress = pe.MapNode(
         ParcelCompress(save_compressed=save_compressed),

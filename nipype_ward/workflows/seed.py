@@ -115,7 +115,8 @@ def init_rest_clustering_wf(
 
     # One Merge and one sink for every file: two nodes, not one (map) node a
     # file type. The sink runs in the main process under any plugin.
-    gather = pe.Node(niu.Merge(len(deliveries)), name="gather_results")
+    gather = pe.Node(niu.Merge(len(deliveries)), name="gather_results",
+                     run_without_submitting=True)
     ds_results = pe.Node(ExportFiles(), name="ds_results", run_without_submitting=True)
     ds_results.inputs.out_files = [
         path for _, _, paths in deliveries for path in ([paths] if isinstance(paths, str) else paths)

@@ -451,8 +451,8 @@ def write_bidsignore(output_dir, *, surface_spaces=()) -> Path:
     lines = path.read_text().splitlines() if path.exists() else []
     wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
     lines += [pattern for pattern in wanted if pattern not in lines]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    # Written then renamed: participant runs of an array job share this file.
+    return save_text(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------

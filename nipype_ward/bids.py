@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.fileio import InputError, save_json, save_text
+from nipype_ward.fileio import InputError, file_extension, save_json, save_text
 
 #: The pybids configuration of our outputs' entities and path patterns.
 BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
@@ -244,20 +244,6 @@ SURFACE_EXTENSIONS = (".dtseries.nii", ".func.gii")
 
 def _without_hemi(name: str) -> str:
     return re.sub(r"_hemi-[LR](?=_)", "", name)
-
-
-#: Extensions of more than one dot, as BIDS counts them.
-_LONG_EXTENSIONS = (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".ptseries.nii",
-                    ".func.gii", ".label.gii", ".shape.gii", ".surf.gii")
-
-
-def file_extension(name) -> str:
-    """A file's BIDS extension: ``.nii.gz``, ``.dlabel.nii``, ``.func.gii``..., else its last suffix."""
-    name = Path(name).name
-    for extension in _LONG_EXTENSIONS:
-        if name.endswith(extension):
-            return extension
-    return Path(name).suffix
 
 
 def _layout(bids_dir):

@@ -72,15 +72,26 @@ def copy_atomically(source, target) -> Path:
     return save_atomically(lambda tmp: shutil.copyfile(source, tmp), target)
 
 
+#: Extensions of more than one dot, as BIDS counts them.
+_LONG_EXTENSIONS = (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".ptseries.nii",
+                    ".func.gii", ".label.gii", ".shape.gii", ".surf.gii")
+
+
+def file_extension(name) -> str:
+    """A file's BIDS extension: ``.nii.gz``, ``.dlabel.nii``, ``.func.gii``..., else its last suffix."""
+    name = Path(name).name
+    for extension in _LONG_EXTENSIONS:
+        if name.endswith(extension):
+            return extension
+    return Path(name).suffix
+
+
 def sidecar_path(path) -> Path:
     """The JSON sidecar of a data file: same name, ``.json`` for the extension."""
     path = Path(path)
-    name = path.name
-    for ext in (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".func.gii",
-                ".label.gii", ".nii"):
-        if name.endswith(ext):
-            return path.with_name(name[: -len(ext)] + ".json")
-    return path.with_suffix(".json")
+    extension = file_extension(path)
+    return path.with_name(path.name[: -len(extension)] + ".json") if extension \
+        else path.with_suffix(".json")
 
 
 def save_json(payload: dict, path) -> Path:

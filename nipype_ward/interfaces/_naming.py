@@ -8,10 +8,10 @@ def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:
 
     Without ``extension`` the source's own is kept. Extensions are BIDS'
     (``.nii.gz``, ``.dlabel.nii``, ``.func.gii``...: see
-    :func:`nipype_ward.bids.file_extension`). A prepared series
+    :func:`nipype_ward.fileio.file_extension`). A prepared series
     ``<bold>_series.npy`` names its outputs after ``<bold>``.
     """
-    from nipype_ward.bids import file_extension
+    from nipype_ward.fileio import file_extension
 
     name = Path(str(source)).name
     if name.endswith("_series.npy"):

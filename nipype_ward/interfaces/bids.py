@@ -55,7 +55,7 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = bids.file_extension(in_file)
+        extension = fileio.file_extension(in_file)
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
@@ -336,7 +336,7 @@ class AtlasSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = bids.file_extension(in_file)
+        extension = fileio.file_extension(in_file)
         entities = {name: getattr(self.inputs, name) for name in ("res", "den", "hemi")
                     if isdefined(getattr(self.inputs, name)) and getattr(self.inputs, name)}
         shared = {key: value for key, value in entities.items() if key != "hemi"}

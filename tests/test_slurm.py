@@ -73,11 +73,17 @@ def _same_outputs(out, reference):
 
 @pytest.fixture(scope="session")
 def multiproc_output(fmriprep_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("multiproc")
-    proc = subprocess.run(_command(fmriprep_dir, root / "out", root / "work", "--nprocs", 2),
-                          capture_output=True, text=True, timeout=900, cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    return root / "out"
+    """The outputs under MultiProc (2 processes), checked equal to those under Linear."""
+    outputs = []
+    for plugin in ("MultiProc", "Linear"):
+        root = tmp_path_factory.mktemp(plugin)
+        proc = subprocess.run(_command(fmriprep_dir, root / "out", root / "work",
+                                       "--plugin", plugin, "--nprocs", 2),
+                              capture_output=True, text=True, timeout=900, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(root / "out")
+    _same_outputs(*outputs)
+    return outputs[0]
 
 
 def test_slurm_runs_every_node_as_a_job_and_gives_multiprocs_outputs(
@@ -110,6 +116,7 @@ def test_slurm_runs_every_node_as_a_job_and_gives_multiprocs_outputs(
 
 def test_a_cancelled_job_is_one_line_and_a_rerun_resumes(slurm, fmriprep_dir, multiproc_output,
                                                          tmp_path):
+    """The tree's job is cancelled once the series is prepared; the re-run reuses the series."""
     command = _command(fmriprep_dir, tmp_path / "out", tmp_path / "work", "--plugin", "SLURM")
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=tmp_path, env=_environment())
@@ -120,21 +127,24 @@ def test_a_cancelled_job_is_one_line_and_a_rerun_resumes(slurm, fmriprep_dir, mu
                              text=True).stdout
         for line in out.splitlines():
             job, name, state = line.split("|")
-            if "prepare_signals" in name and state == "RUNNING":
+            if name.startswith("ward_tree.") and state == "RUNNING":
                 subprocess.run(["scancel", job], check=True)
                 cancelled = job
         time.sleep(0.2)
     stdout, stderr = run.communicate(timeout=600)
-    assert cancelled is not None, "the prepare_signals job was never seen running"
+    assert cancelled is not None, "the ward_tree job was never seen running"
     assert run.returncode == 1
     assert stderr.count("\n") == 1 and "Traceback" not in stdout + stderr, stderr
-    assert "prepare_signals" in stderr and f"batch job {cancelled} ended without a result" \
-        in stderr
+    assert "ward_parcellation_wf.ward_tree: its batch job " + cancelled \
+        + " ended without a result" in stderr
     assert "run the same command again" in stderr
+    (prepared,) = (tmp_path / "work").rglob("prepare_signals/result_prepare_signals.pklz")
+    before = prepared.stat().st_mtime_ns
     # The same command with the same work folder finishes, from the cache.
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                           env=_environment())
     assert proc.returncode == 0, proc.stderr
+    assert prepared.stat().st_mtime_ns == before  # the series was not prepared again
     _same_outputs(tmp_path / "out", multiproc_output)
 
 

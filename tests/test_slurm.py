@@ -181,3 +181,23 @@ def test_plugin_file_and_per_node_batch_options(tmp_path):
         "sbatch_args": "--mem=6964M --cpus-per-task=1", "overwrite": False}
     assert nodes["ward_tree"].plugin_args["sbatch_args"] == "--mem=1024M --cpus-per-task=1"
     assert nodes["cut_tree"].plugin_args == {}  # run by the scheduler itself
+
+
+def test_the_group_level_reduces_each_subject_in_its_own_job(slurm, fmriprep_dir, tmp_path):
+    queue = _Queue()
+    queue.start()
+    proc = subprocess.run(
+        [sys.executable, "-m", "nipype_ward.cli.run", str(fmriprep_dir), str(tmp_path / "out"),
+         "group", "--n-clusters", "20", "--no-split-half", "-w", str(tmp_path / "work"),
+         "--plugin", "SLURM"], capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        env=_environment())
+    queue.stop.set()
+    queue.join()
+    assert proc.returncode == 0, proc.stderr
+    names = [name for name, _, _ in queue.jobs.values()]
+    for subject in ("01", "02"):  # one job per subject, then the group tree once
+        assert sum(name.startswith(f"reduce_sub_{subject}.") for name in names) == 1, names
+    assert sum(name.startswith("ward_tree.group_") for name in names) == 1, names
+    atlas = tmp_path / "out" / "atlases" / "tpl-MNI152NLin2009cAsym" \
+        / "tpl-MNI152NLin2009cAsym_atlas-ward20_dseg.nii.gz"
+    assert np.unique(np.asanyarray(nb.load(atlas).dataobj)).size == 21

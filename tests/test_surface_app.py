@@ -166,6 +166,21 @@ def test_fslr_outputs_have_their_tables_sidecars_and_figures(fslr_output):
             for kind in ("parcellation", "compression"):
                 png = figures / f"{name}_desc-{kind}_bold.png"
                 assert png.stat().st_size > 10_000  # drawn, not empty
+    # The original volume is drawn with contrast: its cortex spans the grey scale (the
+    # test data's subcortical voxels hold outliers that would leave it black).
+    import matplotlib.image as mpimg
+
+    png = figures / f"{name}_desc-compression_bold.png"
+    grey = mpimg.imread(png)[..., :3].mean(axis=2)
+    left = grey[40:, : grey.shape[1] // 2]  # the original's lateral views, no title
+    drawn = left[left < 0.97]
+    assert 0.3 < np.median(drawn) < 0.7 and np.percentile(drawn, 90) - np.percentile(
+        drawn, 10) > 0.3
+    # The report speaks of grayordinates and meshes, not voxels and masks.
+    about = (fslr_output / "sub-01" / "figures" / "sub-01_desc-about_bold.html").read_text()
+    assert "neighbours on the cortical mesh" in about and "brain mask" not in about
+    assert "58686 grayordinates" in (figures / f"{Path(run).name}_space-fsLR_seg-ward_den-91k_"
+                                     "desc-summary_bold.html").read_text()
     assert (fslr_output / "sub-01.html").is_file()
     assert "*_space-fsLR_*" in (fslr_output / ".bidsignore").read_text().split()
     assert _validator_errors(fslr_output) == []

@@ -250,13 +250,16 @@ def main(argv=None) -> int:
             from nipype_ward.reports.assemble import write_group_report
 
             write_group_report(settings.output_dir / bids.ATLAS_DIR,
-                               parameters=settings.parcellation.as_dict())
+                               parameters=settings.parcellation.as_dict(),
+                               surface=any(run.is_surface for run in runs))
         if settings.analysis_level == "participant":
             from nipype_ward.reports.assemble import write_subject_report
 
             for subject in sorted({run.entities["subject"] for run in runs}):
                 write_subject_report(settings.output_dir, subject, run_id=settings.run_id,
-                                     parameters=settings.parcellation.as_dict())
+                                     parameters=settings.parcellation.as_dict(),
+                                     surface=any(run.is_surface for run in runs
+                                                 if run.entities["subject"] == subject))
     except (InputError, RuntimeError, OSError, ValueError) as exc:
         if settings.debug:
             traceback.print_exc()

@@ -13,13 +13,14 @@ from nipype_ward.reports.html import MIGP_CITATION, group_summary, methods
 REPORT_SPEC = resources.files("nipype_ward") / "data" / "reports-spec.yml"
 
 
-def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: dict) -> Path:
+def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: dict,
+                         surface: bool = False) -> Path:
     """``OUTPUT_DIR/sub-<subject>.html``, fMRIPrep's layout, with its methods reportlet.
 
     The run reportlets (summary, quality, parcellations, compressions) are the
     files the workflow's sinks wrote in ``sub-<subject>/figures``; the methods
     paragraph and the software versions are written here, as they describe
-    the whole run of the App.
+    the whole run of the App (``surface``: of surface data).
     """
     from nireports.assembler.report import Report
 
@@ -27,8 +28,8 @@ def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: d
     figures = output_dir / f"sub-{subject}" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     about = figures / f"sub-{subject}_desc-about_bold.html"
-    save_atomically(lambda tmp: Path(tmp).write_text(methods(parameters, software_versions())),
-                    about)
+    text = methods(parameters, software_versions(), surface=surface)
+    save_atomically(lambda tmp: Path(tmp).write_text(text), about)
     report = Report(output_dir, run_id, bootstrap_file=str(REPORT_SPEC),
                     out_filename=f"sub-{subject}.html", reportlets_dir=output_dir,
                     subject=subject)
@@ -36,7 +37,7 @@ def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: d
     return output_dir / f"sub-{subject}.html"
 
 
-def write_group_report(atlas_dir, *, parameters: dict) -> Path:
+def write_group_report(atlas_dir, *, parameters: dict, surface: bool = False) -> Path:
     """``OUTPUT_DIR/atlases/report.html``: every atlas with its figures and quality.
 
     Read from the delivered files (the atlases' sidecars and the figures the
@@ -59,7 +60,7 @@ def write_group_report(atlas_dir, *, parameters: dict) -> Path:
                     if f"_atlas-ward{k}_" in path.name and f"_desc-{kind}_" in path.name:
                         figures[k, kind] = path.relative_to(atlas_dir).as_posix()
         sections.append(f"<h2>{escape(template)}</h2>" + group_summary(chosen, figures))
-    body = "\n".join(sections) + "<h2>Methods</h2>" + methods(parameters, software_versions()) \
+    body = "\n".join(sections) + "<h2>Methods</h2>" + methods(parameters, software_versions(), surface=surface) \
         + f"<p>[5] {escape(MIGP_CITATION)}</p>"
     html = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>nipype-ward group "
             "atlases</title></head><body><h1>nipype-ward group atlases</h1>" + body

@@ -184,7 +184,8 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     """A volume of a surface series and of its compression on the cortices, one PNG.
 
     As :func:`plot_compression`: the prepared series, each grayordinate given
-    its parcel's mean, one colour range (the original volume's).
+    its parcel's mean, one colour range (the 1st to 99th percentiles of the
+    original volume on the cortices).
     """
     plt = _pyplot()
     from nilearn import plotting
@@ -199,7 +200,11 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     labels, _ = image.load_labels(labels_file, mask=mask)
     original = np.asarray(X[:, volume], dtype=np.float64)
     compressed = (np.bincount(labels, weights=original) / np.bincount(labels))[labels]
-    vmin, vmax = float(original.min()), float(original.max())
+    # The range of what is drawn (the cortices), robust: a few outlying
+    # grayordinates (or subcortical voxels) would leave the cortex all grey.
+    drawn = np.concatenate([values[np.isfinite(values)]
+                            for values in _cortex_values(original, models).values()])
+    vmin, vmax = (float(v) for v in np.percentile(drawn, [1, 99]))
     meshes = _load_meshes(surfaces)
     figure, axes = _surface_views(plt, 1)
     lateral = (("L", "left", "lateral"), ("R", "right", "lateral"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from nipype_ward import __version__
-from nipype_ward.steps import censored_volumes
+from nipype_ward.steps import censored_volumes, is_surface
 
 #: References the methods paragraph cites.
 CITATIONS = {
@@ -49,7 +49,8 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
     preparation = series_info.get("preparation") or {}
     lines = [
         f"<p>Source: <code>{escape(series_info['source'])}</code></p>",
-        f"<p>{series_info['n_voxels']} voxels; {series_info['n_volumes']} of "
+        f"<p>{series_info['n_voxels']} {_points(series_info['source'])}; "
+        f"{series_info['n_volumes']} of "
         f"{series_info['n_volumes_acquired']} volumes kept"
         + (f"; censored volumes: {', '.join(map(str, censored))}" if censored
            else "; no volume censored") + ".</p>",
@@ -69,8 +70,17 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def methods(parameters: dict, versions: dict) -> str:
-    """The methods paragraph (with citations) and the software versions of a run."""
+def _points(source: str) -> str:
+    """What a series' rows are: voxels, or grayordinates for surface data."""
+    return "grayordinates" if is_surface(source.split("; ")[-1]) else "voxels"
+
+
+def methods(parameters: dict, versions: dict, *, surface: bool = False) -> str:
+    """The methods paragraph (with citations) and the software versions of a run.
+
+    ``surface``: the runs were surface data (CIFTI-2 or GIFTI), parcellated
+    on their meshes.
+    """
     preparation = parameters.get("preparation", {})
     strategy = preparation.get("confounds_strategy")
     steps = []
@@ -80,17 +90,25 @@ def methods(parameters: dict, versions: dict) -> str:
     if preparation.get("high_pass") or preparation.get("low_pass"):
         steps.append("the signals were Butterworth filtered")
     if preparation.get("standardize"):
-        steps.append(f"each voxel's series was standardized ({preparation['standardize']})")
+        steps.append(f"each series was standardized ({preparation['standardize']})")
     prepared = ("; ".join(steps) + ", with nilearn [3]") if steps else \
-        "the voxel signals were used as they are"
+        "the signals were used as they are"
     ks = ", ".join(map(str, parameters.get("n_clusters", [])))
+    if surface:
+        where = "on its grayordinates (a CIFTI-2 file's, or a GIFTI pair's vertices with data)"
+        what = "Grayordinates"
+        neighbours = ("neighbours on the cortical mesh (or, for subcortical voxels, voxels "
+                      "sharing a face within their structure)")
+    else:
+        where, what = "inside fMRIPrep's brain mask", "Voxels"
+        neighbours = (f"voxels sharing a face "
+                      f"({escape(str(parameters.get('neighbourhood', 6)))}-neighbourhood)")
     text = (
         f"<p>Parcellations were learned with nipype-ward {escape(__version__)}, built on "
-        f"Nipype [4]. For each preprocessed BOLD run, inside fMRIPrep's brain mask, "
-        f"{escape(prepared)}. Voxels were then grouped by spatially constrained Ward "
+        f"Nipype [4]. For each preprocessed BOLD run, {where}, "
+        f"{escape(prepared)}. {what} were then grouped by spatially constrained Ward "
         f"clustering [1, 2]: agglomerative clustering minimising the increase of "
-        f"within-cluster variance at each merge, where only voxels sharing a face "
-        f"({escape(str(parameters.get('neighbourhood', 6)))}-neighbourhood) may merge. The "
+        f"within-cluster variance at each merge, where only {neighbours} may merge. The "
         f"full tree was built once (an exact, compiled equivalent of scikit-learn's) and cut "
         f"at {escape(ks)} parcels. Each parcellation was measured by the share of the "
         f"temporal variance its parcel means keep (R2), the mean within-parcel correlation "

@@ -124,13 +124,12 @@ import statistics
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 # The measurement helpers of bench_pipeline.py (this folder is on sys.path when run).
-from bench_pipeline import run_once, schedule
+from bench_pipeline import describe_machine, run_once, schedule
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = "MNI152NLin2009cAsym"
@@ -479,8 +478,6 @@ def describe(root: Path, source: str, args) -> None:
 
     bold = bold_path(root, label(1))
     img = nib.load(bold)
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     print(f"dataset   : {root}  [{source}]")
     print(f"subject   : simulate_rest_fmri(resolution={RESOLUTION}, n_volumes={args.volumes}, "
           f"random_state=XX)  shape {img.shape}  "
@@ -489,11 +486,7 @@ def describe(root: Path, source: str, args) -> None:
     print(f"fitted N  : {' '.join(map(str, args.subjects))} (sub-01 .. sub-N)   held out: "
           f"sub-{label(max(args.subjects) + 1)} .. sub-{label(max(args.subjects) + args.held_out)}"
           f"   K = {args.n_clusters}")
-    print(f"machine   : {cpus} CPUs ({usable} usable)  python {sys.version.split()[0]}  "
-          f"--nprocs {args.nprocs}")
-    print("versions  : " + "  ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("nipype-ward", "nipype", "nilearn", "scikit-learn", "numpy")))
+    describe_machine(f"--nprocs {args.nprocs}")
 
 
 def medians(runs: list[dict]) -> dict:

@@ -157,12 +157,18 @@ def describe(bold: Path, source: str) -> None:
     shape = img.shape
     n_grid = shape[0] * shape[1] * shape[2]
     n_volumes = shape[3] if len(shape) > 3 else 1
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     print(f"input     : {bold}  [{source}]")
     print(f"shape     : {shape}  grid voxels={n_grid}  volumes={n_volumes}  "
           f"dtype={img.get_data_dtype()}  file={bold.stat().st_size / 2**20:.1f} MB")
-    print(f"machine   : {cpus} CPUs ({usable} usable)  python {sys.version.split()[0]}")
+    describe_machine()
+
+
+def describe_machine(extra: str = "") -> None:
+    """The machine's CPUs, Python and the versions of what is measured (every bench prints them)."""
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    print(f"machine   : {cpus} CPUs ({usable} usable)  python {sys.version.split()[0]}"
+          + (f"  {extra}" if extra else ""))
     print("versions  : " + "  ".join(
         f"{name} {metadata.version(name)}"
         for name in ("nipype-ward", "nipype", "nilearn", "scikit-learn", "numpy")))

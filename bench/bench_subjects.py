@@ -79,14 +79,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 # The helpers of bench_pipeline.py and bench_group.py (this folder is on sys.path when run).
 from bench_group import SPACE, build_dataset, label, ours_executable, run_prefix
-from bench_pipeline import run_once, schedule
+from bench_pipeline import describe_machine, run_once, schedule
 
 REPO = Path(__file__).resolve().parent.parent
 N_CLUSTERS = 1000
@@ -156,15 +155,10 @@ def describe(root: Path, source: str, args, modes: list[str]) -> None:
     import nibabel as nib  # the header only: the data are not read
 
     bold = root / f"{run_prefix(label(1))}_space-{SPACE}_desc-preproc_bold.nii.gz"
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     print(f"dataset   : {root}  [{source}]")
     print(f"subject   : shape {nib.load(bold).shape}  file {bold.stat().st_size / 2**20:.1f} MB"
           f"   N = {' '.join(map(str, args.subjects))} (sub-01 .. sub-N)   K = {N_CLUSTERS}")
-    print(f"machine   : {cpus} CPUs ({usable} usable)  python {sys.version.split()[0]}")
-    print("versions  : " + "  ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("nipype-ward", "nipype", "nilearn", "scikit-learn", "numpy")))
+    describe_machine()
     print(f"runs      : {' '.join(modes)}  x{args.repeat} per N", flush=True)
 
 

@@ -80,7 +80,8 @@ def _surface_header(run: bids.Run, settings: AppSettings):
     from nipype_ward import cifti, gifti
     from nipype_ward.workflows.base import run_meshes
 
-    meshes = [gifti.load_mesh(path) for path in run_meshes(run, settings)]
+    paths = run_meshes(run, settings)
+    meshes = [gifti.load_mesh(path) for path in paths]
     if run.right is None:
         img = cifti.load_cifti(run.bold)
         models = cifti.brain_models_of(img)
@@ -95,7 +96,7 @@ def _surface_header(run: bids.Run, settings: AppSettings):
                              f"{shapes[0][1]}")
         counts = {"L": shapes[0][0], "R": shapes[1][0]}
         n_points, n_volumes = shapes[0][0] + shapes[1][0], shapes[0][1]
-    for (hemi, mesh), path in zip(zip("LR", meshes), run_meshes(run, settings)):
+    for hemi, mesh, path in zip("LR", meshes, paths):
         if hemi in counts and counts[hemi] != mesh.n_vertices:
             raise InputError(run.bold, f"the {hemi} cortex has {counts[hemi]} vertices but its "
                              f"mesh {path} has {mesh.n_vertices}: give the data's own meshes "

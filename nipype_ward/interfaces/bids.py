@@ -59,13 +59,19 @@ class DerivativesSink(SimpleInterface):
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        fileio.copy_atomically(in_file, out_file)
-        self._results["out_file"] = str(out_file)
-        if isdefined(self.inputs.meta_dict):
-            sidecar = out_file.with_name(out_file.name[: -len(extension)] + ".json")
-            self._results["out_meta"] = str(fileio.save_json(self.inputs.meta_dict, sidecar))
+        self._results.update(_deliver(in_file, out_file, self.inputs.meta_dict,
+                                      fileio.sidecar_path(out_file)))
         return runtime
+
+
+def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path) -> dict:
+    """Copy a derivative into place and write its sidecar (if any), each written then renamed."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    fileio.copy_atomically(in_file, out_file)
+    results = {"out_file": str(out_file)}
+    if isdefined(meta_dict):
+        results["out_meta"] = str(fileio.save_json(meta_dict, sidecar))
+    return results
 
 
 class _ParcelTableInputSpec(BaseInterfaceInputSpec):
@@ -349,13 +355,9 @@ class AtlasSink(SimpleInterface):
         else:
             out_file = root / bids.atlas_path(self.inputs.template, self.inputs.atlas,
                                               extension, **entities)
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        fileio.copy_atomically(in_file, out_file)
-        self._results["out_file"] = str(out_file)
-        if isdefined(self.inputs.meta_dict):
-            sidecar = root / bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
-                                             **shared)
-            self._results["out_meta"] = str(fileio.save_json(self.inputs.meta_dict, sidecar))
+        sidecar = root / bids.atlas_path(self.inputs.template, self.inputs.atlas, ".json",
+                                         **shared)
+        self._results.update(_deliver(in_file, out_file, self.inputs.meta_dict, sidecar))
         if isdefined(self.inputs.description):
             fileio.save_json(self.inputs.description,
                              root / f"atlas-{self.inputs.atlas}_description.json")

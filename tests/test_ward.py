@@ -7,6 +7,9 @@ expected (and where they happen, both break them the same way).
 """
 from __future__ import annotations
 
+import warnings
+
+import nibabel as nb
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +19,16 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.cluster import ward_tree as sklearn_ward_tree
 from sklearn.feature_extraction.image import grid_to_graph
+from sklearn.neighbors import kneighbors_graph
 
-from nipype_ward.ward import MAX_COMPONENTS, _ward_fast, build_ward_tree, cut_tree, ward_tree
+from nipype_ward.ward import (
+    MAX_COMPONENTS,
+    _ward_fast,
+    build_ward_tree,
+    check_connectivity,
+    cut_tree,
+    ward_tree,
+)
 
 # No example database in the working tree; no deadline (timings vary on a
 # loaded machine, and each example also runs scikit-learn).
@@ -264,7 +275,7 @@ def test_disconnected_pieces_join_only_at_the_top(sizes, n_extra, seed, shuffle)
         order = rng.permutation(n)
         graph, piece = graph[order][:, order], piece[order]
     X = rng.standard_normal((n, 3))
-    tree = build_ward_tree(X, graph)
+    tree = build_ward_tree(X, graph, warn_components=False)
     assert tree.n_components == n_pieces
     members = leaves_of(tree.children, n)
     for step, (a, b) in enumerate(tree.children):
@@ -278,7 +289,7 @@ def test_disconnected_pieces_join_only_at_the_top(sizes, n_extra, seed, shuffle)
         for label in range(n_clusters):
             assert len(set(piece[labels == label])) == 1
     # Deterministic: the same tree twice.
-    again = build_ward_tree(X, graph)
+    again = build_ward_tree(X, graph, warn_components=False)
     np.testing.assert_array_equal(again.children, tree.children)
     np.testing.assert_array_equal(again.distances, tree.distances)
     assert np.all(np.isfinite(tree.distances))
@@ -290,7 +301,7 @@ def test_disconnected_pieces_follow_sklearn_within_each_piece(rng):
     sizes = [23, 17, 30]
     graph, piece = pieces_graph(rng, sizes, 25)
     X = rng.standard_normal((len(piece), 5))
-    tree = build_ward_tree(X, graph)
+    tree = build_ward_tree(X, graph, warn_components=False)
     n = len(piece)
     members = leaves_of(tree.children, n)
     for p, size in enumerate(sizes):
@@ -309,7 +320,8 @@ def test_disconnected_pieces_follow_sklearn_within_each_piece(rng):
 
 def test_isolated_samples_and_single_sample():
     X = np.arange(12, dtype=float).reshape(4, 3)
-    tree = build_ward_tree(X, sparse.csr_matrix((4, 4)))
+    with pytest.warns(UserWarning, match="4 connected pieces"):
+        tree = build_ward_tree(X, sparse.csr_matrix((4, 4)))
     assert tree.n_components == 4
     assert tree.children.shape == (3, 2)
     np.testing.assert_array_equal(cut_tree(tree.children, 4), [0, 1, 2, 3])
@@ -322,6 +334,53 @@ def test_too_many_pieces_is_refused():
     n = MAX_COMPONENTS + 1
     with pytest.raises(ValueError, match="disconnected pieces"):
         ward_tree(np.zeros((n, 1)), sparse.csr_matrix((n, n)))
+
+
+def test_several_pieces_warn_with_their_number(rng):
+    graph, piece = pieces_graph(rng, [8, 5, 11], 6)
+    X = rng.standard_normal((len(piece), 3))
+    with pytest.warns(UserWarning) as record:
+        children, distances = ward_tree(X, graph)
+    assert len(record) == 1, [str(w.message) for w in record]
+    message = str(record[0].message)
+    assert "3 connected pieces" in message
+    # What K then means, and that scikit-learn's labels differ.
+    assert "K >= 3" in message and "K < 3" in message and "scikit-learn" in message
+    assert record[0].filename == __file__, "the warning points at the caller's line"
+    # Without the warning (the workflows report the pieces themselves): the same tree.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = build_ward_tree(X, graph, warn_components=False)
+    np.testing.assert_array_equal(quiet.children, children)
+    np.testing.assert_array_equal(quiet.distances, distances)
+    assert quiet.n_components == 3
+    # A connected graph does not warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ward_tree(X[piece == 0], graph[piece == 0][:, piece == 0])
+
+
+def test_workflow_step_does_not_warn_about_pieces(tmp_path):
+    from nipype_ward import steps
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    mask = np.ones((6, 5, 4), dtype=np.uint8)
+    mask[3] = 0  # two slabs that no 6-neighbour edge joins
+    paths = {name: tmp_path / f"{name}.nii.gz" for name in ("bold", "mask")}
+    nb.save(nb.Nifti1Image(rng.normal(100, 5, (6, 5, 4, 8)).astype(np.float32), affine),
+            paths["bold"])
+    nb.save(nb.Nifti1Image(mask, affine), paths["mask"])
+    assert steps.connectivity(paths["mask"], tmp_path / "conn.npz") == 2
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        tree = steps.ward_tree(
+            tmp_path / "conn.npz", tmp_path / "tree.npz", bold_path=paths["bold"],
+            mask_path=paths["mask"],
+            out_half_trees=[tmp_path / "half1.npz", tmp_path / "half2.npz"],
+        )
+    assert tree.n_components == 2
+    assert not [w for w in record if "connected pieces" in str(w.message)]
 
 
 # --------------------------------------------------------------------------
@@ -369,10 +428,42 @@ def test_connectivity_must_be_square(small):
         ward_tree(X, sparse.csr_matrix((6, 5)))
 
 
-def test_connectivity_must_be_symmetric(small):
+def test_directed_knn_graph_is_symmetrised_as_sklearn(rng):
+    # scikit-learn's kneighbors_graph is directed; scikit-learn's ward_tree
+    # uses C + C.T, and so does ours, with one warning.
+    X = rng.standard_normal((150, 4))
+    knn = kneighbors_graph(X, 5, include_self=False)
+    assert (knn != knn.T).nnz > 0, "the test needs a directed graph"
+    assert connected_components(knn, directed=False)[0] == 1
+    knn_copy = knn.copy()
+    ref_children, ref_distances = reference(X, knn)
+    with pytest.warns(UserWarning) as record:
+        children, distances = ward_tree(X, knn)
+    assert len(record) == 1, [str(w.message) for w in record]
+    message = str(record[0].message)
+    assert "not symmetric" in message and "C + C.T" in message and "scikit-learn" in message
+    assert record[0].filename == __file__, "the warning points at the caller's line"
+    # Bit-identical to scikit-learn's.
+    np.testing.assert_array_equal(children, ref_children)
+    np.testing.assert_array_equal(distances, ref_distances)
+    # The same as the symmetric graph given explicitly, which does not warn;
+    # the caller's matrix is left as it was.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sym_children, sym_distances = ward_tree(X, knn + knn.T)
+    np.testing.assert_array_equal(sym_children, children)
+    np.testing.assert_array_equal(sym_distances, distances)
+    assert (knn != knn_copy).nnz == 0
+
+
+def test_check_connectivity_symmetrises(small):
     X, graph = small
-    with pytest.raises(ValueError, match="symmetric"):
-        ward_tree(X, sparse.triu(graph, format="csr"))
+    upper = sparse.triu(graph, format="csr")
+    with pytest.warns(UserWarning, match="not symmetric"):
+        pattern = check_connectivity(upper, 6)
+    assert (pattern != pattern.T).nnz == 0
+    edges = (graph.toarray() != 0) & ~np.eye(6, dtype=bool)
+    np.testing.assert_array_equal(pattern.toarray(), edges)
 
 
 def test_connectivity_must_match_X(small):

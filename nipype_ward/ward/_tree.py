@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import sys
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -51,13 +53,26 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
     Parameters
     ----------
     connectivity : sparse matrix of shape (n_samples, n_samples)
-        Symmetric adjacency (any non-zero entry is an edge).
+        Adjacency: any non-zero entry is an edge, the diagonal is ignored.
+        A non-symmetric matrix (a directed graph, such as scikit-learn's
+        ``kneighbors_graph``) is made undirected, an edge joining ``i`` and
+        ``j`` when ``C[i, j]`` or ``C[j, i]`` is non-zero: the graph of
+        ``C + C.T``, which scikit-learn's ``ward_tree`` uses. That case emits
+        one ``UserWarning``.
     n_samples : int
         Number of samples it must describe.
 
     Returns
     -------
-    csr_matrix with intp indices, sorted, no explicit zeros, no diagonal.
+    csr_matrix with intp indices, sorted, no explicit zeros, no diagonal,
+    symmetric (boolean pattern).
+
+    Raises
+    ------
+    TypeError
+        If ``connectivity`` is not a SciPy sparse matrix or array.
+    ValueError
+        If it is not square or does not describe ``n_samples`` samples.
     """
     if not sparse.issparse(connectivity):
         raise TypeError(
@@ -96,10 +111,31 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
     transposed = pattern.tocsc()
     if not (np.array_equal(pattern.indptr, transposed.indptr)
             and np.array_equal(pattern.indices, transposed.indices)):
-        raise ValueError("connectivity must be symmetric (an undirected graph)")
+        # A directed graph (e.g. kneighbors_graph): made undirected, as
+        # scikit-learn's _fix_connectivity does with C + C.T.
+        n_entries = pattern.nnz
+        pattern = (pattern + pattern.T).tocsr()  # boolean: the union of the edges
+        pattern.sum_duplicates()
+        _warn(
+            f"connectivity is not symmetric ({pattern.nnz - n_entries} of its "
+            f"{n_entries} entries have no reverse): using C + C.T, as scikit-learn does"
+        )
     pattern.indptr = pattern.indptr.astype(np.intp, copy=False)
     pattern.indices = pattern.indices.astype(np.intp, copy=False)
     return pattern
+
+
+def _warn(message: str) -> None:
+    """A ``UserWarning`` attributed to the first caller outside this module.
+
+    The public functions call each other (``ward_tree`` -> ``build_ward_tree``
+    -> ``check_connectivity``): the warning points at the user's line whatever
+    the depth, so that the default filter shows it once per calling line.
+    """
+    frame, stacklevel = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def check_samples(X) -> np.ndarray:
@@ -131,7 +167,9 @@ def check_samples(X) -> np.ndarray:
     return X
 
 
-def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
+def ward_tree(
+    X, connectivity, *, warn_components: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact connectivity-constrained Ward tree, as scikit-learn's but compiled.
 
     Parameters
@@ -140,7 +178,16 @@ def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
         The samples to cluster (voxels x time points for a parcellation).
         Sums are accumulated in float64.
     connectivity : sparse matrix of shape (n_samples, n_samples)
-        Symmetric adjacency: only touching clusters may merge.
+        Adjacency: only touching clusters may merge. Any non-zero entry is
+        an edge and the diagonal is ignored. A non-symmetric matrix (a
+        directed graph, e.g. ``kneighbors_graph``) is used as ``C + C.T``,
+        as scikit-learn does, with a ``UserWarning`` (see
+        :func:`check_connectivity`).
+    warn_components : bool, default=True
+        Emit a ``UserWarning`` when the graph has several connected pieces,
+        naming their number and what a cut at ``K`` then means (see
+        *Disconnected graphs*). Callers that report the pieces themselves
+        (the workflows) pass False.
 
     Returns
     -------
@@ -170,16 +217,21 @@ def ward_tree(X, connectivity) -> tuple[np.ndarray, np.ndarray]:
 
     *Disconnected graphs.* Touching clusters are merged until each connected
     piece is one cluster; no edge is invented between far-apart samples (which
-    scikit-learn does, silently, by nearest neighbours in feature space). The
-    pieces are then joined at the top of the tree, greedily by unconstrained
-    Ward inertia. Hence a cut at ``K >= n_components`` gives parcels that each
-    lie inside one piece, and a cut at ``K < n_components`` unites whole pieces.
+    scikit-learn does, with a warning, by nearest neighbours in feature
+    space). The pieces are then joined at the top of the tree, greedily by
+    unconstrained Ward inertia between whole pieces. Hence a cut at
+    ``K >= n_components`` gives parcels that each lie inside one piece, and a
+    cut at ``K < n_components`` unites whole pieces. With ``warn_components``
+    a ``UserWarning`` says so. The merges inside each piece are
+    scikit-learn's on that piece alone, but scikit-learn's tree over the whole
+    graph generally differs (its invented edges let clusters of different
+    pieces merge early), and so do its labels.
     """
-    tree = build_ward_tree(X, connectivity)
+    tree = build_ward_tree(X, connectivity, warn_components=warn_components)
     return tree.children, tree.distances
 
 
-def build_ward_tree(X, connectivity) -> WardTree:
+def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTree:
     """Like :func:`ward_tree`, returning a :class:`WardTree` with sizes."""
     samples = check_samples(X)
     n_samples = samples.shape[0]
@@ -199,6 +251,15 @@ def build_ward_tree(X, connectivity) -> WardTree:
                 f"the connectivity graph has {n_components} disconnected pieces "
                 f"(more than {MAX_COMPONENTS}); use a larger neighbourhood or "
                 "remove isolated voxels from the mask"
+            )
+        if warn_components:
+            _warn(
+                f"the connectivity graph has {n_components} connected pieces: they are "
+                f"joined only by the last {n_components - 1} merges of the tree, by the "
+                f"Ward distance between whole pieces; a cut at K >= {n_components} gives "
+                f"parcels inside one piece each, and a cut at K < {n_components} merges "
+                "whole pieces (scikit-learn instead bridges the pieces with edges between "
+                "nearest samples, so its tree and labels generally differ)"
             )
         _join_components(
             root_sums, root_sizes.astype(np.float64), roots,

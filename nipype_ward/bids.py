@@ -434,12 +434,16 @@ def write_bidsignore(output_dir, *, surface_spaces=()) -> Path:
     no ``den`` nor ``hemi``, no CIFTI or GIFTI extension there), so the
     outputs of each surface space of ``surface_spaces`` are listed too.
     """
+    from nipype_ward.fileio import locked
+
     path = Path(output_dir) / ".bidsignore"
-    lines = path.read_text().splitlines() if path.exists() else []
-    wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
-    lines += [pattern for pattern in wanted if pattern not in lines]
-    # Written then renamed: participant runs of an array job share this file.
-    return save_text(path, "\n".join(lines) + "\n")
+    # Participant runs of an array job share this file: each reads and
+    # writes it under a lock (no line lost), written then renamed.
+    with locked(output_dir):
+        lines = path.read_text().splitlines() if path.exists() else []
+        wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
+        lines += [pattern for pattern in wanted if pattern not in lines]
+        return save_text(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------

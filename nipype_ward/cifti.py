@@ -37,11 +37,18 @@ class DenseSeries(NamedTuple):
 def load_dtseries(path) -> DenseSeries:
     """A ``.dtseries.nii`` as (grayordinates, volumes), with its brain models."""
     img = load_cifti(path)
-    series, brain_models = (img.header.get_axis(i) for i in range(2))
+    try:
+        series, brain_models = (img.header.get_axis(i) for i in range(2))
+    except Exception as exc:  # nibabel: ValueError, KeyError... on inconsistent maps
+        raise InputError(path, f"its CIFTI-2 header cannot be read ({exc})") from exc
     if not isinstance(series, cifti2.SeriesAxis):
         raise InputError(path, f"a dense series has a series axis (got {type(series).__name__}):"
                          " give a .dtseries.nii")
-    X = np.asanyarray(img.dataobj).T
+    try:
+        X = np.asanyarray(img.dataobj).T
+    except Exception as exc:  # truncated or corrupt data
+        raise InputError(path, f"data cannot be read, the file may be truncated or corrupt "
+                         f"({exc}): copy or download it again") from exc
     if not np.isfinite(X).all():
         raise InputError(path, f"{int((~np.isfinite(X)).any(axis=1).sum())} grayordinates "
                          "hold NaN or infinite values")
@@ -141,18 +148,58 @@ def is_cifti(path) -> bool:
 
 def load_cifti(path) -> cifti2.Cifti2Image:
     """Any CIFTI-2 file whose second axis is brain models; errors name the file."""
+    from nipype_ward.image import _check_extensions
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
+    _check_extensions(path)  # the CIFTI-2 XML is a NIfTI-2 header extension
     try:
         img = nb.load(path)
     except Exception as exc:
         raise InputError(path, f"not a readable CIFTI-2 file ({exc})") from exc
-    if not isinstance(img, cifti2.Cifti2Image) or len(img.shape) != 2 or \
+    try:
+        grayordinates = isinstance(img, cifti2.Cifti2Image) and len(img.shape) == 2 and \
             img.header.matrix.get_index_map(1).indices_map_to_data_type \
-            != "CIFTI_INDEX_TYPE_BRAIN_MODELS":
+            == "CIFTI_INDEX_TYPE_BRAIN_MODELS"
+        declared = _declared_shape(img) if grayordinates else None
+    except Exception as exc:  # a broken CIFTI-2 matrix: nibabel's KeyError, ValueError...
+        raise InputError(path, f"its CIFTI-2 header cannot be read ({exc})") from exc
+    if not grayordinates:
         raise InputError(path, "not a CIFTI-2 file of grayordinates (brain models)")
+    rows, columns = declared
+    if img.shape[1] != columns or (rows is not None and img.shape[0] != rows):
+        raise InputError(path, f"its data are {img.shape[0]} x {img.shape[1]} (maps x "
+                         f"grayordinates) but its CIFTI-2 header describes {rows} x {columns}: "
+                         "the file is corrupt")
+    proxy = img.dataobj
+    n_bytes = int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
+    if getattr(proxy, "offset", None) is not None and \
+            int(proxy.offset) + n_bytes > path.stat().st_size:
+        raise InputError(path, f"file is truncated: its header declares {n_bytes} bytes of data "
+                         f"from byte {int(proxy.offset)}, but the file has "
+                         f"{path.stat().st_size} bytes; copy or download it again")
     return img
+
+
+def _declared_shape(img) -> tuple[int | None, int]:
+    """(maps, grayordinates) a CIFTI-2 header describes, from its index maps.
+
+    Counted from the maps' fields rather than through nibabel's axes (which
+    would build the brain-model axis again); None maps for a first
+    dimension other than series, scalars and labels.
+    """
+    matrix = img.header.matrix
+    first = matrix.get_index_map(0)
+    kind = first.indices_map_to_data_type
+    if kind == "CIFTI_INDEX_TYPE_SERIES":
+        rows = int(first.number_of_series_points)
+    elif kind in ("CIFTI_INDEX_TYPE_SCALARS", "CIFTI_INDEX_TYPE_LABELS"):
+        rows = len(list(first.named_maps))
+    else:
+        rows = None
+    columns = sum(int(model.index_count) for model in matrix.get_index_map(1).brain_models)
+    return rows, columns
 
 
 def brain_models_of(img) -> cifti2.BrainModelAxis:

@@ -38,6 +38,19 @@ class InputError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
+class DataWarning(UserWarning):
+    """Data that can be used, worked around in a way the user should know of.
+
+    The message names the file and says what was done; the command lines
+    print it as one line (``nipype-ward: warning: ...``).
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
 def _umask() -> int:
     # os.umask can only be read by setting it; set it straight back.
     mask = os.umask(0o022)
@@ -70,6 +83,134 @@ def save_atomically(write, path) -> Path:
 def copy_atomically(source, target) -> Path:
     """Copy a file, written then renamed (see :func:`save_atomically`)."""
     return save_atomically(lambda tmp: shutil.copyfile(source, tmp), target)
+
+
+def copy_json(source, target, *, relative: dict) -> Path:
+    """Copy a JSON object, the entries of ``relative`` set to paths relative to ``target``.
+
+    ``relative`` maps a key to the absolute path (or list of paths) of a
+    delivered file, written relative to ``target``'s folder: the reference
+    stays right when the folder moves (a working file's path would not).
+    Written then renamed, as :func:`save_json`.
+    """
+    target = Path(target)
+    payload = load_json(source)
+    for key, paths in relative.items():
+        as_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        values = [os.path.relpath(path, target.parent) for path in as_list]
+        payload[key] = values[0] if isinstance(paths, (str, os.PathLike)) else values
+    return save_json(payload, target)
+
+
+def check_writable(folder, what: str) -> None:
+    """``folder`` exists (made if needed) and accepts files; else an InputError naming it.
+
+    ``what`` names it in the message ("output folder", "work folder (-w)").
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, f"the {what} is a file, not a folder: give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc}): "
+                         "give a folder you can write to") from exc
+
+
+def move_into(source_dir, target_dir, *, exclude=()) -> list[Path]:
+    """Move every file under ``source_dir`` to the same place under ``target_dir``.
+
+    Each file is renamed into place (complete or absent, replacing a file of
+    the same name); folders are made as needed, and nothing else in
+    ``target_dir`` is touched. Top-level entries named in ``exclude`` stay
+    where they are. Both folders must be on one file system. Returns the
+    files moved, at their new places.
+    """
+    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    moved = []
+    for top in sorted(source_dir.iterdir()):
+        if top.name in exclude:
+            continue
+        files = [top] if not top.is_dir() else sorted(
+            path for path in top.rglob("*") if not path.is_dir())
+        for path in files:
+            target = target_dir / path.relative_to(source_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            moved.append(target)
+    return moved
+
+
+class staging_folder:
+    """``folder/.staging-<name>``, made and locked for the life of a ``with`` block.
+
+    A run's sinks write there; what succeeded is then moved into ``folder``
+    (:func:`move_into`) and the staging folder removed on leaving the
+    block. Each run holds an advisory lock on its own staging folder, which
+    the system releases even when the process is killed: staging folders
+    left by killed runs (their lock free) are removed on entering, those of
+    runs still writing are left alone.
+    """
+
+    PREFIX = ".staging-"
+
+    def __init__(self, folder, name: str):
+        self.folder = Path(folder)
+        self.path = self.folder / f"{self.PREFIX}{name}"
+
+    def __enter__(self) -> Path:
+        import fcntl
+
+        for stale in self.folder.glob(f"{self.PREFIX}*"):
+            try:
+                fd = os.open(stale, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a run still writing there
+                continue
+            finally:
+                os.close(fd)
+            shutil.rmtree(stale, ignore_errors=True)
+        # Made under another name, locked, then renamed (the lock follows):
+        # never seen unlocked under the name other runs clean up.
+        fresh = self.folder / f".new{self.path.name}"
+        fresh.mkdir(parents=True)
+        self._fd = os.open(fresh, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.replace(fresh, self.path)
+        return self.path
+
+    def __exit__(self, *exc_info):
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+
+
+class locked:
+    """An exclusive advisory lock on a folder itself (no lock file), held in a ``with`` block.
+
+    For the read-modify-write of files that runs writing into one folder at
+    once share (``.bidsignore``): each waits for the other's write.
+    """
+
+    def __init__(self, folder):
+        self.path = Path(folder)
+
+    def __enter__(self):
+        import fcntl
+
+        self._fd = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info):
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
 
 
 #: Extensions of more than one dot, as BIDS counts them.
@@ -112,7 +253,8 @@ def load_json(path) -> dict:
         raise InputError(path, "no such file")
     try:
         payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, UnicodeDecodeError; RecursionError: too deep.
         raise InputError(path, f"not a readable JSON file ({exc})") from exc
     if not isinstance(payload, dict):
         raise InputError(path, "JSON file must hold an object")
@@ -278,13 +420,32 @@ def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
         framewise displacement) are replaced by the column's mean, which is
         neutral once nilearn standardizes the confounds.
     """
+    import csv
+    import io
+
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+        text = path.read_text(encoding="utf-8")
+        # pandas takes a row of one field more than the header as an index
+        # column (shifting every column) and fills a short row with NaN:
+        # both are truncated or malformed tables.
+        reader = csv.reader(io.StringIO(text), delimiter="\t")
+        width = None
+        for row in reader:
+            if not row:
+                continue  # a blank line, skipped by pandas too
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise InputError(path, f"line {reader.line_num} has {len(row)} fields but the "
+                                 f"header has {width}: a truncated or malformed table")
+        table = pd.read_csv(io.StringIO(text), sep="\t", na_values=["n/a"])
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(path, f"not a readable TSV file ({exc})") from exc
     if columns:
@@ -308,6 +469,11 @@ def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
     if empty.any():
         names = [str(c) for c, e in zip(table.columns, empty) if e]
         raise InputError(path, f"column {', '.join(names)} has no value")
+    infinite = np.isinf(values).any(axis=0)
+    if infinite.any():
+        names = [str(c) for c, e in zip(table.columns, infinite) if e]
+        raise InputError(path, f"column {', '.join(names)} has infinite values: "
+                         "write n/a for a missing value")
     fill = np.nanmean(values, axis=0)
     return np.where(np.isnan(values), fill, values)
 

@@ -9,6 +9,7 @@ see one matrix, and the labels are split back per hemisphere on writing.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,13 +64,19 @@ def load_mesh(path) -> Mesh:
         raise InputError(path, "a surface holds one POINTSET and one TRIANGLE array; "
                          "give a .surf.gii mesh")
     coordinates = np.asarray(points[0].data, dtype=np.float64)
-    faces = np.asarray(triangles[0].data, dtype=np.int64)
+    faces = np.asarray(triangles[0].data)
     if coordinates.ndim != 2 or coordinates.shape[1] != 3 or faces.ndim != 2 \
             or faces.shape[1] != 3:
         raise InputError(path, f"bad mesh shapes {coordinates.shape} and {faces.shape}")
+    if faces.shape[0] == 0:
+        raise InputError(path, "the surface has no triangle: give a .surf.gii mesh")
+    if faces.dtype.kind not in "iu":
+        with np.errstate(invalid="ignore"):
+            if faces.dtype.kind != "f" or not np.array_equal(faces, np.round(faces)):
+                raise InputError(path, f"triangle indices must be integers, got {faces.dtype}")
     if faces.min() < 0 or faces.max() >= coordinates.shape[0]:
         raise InputError(path, "the triangles index vertices the mesh does not have")
-    return Mesh(coordinates, faces)
+    return Mesh(coordinates, faces.astype(np.int64))
 
 
 def load_series(path) -> np.ndarray:
@@ -176,14 +183,36 @@ def save_series(X, path, *, hemisphere: str, t_r=None) -> Path:
 
 
 def series_shape(path) -> tuple[int, int]:
-    """(vertices, volumes) of a ``.func.gii`` from its XML tags, without decoding its data."""
-    import re
+    """(vertices, volumes) of a ``.func.gii`` from its XML tags, without decoding its data.
 
-    text = Path(path).read_bytes()
-    tags = re.findall(rb"<DataArray\b[^>]*>", text)
-    if not tags:
+    The XML is parsed (expat, as nibabel does, any quoting and spacing of the
+    attributes) but the data arrays' text is not decoded; a truncated or
+    broken file is an :class:`InputError`.
+    """
+    from xml.parsers import expat
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    shapes = []
+
+    def start(name, attributes):
+        if name == "DataArray":  # nibabel's reading: Dim0 .. Dim<Dimensionality - 1>
+            n_dims = int(attributes.get("Dimensionality", 0))
+            shapes.append([int(attributes[f"Dim{i}"]) for i in range(n_dims)
+                           if f"Dim{i}" in attributes])
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    try:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as stream:
+            parser.ParseFile(stream)
+    except (OSError, EOFError, zlib.error, expat.ExpatError, ValueError) as exc:
+        raise InputError(path, f"not a readable GIFTI file ({exc})") from exc
+    if not shapes:
         raise InputError(path, "the GIFTI file has no data array")
-    dims = [int(d) for _, d in re.findall(rb'Dim(\d)="(\d+)"', tags[0])]
-    if len(tags) == 1 and len(dims) == 2:
-        return dims[0], dims[1]
-    return (dims[0] if dims else 0), len(tags)
+    if any(n < 0 for shape in shapes for n in shape):
+        raise InputError(path, f"negative dimensions {shapes[0]} in its data arrays")
+    if len(shapes) == 1 and len(shapes[0]) == 2:
+        return shapes[0][0], shapes[0][1]
+    return (shapes[0][0] if shapes[0] else 0), len(shapes)

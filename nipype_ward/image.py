@@ -63,12 +63,62 @@ BLOCK_VOLUMES = 16
 # --------------------------------------------------------------------------
 # Opening and checking
 # --------------------------------------------------------------------------
+def _unreadable_data(path, exc) -> InputError:
+    return InputError(path, f"data cannot be read, the file may be truncated or corrupt ({exc}):"
+                      " copy or download it again")
+
+
+#: Deflate compresses at most 1032:1, so a ``.nii.gz`` of n bytes holds at most
+#: about 1032 n bytes (a little more for gzip's and the header's own bytes).
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_header(img, path) -> None:
+    """Raise :class:`InputError` on a header that no reader here can use.
+
+    Refused, though nibabel takes them: dimensions less than 1, voxels that
+    are not numbers (complex, RGB), a non-finite affine, and more data than
+    the file can hold: exactly for an uncompressed ``.nii`` (else nibabel
+    fails only when the data are used, far from the check of the inputs),
+    and for a ``.nii.gz`` past deflate's largest ratio, which catches corrupt
+    dimensions before a reader allocates their product.
+    """
+    if any(int(n) < 1 for n in img.shape):
+        raise InputError(path, f"its header gives the dimensions {img.shape}, each must be at "
+                         "least 1: the header is corrupt")
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise InputError(path, f"its voxels are {img.header.get_value_label('datatype')} "
+                         "values: give an image of integer or real values")
+    if img.affine is not None and not np.isfinite(img.affine).all():
+        raise InputError(path, "its affine has NaN or infinite values (the header's sform, "
+                         "qform or voxel sizes): the header is corrupt")
+    proxy = img.dataobj  # the header's offset is reset once loaded, the proxy's kept
+    if not isinstance(img, (nb.Nifti1Image, nb.Nifti2Image)) or not hasattr(proxy, "offset"):
+        return  # other formats (pairs, MGH...), data in memory: nibabel's own checks
+    n_bytes = int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
+    offset = int(proxy.offset)
+    size = path.stat().st_size
+    if path.name.endswith(".gz"):
+        if n_bytes > _MAX_DEFLATE_RATIO * size + 4096:
+            raise InputError(path, f"its header declares {n_bytes} bytes of data {img.shape}, "
+                             f"more than a {size}-byte gzip file can hold: the header is "
+                             "corrupt or the file truncated")
+    elif offset + n_bytes > size:
+        raise InputError(path, f"file is truncated: its header declares {n_bytes} bytes of data "
+                         f"{img.shape} from byte {offset}, but the file has {size} bytes; "
+                         "copy or download it again")
+
+
 def _check_ndim(img, path, ndim) -> nb.Nifti1Image:
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     shape = img.shape
     # A 4D image with one volume is a 3D image for our purposes, and back.
     if len(shape) == 4 and shape[3] == 1 and 3 in allowed and 4 not in allowed:
-        return nb.funcs.four_to_three(img)[0]
+        try:
+            return nb.funcs.four_to_three(img)[0]
+        except Exception as exc:  # the volume is read here: truncated, corrupt data
+            raise _unreadable_data(path, exc) from exc
     if len(shape) not in allowed:
         want = " or ".join(f"{d}D" for d in allowed)
         raise InputError(path, f"expected a {want} image, got shape {shape}")
@@ -91,16 +141,24 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
+    _check_extensions(path)
     try:
         img = nb.load(path)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(path, f"not a readable NIfTI image ({exc})") from exc
+    if not isinstance(img, nb.spatialimages.SpatialImage):  # nibabel reads GIFTI too
+        raise InputError(path, f"not a NIfTI image (nibabel reads a {type(img).__name__}): "
+                         "give a .nii or .nii.gz image")
+    _check_header(img, path)
     return _check_ndim(img, path, ndim)
 
 
 def load_bold(path, *, min_volumes: int = 2) -> nb.Nifti1Image:
     """Load a 4D BOLD series (header only) with at least ``min_volumes`` volumes."""
     img = load_image(path, ndim=4)
+    if is_cifti_image(img):  # load_image gives grayordinate files as they are
+        raise InputError(path, "a CIFTI-2 file (grayordinates), not a 4D NIfTI series: "
+                         "give a .nii or .nii.gz BOLD series")
     _check_volumes(img, path, min_volumes)
     return img
 
@@ -108,6 +166,61 @@ def load_bold(path, *, min_volumes: int = 2) -> nb.Nifti1Image:
 def _check_volumes(img, path, min_volumes: int) -> None:
     if img.shape[3] < min_volumes:
         raise InputError(path, f"needs at least {min_volumes} volumes, got {img.shape[3]}")
+
+
+def _check_extensions(path) -> None:
+    """Refuse NIfTI header extensions that overrun the data (a corrupt header).
+
+    nibabel reads each extension at the size it states (up to 2 GB, or the
+    whole file for a negative size) before checking it against the data
+    offset; this walks their 8-byte headers first. Anything else wrong is
+    left to nibabel, which names it.
+    """
+    try:
+        with (igzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as stream:
+            _check_extensions_of(stream, path)
+    except InputError:
+        raise
+    except Exception:  # unreadable (OSError, EOFError, IsalError...): nibabel's error names it
+        return
+
+
+def _check_extensions_of(stream, path) -> None:
+    """:func:`_check_extensions` on an open stream, left at its start."""
+    try:
+        head = stream.read(544)
+        for order in ("<", ">"):
+            size = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0]) if len(head) >= 4 \
+                else 0
+            if size in (348, 540):
+                break
+        else:
+            return
+        field = (108, f"{order}f4") if size == 348 else (168, f"{order}i8")
+        if len(head) < size + 4 or head[size] == 0:  # no extension
+            return
+        offset = float(np.frombuffer(head, dtype=field[1], count=1, offset=field[0])[0])
+        if not np.isfinite(offset):
+            return
+        position = size + 4
+        stream.seek(position)
+        while offset - position >= 16:
+            ext = stream.read(8)
+            if len(ext) < 8:
+                return
+            esize = int(np.frombuffer(ext, dtype=f"{order}i4", count=1)[0])
+            if esize < 8 or position + esize > offset:
+                raise InputError(path, f"its header extension at byte {position} states "
+                                 f"{esize} bytes, which do not fit before the data at byte "
+                                 f"{int(offset)}: the header is corrupt")
+            position += esize
+            stream.seek(position)
+    except InputError:
+        raise
+    except Exception:  # unreadable (OSError, EOFError, IsalError...): nibabel's error names it
+        return
+    finally:
+        stream.seek(0)
 
 
 def _nifti_class(stream):
@@ -141,12 +254,14 @@ def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int =
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc})") from exc
     with stream:
+        _check_extensions_of(stream, path)  # the same stream: the file is opened once
         try:
             klass = _nifti_class(stream)
             holder = nb.FileHolder(filename=str(path), fileobj=stream)
             img = klass.from_file_map({"image": holder, "header": holder})
         except Exception as exc:
             raise InputError(path, f"not a readable NIfTI image ({exc})") from exc
+        _check_header(img, path)
         img = _check_ndim(img, path, ndim)
         if img.ndim == 4:
             _check_volumes(img, path, min_volumes)
@@ -164,7 +279,7 @@ def _read_block(img, path, start: int | None = None, stop: int | None = None) ->
     try:
         return np.asanyarray(img.dataobj[slicer])
     except Exception as exc:  # truncated or corrupt data: gzip, EOF, size errors
-        raise InputError(path, f"data cannot be read, the file may be truncated ({exc})") from exc
+        raise _unreadable_data(path, exc) from exc
 
 
 def is_cifti_image(img) -> bool:
@@ -172,9 +287,21 @@ def is_cifti_image(img) -> bool:
 
 
 def data_of(img) -> np.ndarray:
-    """The values of a 3D image, or of the first map of a CIFTI file (one per grayordinate)."""
-    data = np.asanyarray(img.dataobj)
-    return data[0] if is_cifti_image(img) else data
+    """The values of a 3D image, or of the first map of a CIFTI file (one per grayordinate).
+
+    The data of an image from :func:`load_image` are read here: an error
+    reading them (truncated, corrupt file) is an :class:`InputError` naming it.
+    """
+    try:
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:
+        raise _unreadable_data(img.get_filename() or "image", exc) from exc
+    if is_cifti_image(img):
+        if data.ndim != 2 or data.shape[0] == 0:
+            raise InputError(img.get_filename() or "image",
+                             f"a CIFTI-2 file of maps holds at least one row, got {data.shape}")
+        return data[0]
+    return data
 
 
 def check_same_grid(img, img_path, reference, reference_path) -> None:
@@ -219,7 +346,8 @@ def load_mask(path, *, reference=None, reference_path=None) -> tuple[np.ndarray,
         raise InputError(path, "mask has NaN or infinite values")
     mask = data != 0
     if not mask.any():
-        raise InputError(path, "mask is empty (no non-zero voxel)")
+        raise InputError(path, "mask is empty (no non-zero voxel): give the brain mask of "
+                         "this series")
     return mask, img
 
 
@@ -253,7 +381,9 @@ class _MeanAccumulator:
     """
 
     def __init__(self, shape, data_dtype):
-        data_dtype = np.dtype(data_dtype)
+        # Native byte order: nibabel gives a big-endian file's unscaled data as
+        # they are ('>f4'), which ufuncs refuse as a ``dtype`` argument.
+        data_dtype = np.dtype(data_dtype).newbyteorder("=")
         self._out_dtype = data_dtype if data_dtype.kind == "f" else np.dtype(np.float64)
         acc = np.float32 if self._out_dtype == np.float16 else self._out_dtype
         self._sum = np.zeros(shape, dtype=acc)
@@ -305,6 +435,15 @@ def _volumes_at(block, positions) -> np.ndarray:
     return np.take(rows, positions, axis=1)
 
 
+def _check_mask_shape(mask, img, where) -> np.ndarray:
+    """A boolean mask of the series' grid (its first three dimensions), else an InputError."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != tuple(img.shape[:3]):
+        raise InputError(where, f"mask of shape {mask.shape} on a series of grid "
+                         f"{tuple(img.shape[:3])}: give the mask of this series")
+    return mask
+
+
 def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
                 spill_dir=None, min_volumes: int = 2):
     """Read a 4D series once: its temporal mean and the voxel series inside a mask.
@@ -343,6 +482,8 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
         if mask is not None and mask_path is not None:
             mask_img = load_image(mask_path, ndim=3)
             check_same_grid(mask_img, mask_path, img, path)
+        if mask is not None:
+            mask = _check_mask_shape(mask, img, mask_path or path)
         if before_reading is not None:
             before_reading(img)
         n_volumes = img.shape[3]
@@ -368,9 +509,11 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
                     # The transpose of a Fortran-ordered block is C-contiguous
                     # over the same memory: written as is, without a copy.
                     spill.write(block.T.data)
-            mean_img = nb.Nifti1Image(acc.mean(), img.affine, img.header)
+            # The series' own image class: a NIfTI-2 header is not converted
+            # (nibabel would refuse its negative pixdims on the way).
+            mean_img = type(img)(acc.mean(), img.affine, img.header)
             if mask is None:
-                mask = np.asarray(compute_mask(mean_img), dtype=bool)
+                mask = _check_mask_shape(compute_mask(mean_img), img, path)
                 positions = _fortran_positions(mask)
                 X = np.empty((positions.size, n_volumes), dtype=dtype)
                 spill.seek(0)
@@ -382,7 +525,8 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         raise InputError(
-            path, f"{int((~finite).sum())} voxels inside the mask have NaN or infinite values"
+            path, f"{int((~finite).sum())} of the mask's {len(finite)} voxels have NaN or "
+            "infinite values: check the series, or leave those voxels out of the brain mask"
         )
     return X, mask, mean_img, img
 
@@ -515,6 +659,13 @@ def load_labels(
     data = data_of(img)
     if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
         raise InputError(path, "label image must hold integer labels")
+    # Beyond 2^53 floats are not all integers, and past 2^63 the cast to
+    # int64 wraps (a parcel would be lost): refuse rather than renumber wrong.
+    if data.size and data.dtype.kind in "fu":
+        limit = 2**53 if data.dtype.kind == "f" else np.iinfo(np.int64).max
+        if data.max() > limit or data.min() < -limit:
+            raise InputError(path, f"labels from {data.min():g} to {data.max():g}: labels "
+                             "are integers below 2^53")
     data = data.astype(np.int64)
     if mask is None:
         mask = data > 0
@@ -596,22 +747,40 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
     if sidecar.exists():
         try:
             t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
-        except (json.JSONDecodeError, AttributeError) as exc:
+        except (OSError, ValueError, RecursionError, AttributeError) as exc:
+            # ValueError: JSONDecodeError, UnicodeDecodeError; RecursionError: too deep.
             raise InputError(sidecar, f"not a readable JSON sidecar ({exc})") from exc
         if t_r is not None:
-            if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) or t_r <= 0:
+            # JSON as Python reads it allows NaN and Infinity (and 1e400 is inf).
+            if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) \
+                    or not np.isfinite(t_r) or t_r <= 0:
                 raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
             return float(t_r)
     if str(bold_path).endswith(".gii"):
         return None  # GIFTI series say nothing of their timing
-    img = bold_img if bold_img is not None else load_bold(bold_path)
+    if bold_img is not None:
+        img = bold_img
+    else:
+        from nipype_ward import cifti
+
+        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) else load_bold(bold_path)
     if is_cifti_image(img):
-        series = img.header.get_axis(0)
+        try:
+            series = img.header.get_axis(0)
+        except Exception as exc:  # an inconsistent CIFTI-2 matrix
+            raise InputError(bold_path, f"its CIFTI-2 header cannot be read ({exc})") from exc
+        if not isinstance(series, nb.cifti2.SeriesAxis):
+            return None  # maps, not a series: no timing
         unit = getattr(series, "unit", "SECOND")
-        return float(series.step) if unit == "SECOND" and series.step > 0 else None
+        return float(series.step) if unit == "SECOND" and np.isfinite(series.step) \
+            and series.step > 0 else None
     zooms = img.header.get_zooms()
-    unit = img.header.get_xyzt_units()[1]
-    scale = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit)
-    if len(zooms) > 3 and scale is not None and zooms[3] > 0:
+    try:  # the time unit's bits (NIfTI's XYZT_TO_TIME): nibabel's get_xyzt_units
+        # raises on an unknown space unit, which says nothing of the time.
+        unit = int(img.header["xyzt_units"]) & 0x38
+    except (KeyError, TypeError, ValueError):  # a header without units
+        return None
+    scale = {8: 1.0, 16: 1e-3, 24: 1e-6}.get(unit)  # sec, msec, usec
+    if len(zooms) > 3 and scale is not None and np.isfinite(zooms[3]) and zooms[3] > 0:
         return float(zooms[3]) * scale
     return None

@@ -147,14 +147,69 @@ class VoxelSeries(NamedTuple):
     preparation: dict  #: the :class:`SignalPreparation` applied, as a dict
     n_volumes_acquired: int  #: volumes of the BOLD, before any censoring
     sample_mask: list | None  #: the kept volumes when some were censored
+    n_constant: int = 0  #: voxels of the given mask left out for a constant series
 
 
 def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarray:
-    """nilearn's EPI mask of a mean image; an empty one is an error naming the BOLD."""
+    """nilearn's EPI mask of a mean image, refused where it cannot be a brain mask.
+
+    An image without a dark background (a slab, a cropped field of view:
+    see :func:`nipype_ward.masking.background_fraction`) and an empty mask
+    are errors naming the BOLD and saying what to do.
+    """
+    mean = np.asanyarray(mean_img.dataobj)
+    background = masking.background_fraction(mean)
     mask = masking.compute_epi_mask(mean_img, options)
-    if not mask.any():
-        raise InputError(bold_path, "the EPI mask computed from it is empty")
+    kept, total = int(mask.sum()), mask.size
+    share = f"{kept:,} of its {total:,} voxels ({kept / total:.1%})"
+    if background < masking.MIN_BACKGROUND_FRACTION:
+        raise InputError(
+            bold_path,
+            f"the EPI has no dark background ({background:.1%} of its voxels are darker than "
+            f"a fifth of its bright ones), so an EPI mask cannot tell brain from background "
+            f"(it keeps {share}): give a brain mask (--mask)",
+        )
+    if kept == 0:
+        raise InputError(bold_path, "the EPI mask computed from it is empty: give a brain "
+                         "mask (--mask)")
     return mask
+
+
+def _drop_constant(X, mask, bold_path):
+    """Leave out the voxels whose series is constant: they carry no signal to cluster.
+
+    Inside a given mask (an EPI mask rarely keeps them), voxels outside the
+    field of view or zeroed by resampling would each become a parcel of
+    their own. Returns the series and mask without them and their number,
+    and warns (:class:`~nipype_ward.fileio.DataWarning`) when there are any.
+    """
+    import warnings
+
+    constant = X.min(axis=1) == X.max(axis=1)
+    n_constant = int(constant.sum())
+    if not n_constant:
+        return X, mask, 0
+    if n_constant == X.shape[0]:
+        raise InputError(bold_path, f"all {n_constant} voxels of the mask have a constant "
+                         "series: check the mask and the series")
+    warnings.warn(fileio.DataWarning(
+        bold_path, f"{n_constant} of the mask's {X.shape[0]} voxels have a constant series "
+        "(no signal): left out of the parcels (label 0), counted as n_voxels_constant"))
+    kept_mask = mask.copy()
+    kept_mask[mask] = ~constant
+    return np.ascontiguousarray(X[~constant]), kept_mask, n_constant
+
+
+def _warn_constant_points(X, bold_path) -> None:
+    """Warn of surface points with a constant series: kept, as the brain models list them."""
+    import warnings
+
+    n_constant = int((X.min(axis=1) == X.max(axis=1)).sum())
+    if n_constant:
+        warnings.warn(fileio.DataWarning(
+            bold_path, f"{n_constant} of its {X.shape[0]} grayordinates have a constant series "
+            "(no signal): kept, as its brain models list them, they may make parcels of their "
+            "own"))
 
 
 def is_surface(bold_path) -> bool:
@@ -204,9 +259,11 @@ def read_prepared(
     """Read a BOLD series once and prepare it: the one heavy read of a run.
 
     The mask is ``mask_path`` when given (checked against the BOLD grid),
-    otherwise nilearn's EPI mask of the temporal mean (``epi_options``).
-    The preparation's TR, confounds and cutoffs are checked from the header
-    before any data are read.
+    otherwise nilearn's EPI mask of the temporal mean (``epi_options``;
+    refused on an image without background, see :func:`_epi_mask`).
+    Voxels of a volume mask whose series is constant are left out of it
+    (:func:`_drop_constant`). The preparation's TR, confounds and cutoffs
+    are checked from the header before any data are read.
 
     Returns
     -------
@@ -227,6 +284,7 @@ def read_prepared(
             raise InputError(mask_path, "surface data need no brain mask: its vertices with "
                              "data are the grayordinates")
         X, models, header_img = _read_surface(bold_path, right_path)
+        _warn_constant_points(X, bold_path)
         resolved["preparation"] = resolve_preparation(preparation, bold_path, header_img,
                                                       X.shape[1], right_path=right_path)
         mask = np.ones(X.shape[0], dtype=bool)
@@ -239,6 +297,7 @@ def read_prepared(
             compute_mask=lambda mean: _epi_mask(mean, epi_options, bold_path),
             before_reading=check_header, spill_dir=spill_dir,
         )
+        X, mask, n_constant = _drop_constant(X, mask, bold_path)
     n_volumes, found = X.shape[1], resolved["preparation"]
     if preparation.requested:
         try:
@@ -258,7 +317,8 @@ def read_prepared(
     if found.sample_mask is not None and len(found.sample_mask) < n_volumes:
         kept = [int(i) for i in found.sample_mask]
     return VoxelSeries(
-        X, mask, bold_img, found.t_r, str(bold_path), asdict(preparation), n_volumes, kept
+        X, mask, bold_img, found.t_r, str(bold_path), asdict(preparation), n_volumes, kept,
+        n_constant if not is_surface(bold_path) else 0,
     ), mean_img
 
 
@@ -318,6 +378,7 @@ def series_info(series: VoxelSeries) -> dict:
         "n_volumes": int(series.X.shape[1]),
         "n_volumes_acquired": series.n_volumes_acquired,
         "sample_mask": series.sample_mask,
+        "n_voxels_constant": series.n_constant,
         "dtype": str(series.X.dtype),
     }
 
@@ -349,7 +410,7 @@ def load_voxel_series(
     info = series_info or {}
     return VoxelSeries(X, mask, mask_img, info.get("t_r"), info.get("source", str(series_path)),
                        info.get("preparation"), info.get("n_volumes_acquired", X.shape[1]),
-                       info.get("sample_mask"))
+                       info.get("sample_mask"), info.get("n_voxels_constant", 0))
 
 
 def epi_mask(
@@ -407,11 +468,28 @@ def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
 
 
 def connectivity(mask_path, out_file, *, neighbourhood: int = 6) -> int:
-    """Write the grid adjacency of a mask's voxels; return its connected pieces."""
+    """Write the grid adjacency of a mask's voxels; return its connected pieces.
+
+    A mask of several pieces is warned about
+    (:class:`~nipype_ward.fileio.DataWarning`): no parcel spans two pieces,
+    the tree joins them only at its top, and K below their number merges
+    whole pieces (where scikit-learn would bridge them; see
+    :func:`nipype_ward.ward.ward_tree`).
+    """
+    import warnings
+
     mask, _ = image.load_mask(mask_path)
     adjacency = grid_connectivity(mask, neighbourhood)
     fileio.save_connectivity(adjacency, out_file)
-    n_components, _ = connected_components(adjacency)
+    n_components, component = connected_components(adjacency)
+    if n_components > 1:
+        sizes = sorted(np.bincount(component).tolist(), reverse=True)
+        shown = ", ".join(f"{size:,}" for size in sizes[:3]) + (", ..." if n_components > 3
+                                                                 else "")
+        warnings.warn(fileio.DataWarning(
+            mask_path, f"the mask is {n_components} separate pieces ({shown} voxels, "
+            f"{neighbourhood}-neighbourhood): no parcel spans two, and K below "
+            f"{n_components} merges whole pieces"))
     return int(n_components)
 
 
@@ -422,8 +500,8 @@ def check_n_clusters_in_mask(n_clusters, n_voxels: int, mask_path) -> list[int]:
         if k > n_voxels:
             raise InputError(
                 mask_path,
-                f"cannot make {k} parcels from a mask of {n_voxels} voxels "
-                f"(n_clusters must be between 1 and {n_voxels})",
+                f"cannot make {k} parcels from a mask of {n_voxels} voxels: ask for at "
+                f"most {n_voxels} (--n-clusters) or give a larger mask",
             )
     return values
 
@@ -463,12 +541,14 @@ def ward_tree(
             series_path or bold_path,
             f"split halves need at least 4 volumes, got {X.shape[1]}",
         )
-    tree = build_ward_tree(X, adjacency)
+    # The pieces of the mask (or the surface's structures) are reported by the
+    # connectivity step and stored in the tree: no warning from inside a run.
+    tree = build_ward_tree(X, adjacency, warn_components=False)
     fileio.save_tree(tree, out_tree)
     if out_half_trees is not None:
         half = X.shape[1] // 2
         for part, path in zip((X[:, :half], X[:, half:]), out_half_trees):
-            fileio.save_tree(build_ward_tree(part, adjacency), path)
+            fileio.save_tree(build_ward_tree(part, adjacency, warn_components=False), path)
     return tree
 
 
@@ -607,6 +687,8 @@ def parcel_compress(
     metrics["bold_file"] = series.source
     metrics["labels_file"] = str(labels_path)
     metrics["preparation"] = series.preparation
+    if series.n_constant:
+        metrics["n_voxels_constant"] = series.n_constant
     fileio.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None and image.is_cifti_image(series.reference_img):
         from nipype_ward import cifti

@@ -368,6 +368,7 @@ def test_bad_selection_is_one_line_and_writes_nothing(fmriprep_dir, tmp_path, ar
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert " ERROR" not in proc.stderr + proc.stdout  # Nipype's log lines
     assert not out.exists()
 
 

@@ -304,6 +304,7 @@ def test_bad_group_options_fail_early(fmriprep_dir, tmp_path, args, message):
     assert proc.returncode in (1, 2)
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    assert " ERROR" not in proc.stderr + proc.stdout  # Nipype's log lines
     assert not (tmp_path / "out").exists()
 
 

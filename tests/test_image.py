@@ -52,7 +52,7 @@ def test_nan_in_the_data(tmp_path):
     data[0, 0, 0, 0] = np.inf
     bold = _save(tmp_path, "nan_bold.nii.gz", data)
     mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 3), np.uint8))
-    with pytest.raises(image.InputError, match="nan_bold.nii.gz: 2 voxels inside the mask have NaN"):
+    with pytest.raises(image.InputError, match="nan_bold.nii.gz: 2 of the mask.s 27 voxels have NaN"):
         image.read_series(bold, mask=image.load_mask(mask)[0], mask_path=mask)
 
 
@@ -107,14 +107,18 @@ def test_connectivity_from_another_mask(tmp_path):
 
 
 def _header_only(path, shape, dtype, slope=None):
-    """A NIfTI file with only its header: enough for estimates, which never read data."""
+    """A NIfTI file whose data are never written: enough for estimates, which
+    never read data. The file has its declared size (a sparse file: no disk
+    used), so it passes the check that a ``.nii`` holds the data it declares."""
     header = nb.Nifti1Header()
     header.set_data_shape(shape)
     header.set_data_dtype(dtype)
+    header.set_data_offset(352)
     if slope is not None:
         header.set_slope_inter(slope, 0.0)
     with open(path, "wb") as fobj:
         header.write_to(fobj)
+        fobj.truncate(352 + int(np.prod(shape)) * np.dtype(dtype).itemsize)
     return path
 
 
@@ -123,10 +127,18 @@ def _header_only(path, shape, dtype, slope=None):
     [(np.float32, None, 4), (np.int16, None, 4), (np.float64, None, 8), (np.int16, 0.5, 8)],
 )
 def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
+    # The docstring's bounds per value held (s bytes each): prepare 2 s + 2 x 8,
+    # tree s + 2 x 8, compress s + 1 (1 byte: "small"), plus 0.3 GB each.
     # 100^3 voxels x 1000 volumes = 1e9 values: 1 GB a byte per value.
     path = _header_only(tmp_path / "big.nii", (100, 100, 100, 1000), dtype, slope)
-    assert image.estimate_mem_gb(path) == pytest.approx({
-        "prepare": 0.3 + 2 * itemsize + 16,
-        "tree": 0.3 + itemsize + 16,
-        "compress": 0.3 + itemsize + 1,
-    })
+    per_value = {"prepare": 2 * itemsize + 16, "tree": itemsize + 16, "compress": itemsize + 1}
+    big = image.estimate_mem_gb(path)
+    assert big == pytest.approx({node: 0.3 + b for node, b in per_value.items()}, rel=1e-9)
+    # 500 more volumes of 1e6 voxels: 0.5e9 more values, each its bytes once
+    # more; the 0.3 GB base does not grow. Exact to the 0.01 GB of rounding.
+    path = _header_only(tmp_path / "bigger.nii", (100, 100, 100, 1500), dtype, slope)
+    bigger = image.estimate_mem_gb(path)
+    assert bigger == pytest.approx({node: 0.3 + 1.5 * b for node, b in per_value.items()},
+                                   rel=1e-9)
+    for node, b in per_value.items():
+        assert bigger[node] - big[node] == pytest.approx(0.5 * b, rel=1e-9)

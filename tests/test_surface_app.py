@@ -242,6 +242,7 @@ def test_surface_inputs_without_their_meshes_are_one_line(fmriprep_dir, tmp_path
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "not in the TemplateFlow cache" in proc.stderr
     assert "--surfaces" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    assert " ERROR" not in proc.stdout + proc.stderr  # Nipype's log lines
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
     # Meshes of another space given with --surfaces: the vertex counts differ.
     pial = load_fsaverage("fsaverage5")["pial"]

@@ -371,7 +371,11 @@ def test_workflow_step_does_not_warn_about_pieces(tmp_path):
     nb.save(nb.Nifti1Image(rng.normal(100, 5, (6, 5, 4, 8)).astype(np.float32), affine),
             paths["bold"])
     nb.save(nb.Nifti1Image(mask, affine), paths["mask"])
-    assert steps.connectivity(paths["mask"], tmp_path / "conn.npz") == 2
+    from nipype_ward.fileio import DataWarning
+
+    # The pieces are said once, by the connectivity step, naming the mask.
+    with pytest.warns(DataWarning, match=r"mask.nii.gz: the mask is 2 separate pieces \(60, 40"):
+        assert steps.connectivity(paths["mask"], tmp_path / "conn.npz") == 2
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         tree = steps.ward_tree(

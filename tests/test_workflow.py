@@ -21,6 +21,42 @@ OUTPUT_FIELDS = {
 }
 INPUT_FIELDS = {"bold_file", "mask_file", "confounds_file", "true_regions_file"}
 
+#: The parcellation workflow's connections, written out from its design as
+#: (source node, output field, target node, input field): the BOLD is read by
+#: prepare_signals only; the counts are checked against its mask before any
+#: tree; the tree is built once and cut at every K; each cut compresses the
+#: prepared series.
+EXPECTED_CONNECTIONS = {
+    ("inputnode", "bold_file", "prepare_signals", "in_file"),
+    ("inputnode", "mask_file", "prepare_signals", "brain_mask_file"),
+    ("inputnode", "confounds_file", "prepare_signals", "confounds_file"),
+    ("inputnode", "bold_file", "check_counts", "source_file"),
+    ("prepare_signals", "mask_file", "check_counts", "mask_file"),
+    ("check_counts", "mask_file", "grid_connectivity", "mask_file"),
+    ("check_counts", "mask_file", "ward_tree", "mask_file"),
+    ("prepare_signals", "series_file", "ward_tree", "series_file"),
+    ("grid_connectivity", "connectivity_file", "ward_tree", "connectivity_file"),
+    ("ward_tree", "tree_file", "cut_tree", "tree_file"),
+    ("prepare_signals", "mask_file", "cut_tree", "mask_file"),
+    ("prepare_signals", "series_file", "parcel_compress", "series_file"),
+    ("prepare_signals", "series_info", "parcel_compress", "series_info"),
+    ("prepare_signals", "mask_file", "parcel_compress", "mask_file"),
+    ("inputnode", "true_regions_file", "parcel_compress", "true_regions_file"),
+    ("cut_tree", "labels_file", "parcel_compress", "labels_file"),
+    ("grid_connectivity", "connectivity_file", "parcel_compress", "connectivity_file"),
+    ("ward_tree", "half_tree_files", "parcel_compress", "half_tree_files"),
+    ("prepare_signals", "series_file", "outputnode", "series_file"),
+    ("prepare_signals", "series_info", "outputnode", "series_info"),
+    ("prepare_signals", "mask_file", "outputnode", "mask_file"),
+    ("prepare_signals", "mean_file", "outputnode", "mean_file"),
+    ("grid_connectivity", "connectivity_file", "outputnode", "connectivity_file"),
+    ("ward_tree", "tree_file", "outputnode", "tree_file"),
+    ("cut_tree", "labels_file", "outputnode", "labels_files"),
+    ("parcel_compress", "timeseries_file", "outputnode", "timeseries_files"),
+    ("parcel_compress", "compressed_file", "outputnode", "compressed_files"),
+    ("parcel_compress", "metrics_file", "outputnode", "metrics_files"),
+}
+
 
 @pytest.mark.parametrize("n_clusters", [(10,), (1000, 2000), [5, 50, 500]])
 @pytest.mark.parametrize("neighbourhood", [6, 18, 26])
@@ -40,8 +76,28 @@ def test_wiring(n_clusters, neighbourhood, tmp_path):
             if target is outputnode:
                 fed.add(in_field)
     assert fed | {"n_clusters"} == OUTPUT_FIELDS
+    # The connections themselves, against the hand-written list.
+    connections = {(source.name, out_field, target.name, in_field)
+                   for source, target, data in wf._graph.edges(data=True)
+                   for out_field, in_field in data["connect"]}
+    assert connections == EXPECTED_CONNECTIONS, (
+        f"missing {EXPECTED_CONNECTIONS - connections}, unexpected "
+        f"{connections - EXPECTED_CONNECTIONS}")
+    assert set(wf.list_node_names()) == {name for source, _, target, _ in
+                                         EXPECTED_CONNECTIONS for name in (source, target)}
+    # The options reach their nodes.
+    assert wf.get_node("grid_connectivity").inputs.neighbourhood == neighbourhood
     assert wf.get_node("cut_tree").inputs.n_clusters == list(n_clusters)
-    assert wf.get_node("prepare_signals").mem_gb > 1
+    assert wf.get_node("cut_tree").iterfield == ["n_clusters"]
+    assert wf.get_node("parcel_compress").iterfield == ["labels_file"]
+    assert wf.get_node("ward_tree").inputs.split_half is True
+    assert outputnode.inputs.n_clusters == list(n_clusters)
+    # Default memory: the documented 2 mm MNI grid (91 x 109 x 91) x 300
+    # float32 volumes, per value 2 x 4 + 16 bytes to prepare, 4 + 16 for the
+    # tree, 4 + 1 to compress, plus 0.3 GB; given to a tenth of a GB.
+    gb = 91 * 109 * 91 * 300 / 1e9
+    for node, per_value in (("prepare_signals", 24), ("ward_tree", 20), ("parcel_compress", 5)):
+        assert wf.get_node(node).mem_gb == pytest.approx(0.3 + gb * per_value, abs=0.05), node
     # Only the prepare node reads the BOLD: the bold input feeds nothing else.
     readers = {target.name for source, target, data in wf._graph.edges(data=True)
                if source is inputnode and ("bold_file", "in_file") in data["connect"]}

@@ -102,11 +102,48 @@ def _batch_environment() -> None:
             os.environ["LOGNAME"] = "nipype-ward"
 
 
+class GraphError(RuntimeError):
+    """A run of the graph that stopped on failed nodes.
+
+    The message is one line per failure (:func:`_crash_summary`);
+    ``nodes`` are the failed nodes' full names, and ``input_error`` says
+    whether every failure was an :class:`~nipype_ward.fileio.InputError`
+    (the input must change: nothing in the work folder is worth resuming).
+    """
+
+    def __init__(self, message: str, nodes=(), input_error: bool = False):
+        super().__init__(message)
+        self.nodes = list(nodes)
+        self.input_error = input_error
+
+
+def print_data_warnings(prog: str) -> None:
+    """Print :class:`~nipype_ward.fileio.DataWarning` as one line, ``<prog>: warning: ...``.
+
+    Nodes run by MultiProc's forked workers inherit it; batch jobs write
+    their warnings in their own logs (the counts are in the metrics).
+    """
+    import sys
+    import warnings
+
+    from nipype_ward.fileio import DataWarning
+
+    show = warnings.showwarning
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = _show
+
+
 def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbose: bool):
     """Run ``workflow`` in ``work_dir`` with a Nipype plugin; return the executed graph.
 
     Nipype's log is kept to its interfaces' warnings unless ``verbose``. A failed node
-    raises one ``RuntimeError`` whose message is the last error line of each
+    raises one :class:`GraphError` whose message is the last error line of each
     new crash file (the file, the problem), not Nipype's tracebacks.
     """
     from nipype import config, logging
@@ -140,7 +177,8 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
     try:
         return workflow.run(plugin=runner, plugin_args=plugin_args)
     except RuntimeError as exc:
-        raise RuntimeError(_crash_summary(crash_dir, started) or str(exc)) from exc
+        message, nodes, input_error = _crash_summary(crash_dir, started)
+        raise GraphError(message or str(exc), nodes, input_error) from exc
     finally:
         gc.unfreeze()
 
@@ -162,19 +200,27 @@ _LOST_JOB = re.compile(r"Job id \((\d+)\) finished or terminated, but results fi
                        r"exist")
 
 
-def _crash_summary(crash_dir: Path, known: set) -> str:
+#: How a crash file's last error line starts when it is one of our InputErrors.
+_INPUT_ERROR = re.compile(r"^(?:[\w.]+\.)?InputError: ")
+
+
+def _crash_summary(crash_dir: Path, known: set) -> tuple[str, list[str], bool]:
     """What went wrong, from each new crash file: the last error line of its traceback.
 
     A batch job that ended without a result (cancelled, killed for memory
     or time) is said in plain words, with the node, the job and its log.
+    An :class:`~nipype_ward.fileio.InputError` is its message alone.
+    Returns the lines, the failed nodes and whether all were input errors.
     """
-    lines = []
+    lines, nodes, input_errors = [], [], []
     for crash in sorted(set(crash_dir.glob("crash-*")) - known):
         text = crash.read_text(errors="replace").strip().splitlines()
         node = next((line[len("Node: "):].strip() for line in text if line.startswith("Node: ")),
                     None)
         lost = next((_LOST_JOB.search(line) for line in text if _LOST_JOB.search(line)), None)
         errors = [line for line in text if "Error:" in line]
+        nodes.append(node)
+        input_errors.append(bool(errors) and bool(_INPUT_ERROR.match(errors[-1].strip())))
         if lost and node:
             job = lost.group(1)
             lines.append(f"node {node}: its batch job {job} ended without a result (cancelled, "
@@ -182,5 +228,6 @@ def _crash_summary(crash_dir: Path, known: set) -> str:
                          "folder's batch/); run the same command again to resume from the "
                          "work folder")
         elif errors:
-            lines.append(errors[-1].strip())
-    return "\n".join(dict.fromkeys(lines))
+            lines.append(_INPUT_ERROR.sub("", errors[-1].strip()))
+    return ("\n".join(dict.fromkeys(lines)), [node for node in nodes if node],
+            bool(input_errors) and all(input_errors))

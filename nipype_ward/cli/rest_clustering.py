@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from nipype_ward import __version__, fileio, image
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.signals import STANDARDIZE
-from nipype_ward.steps import SignalPreparation, resolve_preparation
+from nipype_ward.steps import SignalPreparation, check_n_clusters_in_mask, resolve_preparation
 
 DATASETS = ("simulated", "adhd")
 
@@ -48,6 +47,7 @@ class Settings:
     true_regions: Path | None = None
     figures: bool = True
     verbose: bool = False
+    debug: bool = False
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -123,6 +123,8 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-dir", type=Path, help="where datasets are cached")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Nipype's log")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show its traceback and Nipype's log")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     return parser
 
@@ -166,24 +168,28 @@ def parse_settings(argv=None) -> Settings:
         confounds=args.confounds.absolute() if args.confounds else None,
         data_dir=args.data_dir,
         figures=not args.no_figures,
-        verbose=args.verbose,
+        verbose=args.verbose or args.debug,
+        debug=args.debug,
     )
 
 
 def check_inputs(settings: Settings) -> None:
-    """Fail before any heavy work on inputs that cannot be used."""
+    """Fail before any heavy work on inputs that cannot be used, and on unwritable folders.
+
+    Checked: the BOLD's header, the preparation against it (TR, confounds),
+    the mask's grid and size against every K, and that the output and work
+    folders are folders that accept files. Folders made here are removed
+    again if a later check fails.
+    """
     bold_img = image.load_bold(settings.bold)
     resolve_preparation(settings.preparation, settings.bold, bold_img, bold_img.shape[3])
     if settings.mask is not None:
         mask, _ = image.load_mask(
             settings.mask, reference=bold_img, reference_path=settings.bold
         )
-        n_voxels = int(mask.sum())
-        for k in settings.n_clusters:
-            if k > n_voxels:
-                raise image.InputError(
-                    settings.mask, f"cannot make {k} parcels from a mask of {n_voxels} voxels"
-                )
+        check_n_clusters_in_mask(settings.n_clusters, int(mask.sum()), settings.mask)
+    fileio.check_writable(settings.output_dir, "output folder")
+    fileio.check_writable(settings.work_dir, "work folder (--work-dir)")
 
 
 def resolve_bold(settings: Settings) -> Settings:
@@ -232,20 +238,30 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
 def run(settings: Settings) -> tuple[dict, dict[int, dict]]:
     """Run the workflow into a hidden staging folder, then move its files into place.
 
-    The sinks of the workflow write into ``OUTPUT_DIR/.staging-*``, renamed
-    into OUTPUT_DIR only once the whole run succeeded: a failed run adds
-    nothing, and never touches the user's own files.
+    The sinks of the workflow write into ``OUTPUT_DIR/.staging-*``
+    (:class:`~nipype_ward.fileio.staging_folder`), renamed into OUTPUT_DIR
+    only once the whole run succeeded: a failed run adds nothing, and never
+    touches the user's own files.
+
+    After a failure that is not an input error, the work folder keeps what
+    was done, and the same command resumes from it (the error says so).
 
     Returns the node run times and the metrics of each K.
     """
+    from nipype_ward.cli._running import GraphError
+
+    import uuid
+
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=settings.output_dir))
-    try:
-        durations = run_workflow(settings, staging)
-        for item in sorted(staging.iterdir()):
-            os.replace(item, settings.output_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with fileio.staging_folder(settings.output_dir, uuid.uuid4().hex) as staging:
+        try:
+            durations = run_workflow(settings, staging)
+        except GraphError as exc:
+            if not exc.input_error:
+                exc.args = (f"{exc}; the work folder {settings.work_dir} keeps what was done, "
+                            "and the same command resumes from it",)
+            raise
+        fileio.move_into(staging, settings.output_dir)
     results = {
         k: fileio.load_json(settings.output_dir / f"ward{k}_metrics.json")
         for k in settings.n_clusters
@@ -289,12 +305,25 @@ def _fmt(value) -> str:
 
 
 def main(argv=None) -> int:
+    from nipype_ward.cli._running import print_data_warnings
+
     settings = parse_settings(argv)
+    print_data_warnings("rest_clustering")
+    # Folders this run makes are removed again if it stops on an input error
+    # (the input must change: nothing in them is worth resuming).
+    made = [path for path in (settings.output_dir, settings.work_dir) if not path.exists()]
     try:
         settings = resolve_bold(settings)
         check_inputs(settings)
         durations, results = run(settings)
     except (fileio.InputError, RuntimeError, OSError) as exc:
+        if isinstance(exc, fileio.InputError) or getattr(exc, "input_error", False):
+            for path in reversed(made):
+                shutil.rmtree(path, ignore_errors=True)
+        if settings.debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"rest_clustering: error: {exc}", file=sys.stderr)
         return 1
     report(settings, durations, results)

@@ -8,15 +8,16 @@ is found before any heavy work and reported as one line on stderr (exit 1);
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
-import tempfile
 import traceback
 from dataclasses import asdict
 from pathlib import Path
 
 from nipype_ward import __version__, bids, image
-from nipype_ward.fileio import InputError, save_json
+from nipype_ward.fileio import InputError, check_writable, save_json
 from nipype_ward.settings import AppSettings
 from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
 
@@ -177,18 +178,6 @@ def _points(run: bids.Run):
     return np.ones(n_vertices, bool), None, run.bold
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """``folder`` exists (created if needed) and accepts files."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError(folder, f"the {what} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc})") from exc
-
-
 def save_run_config(settings: AppSettings, runs: list[bids.Run], argv) -> str:
     """Each subject's ``log/<run id>/nipype-ward.json``: the settings and inputs of this run."""
     run_id = settings.run_id
@@ -210,11 +199,84 @@ def _mkdir(folder: Path) -> Path:
     return folder
 
 
+def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
+               made_work_dir: bool = False) -> tuple[list[str], Exception | None]:
+    """Run the graph, its sinks writing into ``OUTPUT_DIR/.staging-<run id>``, then deliver.
+
+    Once the graph has run, the dataset's own files are written
+    (``dataset_description.json``, ``.bidsignore``), and each subject's
+    files (the group level: the atlases) renamed into OUTPUT_DIR, each file
+    complete or absent. When nodes fail, the subjects they belong to get
+    none of their files (the group level: nothing), the others get theirs.
+    The work folder keeps what was done, and the same command resumes from
+    it, unless every failure was an input error in a work folder this run
+    made (it is then removed). Files already in OUTPUT_DIR are only ever
+    replaced by a complete file of the same name.
+
+    Returns the subjects delivered and the graph's error (None if it ran).
+    """
+    from dataclasses import replace
+
+    from nipype_ward.cli._running import GraphError, run_graph
+    from nipype_ward.fileio import move_into, staging_folder
+
+    subjects = sorted({run.entities["subject"] for run in runs})
+    error = None
+    with staging_folder(settings.output_dir, settings.run_id) as staging:
+        staged = replace(settings, output_dir=staging)
+        save_run_config(staged, runs, argv)
+        if settings.analysis_level == "group":
+            from nipype_ward.workflows.group import init_group_level_wf
+
+            workflow = init_group_level_wf(staged, runs)
+        else:
+            from nipype_ward.workflows.base import init_nipype_ward_wf
+
+            workflow = init_nipype_ward_wf(staged, runs)
+        failed = []
+        try:
+            run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
+                      plugin_args=settings.plugin_args, verbose=settings.debug)
+        except GraphError as exc:
+            failed = failed_subjects(exc.nodes, subjects)
+            if settings.analysis_level == "group" or not failed:
+                failed = subjects
+            left = ", ".join(f"sub-{subject}" for subject in failed)
+            if exc.input_error and made_work_dir:
+                shutil.rmtree(settings.work_dir, ignore_errors=True)
+                after = f"nothing was written for {left}"
+            else:
+                after = (f"nothing was written for {left}; the work folder {settings.work_dir} "
+                         "keeps what was done, and the same command resumes from it")
+            error = GraphError(f"{exc}; {after}", exc.nodes, exc.input_error)
+        delivered = [subject for subject in subjects if subject not in failed]
+        if delivered:
+            bids.write_dataset_description(settings.output_dir, settings.bids_dir)
+            bids.write_bidsignore(settings.output_dir, surface_spaces={
+                str(run.entities["space"]) for run in runs if run.is_surface})
+            move_into(staging, settings.output_dir,
+                      exclude={f"sub-{subject}" for subject in failed})
+    return delivered, error
+
+
+def failed_subjects(nodes, subjects) -> list[str]:
+    """The subjects whose run workflows (``sub_<label>_..._wf``) hold the failed nodes."""
+    failed = set()
+    for node in nodes:
+        for part in str(node).split("."):
+            for subject in subjects:
+                if part.startswith(f"sub_{subject}_"):
+                    failed.add(subject)
+    return sorted(failed)
+
+
 def main(argv=None) -> int:
+    from nipype_ward.cli._running import print_data_warnings
     from nipype_ward.cli.parser import parse_settings
 
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = parse_settings(argv)
+    print_data_warnings("nipype-ward")
     try:
         runs = bids.collect_runs(settings.bids_dir, settings.selection)
         for warning in check_runs(settings, runs):
@@ -225,27 +287,22 @@ def main(argv=None) -> int:
                 print(f"nipype-ward: warning: {warning}", file=sys.stderr)
         if settings.output_dir.resolve() == settings.bids_dir.resolve():
             raise InputError(settings.output_dir, "the output folder must not be the input dataset")
-        check_writable(settings.output_dir, "output folder")
-        check_writable(settings.work_dir, "work folder (-w)")
-        bids.write_dataset_description(settings.output_dir, settings.bids_dir)
-        bids.write_bidsignore(settings.output_dir, surface_spaces={
-            str(run.entities["space"]) for run in runs if run.is_surface})
-        save_run_config(settings, runs, argv)
+        made = {path: not path.exists() for path in (settings.output_dir, settings.work_dir)}
+        try:
+            check_writable(settings.output_dir, "output folder")
+            check_writable(settings.work_dir, "work folder (-w)")
+        except InputError:
+            for path in (settings.work_dir, settings.output_dir):
+                if made[path]:
+                    shutil.rmtree(path, ignore_errors=True)
+            raise
+        delivered, error = run_staged(settings, runs, argv,
+                                      made_work_dir=made[settings.work_dir])
+        if not delivered and made[settings.output_dir]:
+            with contextlib.suppress(OSError):  # empty unless another run writes there
+                settings.output_dir.rmdir()
 
-        from nipype_ward.cli._running import run_graph
-
-        if settings.analysis_level == "group":
-            from nipype_ward.workflows.group import init_group_level_wf
-
-            workflow = init_group_level_wf(settings, runs)
-        else:
-            from nipype_ward.workflows.base import init_nipype_ward_wf
-
-            workflow = init_nipype_ward_wf(settings, runs)
-        run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
-                  plugin_args=settings.plugin_args, verbose=settings.debug)
-
-        if settings.analysis_level == "group":
+        if settings.analysis_level == "group" and error is None:
             bids.write_atlas_dataset(settings.output_dir / bids.ATLAS_DIR, settings.bids_dir,
                                      templates=sorted({str(r.entities["space"]) for r in runs}))
             from nipype_ward.reports.assemble import write_group_report
@@ -256,11 +313,13 @@ def main(argv=None) -> int:
         if settings.analysis_level == "participant":
             from nipype_ward.reports.assemble import write_subject_report
 
-            for subject in sorted({run.entities["subject"] for run in runs}):
+            for subject in delivered:
                 write_subject_report(settings.output_dir, subject, run_id=settings.run_id,
                                      parameters=settings.parcellation.as_dict(),
                                      surface=any(run.is_surface for run in runs
                                                  if run.entities["subject"] == subject))
+        if error is not None:
+            raise error
     except (InputError, RuntimeError, OSError, ValueError) as exc:
         if settings.debug:
             traceback.print_exc()

@@ -32,6 +32,11 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
         "statistic, res, desc, suffix...); a value of None removes one",
     )
     meta_dict = traits.Dict(desc="the JSON sidecar's content; no sidecar when not given")
+    labels_file = InputMultiObject(
+        traits.Str,
+        desc="for a metrics JSON in_file: the delivered label file(s) it measures, set as "
+        "its labels_file entry relative to it (not the working file it was computed from)",
+    )
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):
@@ -59,15 +64,25 @@ class DerivativesSink(SimpleInterface):
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
-        self._results.update(_deliver(in_file, out_file, self.inputs.meta_dict,
-                                      fileio.sidecar_path(out_file)))
+        labels = list(self.inputs.labels_file) if isdefined(self.inputs.labels_file) else []
+        self._results.update(_deliver(
+            in_file, out_file, self.inputs.meta_dict, fileio.sidecar_path(out_file),
+            relative={"labels_file": labels[0] if len(labels) == 1 else labels} if labels
+            else None))
         return runtime
 
 
-def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path) -> dict:
-    """Copy a derivative into place and write its sidecar (if any), each written then renamed."""
+def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path, relative=None) -> dict:
+    """Copy a derivative into place and write its sidecar (if any), each written then renamed.
+
+    ``relative``: for a JSON ``in_file``, entries set to delivered paths
+    (:func:`nipype_ward.fileio.copy_json`).
+    """
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    fileio.copy_atomically(in_file, out_file)
+    if relative:
+        fileio.copy_json(in_file, out_file, relative=relative)
+    else:
+        fileio.copy_atomically(in_file, out_file)
     results = {"out_file": str(out_file)}
     if isdefined(meta_dict):
         results["out_meta"] = str(fileio.save_json(meta_dict, sidecar))

@@ -9,7 +9,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward.fileio import copy_atomically
+from nipype_ward.fileio import copy_atomically, copy_json, load_json
 
 
 class _ExportFilesInputSpec(BaseInterfaceInputSpec):
@@ -31,7 +31,9 @@ class ExportFiles(SimpleInterface):
 
     Each copy is written to a temporary name beside its destination, then
     renamed: a file appears complete or not at all, with the mode the umask
-    gives. One node for all the files of a run keeps the scheduler's
+    gives. In a JSON file, an entry naming another of the files (a metrics
+    JSON's ``labels_file``) is set to that file's destination, relative to
+    the JSON. One node for all the files of a run keeps the scheduler's
     overhead (about 0.1 s a node under MultiProc) off the critical path.
     """
 
@@ -44,9 +46,18 @@ class ExportFiles(SimpleInterface):
             raise ValueError(
                 f"{len(in_files)} files to export but {len(out_files)} destinations"
             )
+        destination = dict(zip(in_files, out_files))
         for source, target in zip(in_files, out_files):
             if not target.startswith("/"):
                 raise ValueError(f"destination must be an absolute path, got {target}")
-            copy_atomically(source, target)
+            if source.endswith(".json"):
+                # Entries naming another file delivered here (a metrics JSON's
+                # labels_file) name it where it is delivered, relative to the JSON.
+                payload = load_json(source)
+                copy_json(source, target, relative={
+                    key: destination[value] for key, value in payload.items()
+                    if isinstance(value, str) and value in destination})
+            else:
+                copy_atomically(source, target)
         self._results["out_files"] = out_files
         return runtime

@@ -47,7 +47,7 @@ class _PrepareSignalsOutputSpec(TraitedSpec):
     )
     mask_file = File(exists=True, desc="the brain mask used, uint8, on the BOLD grid")
     mean_file = File(exists=True, desc="temporal mean of the BOLD series, float32")
-    n_voxels = traits.Int(desc="number of voxels in the mask")
+    n_voxels = traits.Int(desc="number of voxels in the mask (constant voxels left out)")
     n_volumes = traits.Int(desc="number of volumes of the series")
 
 
@@ -60,7 +60,10 @@ class PrepareSignals(SimpleInterface):
     inside the mask, prepared (nilearn's ``signal.clean``: detrending,
     filtering, confounds, standardization; nothing by default), is written
     as a memory-mappable array that the tree, its halves and every
-    compression read.
+    compression read. Voxels of a given mask whose series is constant are
+    left out of ``mask_file`` (counted as ``n_voxels_constant`` in
+    ``series_info``, with a warning); an EPI mask of an image without
+    background is an error naming the BOLD.
     """
 
     input_spec = _PrepareSignalsInputSpec

@@ -11,6 +11,7 @@ from nipype.interfaces.base import (
     InputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -92,6 +93,41 @@ class WardTree(SimpleInterface):
         self._results["tree_file"] = tree_file
         self._results["half_tree_files"] = half_tree_files
         return tree_file
+
+
+class _CheckParcelCountsInputSpec(BaseInterfaceInputSpec):
+    mask_file = File(exists=True, mandatory=True,
+                     desc="the mask the tree will be built on (PrepareSignals' mask_file)")
+    n_clusters = InputMultiObject(traits.Int, mandatory=True, desc="numbers of parcels")
+    source_file = traits.Str(desc="the BOLD the mask is of, named in the error instead of "
+                             "the mask (which may be a working file)")
+
+
+class _CheckParcelCountsOutputSpec(TraitedSpec):
+    mask_file = File(exists=True, desc="the same mask, once checked")
+
+
+class CheckParcelCounts(SimpleInterface):
+    """Every K must fit in the mask: checked once the mask is known, before any tree.
+
+    A pass-through for ``mask_file``: the tree and cuts take the mask from
+    here, so a K larger than the mask (an EPI mask being known only once
+    the series is read) fails in a second, not after the trees. K is not
+    an input of the nodes before it: changing K re-reads nothing.
+    """
+
+    input_spec = _CheckParcelCountsInputSpec
+    output_spec = _CheckParcelCountsOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype_ward.image import load_mask
+
+        n_voxels = int(load_mask(self.inputs.mask_file)[0].sum())
+        where = self.inputs.source_file if isdefined(self.inputs.source_file) \
+            else self.inputs.mask_file
+        steps.check_n_clusters_in_mask(self.inputs.n_clusters, n_voxels, where)
+        self._results["mask_file"] = self.inputs.mask_file
+        return runtime
 
 
 class _CutWardTreeInputSpec(BaseInterfaceInputSpec):

@@ -123,6 +123,7 @@ def init_ds_run_wf(
             [{"desc": f"{desc or ''}ward{int(k)}", "suffix": "bold"} for k in n_clusters],
             "bold_meta",
         )
+    label_sinks = []
     for field, (entities, meta_field) in per_k.items():
         source, out_fields = inputnode, [(field, "")]
         if hemispheres and field in PER_HEMISPHERE:
@@ -130,10 +131,13 @@ def init_ds_run_wf(
                                 run_without_submitting=True)
             workflow.connect([(inputnode, source, [(field, "in_file")])])
             out_fields = [("left_file", "L"), ("right_file", "R")]
+        # A metrics JSON names the delivered labels it measures, not a working file.
+        with_labels = field == "metrics_files" and bool(label_sinks)
         for out_field, hemi in out_fields:
             node = pe.MapNode(
                 DerivativesSink(**common),
-                iterfield=["in_file", "entities"] + (["meta_dict"] if meta_field else []),
+                iterfield=["in_file", "entities"] + (["meta_dict"] if meta_field else [])
+                + (["labels_file"] if with_labels else []),
                 name=f"ds_{field}" + (f"_hemi{hemi}" if hemi else ""),
                 run_without_submitting=True,
             )
@@ -142,6 +146,10 @@ def init_ds_run_wf(
             workflow.connect([(source, node, [(out_field, "in_file")])])
             if meta_field:
                 workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
+            if field == "labels_files":
+                label_sinks.append(node)
+            if with_labels:
+                _connect_labels(workflow, label_sinks, node)
     for field, entities in PER_RUN_OUTPUTS.items():
         if field not in wanted:
             continue
@@ -155,3 +163,23 @@ def init_ds_run_wf(
         + [(gather, outputnode, [("out", "out_files")])]
     )
     return workflow
+
+
+def _connect_labels(workflow, label_sinks, metrics_sink) -> None:
+    """Give each K's metrics sink the delivered label file(s) of that K (both hemispheres')."""
+    if len(label_sinks) == 1:
+        workflow.connect([(label_sinks[0], metrics_sink, [("out_file", "labels_file")])])
+        return
+    pairs = pe.Node(niu.Function(function=_per_k, input_names=["left", "right"],
+                                 output_names=["pairs"]),
+                    name="labels_per_k", run_without_submitting=True)
+    workflow.connect([
+        (label_sinks[0], pairs, [("out_file", "left")]),
+        (label_sinks[1], pairs, [("out_file", "right")]),
+        (pairs, metrics_sink, [("pairs", "labels_file")]),
+    ])
+
+
+def _per_k(left, right):
+    """[[left_1, right_1], [left_2, right_2], ...] from the two hemispheres' lists."""
+    return [[a, b] for a, b in zip(left, right)]

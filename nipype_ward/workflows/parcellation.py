@@ -9,6 +9,7 @@ from nipype.pipeline import engine as pe
 
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.interfaces import (
+    CheckParcelCounts,
     CutWardTree,
     GridConnectivity,
     MeshConnectivity,
@@ -203,6 +204,11 @@ def init_ward_parcellation_wf(
             grid_connectivity.inputs.left_surface = str(left)
         if right is not None:
             grid_connectivity.inputs.right_surface = str(right)
+    # Every K against the mask, the moment it is known: before any tree.
+    check_counts = pe.Node(CheckParcelCounts(n_clusters=n_clusters), name="check_counts",
+                           run_without_submitting=True)
+    if not prepared:
+        workflow.connect([(inputnode, check_counts, [("bold_file", "source_file")])])
     ward_tree = pe.Node(
         WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
     )
@@ -219,9 +225,10 @@ def init_ward_parcellation_wf(
 
     # fmt: off
     workflow.connect([
-        (source, grid_connectivity, [("mask_file", "mask_file")]),
-        (source, ward_tree, [("series_file", "series_file"),
-                             ("mask_file", "mask_file")]),
+        (source, check_counts, [("mask_file", "mask_file")]),
+        (check_counts, grid_connectivity, [("mask_file", "mask_file")]),
+        (source, ward_tree, [("series_file", "series_file")]),
+        (check_counts, ward_tree, [("mask_file", "mask_file")]),
         (grid_connectivity, ward_tree, [("connectivity_file", "connectivity_file")]),
         (ward_tree, cut_tree, [("tree_file", "tree_file")]),
         (source, cut_tree, [("mask_file", "mask_file")]),

@@ -285,6 +285,7 @@ def read_prepared(
                              "data are the grayordinates")
         X, models, header_img = _read_surface(bold_path, right_path)
         _warn_constant_points(X, bold_path)
+        n_constant = 0  # kept: the brain models list the grayordinates
         resolved["preparation"] = resolve_preparation(preparation, bold_path, header_img,
                                                       X.shape[1], right_path=right_path)
         mask = np.ones(X.shape[0], dtype=bool)
@@ -318,7 +319,7 @@ def read_prepared(
         kept = [int(i) for i in found.sample_mask]
     return VoxelSeries(
         X, mask, bold_img, found.t_r, str(bold_path), asdict(preparation), n_volumes, kept,
-        n_constant if not is_surface(bold_path) else 0,
+        n_constant,
     ), mean_img
 
 

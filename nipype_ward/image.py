@@ -311,8 +311,10 @@ def check_same_grid(img, img_path, reference, reference_path) -> None:
     structures, vertices and voxels, in the same order.
     """
     if is_cifti_image(img) or is_cifti_image(reference):
+        from nipype_ward import cifti
+
         if not (is_cifti_image(img) and is_cifti_image(reference)) or \
-                img.header.get_axis(1) != reference.header.get_axis(1):
+                cifti.brain_models_of(img) != cifti.brain_models_of(reference):
             raise InputError(img_path, f"its grayordinates differ from those of "
                              f"{reference_path}: both must have the same brain models")
         return

@@ -296,3 +296,30 @@ def fmriprep_dir(tmp_path_factory):
     """A small fMRIPrep output dataset (see FMRIPREP_SKELETON), written once."""
     return write_fmriprep_dataset(tmp_path_factory.mktemp("fmriprep") / "fmriprep",
                                   spikes=SPIKES)
+
+
+def assert_same_grayordinates(ours, axis) -> None:
+    """Our grayordinates (nipype_ward.cifti.Grayordinates) hold what nibabel's axis holds.
+
+    Field by field against nibabel's ``BrainModelAxis`` (read by nibabel
+    from the same file): structures and their grayordinates, vertices,
+    voxels, mesh sizes and the volume.
+    """
+    from nipype_ward import cifti
+
+    n = len(axis)
+    assert len(ours) == n
+    assert ours.nvertices == {str(k): int(v) for k, v in axis.nvertices.items()}
+    if (~axis.surface_mask).any():
+        assert ours.volume_shape == tuple(axis.volume_shape)
+        np.testing.assert_array_equal(ours.affine, axis.affine)
+    for (name, part, model), (ref_name, ref_part, ref) in zip(
+            cifti.structures(ours), axis.iter_structures(), strict=True):
+        assert name == ref_name and range(n)[part] == range(n)[ref_part]
+        if model.is_surface:
+            assert ref.surface_mask.all() and model.voxel is None
+            np.testing.assert_array_equal(model.vertex, ref.vertex)
+        else:
+            assert ref.volume_mask.all() and model.vertex is None
+            np.testing.assert_array_equal(model.voxel, ref.voxel)
+

@@ -40,6 +40,31 @@ def test_zscore_is_nilearns(rng):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.int64])
+def test_zscore_alone_is_nilearns_bit_for_bit_without_importing_it(dtype, rng, tmp_path):
+    """z-scoring alone skips nilearn.signal (2 s to import) and gives its very bytes.
+
+    Reference: nilearn.signal.clean on the same series, including a constant
+    voxel (nilearn divides it by 1) and integer data (nilearn's float types).
+    """
+    X = (rng.normal(1000, 100, (300, 40))).astype(dtype)
+    X[3] = 7
+    ours = prepare_signals(X, standardize="zscore_sample")
+    ref = clean(X.T, detrend=False, standardize="zscore_sample", filter=False,
+                ensure_finite=False).T
+    assert ours.dtype == ref.dtype and ours.flags.c_contiguous
+    np.testing.assert_array_equal(ours, ref)
+    np.save(tmp_path / "X.npy", X)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", (
+        "import sys, numpy as np; from nipype_ward.signals import prepare_signals; "
+        f"prepare_signals(np.load({str(tmp_path / 'X.npy')!r}), standardize='zscore_sample'); "
+        "print('nilearn.signal' in sys.modules)")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_confounds_are_regressed_out(rng):
     confounds = rng.standard_normal((40, 2))
     X = rng.standard_normal((10, 40)) + rng.standard_normal((10, 2)) @ confounds.T * 5

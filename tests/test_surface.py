@@ -7,6 +7,7 @@ import pytest
 from nibabel import cifti2
 from scipy.sparse import csgraph
 
+from conftest import assert_same_grayordinates
 from nipype_ward import cifti, gifti
 from nipype_ward.connectivity import block_connectivity, mesh_connectivity
 from nipype_ward.ward import build_ward_tree, cut_tree
@@ -169,7 +170,12 @@ def test_cifti_labels_and_parcel_series_go_through_nibabel(tmp_path, fsaverage5)
             dtseries)
     dense = cifti.load_dtseries(dtseries)
     np.testing.assert_array_equal(dense.X, data.T)
-    assert dense.brain_models == models and dense.series.step == 2.0
+    assert dense.series.step == 2.0
+    # Our grayordinates, read from the map, hold what nibabel's axis holds.
+    assert_same_grayordinates(dense.brain_models, models)
+    assert dense.brain_models == cifti.Grayordinates.from_axis(models)
+    # The parcels of a .ptseries.nii written here are those nibabel makes from the
+    # labels (ParcelsAxis.from_brain_models, one BrainModelAxis cut per parcel).
     values = rng.integers(1, 11, size=n)
     dlabel = cifti.save_dlabel(values, models, tmp_path / "ward10.dlabel.nii")
     back = nb.load(dlabel)
@@ -182,6 +188,8 @@ def test_cifti_labels_and_parcel_series_go_through_nibabel(tmp_path, fsaverage5)
     back = nb.load(ptseries)
     series_axis, parcels = (back.header.get_axis(i) for i in range(2))
     assert isinstance(parcels, cifti2.ParcelsAxis) and len(parcels) == 10
+    assert parcels == cifti2.ParcelsAxis.from_brain_models(
+        [(f"parcel_{k:02d}", models[values == k]) for k in range(1, 11)])
     assert series_axis.size == 15
     np.testing.assert_allclose(np.asanyarray(back.dataobj), means.T, rtol=1e-6)
     bad = tmp_path / "nan.dtseries.nii"

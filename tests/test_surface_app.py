@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import RUNS, brainspace_fslr, run_app, write_templateflow_fslr
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse import csgraph
 
 K_FSLR = (30, 100)

@@ -173,6 +173,12 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
     # live for the whole run anyway: frozen, the collector skips them.
     gc.collect()
     gc.freeze()
+    if plugin == "MultiProc":
+        # The scheduler looks every POLL_SLEEP_S and collects at most looks;
+        # what Workflow.run builds after this point (the flat and expanded
+        # graphs, the nodes' results) would be walked each time, a core's
+        # worth of a 2-core run. Frozen again as each node starts and ends.
+        plugin_args = {**plugin_args, "status_callback": _freeze_survivors}
     runner = batch_plugin(plugin, plugin_args) if batch else plugin
     try:
         return workflow.run(plugin=runner, plugin_args=plugin_args)
@@ -181,6 +187,17 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
         raise GraphError(message or str(exc), nodes, input_error) from exc
     finally:
         gc.unfreeze()
+
+
+def _freeze_survivors(node, status) -> None:
+    """Nipype's status callback (a node starts or ends): freeze what survives a young collection.
+
+    The young generations hold the objects made since the last freeze; what
+    outlives their collection is the scheduler's and the results' state,
+    alive until the run ends (when :func:`run_graph` unfreezes everything).
+    """
+    gc.collect(1)
+    gc.freeze()
 
 
 def node_durations(exec_graph) -> dict:

@@ -46,7 +46,8 @@ class PlotParcellation(SimpleInterface):
     """The parcellation over the mean EPI (nilearn's ``plot_roi``), as PNG.
 
     Surface data (with the meshes): the parcels on both cortices, lateral
-    and medial views (nilearn's ``plot_surf_roi``).
+    and medial views (nilearn's views, drawn without mplot3d by
+    :mod:`nipype_ward.reports.surface`).
     """
 
     input_spec = _PlotParcellationInputSpec

@@ -1,8 +1,11 @@
-"""The seed example's figures: a parcellation over the mean EPI, and a
-volume of the series beside its compressed version.
+"""The figures of a parcellation: its parcels, a volume of the series beside
+its compressed version, and the quality against K.
 
-matplotlib and nilearn's plotting are imported inside the functions: they
-cost about a second, paid only by the process that draws.
+Volumes are drawn by nilearn (``plot_roi``, ``plot_epi``, as in the seed
+example); surfaces by :mod:`nipype_ward.reports.surface`, nilearn's views
+without mplot3d. matplotlib and nilearn's plotting are imported inside the
+functions: they cost one to three seconds, paid only by the process that
+draws, and a surface figure never imports ``nilearn.plotting``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from nipype_ward import fileio, image
+from nipype_ward.reports import surface
 
 
 def _pyplot():
@@ -93,41 +97,41 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
     return out_png
 
 
-def _surface_views(plt, rows: int):
-    figure, axes = plt.subplots(rows, 4, subplot_kw={"projection": "3d"},
-                                figsize=(12, 2.9 * rows), squeeze=False)
-    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0, hspace=0.05)
-    return figure, axes
+def _surface_views(plt, columns: int = 4):
+    """A row of plain axes for views of the cortices, and the pixel shape of each."""
+    dpi = 80
+    figure, axes = plt.subplots(1, columns, figsize=(3 * columns, 2.9), dpi=dpi, squeeze=False)
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0, hspace=0)
+    box = axes[0][0].get_position()
+    shape = (round(box.height * 2.9 * dpi), round(box.width * 3 * columns * dpi))
+    for axis in axes[0]:
+        axis.set_axis_off()
+    return figure, axes[0], shape
 
 
-_VIEWS = (("L", "left", "lateral"), ("L", "left", "medial"), ("R", "right", "medial"),
-          ("R", "right", "lateral"))
+def _draw_cortices(axes, shape, values: dict, meshes: dict, colours, *, labels: bool,
+                   views=surface.VIEWS):
+    """Cortices along a row of axes: by default both, lateral and medial.
 
-
-def _facing(mesh, towards: float) -> np.ndarray:
-    """The triangles of a mesh whose outer side faces a camera on the x axis (sign ``towards``).
-
-    The others are hidden from a lateral or medial view; not drawing them
-    halves matplotlib's work and changes nothing visible. Outward is found
-    from the mesh itself (the normals point away from its centre on average).
+    One scale for every view (:func:`~nipype_ward.reports.surface.fit_cameras`),
+    so the hemispheres keep their sizes; a hemisphere without data is left blank.
     """
-    c, f = mesh.coordinates, mesh.faces
-    normals = np.cross(c[f[:, 1]] - c[f[:, 0]], c[f[:, 2]] - c[f[:, 0]])
-    outward = np.sum(normals * (c[f].mean(axis=1) - c.mean(axis=0))) >= 0
-    return f[(normals[:, 0] * towards > 0) == outward]
-
-
-def _draw_cortices(axes, figure, values: dict, meshes: dict, plot, views=None, **options):
-    """Cortices along one row of axes: by default both, lateral and medial."""
-    for axis, (hemi, side, view) in zip(axes, views or _VIEWS):
+    cameras = surface.fit_cameras({hemi: tuple(mesh) for hemi, mesh in meshes.items()}, shape)
+    for axis, (hemi, view) in zip(axes, views):
         if hemi not in values:
-            axis.set_axis_off()
             continue
         mesh = meshes[hemi]
-        # nilearn's cameras: left lateral and right medial look from -x.
-        towards = -1.0 if (side == "left") == (view == "lateral") else 1.0
-        plot((mesh.coordinates, _facing(mesh, towards)), values[hemi], hemi=side, view=view,
-             axes=axis, figure=figure, colorbar=False, **options)
+        axis.imshow(surface.render(mesh.coordinates, mesh.faces, values[hemi], hemi, view, shape,
+                                   camera_of=cameras[hemi, view], colours=colours,
+                                   labels=labels, shade=labels),
+                    interpolation="nearest")
+
+
+def _colours(plt, cmap: str, vmin: float, vmax: float):
+    from matplotlib.colors import Normalize
+
+    cmap, norm = plt.get_cmap(cmap), Normalize(vmin, vmax, clip=True)
+    return lambda values: cmap(norm(values))
 
 
 def _cortex_values(labels_or_values, brain_models):
@@ -147,21 +151,20 @@ def _load_meshes(surfaces) -> dict:
 def _not_drawn(brain_models) -> str:
     from nipype_ward import cifti
 
-    volume = sum(len(model) for name, _, model in cifti.structures(brain_models)
+    volume = sum(model.size for name, _, model in cifti.structures(brain_models)
                  if name not in cifti.CORTEX.values())
     return f"; {volume} subcortical grayordinates not drawn" if volume else ""
 
 
 def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
-    """Surface labels (``.dlabel.nii``) on the cortices, lateral and medial (nilearn's ``plot_surf_roi``).
+    """Surface labels (``.dlabel.nii``) on the cortices, lateral and medial, as PNG.
 
     ``surfaces`` are the (left, right) meshes of the data's space; vertices
-    without data (the medial wall) are left blank, and parcels get shuffled
-    colours so that neighbours differ.
+    without data (the medial wall) are grey, and parcels get shuffled
+    colours so that neighbours differ. The views are nilearn's
+    (``plot_surf_roi``), drawn by :mod:`nipype_ward.reports.surface`.
     """
     plt = _pyplot()
-    from nilearn import plotting
-
     from nipype_ward import cifti
 
     img = image.load_image(labels_file)
@@ -170,9 +173,9 @@ def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
     n_parcels = int(labels.max())
     shuffled = np.r_[0, np.random.default_rng(0).permutation(n_parcels) + 1][labels]
     values = _cortex_values(np.where(labels > 0, shuffled, np.nan), models)
-    figure, axes = _surface_views(plt, 1)
-    _draw_cortices(axes[0], figure, values, _load_meshes(surfaces), plotting.plot_surf_roi,
-                   cmap="gist_ncar", vmin=1, vmax=max(n_parcels, 2))
+    figure, axes, shape = _surface_views(plt)
+    _draw_cortices(axes, shape, values, _load_meshes(surfaces),
+                   _colours(plt, "gist_ncar", 1, max(n_parcels, 2)), labels=True)
     figure.suptitle((title or f"Ward parcellation ({n_parcels} parcels)") + _not_drawn(models))
     figure.savefig(str(out_png), dpi=80)
     plt.close(figure)
@@ -185,11 +188,9 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
 
     As :func:`plot_compression`: the prepared series, each grayordinate given
     its parcel's mean, one colour range (the 1st to 99th percentiles of the
-    original volume on the cortices).
+    original volume on the cortices), lateral views.
     """
     plt = _pyplot()
-    from nilearn import plotting
-
     from nipype_ward import cifti
 
     mask, mask_img = image.load_mask(mask_file)
@@ -205,14 +206,15 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     drawn = np.concatenate([values[np.isfinite(values)]
                             for values in _cortex_values(original, models).values()])
     vmin, vmax = (float(v) for v in np.percentile(drawn, [1, 99]))
+    colours = _colours(plt, "gray", vmin, vmax)
     meshes = _load_meshes(surfaces)
-    figure, axes = _surface_views(plt, 1)
-    lateral = (("L", "left", "lateral"), ("R", "right", "lateral"))
-    for columns, (values, title) in zip((axes[0][:2], axes[0][2:]), (
+    figure, axes, shape = _surface_views(plt)
+    lateral = (("L", "lateral"), ("R", "lateral"))
+    for columns, (values, title) in zip((axes[:2], axes[2:]), (
             (original, f"Volume {volume} ({mask.sum()} grayordinates)"),
             (compressed, f"Compressed ({labels.max() + 1} parcels){_not_drawn(models)}"))):
-        _draw_cortices(columns, figure, _cortex_values(values, models), meshes,
-                       plotting.plot_surf, views=lateral, cmap="gray", vmin=vmin, vmax=vmax)
+        _draw_cortices(columns, shape, _cortex_values(values, models), meshes, colours,
+                       labels=False, views=lateral)
         columns[0].set_title(title, loc="left", fontsize=10)
     figure.savefig(str(out_png), dpi=80)
     plt.close(figure)

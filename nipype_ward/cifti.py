@@ -454,6 +454,9 @@ def _read(path) -> cifti2.Cifti2Image:
     from nibabel.arrayproxy import reshape_dataobj
     from nibabel.cifti2.parse_cifti2 import Cifti2Extension, _Cifti2AsNiftiImage
 
+    is_cifti, _ = cifti2.Cifti2Image.path_maybe_image(str(path))  # nibabel.load's sniffing
+    if not is_cifti:
+        raise ValueError("not a NIfTI-2 file")
     nifti = _Cifti2AsNiftiImage.from_filename(str(path))
     for extension in nifti.header.extensions:
         if isinstance(extension, Cifti2Extension):

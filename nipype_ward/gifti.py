@@ -182,8 +182,8 @@ def save_series(X, path, *, hemisphere: str, t_r=None) -> Path:
     return save_atomically(lambda tmp: Path(tmp).write_bytes(img.to_bytes()), path)
 
 
-def series_shape(path) -> tuple[int, int]:
-    """(vertices, volumes) of a ``.func.gii`` from its XML tags, without decoding its data.
+def _data_array_tags(path) -> list[dict]:
+    """The attributes of each ``DataArray`` of a GIFTI file, without decoding its data.
 
     The XML is parsed (expat, as nibabel does, any quoting and spacing of the
     attributes) but the data arrays' text is not decoded; a truncated or
@@ -194,13 +194,11 @@ def series_shape(path) -> tuple[int, int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    shapes = []
+    tags = []
 
     def start(name, attributes):
-        if name == "DataArray":  # nibabel's reading: Dim0 .. Dim<Dimensionality - 1>
-            n_dims = int(attributes.get("Dimensionality", 0))
-            shapes.append([int(attributes[f"Dim{i}"]) for i in range(n_dims)
-                           if f"Dim{i}" in attributes])
+        if name == "DataArray":
+            tags.append(dict(attributes))
 
     parser = expat.ParserCreate()
     parser.StartElementHandler = start
@@ -208,6 +206,45 @@ def series_shape(path) -> tuple[int, int]:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as stream:
             parser.ParseFile(stream)
     except (OSError, EOFError, zlib.error, expat.ExpatError, ValueError) as exc:
+        raise InputError(path, f"not a readable GIFTI file ({exc})") from exc
+    return tags
+
+
+def _shape_of(tag: dict) -> list[int]:
+    """nibabel's reading of a DataArray's shape: Dim0 .. Dim<Dimensionality - 1>."""
+    n_dims = int(tag.get("Dimensionality", 0))
+    return [int(tag[f"Dim{i}"]) for i in range(n_dims) if f"Dim{i}" in tag]
+
+
+def mesh_shape(path) -> tuple[int, int]:
+    """(vertices, triangles) of a ``.surf.gii`` from its XML tags, without decoding its data."""
+    found = {}
+    try:
+        for tag in _data_array_tags(path):
+            intent = tag.get("Intent")
+            if intent in ("NIFTI_INTENT_POINTSET", "NIFTI_INTENT_TRIANGLE"):
+                found.setdefault(intent, []).append(_shape_of(tag))
+    except ValueError as exc:  # a Dim that is not a number
+        raise InputError(path, f"not a readable GIFTI file ({exc})") from exc
+    points, triangles = found.get("NIFTI_INTENT_POINTSET", []), \
+        found.get("NIFTI_INTENT_TRIANGLE", [])
+    if len(points) != 1 or len(triangles) != 1:
+        raise InputError(path, "a surface holds one POINTSET and one TRIANGLE array; "
+                         "give a .surf.gii mesh")
+    if len(points[0]) != 2 or points[0][1] != 3 or len(triangles[0]) != 2 \
+            or triangles[0][1] != 3 or points[0][0] < 0 or triangles[0][0] < 0:
+        raise InputError(path, f"bad mesh shapes {tuple(points[0])} and {tuple(triangles[0])}")
+    return points[0][0], triangles[0][0]
+
+
+def series_shape(path) -> tuple[int, int]:
+    """(vertices, volumes) of a ``.func.gii`` from its XML tags, without decoding its data.
+
+    A truncated or broken file is an :class:`InputError`.
+    """
+    try:
+        shapes = [_shape_of(tag) for tag in _data_array_tags(path)]
+    except ValueError as exc:
         raise InputError(path, f"not a readable GIFTI file ({exc})") from exc
     if not shapes:
         raise InputError(path, "the GIFTI file has no data array")

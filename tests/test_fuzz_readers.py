@@ -34,7 +34,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from conftest import assert_same_grayordinates
 from nibabel import cifti2
@@ -799,6 +799,11 @@ def check_gifti_readers(path):
         assert mesh_ok, f"load_mesh read {path}, not a valid mesh ({mesh_ref!r})"
         np.testing.assert_array_equal(mesh.coordinates, mesh_ref[0])
         np.testing.assert_array_equal(mesh.faces, mesh_ref[1])
+    status, shape = outcome(path, gifti.mesh_shape, path)
+    if status == "ok" and mesh_ok:  # a peek at the XML: right whenever the mesh is readable
+        assert shape == (len(mesh_ref[0]), len(mesh_ref[1])), shape
+    if mesh_ok:  # what load_mesh reads, mesh_shape peeks at
+        assert status == "ok", f"mesh_shape refused {path}, a valid mesh: {shape!r}"
     return ok, X
 
 
@@ -1031,6 +1036,10 @@ def test_cifti_gives_nibabels_data_or_a_clear_error(spec):
 
 @fuzz_settings(120)
 @given(spec=cifti_specs(), corrupt=cifti_corruptions())
+# Found by this test: a broken sizeof_hdr, which nibabel.load refuses to sniff.
+@example(spec={"structures": ("CortexLeft",), "first_axis": "series", "n_rows": 3, "step": 2.0,
+               "extra_columns": 0, "nonfinite": False, "seed": 0},
+         corrupt=Corruption("anywhere", cut=0.5, positions=[0.0], values=[255]))
 def test_corrupt_cifti_gives_a_clear_error(spec, corrupt):
     with tempfile.TemporaryDirectory() as folder:
         path = write_cifti(folder, spec, corrupt)

@@ -82,7 +82,7 @@ def _surface_header(run: bids.Run, settings: AppSettings):
     from nipype_ward.workflows.base import run_meshes
 
     paths = run_meshes(run, settings)
-    meshes = [gifti.load_mesh(path) for path in paths]
+    mesh_vertices = [gifti.mesh_shape(path)[0] for path in paths]
     if run.right is None:
         img = cifti.load_cifti(run.bold)
         models = cifti.brain_models_of(img)
@@ -97,10 +97,10 @@ def _surface_header(run: bids.Run, settings: AppSettings):
                              f"{shapes[0][1]}")
         counts = {"L": shapes[0][0], "R": shapes[1][0]}
         n_points, n_volumes = shapes[0][0] + shapes[1][0], shapes[0][1]
-    for hemi, mesh, path in zip("LR", meshes, paths):
-        if hemi in counts and counts[hemi] != mesh.n_vertices:
+    for hemi, n_vertices, path in zip("LR", mesh_vertices, paths):
+        if hemi in counts and counts[hemi] != n_vertices:
             raise InputError(run.bold, f"the {hemi} cortex has {counts[hemi]} vertices but its "
-                             f"mesh {path} has {mesh.n_vertices}: give the data's own meshes "
+                             f"mesh {path} has {n_vertices}: give the data's own meshes "
                              "with --surfaces")
     if n_volumes < 2:
         raise InputError(run.bold, f"a series needs at least 2 volumes, got {n_volumes}")

@@ -391,14 +391,50 @@ def save_timeseries(means, path, *, column_names=None) -> Path:
 
 
 def save_table(columns: dict, path) -> Path:
-    """Write named columns of equal length as a TSV (BIDS tables: ``n/a`` for missing)."""
-    import pandas as pd
+    """Write named columns of equal length as a TSV (BIDS tables: ``n/a`` for missing).
 
-    table = pd.DataFrame(columns)
-    return save_atomically(
-        lambda tmp: table.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.6g"),
-        path,
-    )
+    The bytes of pandas' ``DataFrame(columns).to_csv(sep="\\t", index=False,
+    na_rep="n/a", float_format="%.6g")``, written with the csv module:
+    pandas takes half a second to import, and the tables are written by the
+    scheduler itself (cheap nodes are never cluster jobs).
+    """
+    import csv
+    import io
+
+    cells = {name: _cells(values) for name, values in columns.items()}
+    lengths = {len(column) for column in cells.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter="\t", lineterminator="\n")
+    writer.writerow(list(cells))
+    writer.writerows(zip(*cells.values()))
+    return save_atomically(lambda tmp: Path(tmp).write_text(text.getvalue()), path)
+
+
+def _cells(values) -> list[str]:
+    """A column's cells as pandas writes them: floats ``%.6g``, missing ``n/a``."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"a column is one-dimensional, got shape {values.shape}")
+    if values.dtype.kind == "f":
+        return ["n/a" if v != v else "%.6g" % v for v in values.tolist()]
+    if values.dtype.kind in "iub":
+        return [str(v) for v in values.tolist()]
+    return ["n/a" if v is None or (isinstance(v, float) and v != v) else str(v)
+            for v in values.tolist()]
+
+
+def load_table_column(path, name: str) -> np.ndarray:
+    """One column of a TSV this package wrote (:func:`save_table`), as floats (``n/a``: NaN)."""
+    import csv
+
+    with open(path, newline="") as stream:
+        rows = list(csv.reader(stream, delimiter="\t"))
+    if not rows or name not in rows[0]:
+        raise InputError(path, f"the table has no column {name!r}")
+    column = rows[0].index(name)
+    return np.array([np.nan if row[column] == "n/a" else float(row[column]) for row in rows[1:]])
 
 
 def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import nibabel as nb
 import numpy as np
 import pytest
@@ -142,3 +144,30 @@ def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
                                    rel=1e-9)
     for node, b in per_value.items():
         assert bigger[node] - big[node] == pytest.approx(0.5 * b, rel=1e-9)
+
+
+def test_tables_are_the_bytes_pandas_writes(tmp_path):
+    """save_table writes what pandas' to_csv writes for BIDS tables (the reference).
+
+    Integers, %.6g floats (NaN as n/a, -0, inf), strings needing quotes (a
+    tab, a double quote), None as n/a, booleans, float32.
+    """
+    import pandas as pd
+
+    columns = {
+        "index": np.arange(1, 6),
+        "name": [f"parcel_{i}" for i in range(5)],
+        "n_voxels": np.array([84, 63, 51, 27, 31]),
+        "x": np.array([1.234567891, -0.0, np.nan, 1e-7, 123456789.0]),
+        "structure": np.array(["CORTEX_LEFT", None, "b\tc", 'q"', "ok"], dtype=object),
+        "f32": np.array([0.1, 0.2, 0.3, np.inf, -np.inf], dtype=np.float32),
+        "flag": np.array([True, False, True, True, False]),
+    }
+    ours = fileio.save_table(columns, tmp_path / "ours.tsv")
+    pd.DataFrame(columns).to_csv(tmp_path / "pandas.tsv", sep="\t", index=False,
+                                 na_rep="n/a", float_format="%.6g")
+    assert Path(ours).read_bytes() == (tmp_path / "pandas.tsv").read_bytes()
+    read = pd.read_csv(ours, sep="\t", na_values=["n/a"])
+    np.testing.assert_array_equal(fileio.load_table_column(ours, "x"), read["x"].to_numpy())
+    with pytest.raises(ValueError, match="different lengths"):
+        fileio.save_table({"a": [1, 2], "b": [1]}, tmp_path / "bad.tsv")

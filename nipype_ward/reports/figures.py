@@ -228,8 +228,6 @@ def plot_quality(metrics_files, table_files, out_png):
     (:func:`nipype_ward.metrics.compression_summary`), ``table_files`` the
     matching ``_dseg.tsv`` tables (their ``n_voxels`` column).
     """
-    import pandas as pd
-
     plt = _pyplot()
     metrics = [fileio.load_json(path) for path in metrics_files]
     order = np.argsort([m["n_parcels"] for m in metrics])
@@ -248,9 +246,9 @@ def plot_quality(metrics_files, table_files, out_png):
     left.legend(frameon=False, fontsize=8)
     unit = "voxels"
     for i in order:
-        table = pd.read_csv(table_files[i], sep="\t")
-        unit = "voxels" if "n_voxels" in table else "grayordinates"
-        sizes = table[f"n_{unit}"].to_numpy()
+        with open(table_files[i]) as stream:
+            unit = "voxels" if "n_voxels" in stream.readline().split() else "grayordinates"
+        sizes = fileio.load_table_column(table_files[i], f"n_{unit}")
         right.hist(sizes, bins=30, histtype="step", label=f"K = {metrics[i]['n_parcels']}")
     right.set_xlabel(f"{unit} per parcel")
     right.set_ylabel("parcels")

@@ -149,17 +149,15 @@ class Grayordinates:
     def from_axis(cls, axis: cifti2.BrainModelAxis) -> Grayordinates:
         return cls.from_mapping(axis.to_mapping(1))
 
-    def mapping(self, dimension: int = 1):
-        """The CIFTI-2 map of these grayordinates (the file's own when read from one)."""
+    @property
+    def mapping(self):
+        """The CIFTI-2 map of these grayordinates, as a file's second dimension.
+
+        The file's own map when read from one, else built once.
+        """
         if self._mapping is None:
             self._mapping = self._build_mapping()
-        if list(self._mapping.applies_to_matrix_dimension) == [dimension]:
-            return self._mapping
-        import copy
-
-        mapping = copy.copy(self._mapping)
-        mapping.applies_to_matrix_dimension = [dimension]
-        return mapping
+        return self._mapping
 
     def _build_mapping(self):
         mapping = cifti2.Cifti2MatrixIndicesMap([1], "CIFTI_INDEX_TYPE_BRAIN_MODELS")
@@ -392,7 +390,7 @@ def save_ptseries(means, values, brain_models, series: cifti2.SeriesAxis, path, 
             cifti2.Cifti2VoxelIndicesIJK(np.concatenate(voxels)) if voxels else None,
             vertices))
     img = _Image(np.asarray(means, dtype=np.float32).T,
-                             header=_header(series.to_mapping(0), mapping))
+                 header=_header(series.to_mapping(0), mapping))
     img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_PARCELLATED_SERIES")
     return save_atomically(lambda tmp: nb.save(img, str(tmp)), path)
 
@@ -468,7 +466,7 @@ def _read(path) -> cifti2.Cifti2Image:
     header.matrix.metadata = parsed.matrix.metadata
     dataobj = nifti.dataobj
     return _Image(reshape_dataobj(dataobj, dataobj.shape[4:]), header=header,
-                              nifti_header=nifti.header, file_map=nifti.file_map)
+                  nifti_header=nifti.header, file_map=nifti.file_map)
 
 
 def _declared_shape(img) -> tuple[int | None, int]:
@@ -501,7 +499,7 @@ def _with_brain_models(axis, brain_models) -> tuple[cifti2.Cifti2Header, int]:
     if isinstance(brain_models, cifti2.Cifti2Image):
         mapping = brain_models.header.matrix.get_index_map(1)
     else:
-        mapping = as_grayordinates(brain_models).mapping(1)
+        mapping = as_grayordinates(brain_models).mapping
     return _header(axis.to_mapping(0), mapping), _map_size(mapping)
 
 

@@ -99,11 +99,10 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
 
 def _surface_views(plt, columns: int = 4):
     """A row of plain axes for views of the cortices, and the pixel shape of each."""
-    dpi = 80
-    figure, axes = plt.subplots(1, columns, figsize=(3 * columns, 2.9), dpi=dpi, squeeze=False)
+    figure, axes = plt.subplots(1, columns, figsize=(3 * columns, 2.9), dpi=80, squeeze=False)
     figure.subplots_adjust(left=0, right=1, bottom=0, top=0.9, wspace=0, hspace=0)
-    box = axes[0][0].get_position()
-    shape = (round(box.height * 2.9 * dpi), round(box.width * 3 * columns * dpi))
+    extent = axes[0][0].get_window_extent()  # in pixels at the figure's dpi
+    shape = (round(extent.height), round(extent.width))
     for axis in axes[0]:
         axis.set_axis_off()
     return figure, axes[0], shape
@@ -177,7 +176,7 @@ def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
     _draw_cortices(axes, shape, values, _load_meshes(surfaces),
                    _colours(plt, "gist_ncar", 1, max(n_parcels, 2)), labels=True)
     figure.suptitle((title or f"Ward parcellation ({n_parcels} parcels)") + _not_drawn(models))
-    figure.savefig(str(out_png), dpi=80)
+    figure.savefig(str(out_png), dpi=figure.dpi)
     plt.close(figure)
     return out_png
 
@@ -216,7 +215,7 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
         _draw_cortices(columns, shape, _cortex_values(values, models), meshes, colours,
                        labels=False, views=lateral)
         columns[0].set_title(title, loc="left", fontsize=10)
-    figure.savefig(str(out_png), dpi=80)
+    figure.savefig(str(out_png), dpi=figure.dpi)
     plt.close(figure)
     return out_png
 

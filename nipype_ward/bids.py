@@ -24,6 +24,7 @@ from pathlib import Path
 
 from nipype_ward import __version__
 from nipype_ward.fileio import InputError, file_extension, save_json, save_text
+from nipype_ward.folders import locked
 
 #: The pybids configuration of our outputs' entities and path patterns.
 BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
@@ -48,8 +49,6 @@ BIDSIGNORE = (
     "log",
     "atlases",  # the group level's BIDS-Atlas dataset, a dataset of its own
 )
-
-CODE_URL = "https://github.com/nipype-ward/nipype-ward"
 
 #: The columns of our ``_dseg.tsv`` beyond BIDS' index and name, described
 #: in the ``_dseg.json`` sidecar that the label image and its table share.
@@ -404,6 +403,24 @@ def software_versions() -> dict:
     return versions
 
 
+def linked_source(description) -> Path | None:
+    """The folder a ``dataset_description.json`` links as its fMRIPrep input, if it links one.
+
+    Its ``DatasetLinks["preprocessed"]`` (a ``file:`` URI, as we write it);
+    None when the file, the link or the URI's form is absent.
+    """
+    from urllib.parse import unquote, urlparse
+
+    try:
+        link = json.loads(Path(description).read_text()).get("DatasetLinks", {}).get(
+            SOURCE_DATASET)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(link, str) or not link.startswith("file:"):
+        return None
+    return Path(unquote(urlparse(link).path))
+
+
 def write_dataset_description(output_dir, source_dir) -> Path:
     """``dataset_description.json`` of our derivatives, linking their fMRIPrep input."""
     source = Path(source_dir).resolve()
@@ -411,7 +428,7 @@ def write_dataset_description(output_dir, source_dir) -> Path:
         "Name": "nipype-ward: data-driven Ward parcellations of fMRIPrep outputs",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "nipype-ward", "Version": __version__, "CodeURL": CODE_URL}],
+        "GeneratedBy": [{"Name": "nipype-ward", "Version": __version__}],
         "SourceDatasets": [{"URL": source.as_uri()}],
         "DatasetLinks": {SOURCE_DATASET: source.as_uri()},
         "HowToAcknowledge": "Cite Ward (1963), Thirion et al. (2014), nilearn and Nipype; see the "
@@ -426,22 +443,26 @@ def write_dataset_description(output_dir, source_dir) -> Path:
     return save_json(description, Path(output_dir) / "dataset_description.json")
 
 
-def write_bidsignore(output_dir, *, surface_spaces=()) -> Path:
+def write_bidsignore(output_dir, *, surface_spaces=(), work_dir=None) -> Path:
     """``.bidsignore`` listing what BIDS does not cover, keeping any line already there.
 
     BIDS 1.11 has no rule for surface data in ``func`` derivatives (its
     schema refuses even fMRIPrep's ``space-fsLR_den-91k_bold.dtseries.nii``:
     no ``den`` nor ``hemi``, no CIFTI or GIFTI extension there), so the
-    outputs of each surface space of ``surface_spaces`` are listed too.
+    outputs of each surface space of ``surface_spaces`` are listed too. A
+    work folder (``work_dir``) inside the output folder is listed as well,
+    for the validator to skip Nipype's files.
     """
-    from nipype_ward.fileio import locked
-
     path = Path(output_dir) / ".bidsignore"
+    wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
+    if work_dir is not None:
+        relative = os.path.relpath(os.path.abspath(work_dir), os.path.abspath(output_dir))
+        if not relative.startswith(".."):
+            wanted.append("/" + Path(relative).as_posix())
     # Participant runs of an array job share this file: each reads and
     # writes it under a lock (no line lost), written then renamed.
     with locked(output_dir):
         lines = path.read_text().splitlines() if path.exists() else []
-        wanted = [*BIDSIGNORE, *(f"*_space-{space}_*" for space in sorted(surface_spaces))]
         lines += [pattern for pattern in wanted if pattern not in lines]
         return save_text(path, "\n".join(lines) + "\n")
 
@@ -497,7 +518,7 @@ def write_atlas_dataset(atlas_dir, source_dir, *, templates) -> Path:
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
         "Authors": ["nipype-ward"],
-        "GeneratedBy": [{"Name": "nipype-ward", "Version": __version__, "CodeURL": CODE_URL}],
+        "GeneratedBy": [{"Name": "nipype-ward", "Version": __version__}],
         "SourceDatasets": [{"URL": source.as_uri()}],
         "DatasetLinks": {SOURCE_DATASET: source.as_uri()},
         "HowToAcknowledge": "Cite Ward (1963), Thirion et al. (2014), Smith et al. (2014) for "

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -51,6 +53,23 @@ class DataWarning(UserWarning):
         super().__init__(f"{path}: {problem}")
 
 
+#: Prefix of the hidden temporary files of :func:`save_atomically`:
+#: ``.<target name>.<host>-<pid>.tmp-<random>``. The host and process name
+#: the writer, so that the files a killed run left can be told from those a
+#: live one is writing.
+TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<host>[^.]+)-(?P<pid>\d+)\.tmp-\w+(\.[\w.]+)?$")
+
+
+def host_name() -> str:
+    """This machine's name as temporary files carry it (no dot)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def temporary_prefix(target_name: str) -> str:
+    """The start of a temporary file's name for a target named ``target_name``."""
+    return f".{target_name}.{host_name()}-{os.getpid()}.tmp-"
+
+
 def _umask() -> int:
     # os.umask can only be read by setting it; set it straight back.
     mask = os.umask(0o022)
@@ -58,24 +77,48 @@ def _umask() -> int:
     return mask
 
 
+class WriteError(OSError):
+    """An output that could not be written; the file that was there before is unchanged."""
+
+    def __init__(self, path, exc: OSError):
+        super().__init__(exc.errno, exc.strerror)
+        self.path = str(path)
+
+    def __str__(self):
+        return (f"{self.path}: cannot be written ({self.strerror}): free some space or give "
+                "a folder you can write to; the file there before is unchanged")
+
+
 def _atomic_target(path) -> tuple[Path, Path]:
-    """A temporary path in the target's folder with the target's extension."""
+    """A hidden temporary path beside the target, with the target's extension.
+
+    Named ``.<name>.<host>-<pid>.tmp-<random><extension>``
+    (:data:`TEMPORARY`): the next run removes those of
+    writers that were killed before their rename.
+    """
     path = Path(path)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path.name),
+                               suffix=file_extension(path), dir=path.parent)
     os.close(fd)
     return path, Path(tmp)
 
 
 def save_atomically(write, path) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file on failure."""
+    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file on failure.
+
+    An ``OSError`` while writing (a full disk, a file-size limit) is raised
+    as :class:`WriteError`, which names ``path``.
+    """
     path, tmp = _atomic_target(path)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) \
+                and exc.errno is not None:
+            raise WriteError(path, exc) from exc
         raise
     return path
 
@@ -85,132 +128,29 @@ def copy_atomically(source, target) -> Path:
     return save_atomically(lambda tmp: shutil.copyfile(source, tmp), target)
 
 
-def copy_json(source, target, *, relative: dict) -> Path:
+def copy_json(source, target, *, relative: dict, uris=None) -> Path:
     """Copy a JSON object, the entries of ``relative`` set to paths relative to ``target``.
 
     ``relative`` maps a key to the absolute path (or list of paths) of a
     delivered file, written relative to ``target``'s folder: the reference
     stays right when the folder moves (a working file's path would not).
-    Written then renamed, as :func:`save_json`.
+    ``uris``, when given, is applied to every other string entry (and the
+    strings of list entries) at the top level: e.g. a machine path made a
+    BIDS URI. Written then renamed, as :func:`save_json`.
     """
     target = Path(target)
     payload = load_json(source)
+    if uris is not None:
+        for key, value in payload.items():
+            if isinstance(value, str):
+                payload[key] = uris(value)
+            elif isinstance(value, list):
+                payload[key] = [uris(item) if isinstance(item, str) else item for item in value]
     for key, paths in relative.items():
         as_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         values = [os.path.relpath(path, target.parent) for path in as_list]
         payload[key] = values[0] if isinstance(paths, (str, os.PathLike)) else values
     return save_json(payload, target)
-
-
-def check_writable(folder, what: str) -> None:
-    """``folder`` exists (made if needed) and accepts files; else an InputError naming it.
-
-    ``what`` names it in the message ("output folder", "work folder (-w)").
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(folder, f"the {what} is a file, not a folder: give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc}): "
-                         "give a folder you can write to") from exc
-
-
-def move_into(source_dir, target_dir, *, exclude=()) -> list[Path]:
-    """Move every file under ``source_dir`` to the same place under ``target_dir``.
-
-    Each file is renamed into place (complete or absent, replacing a file of
-    the same name); folders are made as needed, and nothing else in
-    ``target_dir`` is touched. Top-level entries named in ``exclude`` stay
-    where they are. Both folders must be on one file system. Returns the
-    files moved, at their new places.
-    """
-    source_dir, target_dir = Path(source_dir), Path(target_dir)
-    moved = []
-    for top in sorted(source_dir.iterdir()):
-        if top.name in exclude:
-            continue
-        files = [top] if not top.is_dir() else sorted(
-            path for path in top.rglob("*") if not path.is_dir())
-        for path in files:
-            target = target_dir / path.relative_to(source_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            moved.append(target)
-    return moved
-
-
-class staging_folder:
-    """``folder/.staging-<name>``, made and locked for the life of a ``with`` block.
-
-    A run's sinks write there; what succeeded is then moved into ``folder``
-    (:func:`move_into`) and the staging folder removed on leaving the
-    block. Each run holds an advisory lock on its own staging folder, which
-    the system releases even when the process is killed: staging folders
-    left by killed runs (their lock free) are removed on entering, those of
-    runs still writing are left alone.
-    """
-
-    PREFIX = ".staging-"
-
-    def __init__(self, folder, name: str):
-        self.folder = Path(folder)
-        self.path = self.folder / f"{self.PREFIX}{name}"
-
-    def __enter__(self) -> Path:
-        import fcntl
-
-        for stale in self.folder.glob(f"{self.PREFIX}*"):
-            try:
-                fd = os.open(stale, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # a run still writing there
-                continue
-            finally:
-                os.close(fd)
-            shutil.rmtree(stale, ignore_errors=True)
-        # Made under another name, locked, then renamed (the lock follows):
-        # never seen unlocked under the name other runs clean up.
-        fresh = self.folder / f".new{self.path.name}"
-        fresh.mkdir(parents=True)
-        self._fd = os.open(fresh, os.O_RDONLY)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.replace(fresh, self.path)
-        return self.path
-
-    def __exit__(self, *exc_info):
-        shutil.rmtree(self.path, ignore_errors=True)
-        os.close(self._fd)
-
-
-class locked:
-    """An exclusive advisory lock on a folder itself (no lock file), held in a ``with`` block.
-
-    For the read-modify-write of files that runs writing into one folder at
-    once share (``.bidsignore``): each waits for the other's write.
-    """
-
-    def __init__(self, folder):
-        self.path = Path(folder)
-
-    def __enter__(self):
-        import fcntl
-
-        self._fd = os.open(self.path, os.O_RDONLY)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info):
-        import fcntl
-
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
 
 
 #: Extensions of more than one dot, as BIDS counts them.

@@ -106,7 +106,8 @@ class GraphError(RuntimeError):
     """A run of the graph that stopped on failed nodes.
 
     The message is one line per failure (:func:`_crash_summary`);
-    ``nodes`` are the failed nodes' full names, and ``input_error`` says
+    ``nodes`` are the failed nodes' full names (as the scheduler reported
+    them: :class:`_Monitor`), and ``input_error`` says
     whether every failure was an :class:`~nipype_ward.fileio.InputError`
     (the input must change: nothing in the work folder is worth resuming).
     """
@@ -139,12 +140,16 @@ def print_data_warnings(prog: str) -> None:
     warnings.showwarning = _show
 
 
-def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbose: bool):
+def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbose: bool,
+              crash_dir: Path | None = None):
     """Run ``workflow`` in ``work_dir`` with a Nipype plugin; return the executed graph.
 
     Nipype's log is kept to its interfaces' warnings unless ``verbose``. A failed node
     raises one :class:`GraphError` whose message is the last error line of each
-    new crash file (the file, the problem), not Nipype's tracebacks.
+    crash file of this run (the file, the problem), not Nipype's tracebacks, and
+    whose ``nodes`` are the failed nodes' full names as the scheduler reported
+    them. ``crash_dir`` (default ``work_dir/crash``) should be this run's own
+    when other runs may share the work folder.
     """
     from nipype import config, logging
 
@@ -154,7 +159,7 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
         config.set("logging", "workflow_level", "CRITICAL")
         config.set("logging", "interface_level", "WARNING")
         logging.update_logging(config)
-    crash_dir = Path(work_dir) / "crash"
+    crash_dir = Path(crash_dir or Path(work_dir) / "crash")
     workflow.base_dir = str(work_dir)
     batch = plugin in BATCH_RESOURCES
     workflow.config["execution"] = {
@@ -173,31 +178,136 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
     # live for the whole run anyway: frozen, the collector skips them.
     gc.collect()
     gc.freeze()
-    if plugin == "MultiProc":
-        # The scheduler looks every POLL_SLEEP_S and collects at most looks;
-        # what Workflow.run builds after this point (the flat and expanded
-        # graphs, the nodes' results) would be walked each time, a core's
-        # worth of a 2-core run. Frozen again as each node starts and ends.
-        plugin_args = {**plugin_args, "status_callback": _freeze_survivors}
-    runner = batch_plugin(plugin, plugin_args) if batch else plugin
+    monitor = _Monitor(freeze=plugin == "MultiProc")
+    plugin_args = {**plugin_args, "status_callback": monitor}
+    if batch:
+        runner = batch_plugin(plugin, plugin_args)
+    elif plugin == "MultiProc":
+        runner = multiproc_plugin(plugin_args)
+    else:
+        runner = plugin
     try:
         return workflow.run(plugin=runner, plugin_args=plugin_args)
     except RuntimeError as exc:
-        message, nodes, input_error = _crash_summary(crash_dir, started)
-        raise GraphError(message or str(exc), nodes, input_error) from exc
+        message, input_error = _crash_summary(crash_dir, started)
+        raise GraphError(message or str(exc), monitor.failed, input_error) from exc
     finally:
         gc.unfreeze()
 
 
-def _freeze_survivors(node, status) -> None:
-    """Nipype's status callback (a node starts or ends): freeze what survives a young collection.
+class _Monitor:
+    """Nipype's status callback: which nodes failed, and the garbage collector kept short.
 
-    The young generations hold the objects made since the last freeze; what
+    ``failed`` lists the full names (``workflow.sub_workflow.node``) of the
+    nodes the scheduler reported as failed, so that a runner can tell whose
+    they are from the graph it built. With ``freeze`` (MultiProc), what
+    survives a young collection when a node starts or ends is frozen: the
+    young generations hold the objects made since the last freeze; what
     outlives their collection is the scheduler's and the results' state,
     alive until the run ends (when :func:`run_graph` unfreezes everything).
+    A callback error would stop the scheduler in an unknown state: none
+    leaves this one.
     """
-    gc.collect(1)
-    gc.freeze()
+
+    def __init__(self, *, freeze: bool):
+        self.freeze = freeze
+        self.failed: list[str] = []
+
+    def __call__(self, node, status) -> None:
+        try:
+            if status == "exception":
+                self.failed.append(str(node.fullname))
+            if self.freeze:
+                gc.collect(1)
+                gc.freeze()
+        except Exception:  # noqa: BLE001 - never into the scheduler
+            pass
+
+
+def multiproc_plugin(plugin_args: dict):
+    """Nipype's MultiProc plugin, with workers that die with the run and failures that always arrive.
+
+    Two mends of Nipype 1.11's ``MultiProcPlugin`` (the private names they
+    use are checked by ``tests/test_compat.py``):
+
+    - A task that raised outside the node's own ``run`` (Nipype's
+      ``run_node`` reads the node's result file to report a failure, and a
+      work folder removed under it raises there) leaves its future with an
+      exception; Nipype's callback then raises, records nothing, and the
+      scheduler waits for that task forever. Here the task is reported as
+      failed, with its traceback, like any failed node.
+    - Workers are forked processes that outlive a parent killed with
+      ``SIGKILL`` (holding its locks and memory). Here each asks the kernel
+      to kill it when its parent dies (``PR_SET_PDEATHSIG``), and ignores
+      ``SIGINT``: a Ctrl-C reaches the whole process group, and the parent
+      alone answers it (one line, the workers killed).
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nipype.pipeline.plugins import multiproc
+
+    base = multiproc.MultiProcPlugin
+
+    def __init__(self, plugin_args=None):
+        base.__init__(self, plugin_args=plugin_args)
+        # No worker has started yet (they start at the first submission):
+        # Nipype's pool is replaced by the same pool with guarded workers.
+        self.pool.shutdown(wait=False)
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.processors, initializer=_guarded_worker,
+            initargs=(self._cwd, os.getpid()),
+            mp_context=multiproc.mp.get_context(self.plugin_args.get("mp_context")),
+        )
+
+    def _async_callback(self, future):
+        try:
+            result = future.result()
+        except BaseException:  # noqa: BLE001 - reported as the node's failure
+            import sys
+            from traceback import format_exception
+
+            taskid = next(key for key, value in self._task_obj.items() if value is future)
+            result = {"result": None, "traceback": format_exception(*sys.exc_info()),
+                      "taskid": taskid}
+        self._taskresult[result["taskid"]] = result
+
+    # The same class name: Nipype names the plugin after it for map nodes.
+    mended = type(base.__name__, (base,), {"__init__": __init__,
+                                           "_async_callback": _async_callback})
+    return mended(plugin_args=plugin_args)
+
+
+def _guarded_worker(cwd: str, parent: int) -> None:
+    """A MultiProc worker's start: Nipype's own, then killed with its parent, deaf to Ctrl-C."""
+    import ctypes
+    import os
+    import signal
+
+    from nipype.pipeline.plugins.multiproc import process_initializer
+
+    process_initializer(cwd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pr_set_pdeathsig = 1  # linux/prctl.h
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's exit still ends the pool
+        pass
+    if os.getppid() != parent:  # the parent died before the request
+        os._exit(1)
+
+
+def stop_workers() -> None:
+    """Kill this process's worker processes (MultiProc's pool) at once: the run was interrupted."""
+    import multiprocessing
+    import os
+    import signal
+
+    for child in multiprocessing.active_children():
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def node_durations(exec_graph) -> dict:
@@ -221,22 +331,21 @@ _LOST_JOB = re.compile(r"Job id \((\d+)\) finished or terminated, but results fi
 _INPUT_ERROR = re.compile(r"^(?:[\w.]+\.)?InputError: ")
 
 
-def _crash_summary(crash_dir: Path, known: set) -> tuple[str, list[str], bool]:
+def _crash_summary(crash_dir: Path, known: set) -> tuple[str, bool]:
     """What went wrong, from each new crash file: the last error line of its traceback.
 
     A batch job that ended without a result (cancelled, killed for memory
     or time) is said in plain words, with the node, the job and its log.
     An :class:`~nipype_ward.fileio.InputError` is its message alone.
-    Returns the lines, the failed nodes and whether all were input errors.
+    Returns the lines and whether all failures were input errors.
     """
-    lines, nodes, input_errors = [], [], []
+    lines, input_errors = [], []
     for crash in sorted(set(crash_dir.glob("crash-*")) - known):
         text = crash.read_text(errors="replace").strip().splitlines()
         node = next((line[len("Node: "):].strip() for line in text if line.startswith("Node: ")),
                     None)
         lost = next((_LOST_JOB.search(line) for line in text if _LOST_JOB.search(line)), None)
         errors = [line for line in text if "Error:" in line]
-        nodes.append(node)
         input_errors.append(bool(errors) and bool(_INPUT_ERROR.match(errors[-1].strip())))
         if lost and node:
             job = lost.group(1)
@@ -246,5 +355,4 @@ def _crash_summary(crash_dir: Path, known: set) -> tuple[str, list[str], bool]:
                          "work folder")
         elif errors:
             lines.append(_INPUT_ERROR.sub("", errors[-1].strip()))
-    return ("\n".join(dict.fromkeys(lines)), [node for node in nodes if node],
-            bool(input_errors) and all(input_errors))
+    return "\n".join(dict.fromkeys(lines)), bool(input_errors) and all(input_errors)

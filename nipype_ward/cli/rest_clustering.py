@@ -10,13 +10,13 @@ series, metrics and the seed's two figures per number of parcels.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nipype_ward import __version__, fileio, image
+from nipype_ward import __version__, fileio, folders, image
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.signals import STANDARDIZE
@@ -188,8 +188,8 @@ def check_inputs(settings: Settings) -> None:
             settings.mask, reference=bold_img, reference_path=settings.bold
         )
         check_n_clusters_in_mask(settings.n_clusters, int(mask.sum()), settings.mask)
-    fileio.check_writable(settings.output_dir, "output folder")
-    fileio.check_writable(settings.work_dir, "work folder (--work-dir)")
+    folders.check_writable(settings.output_dir, "output folder")
+    folders.check_writable(settings.work_dir, "work folder (--work-dir)")
 
 
 def resolve_bold(settings: Settings) -> Settings:
@@ -235,16 +235,19 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
     return node_durations(exec_graph)
 
 
-def run(settings: Settings) -> tuple[dict, dict[int, dict]]:
+def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict[int, dict]]:
     """Run the workflow into a hidden staging folder, then move its files into place.
 
     The sinks of the workflow write into ``OUTPUT_DIR/.staging-*``
-    (:class:`~nipype_ward.fileio.staging_folder`), renamed into OUTPUT_DIR
+    (:class:`~nipype_ward.folders.staging_folder`), renamed into OUTPUT_DIR
     only once the whole run succeeded: a failed run adds nothing, and never
     touches the user's own files.
 
     After a failure that is not an input error, the work folder keeps what
-    was done, and the same command resumes from it (the error says so).
+    was done, and the same command resumes from it (the error says so);
+    after an input error, a work folder this run made (``made_work_dir``) is
+    removed, unless another run uses it
+    (:class:`~nipype_ward.folders.work_folder`).
 
     Returns the node run times and the metrics of each K.
     """
@@ -253,15 +256,19 @@ def run(settings: Settings) -> tuple[dict, dict[int, dict]]:
     import uuid
 
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    with fileio.staging_folder(settings.output_dir, uuid.uuid4().hex) as staging:
+    with folders.staging_folder(settings.output_dir, uuid.uuid4().hex) as staging, \
+            folders.work_folder(settings.work_dir, ["rest_clustering_wf"],
+                                what="work folder (--work-dir)") as work:
         try:
             durations = run_workflow(settings, staging)
         except GraphError as exc:
             if not exc.input_error:
                 exc.args = (f"{exc}; the work folder {settings.work_dir} keeps what was done, "
                             "and the same command resumes from it",)
+            elif made_work_dir:
+                work.remove()
             raise
-        fileio.move_into(staging, settings.output_dir)
+        folders.move_into(staging, settings.output_dir)
     results = {
         k: fileio.load_json(settings.output_dir / f"ward{k}_metrics.json")
         for k in settings.n_clusters
@@ -315,11 +322,21 @@ def main(argv=None) -> int:
     try:
         settings = resolve_bold(settings)
         check_inputs(settings)
-        durations, results = run(settings)
+        durations, results = run(settings, made_work_dir=settings.work_dir in made)
+    except KeyboardInterrupt:
+        from nipype_ward.cli._running import stop_workers
+
+        stop_workers()
+        print(f"rest_clustering: interrupted; the same command resumes from the work folder "
+              f"{settings.work_dir}", file=sys.stderr)
+        return 130
     except (fileio.InputError, RuntimeError, OSError) as exc:
         if isinstance(exc, fileio.InputError) or getattr(exc, "input_error", False):
             for path in reversed(made):
-                shutil.rmtree(path, ignore_errors=True)
+                # Empty unless another run writes there (the work folder this
+                # run filled is removed by run(), when no other run holds it).
+                with contextlib.suppress(OSError):
+                    path.rmdir()
         if settings.debug:
             import traceback
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import traceback
@@ -17,7 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nipype_ward import __version__, bids, image
-from nipype_ward.fileio import InputError, check_writable, save_json
+from nipype_ward.fileio import InputError, WriteError, save_json
+from nipype_ward.folders import check_writable
 from nipype_ward.settings import AppSettings
 from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
 
@@ -178,19 +180,29 @@ def _points(run: bids.Run):
     return np.ones(n_vertices, bool), None, run.bold
 
 
-def save_run_config(settings: AppSettings, runs: list[bids.Run], argv) -> str:
-    """Each subject's ``log/<run id>/nipype-ward.json``: the settings and inputs of this run."""
+def save_run_config(settings: AppSettings, runs: list[bids.Run], argv, folder: Path) -> str:
+    """Each subject's ``log/<run id>/nipype-ward.json`` in ``folder``: this run's settings and inputs.
+
+    Files and folders are named as the sidecars name them, not by machine
+    paths: the inputs by BIDS URIs (``bids:preprocessed:sub-01/func/...``),
+    the input dataset ``bids:preprocessed:``, the output folder ``bids::``
+    and the work folder relative to it. Only the command is kept as it was
+    typed.
+    """
     run_id = settings.run_id
+    recorded = json.loads(json.dumps(asdict(settings), default=str))
+    recorded.update(bids_dir=f"bids:{bids.SOURCE_DATASET}:", output_dir="bids::",
+                    work_dir=os.path.relpath(settings.work_dir, settings.output_dir))
     config = {
         "nipype-ward": __version__,
         "command": ["nipype-ward", *map(str, argv)],
-        "settings": json.loads(json.dumps(asdict(settings), default=str)),
+        "settings": recorded,
     }
     for subject in sorted({run.entities["subject"] for run in runs}):
-        inputs = [str(run.bold) for run in runs if run.entities["subject"] == subject]
+        inputs = [bids.bids_uri(path, settings.bids_dir) for run in runs
+                  if run.entities["subject"] == subject for path in run.sources]
         save_json({**config, "inputs": inputs},
-                  _mkdir(settings.output_dir / f"sub-{subject}" / "log" / run_id)
-                  / "nipype-ward.json")
+                  _mkdir(Path(folder) / f"sub-{subject}" / "log" / run_id) / "nipype-ward.json")
     return run_id
 
 
@@ -206,78 +218,182 @@ def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
     Once the graph has run, the dataset's own files are written
     (``dataset_description.json``, ``.bidsignore``), and each subject's
     files (the group level: the atlases) renamed into OUTPUT_DIR, each file
-    complete or absent. When nodes fail, the subjects they belong to get
-    none of their files (the group level: nothing), the others get theirs.
-    The work folder keeps what was done, and the same command resumes from
-    it, unless every failure was an input error in a work folder this run
-    made (it is then removed). Files already in OUTPUT_DIR are only ever
-    replaced by a complete file of the same name.
+    complete or absent. When nodes fail, the subjects whose workflows hold
+    them (:func:`~nipype_ward.workflows.base.subject_workflows`) get none of
+    their files (the group level: nothing), the others get theirs.
+    The work folder is held for the run (:class:`~nipype_ward.folders.work_folder`:
+    another run computing the same workflows in it is refused) and keeps
+    what was done, and the same command resumes from it, unless every
+    failure was an input error in a work folder this run made and no other
+    run uses (it is then removed). Files already in OUTPUT_DIR are only
+    ever replaced by a complete file of the same name.
 
     Returns the subjects delivered and the graph's error (None if it ran).
     """
     from dataclasses import replace
 
     from nipype_ward.cli._running import GraphError, run_graph
-    from nipype_ward.fileio import move_into, staging_folder
+    from nipype_ward.folders import move_into, staging_folder, work_folder
 
     subjects = sorted({run.entities["subject"] for run in runs})
+    owners = {}
     error = None
     with staging_folder(settings.output_dir, settings.run_id) as staging:
         staged = replace(settings, output_dir=staging)
-        save_run_config(staged, runs, argv)
+        save_run_config(settings, runs, argv, staging)
         if settings.analysis_level == "group":
             from nipype_ward.workflows.group import init_group_level_wf
 
             workflow = init_group_level_wf(staged, runs)
         else:
-            from nipype_ward.workflows.base import init_nipype_ward_wf
+            from nipype_ward.workflows.base import init_nipype_ward_wf, subject_workflows
 
             workflow = init_nipype_ward_wf(staged, runs)
+            owners = {name: subject
+                      for name, (subject, _) in subject_workflows(staged, runs).items()}
+        tops = {name.split(".")[0] for name in workflow.list_node_names()}
         failed = []
-        try:
-            run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
-                      plugin_args=settings.plugin_args, verbose=settings.debug)
-        except GraphError as exc:
-            failed = failed_subjects(exc.nodes, subjects)
-            if settings.analysis_level == "group" or not failed:
-                failed = subjects
-            left = ", ".join(f"sub-{subject}" for subject in failed)
-            if exc.input_error and made_work_dir:
-                shutil.rmtree(settings.work_dir, ignore_errors=True)
-                after = f"nothing was written for {left}"
-            else:
-                after = (f"nothing was written for {left}; the work folder {settings.work_dir} "
-                         "keeps what was done, and the same command resumes from it")
-            error = GraphError(f"{exc}; {after}", exc.nodes, exc.input_error)
+        with work_folder(settings.work_dir, tops) as work:
+            try:
+                run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
+                          plugin_args=settings.plugin_args, verbose=settings.debug,
+                          crash_dir=settings.work_dir / "crash" / settings.run_id)
+            except GraphError as exc:
+                failed = failed_subjects(exc.nodes, owners)
+                if settings.analysis_level == "group" or not failed:
+                    failed = subjects
+                left = ", ".join(f"sub-{subject}" for subject in failed)
+                if exc.input_error and made_work_dir and work.remove():
+                    after = f"nothing was written for {left}"
+                else:
+                    after = (f"nothing was written for {left}; the work folder "
+                             f"{settings.work_dir} keeps what was done, and the same command "
+                             "resumes from it")
+                error = GraphError(f"{exc}; {after}", exc.nodes, exc.input_error)
         delivered = [subject for subject in subjects if subject not in failed]
         if delivered:
             bids.write_dataset_description(settings.output_dir, settings.bids_dir)
             bids.write_bidsignore(settings.output_dir, surface_spaces={
-                str(run.entities["space"]) for run in runs if run.is_surface})
+                str(run.entities["space"]) for run in runs if run.is_surface},
+                work_dir=settings.work_dir)
             move_into(staging, settings.output_dir,
                       exclude={f"sub-{subject}" for subject in failed})
     return delivered, error
 
 
-def failed_subjects(nodes, subjects) -> list[str]:
-    """The subjects whose run workflows (``sub_<label>_..._wf``) hold the failed nodes."""
+def failed_subjects(nodes, owners: dict) -> list[str]:
+    """The subjects whose top-level workflows (``owners``: name -> subject) hold failed nodes.
+
+    ``nodes`` are full names as the scheduler reports them
+    (``<root>.<top-level workflow>....``). A node outside every known
+    workflow is everyone's: all the owners' subjects are returned.
+    """
     failed = set()
     for node in nodes:
-        for part in str(node).split("."):
-            for subject in subjects:
-                if part.startswith(f"sub_{subject}_"):
-                    failed.add(subject)
+        parts = str(node).split(".")
+        owner = owners.get(parts[1]) if len(parts) > 2 else None
+        if owner is None:
+            return sorted(set(owners.values()))
+        failed.add(owner)
     return sorted(failed)
 
 
+def check_folders(settings: AppSettings) -> None:
+    """OUTPUT_DIR and ``-w`` neither are the input dataset nor lie inside it; else an InputError.
+
+    Compared by identity (device and inode) at every level, so that a bind
+    mount (``docker run -v``) or a link reaching the dataset under another
+    name is found. Also refused: an OUTPUT_DIR (or its atlas dataset) that
+    already holds derivatives of another fMRIPrep dataset, whose
+    ``bids:preprocessed:`` URIs would then resolve to this one.
+    """
+    from nipype_ward.folders import same_or_inside
+
+    for path, what in ((settings.output_dir, "the output folder"),
+                       (settings.work_dir, "the work folder (-w)")):
+        if same_or_inside(path, settings.bids_dir):
+            raise InputError(path, f"{what} is the input dataset {settings.bids_dir} or lies "
+                             "inside it: give a folder outside the input dataset")
+    description = settings.output_dir / "dataset_description.json"
+    if settings.analysis_level == "group":
+        description = settings.output_dir / bids.ATLAS_DIR / "dataset_description.json"
+    linked = bids.linked_source(description)
+    if linked is not None and not _same_folder(linked, settings.bids_dir):
+        raise InputError(description, f"these derivatives come from another dataset "
+                         f"({linked}): give another output folder for {settings.bids_dir}")
+    if settings.analysis_level == "group":
+        space = settings.selection.space
+        for k in settings.parcellation.n_clusters:
+            path = settings.output_dir / bids.ATLAS_DIR \
+                / f"atlas-{bids.atlas_label(k)}_description.json"
+            if not path.is_file():
+                continue
+            try:
+                there = json.loads(path.read_text()).get("SpatialReference")
+            except (OSError, ValueError, AttributeError):
+                there = None
+            if there is not None and there != space:
+                raise InputError(path, f"the atlas {bids.atlas_label(k)} there was learned in "
+                                 f"space {there}, not {space}: one atlas dataset holds one "
+                                 "space; give another output folder")
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one line that names its file: ``<file>: <problem>``."""
+    if isinstance(exc, OSError) and not isinstance(exc, WriteError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _quiet_matplotlib(work_dir: Path) -> None:
+    """Give matplotlib a configuration folder in the work folder when the home one is read-only.
+
+    Otherwise it prints four lines of warnings and leaves ``/tmp/matplotlib-*``
+    folders behind. Set before matplotlib is imported, only where
+    ``MPLCONFIGDIR`` is unset and the default cannot be made; matplotlib
+    makes the folder when it first needs it.
+    """
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
+    try:
+        config.mkdir(parents=True, exist_ok=True)
+        if os.access(config, os.W_OK):
+            return
+    except OSError:
+        pass
+    os.environ["MPLCONFIGDIR"] = str(work_dir / ".matplotlib")
+
+
 def main(argv=None) -> int:
-    from nipype_ward.cli._running import print_data_warnings
+    from nipype_ward.cli._running import print_data_warnings, stop_workers
     from nipype_ward.cli.parser import parse_settings
 
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = parse_settings(argv)
+    _quiet_matplotlib(settings.work_dir)
     print_data_warnings("nipype-ward")
     try:
+        return _main(settings, argv)
+    except KeyboardInterrupt:
+        stop_workers()
+        if settings.debug:
+            traceback.print_exc()
+        print(f"nipype-ward: interrupted; the same command resumes from the work folder "
+              f"{settings.work_dir}", file=sys.stderr)
+        return 130
+
+
+def _main(settings: AppSettings, argv) -> int:
+    try:
+        check_folders(settings)
         runs = bids.collect_runs(settings.bids_dir, settings.selection)
         for warning in check_runs(settings, runs):
             print(f"nipype-ward: warning: {warning}", file=sys.stderr)
@@ -285,8 +401,6 @@ def main(argv=None) -> int:
             settings, group_warnings = check_group(settings, runs)
             for warning in group_warnings:
                 print(f"nipype-ward: warning: {warning}", file=sys.stderr)
-        if settings.output_dir.resolve() == settings.bids_dir.resolve():
-            raise InputError(settings.output_dir, "the output folder must not be the input dataset")
         made = {path: not path.exists() for path in (settings.output_dir, settings.work_dir)}
         try:
             check_writable(settings.output_dir, "output folder")
@@ -296,11 +410,14 @@ def main(argv=None) -> int:
                 if made[path]:
                     shutil.rmtree(path, ignore_errors=True)
             raise
-        delivered, error = run_staged(settings, runs, argv,
-                                      made_work_dir=made[settings.work_dir])
-        if not delivered and made[settings.output_dir]:
-            with contextlib.suppress(OSError):  # empty unless another run writes there
-                settings.output_dir.rmdir()
+        delivered = []
+        try:
+            delivered, error = run_staged(settings, runs, argv,
+                                          made_work_dir=made[settings.work_dir])
+        finally:
+            if not delivered and made[settings.output_dir]:
+                with contextlib.suppress(OSError):  # empty unless another run writes there
+                    settings.output_dir.rmdir()
 
         if settings.analysis_level == "group" and error is None:
             bids.write_atlas_dataset(settings.output_dir / bids.ATLAS_DIR, settings.bids_dir,
@@ -323,7 +440,7 @@ def main(argv=None) -> int:
     except (InputError, RuntimeError, OSError, ValueError) as exc:
         if settings.debug:
             traceback.print_exc()
-        print(f"nipype-ward: error: {exc}", file=sys.stderr)
+        print(f"nipype-ward: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     subjects = sorted({run.entities["subject"] for run in runs})
     ks = ", ".join(map(str, settings.parcellation.n_clusters))

@@ -37,6 +37,10 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
         desc="for a metrics JSON in_file: the delivered label file(s) it measures, set as "
         "its labels_file entry relative to it (not the working file it was computed from)",
     )
+    source_dir = Directory(
+        desc="the dataset the source files belong to (fMRIPrep's): in a JSON in_file, "
+        "entries naming one of its files become BIDS URIs (bids:preprocessed:<path>)",
+    )
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):
@@ -68,25 +72,39 @@ class DerivativesSink(SimpleInterface):
         self._results.update(_deliver(
             in_file, out_file, self.inputs.meta_dict, fileio.sidecar_path(out_file),
             relative={"labels_file": labels[0] if len(labels) == 1 else labels} if labels
-            else None))
+            else None,
+            source_dir=self.inputs.source_dir if isdefined(self.inputs.source_dir) else None))
         return runtime
 
 
-def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path, relative=None) -> dict:
+def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path, relative=None,
+             source_dir=None) -> dict:
     """Copy a derivative into place and write its sidecar (if any), each written then renamed.
 
-    ``relative``: for a JSON ``in_file``, entries set to delivered paths
-    (:func:`nipype_ward.fileio.copy_json`).
+    For a JSON ``in_file``: ``relative`` sets entries to delivered paths
+    (:func:`nipype_ward.fileio.copy_json`), and paths of files of
+    ``source_dir`` become BIDS URIs.
     """
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    if relative:
-        fileio.copy_json(in_file, out_file, relative=relative)
+    if in_file.suffix == ".json" and (relative or source_dir):
+        fileio.copy_json(in_file, out_file, relative=relative or {},
+                         uris=None if source_dir is None else
+                         lambda path: bids.bids_uri(path, source_dir)
+                         if _inside(path, source_dir) else path)
     else:
         fileio.copy_atomically(in_file, out_file)
     results = {"out_file": str(out_file)}
     if isdefined(meta_dict):
         results["out_meta"] = str(fileio.save_json(meta_dict, sidecar))
     return results
+
+
+def _inside(path: str, folder) -> bool:
+    """Whether ``path`` is an absolute path of a file inside ``folder``."""
+    import os
+
+    return os.path.isabs(path) and os.path.abspath(path).startswith(
+        os.path.abspath(folder) + os.sep)
 
 
 class _ParcelTableInputSpec(BaseInterfaceInputSpec):
@@ -285,6 +303,11 @@ class _RunProvenanceInputSpec(BaseInterfaceInputSpec):
         desc="SHA-256 of source files already computed (RunSidecars'), by path; the others "
         "are computed here",
     )
+    written_after = traits.List(
+        traits.Str, usedefault=True,
+        desc="paths, relative to output_dir, of files written once the graph has run (the "
+        "subject's report, dataset_description.json): recorded without a checksum",
+    )
 
 
 class _RunProvenanceOutputSpec(TraitedSpec):
@@ -315,7 +338,7 @@ class RunProvenance(SimpleInterface):
             parameters=self.inputs.parameters, run_id=self.inputs.run_id,
             run_name=self.inputs.run_name, started=started,
             checksums=self.inputs.source_checksums if isdefined(self.inputs.source_checksums)
-            else None,
+            else None, written_after=self.inputs.written_after,
         )
         folder = Path(self.inputs.output_dir) / f"sub-{self.inputs.subject}" / "log" \
             / self.inputs.run_id

@@ -30,11 +30,16 @@ def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: d
     about = figures / f"sub-{subject}_desc-about_bold.html"
     text = methods(parameters, software_versions(), surface=surface)
     save_atomically(lambda tmp: Path(tmp).write_text(text), about)
-    report = Report(output_dir, run_id, bootstrap_file=str(REPORT_SPEC),
-                    out_filename=f"sub-{subject}.html", reportlets_dir=output_dir,
-                    subject=subject)
-    report.generate_report()
-    return output_dir / f"sub-{subject}.html"
+
+    def write(tmp):
+        # Written beside its target (the figures' links are relative to
+        # OUTPUT_DIR), then renamed: a kill or a full disk keeps the last
+        # complete report.
+        Report(output_dir, run_id, bootstrap_file=str(REPORT_SPEC),
+               out_filename=str(Path(tmp).absolute()), reportlets_dir=output_dir,
+               metadata={"filename": f"sub-{subject}"}, subject=subject).generate_report()
+
+    return save_atomically(write, output_dir / f"sub-{subject}.html")
 
 
 def write_group_report(atlas_dir, *, parameters: dict, surface: bool = False) -> Path:

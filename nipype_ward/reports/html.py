@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 from nipype_ward import __version__
 from nipype_ward.steps import censored_volumes, is_surface
@@ -48,7 +49,9 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
     censored = censored_volumes(series_info)
     preparation = series_info.get("preparation") or {}
     lines = [
-        f"<p>Source: <code>{escape(series_info['source'])}</code></p>",
+        # File names only: a report is read on other machines than the one that ran.
+        "<p>Source: <code>" + escape("; ".join(
+            Path(path).name for path in series_info["source"].split("; "))) + "</code></p>",
         f"<p>{series_info['n_voxels']} {_points(series_info['source'])}; "
         f"{series_info['n_volumes']} of "
         f"{series_info['n_volumes_acquired']} volumes kept"

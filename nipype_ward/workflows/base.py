@@ -36,15 +36,30 @@ def init_nipype_ward_wf(settings: AppSettings, runs: list[Run], *, name: str = "
 
     One :func:`init_single_run_wf` per run, or with ``settings.combine_runs``
     one :func:`init_combined_runs_wf` per subject and space; side by side in
-    one workflow, so the execution plugin runs them in parallel.
+    one workflow, so the execution plugin runs them in parallel. Each of
+    those top-level workflows holds the runs of one subject, named as
+    :func:`subject_workflows` names them.
     """
     workflow = pe.Workflow(name=name)
     if settings.combine_runs:
-        workflow.add_nodes([init_combined_runs_wf(group, settings)
-                            for group in group_runs(runs)])
+        workflow.add_nodes([init_combined_runs_wf(group, settings, name=wf_name)
+                            for wf_name, (_, group) in subject_workflows(settings, runs).items()])
     else:
-        workflow.add_nodes([init_single_run_wf(run, settings) for run in runs])
+        workflow.add_nodes([init_single_run_wf(group[0], settings, name=wf_name)
+                            for wf_name, (_, group) in subject_workflows(settings, runs).items()])
     return workflow
+
+
+def subject_workflows(settings: AppSettings, runs: list[Run]) -> dict[str, tuple[str, list[Run]]]:
+    """The top-level workflows of :func:`init_nipype_ward_wf`: name -> (subject, runs).
+
+    A runner tells whose a failed node is from this (the subject of the
+    top-level workflow that holds it), never from the node's own name.
+    """
+    if settings.combine_runs:
+        return {combined_workflow_name(group): (str(group[0].entities["subject"]), group)
+                for group in group_runs(runs)}
+    return {run_workflow_name(run): (str(run.entities["subject"]), [run]) for run in runs}
 
 
 def group_runs(runs: list[Run]) -> list[list[Run]]:
@@ -62,6 +77,15 @@ def run_workflow_name(run: Run) -> str:
     if run.is_surface:  # no desc: up to the suffix, the hemisphere left out
         stem = re.sub(r"_hemi-[LR]", "", stem).split("_bold.")[0]
     return re.sub(r"[^a-zA-Z0-9]", "_", stem) + "_wf"
+
+
+def combined_workflow_name(runs: list[Run]) -> str:
+    """A Nipype-safe name for the combined runs of a subject in a space (``--combine-runs``)."""
+    first = runs[0]
+    return re.sub(r"[^a-zA-Z0-9]", "_", "combined_sub-{}_space-{}{}{}".format(
+        first.entities["subject"], first.entities.get("space"),
+        f"_res-{first.entities['res']}" if first.entities.get("res") else "",
+        f"_den-{first.entities['den']}" if first.entities.get("den") else "")) + "_wf"
 
 
 def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | None = None,
@@ -128,11 +152,7 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
     """
     options = settings.parcellation
     first = runs[0]
-    workflow = pe.Workflow(
-        name=name or re.sub(r"[^a-zA-Z0-9]", "_", "combined_sub-{}_space-{}{}".format(
-            first.entities["subject"], first.entities.get("space"),
-            f"_res-{first.entities['res']}" if first.entities.get("res") else "")) + "_wf"
-    )
+    workflow = pe.Workflow(name=name or combined_workflow_name(runs))
     mem_gb = estimate_mem_gb(first.bold, first.right)
     # Each run's own files (brain mask, or right hemisphere) are mapped with it.
     per_run = {"brain_mask_file": [str(run.mask) for run in runs if run.mask is not None],
@@ -195,7 +215,7 @@ def _add_atlas_timeseries(workflow, parcellation, run: Run, label: str, atlas,
     for field, path in zip(("left_surface", "right_surface"), run_meshes(run, settings) or ()):
         if path is not None:
             setattr(figure.inputs, field, str(path))
-    common = {"base_directory": str(settings.output_dir),
+    common = {"base_directory": str(settings.output_dir), "source_dir": str(settings.bids_dir),
               "source_file": [str(path) for path in run.sources]}
     sinks = {
         "timeseries": pe.Node(DerivativesSink(**common, entities={
@@ -247,7 +267,7 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
         sidecars.inputs.mask_file = str(run.mask)
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir, source_file=run.sources, n_clusters=options.n_clusters,
-        desc="combined", fields=("timeseries_files", "metrics_files", "timeseries_meta"),
+        source_dir=settings.bids_dir, desc="combined", fields=("timeseries_files", "metrics_files", "timeseries_meta"),
         name=f"ds_{prefix}_wf",
     )
     # fmt: off
@@ -300,6 +320,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         output_dir=settings.output_dir,
         source_file=[path for run in runs for path in run.sources],
         n_clusters=options.n_clusters,
+        source_dir=settings.bids_dir,
         save_compressed=save_compressed,
         desc=desc,
         hemispheres=runs[0].right is not None,
@@ -345,7 +366,9 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
             RunProvenance(source_files=sources, source_dir=str(settings.bids_dir),
                           output_dir=str(settings.output_dir), parameters=options.as_dict(),
                           run_id=settings.run_id, run_name=name,
-                          subject=runs[0].entities["subject"]),
+                          subject=runs[0].entities["subject"],
+                          written_after=[f"sub-{runs[0].entities['subject']}.html",
+                                         "dataset_description.json"]),
             name="provenance", run_without_submitting=True,
         )
         workflow.connect([

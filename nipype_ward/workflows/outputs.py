@@ -51,6 +51,7 @@ def init_ds_run_wf(
     output_dir,
     source_file,
     n_clusters: Sequence[int],
+    source_dir=None,
     save_compressed: bool = False,
     desc: str | None = None,
     fields: Sequence[str] | None = None,
@@ -66,7 +67,8 @@ def init_ds_run_wf(
     (its ``desc`` dropped) and those of :data:`PER_K_OUTPUTS`, e.g.
     ``sub-01_task-rest_space-MNI152NLin2009cAsym_seg-ward_scale-1000_dseg.nii.gz``.
     ``source_file`` may be a list (runs combined): their common entities
-    name the outputs. ``desc`` (e.g. ``"combined"``) marks every output, in
+    name the outputs; with ``source_dir`` (their dataset), the metrics name
+    them by BIDS URI, not by machine path. ``desc`` (e.g. ``"combined"``) marks every output, in
     the ``desc`` entity of data files and as a prefix of the figures'.
     ``fields`` restricts the delivery to those inputs (all by default).
     With ``hemispheres`` (data that came as a GIFTI pair, ``source_file``
@@ -107,6 +109,8 @@ def init_ds_run_wf(
     sources = [str(source_file)] if isinstance(source_file, (str, Path)) \
         else [str(path) for path in source_file]
     common = {"base_directory": str(output_dir), "source_file": sources}
+    if source_dir is not None:
+        common["source_dir"] = str(source_dir)
 
     def marked(entities):
         if desc is None:

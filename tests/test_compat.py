@@ -1,0 +1,54 @@
+"""The private names of other packages that nipype-ward relies on, still where it uses them.
+
+Each mend of another package's behaviour uses names that package does not
+promise to keep. When an upgrade moves one, this fails first, naming it,
+instead of a run failing (or hanging) in front of a user.
+"""
+
+import inspect
+
+
+
+def test_nipype_multiproc_internals():
+    from nipype.pipeline.plugins import multiproc
+
+    plugin = multiproc.MultiProcPlugin
+    # nipype_ward.cli._running.multiproc_plugin replaces these two.
+    assert callable(plugin._async_callback)
+    assert "self._task_obj[self._taskid] = result_future" in inspect.getsource(plugin._submit_job)
+    assert "self._taskresult" in inspect.getsource(plugin._get_result)
+    # ... and builds its own pool the way Nipype does.
+    source = inspect.getsource(plugin.__init__)
+    for name in ("self.pool = ProcessPoolExecutor", "self._cwd", "self.processors",
+                 '"mp_context"'):
+        assert name in source, name
+    assert list(inspect.signature(multiproc.process_initializer).parameters) == ["cwd"]
+    assert multiproc.mp.get_context is not None
+
+
+def test_nipype_batch_and_graph_internals():
+    from nipype.pipeline import engine as pe
+    from nipype.pipeline.plugins import SLURMPlugin
+    from nipype.pipeline.plugins.base import DistributedPluginBase
+
+    # batch_plugin overrides _report_crash(node, result=None).
+    assert list(inspect.signature(SLURMPlugin._report_crash).parameters) == [
+        "self", "node", "result"]
+    # The status callback: "start", "end", "exception" for each node.
+    assert 'self._status_callback(self.procs[jobid], "exception")' in inspect.getsource(
+        DistributedPluginBase._clean_queue)
+    # request_resources walks every node of a workflow.
+    assert callable(pe.Workflow._get_all_nodes)
+
+
+def test_nibabel_cifti_internals():
+    """nipype_ward.cifti._read reads the NIfTI-2 part as nibabel's own loader does."""
+    from nibabel.cifti2 import parse_cifti2
+
+    assert hasattr(parse_cifti2, "_Cifti2AsNiftiImage")
+    assert callable(parse_cifti2._Cifti2AsNiftiImage.from_filename)
+    assert hasattr(parse_cifti2, "Cifti2Extension")
+    source = inspect.getsource(parse_cifti2.Cifti2Image.from_file_map) \
+        if hasattr(parse_cifti2, "Cifti2Image") else inspect.getsource(
+            __import__("nibabel.cifti2.cifti2", fromlist=["x"]).Cifti2Image.from_file_map)
+    assert "_Cifti2AsNiftiImage" in source

@@ -213,11 +213,14 @@ class Run:
     grayordinates are their points): a CIFTI-2 ``.dtseries.nii``, or a GIFTI
     pair whose left hemisphere is ``bold`` and right one ``right``. The
     entities of a GIFTI pair are those both files share (no ``hemi``).
+    ``confounds`` is None for a run without fMRIPrep's confounds table
+    (a series denoised already, such as XCP-D's), selected without a
+    confounds strategy.
     """
 
     bold: Path
     mask: Path | None
-    confounds: Path
+    confounds: Path | None
     entities: dict
     metadata: dict
     right: Path | None = None
@@ -236,6 +239,11 @@ class Run:
     def sources(self) -> list[Path]:
         """The run's BOLD file(s): one, or the two hemispheres of a GIFTI pair."""
         return [self.bold] if self.right is None else [self.bold, self.right]
+
+
+def confounds_tables(runs) -> list[str]:
+    """The confounds tables of ``runs`` as paths, in their order; a run without one adds none."""
+    return [str(run.confounds) for run in runs if run.confounds is not None]
 
 
 #: The extensions of a BOLD series, volume and surface.
@@ -281,14 +289,17 @@ def _matches(entities: dict, filters: dict) -> bool:
     return True
 
 
-def collect_runs(bids_dir, selection: Selection) -> list[Run]:
+def collect_runs(bids_dir, selection: Selection, *,
+                 require_confounds: bool = True) -> list[Run]:
     """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
 
     Each run comes with its ``desc-brain_mask`` (same entities) and its
     ``desc-confounds_timeseries.tsv``, named as fMRIPrep names them; a
-    missing one is an error naming the BOLD. Errors also name what was
-    asked and what the dataset has. Entities are read from file names only
-    (:func:`parse_entities`): the folders above the dataset give none.
+    missing one is an error naming the BOLD, the confounds table only when
+    ``require_confounds`` (a confounds strategy reads it; without one, a run
+    may have none). Errors also name what was asked and what the dataset
+    has. Entities are read from file names only (:func:`parse_entities`):
+    the folders above the dataset give none.
     """
     bids_dir = Path(bids_dir)
     layout = _layout(bids_dir)
@@ -336,7 +347,8 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
             + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
             + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
         )
-    runs = [_run_of(bold, entities, layout) for bold, entities in bolds]
+    runs = [_run_of(bold, entities, layout, require_confounds=require_confounds)
+            for bold, entities in bolds]
     named: dict[tuple, Path] = {}
     for run in runs:
         key = tuple(sorted((k, str(v)) for k, v in run.entities.items() if k != "extension"))
@@ -348,8 +360,12 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
     return sorted(runs, key=lambda run: str(run.bold))
 
 
-def _run_of(bold: Path, entities: dict, layout) -> Run:
-    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata."""
+def _run_of(bold: Path, entities: dict, layout, *, require_confounds: bool) -> Run:
+    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata.
+
+    Without ``require_confounds``, a run without its confounds table has
+    ``confounds`` None.
+    """
     extension = file_extension(bold.name)
     stem = bold.name[: -len(extension)]
     mask = right = None
@@ -373,7 +389,11 @@ def _run_of(bold: Path, entities: dict, layout) -> Run:
     confounds = bold.with_name(_without_hemi(stem).split("_space-")[0]
                                + "_desc-confounds_timeseries.tsv")
     if not confounds.is_file():
-        raise InputError(bold, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)")
+        if require_confounds:
+            raise InputError(bold, "no desc-confounds_timeseries.tsv for this run, which the "
+                             "confounds strategy reads: give fMRIPrep's confounds, or use "
+                             "--confounds-strategy none for a series denoised already")
+        confounds = None
     metadata = dict(layout.get_file(str(bold)).get_metadata())
     return Run(bold, mask, confounds, {**entities, "datatype": "func"}, metadata, right)
 

@@ -278,7 +278,9 @@ def main(argv=None) -> int:
     settings = parse_settings(argv)
     print_data_warnings("nipype-ward")
     try:
-        runs = bids.collect_runs(settings.bids_dir, settings.selection)
+        strategy = settings.parcellation.preparation.confounds_strategy
+        runs = bids.collect_runs(settings.bids_dir, settings.selection,
+                                 require_confounds=strategy is not None)
         for warning in check_runs(settings, runs):
             print(f"nipype-ward: warning: {warning}", file=sys.stderr)
         if settings.analysis_level == "group":

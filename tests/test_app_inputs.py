@@ -1,0 +1,136 @@
+"""Inputs the audit of issue #24 found mishandled, through the real command lines.
+
+Each bad input is one line on stderr naming the file, the problem and what
+to do (exit 1; a bad option or filter file is a usage error, exit 2), found
+before any subject is processed, with nothing written. The inputs that are
+fine (no confounds table without a confounds strategy, an uncompressed
+``.nii``, a multi-member gzip) give the results their usual form gives.
+References are computed here, by nilearn, scikit-learn or the file's bytes,
+never by the code under test.
+"""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import RUNS, SPACE, SPIKES, run_app
+
+SEED = Path(__file__).parents[1] / "workflows" / "rest_clustering.py"
+N_VOLUMES = 120  # conftest.FMRIPREP_SIM
+
+
+def assert_one_line_error(proc, prog, expected):
+    """Exit 1, ``expected`` as the only line on stderr, no traceback, no Nipype log."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"{prog}: error: {expected}"], proc.stderr
+    for text in (proc.stdout, proc.stderr):
+        assert "Traceback" not in text and " ERROR" not in text
+
+
+def assert_usage_error(proc, prog, expected):
+    """Exit 2, argparse's usage then ``expected`` as the last line, nothing else."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("usage: ") and lines[-1] == f"{prog}: error: {expected}", \
+        proc.stderr
+
+
+@pytest.fixture(scope="module")
+def volumes_dir(tmp_path_factory):
+    """The fMRIPrep test dataset without its surface files, FD spikes at SPIKES."""
+    from conftest import write_fmriprep_dataset
+
+    return write_fmriprep_dataset(tmp_path_factory.mktemp("volumes") / "fmriprep",
+                                  spikes=SPIKES, surfaces=False)
+
+
+def _linked_copy(source, target):
+    """A copy of a dataset made of hard links: change a file by replacing it, never in place."""
+    shutil.copytree(source, target, copy_function=os.link)
+    return target
+
+
+def _sub02(dataset, suffix):
+    return Path(dataset) / f"{RUNS[2]}_{suffix}"
+
+
+def _bold(dataset, extension=".nii.gz"):
+    return _sub02(dataset, f"{SPACE}_desc-preproc_bold{extension}")
+
+
+def _run_sub02(dataset, tmp_path, *args, name="out"):
+    """sub-02 alone, K = 10, no split half: the App as a user runs it."""
+    return run_app(dataset, tmp_path / name, "participant", "--participant-label", "02",
+                   "--n-clusters", 10, "--no-split-half", *args,
+                   "-w", tmp_path / f"work_{name}", "--nprocs", 1, cwd=tmp_path)
+
+
+def _labels(out):
+    return np.asanyarray(nb.load(out / f"{RUNS[2]}_{SPACE}_seg-ward_scale-10_dseg.nii.gz")
+                         .dataobj)
+
+
+@pytest.fixture(scope="module")
+def reference_labels(volumes_dir, tmp_path_factory):
+    """sub-02's labels at K = 10 from the dataset as fMRIPrep writes it (.nii.gz)."""
+    root = tmp_path_factory.mktemp("reference")
+    proc = _run_sub02(volumes_dir, root)
+    assert proc.returncode == 0, proc.stderr
+    return _labels(root / "out")
+
+
+# --------------------------------------------------------------------------
+# 7. --confounds-strategy none needs no confounds table
+# --------------------------------------------------------------------------
+def test_no_confounds_table_is_needed_without_a_strategy(volumes_dir, tmp_path):
+    # XCP-D's denoised series, say: no desc-confounds_timeseries.tsv beside them.
+    dataset = _linked_copy(volumes_dir, tmp_path / "denoised")
+    for path in dataset.rglob("*_desc-confounds_timeseries.*"):
+        path.unlink()
+    proc = _run_sub02(dataset, tmp_path, "--confounds-strategy", "none", "--write-provenance")
+    assert proc.returncode == 0, proc.stderr
+    stem = tmp_path / "out" / f"{RUNS[2]}_{SPACE}_seg-ward_scale-10"
+    sidecar = json.loads(Path(f"{stem}_dseg.json").read_text())
+    assert sidecar["Parameters"]["preparation"]["confounds_strategy"] is None
+    assert [uri.rsplit("/", 1)[1] for uri in sidecar["Sources"]] == [
+        _bold(dataset).name, _sub02(dataset, f"{SPACE}_desc-brain_mask.nii.gz").name]
+    assert (_labels(tmp_path / "out") > 0).sum() > 0
+    # A strategy reads the table: its absence is still an error naming the BOLD.
+    proc = _run_sub02(dataset, tmp_path, name="out_simple")
+    assert_one_line_error(
+        proc, "nipype-ward",
+        f"{_bold(dataset)}: no desc-confounds_timeseries.tsv for this run, which the "
+        "confounds strategy reads: give fMRIPrep's confounds, or use --confounds-strategy "
+        "none for a series denoised already")
+    assert not (tmp_path / "out_simple").exists()
+
+
+@pytest.mark.parametrize("level", ["participant", "group"])
+def test_runs_without_confounds_build_every_workflow(volumes_dir, tmp_path, level):
+    """Combined runs, atlases, provenance and the group level take runs without a table."""
+    from nipype_ward.bids import collect_runs
+    from nipype_ward.cli.parser import parse_settings
+    from nipype_ward.workflows.base import init_nipype_ward_wf
+    from nipype_ward.workflows.group import init_group_level_wf
+
+    dataset = _linked_copy(volumes_dir, tmp_path / "denoised")
+    for path in dataset.rglob("*_desc-confounds_timeseries.*"):
+        path.unlink()
+    extra = ["--combine-runs", "--atlas", f"own={_sub02(dataset, SPACE)}_desc-brain_mask.nii.gz"]
+    settings = parse_settings([str(dataset), str(tmp_path / "out"), level, "--confounds-strategy",
+                               "none", "--write-provenance",
+                               *(extra if level == "participant"
+                                 else ["--group-reduction", "exact"])])
+    settings.output_dir.mkdir()  # as run_staged makes its staging folder
+    runs = collect_runs(dataset, settings.selection, require_confounds=False)
+    assert len(runs) == 3 and all(run.confounds is None for run in runs)
+    build = init_nipype_ward_wf if level == "participant" else init_group_level_wf
+    assert build(settings, runs).list_node_names()  # every node's inputs set and checked

@@ -23,7 +23,13 @@ from importlib import resources
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.fileio import InputError, file_extension, save_json, save_text
+from nipype_ward.fileio import (
+    InputError,
+    file_extension,
+    fmriprep_confounds_file,
+    save_json,
+    save_text,
+)
 
 #: The pybids configuration of our outputs' entities and path patterns.
 BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
@@ -386,8 +392,7 @@ def _run_of(bold: Path, entities: dict, layout, *, require_confounds: bool) -> R
         if not right.is_file():
             raise InputError(bold, f"no right hemisphere beside it ({right.name})")
         entities = {key: value for key, value in entities.items() if key != "hemi"}
-    confounds = bold.with_name(_without_hemi(stem).split("_space-")[0]
-                               + "_desc-confounds_timeseries.tsv")
+    confounds = fmriprep_confounds_file(bold)
     if not confounds.is_file():
         if require_confounds:
             raise InputError(bold, "no desc-confounds_timeseries.tsv for this run, which the "

@@ -134,3 +134,30 @@ def test_runs_without_confounds_build_every_workflow(volumes_dir, tmp_path, leve
     assert len(runs) == 3 and all(run.confounds is None for run in runs)
     build = init_nipype_ward_wf if level == "participant" else init_group_level_wf
     assert build(settings, runs).list_node_names()  # every node's inputs set and checked
+
+
+# --------------------------------------------------------------------------
+# 8. A confounds column of n/a only
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(("strategy", "columns"), [("simple", ["csf"]),
+                                                   ("compcor", ["trans_x", "rot_z"])])
+def test_a_confounds_column_without_values_stops_before_any_subject(volumes_dir, tmp_path,
+                                                                    strategy, columns):
+    dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
+    tsv = _sub02(dataset, "desc-confounds_timeseries.tsv")
+    table = pd.read_csv(tsv, sep="\t")
+    table[columns] = np.nan
+    tsv.unlink()
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    out = tmp_path / "out"
+    proc = run_app(dataset, out, "participant", "--confounds-strategy", strategy,
+                   "--n-clusters", 10, "--no-split-half", "-w", tmp_path / "work",
+                   "--nprocs", 1, cwd=tmp_path)
+    several = len(columns) > 1
+    assert_one_line_error(
+        proc, "nipype-ward",
+        f"{tsv}: column{'s' * several} {', '.join(sorted(columns))} "
+        f"{'have' if several else 'has'} no value, but the '{strategy}' strategy regresses "
+        f"{'them' if several else 'it'} out: re-run fMRIPrep, or choose a strategy without "
+        f"{'them' if several else 'it'}")
+    assert not out.exists()  # sub-01 was not processed first

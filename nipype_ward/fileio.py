@@ -528,13 +528,16 @@ def fmriprep_confounds_file(bold_path) -> Path:
     return bold_path.with_name(f"{run}_desc-confounds_timeseries.tsv")
 
 
-def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None):
+def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None,
+                            dvars_threshold=None):
     """Confounds of an fMRIPrep BOLD file by one of nilearn's preset strategies.
 
     :func:`nilearn.interfaces.fmriprep.load_confounds_strategy` finds the
     run's ``desc-confounds_timeseries.tsv`` (and its JSON, for CompCor) beside
     the BOLD file and selects the columns of ``strategy``; ``scrubbing`` also
-    returns the volumes kept once those of high motion are censored.
+    returns the volumes kept once those of high motion (framewise
+    displacement above ``fd_threshold`` mm, standardized DVARS above
+    ``dvars_threshold``; nilearn's 0.5 and 1.5 when None) are censored.
     ``bold_path`` may be a GIFTI pair (left, right), as nilearn takes it.
     nilearn's warnings are silenced: what they warn of is an error here (a
     selected column without any value) or for the callers (no volume kept).
@@ -547,7 +550,9 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
     """
     from nilearn.interfaces.fmriprep import load_confounds_strategy
 
-    options = {"fd_threshold": fd_threshold} if fd_threshold is not None else {}
+    options = {key: value for key, value in (("fd_threshold", fd_threshold),
+                                             ("std_dvars_threshold", dvars_threshold))
+               if value is not None}
     paths = [Path(path) for path in bold_path] if isinstance(bold_path, (list, tuple)) \
         else [Path(bold_path)]
     names = [str(path) for path in paths]

@@ -47,7 +47,9 @@ class SignalPreparation:
     are regressed out. ``confounds_strategy`` instead selects the confounds
     of an fMRIPrep BOLD file by one of nilearn's preset strategies
     (:data:`~nipype_ward.signals.CONFOUND_STRATEGIES`; ``scrubbing`` also
-    censors the volumes of high motion, ``fd_threshold`` in mm).
+    censors the volumes of high motion: framewise displacement above
+    ``fd_threshold`` mm, standardized DVARS above ``dvars_threshold``,
+    nilearn's 0.5 and 1.5 when None).
     """
 
     standardize: str | bool = False
@@ -59,6 +61,7 @@ class SignalPreparation:
     confounds_columns: tuple[str, ...] = ()
     confounds_strategy: str | None = None
     fd_threshold: float | None = None
+    dvars_threshold: float | None = None
 
     def __post_init__(self):
         check_preparation(
@@ -73,11 +76,14 @@ class SignalPreparation:
                 )
             if self.confounds_file:
                 raise ValueError("give confounds_file or confounds_strategy, not both")
-        if self.fd_threshold is not None:
+        for name, unit in (("fd_threshold", " (mm)"), ("dvars_threshold", "")):
+            value = getattr(self, name)
+            if value is None:
+                continue
             if self.confounds_strategy != "scrubbing":
-                raise ValueError("fd_threshold applies to the 'scrubbing' strategy only")
-            if isinstance(self.fd_threshold, bool) or not self.fd_threshold > 0:
-                raise ValueError(f"fd_threshold must be positive (mm), got {self.fd_threshold!r}")
+                raise ValueError(f"{name} applies to the 'scrubbing' strategy only")
+            if isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be positive{unit}, got {value!r}")
 
     @property
     def requested(self) -> bool:
@@ -132,6 +138,7 @@ def resolve_preparation(
             bold_path if right_path is None else [bold_path, right_path],
             preparation.confounds_strategy, n_volumes,
             fd_threshold=preparation.fd_threshold,
+            dvars_threshold=preparation.dvars_threshold,
         )
     return ResolvedPreparation(t_r, confounds, sample_mask)
 

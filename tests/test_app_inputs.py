@@ -161,3 +161,51 @@ def test_a_confounds_column_without_values_stops_before_any_subject(volumes_dir,
         f"{'them' if several else 'it'} out: re-run fMRIPrep, or choose a strategy without "
         f"{'them' if several else 'it'}")
     assert not out.exists()  # sub-01 was not processed first
+
+
+# --------------------------------------------------------------------------
+# 9. Scrubbing: one line when too few volumes are left; --dvars-thresh
+# --------------------------------------------------------------------------
+def test_scrubbing_every_volume_is_one_line(volumes_dir, tmp_path):
+    proc = _run_sub02(volumes_dir, tmp_path, "--confounds-strategy", "scrubbing",
+                      "--fd-thresh", "0.01")
+    assert_one_line_error(
+        proc, "nipype-ward",
+        f"{_sub02(volumes_dir, 'desc-confounds_timeseries.tsv')}: scrubbing keeps 0 of "
+        f"{N_VOLUMES} volumes, fewer than the 2 needed: raise --fd-thresh or --dvars-thresh, "
+        "or use another --confounds-strategy")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("threshold", [1.15, 1.2])
+def test_dvars_threshold_censors_as_nilearn_says(volumes_dir, tmp_path, threshold):
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    proc = _run_sub02(volumes_dir, tmp_path, "--confounds-strategy", "scrubbing",
+                      "--dvars-thresh", threshold)
+    assert proc.returncode == 0, proc.stderr
+    bold = str(_bold(volumes_dir))
+    _, kept = load_confounds_strategy(bold, denoise_strategy="scrubbing",
+                                      std_dvars_threshold=threshold)
+    _, kept_by_default = load_confounds_strategy(bold, denoise_strategy="scrubbing")
+    censored = sorted(set(range(N_VOLUMES)) - set(kept.tolist()))
+    assert len(kept) < len(kept_by_default)  # stricter than nilearn's 1.5: more censored
+    stem = tmp_path / "out" / f"{RUNS[2]}_{SPACE}_seg-ward_scale-10"
+    timing = json.loads(Path(f"{stem}_stat-mean_timeseries.json").read_text())
+    assert timing["CensoredVolumes"] == censored
+    assert pd.read_csv(f"{stem}_stat-mean_timeseries.tsv", sep="\t").shape == (len(kept), 10)
+    parameters = json.loads(Path(f"{stem}_dseg.json").read_text())["Parameters"]
+    assert parameters["preparation"]["dvars_threshold"] == threshold
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dvars-thresh", "1.2"], "--dvars-thresh needs --confounds-strategy scrubbing"),
+    (["--confounds-strategy", "scrubbing", "--dvars-thresh", "0"],
+     "--dvars-thresh must be positive, got 0.0"),
+    (["--confounds-strategy", "scrubbing", "--fd-thresh", "-1"],
+     "--fd-thresh must be positive (mm), got -1.0"),
+])
+def test_bad_scrubbing_thresholds_are_usage_errors(volumes_dir, tmp_path, args, message):
+    proc = run_app(volumes_dir, tmp_path / "out", "participant", *args, cwd=tmp_path)
+    assert_usage_error(proc, "nipype-ward", message)
+    assert not (tmp_path / "out").exists()

@@ -47,7 +47,8 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             raise InputError(
                 run.confounds,
                 f"scrubbing keeps {kept} of {n_volumes} volumes, fewer than the "
-                f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
+                f"{needed} needed: raise --fd-thresh or --dvars-thresh, or use another "
+                "--confounds-strategy",
             )
         n_confounds = 0 if found.confounds is None else found.confounds.shape[1]
         strategy = options.preparation.confounds_strategy

@@ -528,6 +528,21 @@ def fmriprep_confounds_file(bold_path) -> Path:
     return bold_path.with_name(f"{run}_desc-confounds_timeseries.tsv")
 
 
+def _nilearn_image_name(path: Path) -> str:
+    """The name nilearn's confounds loader accepts for a BOLD file.
+
+    nilearn 0.14 checks an image's name by its last two dot-separated parts
+    (``nii.gz``, ``dtseries.nii``, ``func.gii``: ``_check_images`` in
+    ``nilearn/interfaces/fmriprep/load_confounds_utils.py``) and refuses an
+    uncompressed ``.nii`` ("Unsupported input."). It then only parses the
+    BIDS entities of the name to find the confounds table beside it
+    (``_get_file_name``), and never opens the image: the same name with
+    ``.gz`` finds the same table, whether or not that file exists.
+    """
+    name = str(path)
+    return name + ".gz" if file_extension(name) == ".nii" else name
+
+
 def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None,
                             dvars_threshold=None):
     """Confounds of an fMRIPrep BOLD file by one of nilearn's preset strategies.
@@ -555,7 +570,7 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
                if value is not None}
     paths = [Path(path) for path in bold_path] if isinstance(bold_path, (list, tuple)) \
         else [Path(bold_path)]
-    names = [str(path) for path in paths]
+    names = [_nilearn_image_name(path) for path in paths]
     try:
         with warnings.catch_warnings():
             # "All volumes were marked as motion outliers", and scikit-learn's

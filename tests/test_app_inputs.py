@@ -209,3 +209,17 @@ def test_bad_scrubbing_thresholds_are_usage_errors(volumes_dir, tmp_path, args, 
     proc = run_app(volumes_dir, tmp_path / "out", "participant", *args, cwd=tmp_path)
     assert_usage_error(proc, "nipype-ward", message)
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------
+# 12. An uncompressed .nii BOLD
+# --------------------------------------------------------------------------
+def test_an_uncompressed_bold_gives_the_labels_of_the_compressed_one(volumes_dir, tmp_path,
+                                                                     reference_labels):
+    dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
+    compressed = _bold(dataset)
+    nb.save(nb.load(compressed), _bold(dataset, ".nii"))
+    compressed.unlink()
+    proc = _run_sub02(dataset, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(_labels(tmp_path / "out"), reference_labels)

@@ -223,3 +223,32 @@ def test_an_uncompressed_bold_gives_the_labels_of_the_compressed_one(volumes_dir
     proc = _run_sub02(dataset, tmp_path)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(_labels(tmp_path / "out"), reference_labels)
+
+
+# --------------------------------------------------------------------------
+# 13. No repetition time anywhere
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [[], ["--high-pass", "0.01"]])
+def test_no_repetition_time_is_one_line(volumes_dir, tmp_path, args):
+    dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
+    bold = _bold(dataset)
+    img = nb.load(bold)
+    header = img.header.copy()
+    header.set_zooms(header.get_zooms()[:3] + (0.0,))
+    data = np.asanyarray(img.dataobj)
+    bold.unlink()
+    nb.save(nb.Nifti1Image(data, img.affine, header), bold)
+    assert nb.load(bold).header["pixdim"][4] == 0
+    sidecar = _bold(dataset, ".json")
+    metadata = json.loads(sidecar.read_text())
+    del metadata["RepetitionTime"]
+    sidecar.unlink()
+    sidecar.write_text(json.dumps(metadata))
+    out = tmp_path / "out"
+    proc = run_app(dataset, out, "participant", "--n-clusters", 10, "--no-split-half", *args,
+                   "-w", tmp_path / "work", "--nprocs", 1, cwd=tmp_path)
+    assert_one_line_error(
+        proc, "nipype-ward",
+        f"{bold}: neither its JSON sidecar nor its header gives the repetition time: add "
+        "RepetitionTime (seconds) to its JSON sidecar")
+    assert not out.exists()

@@ -39,6 +39,11 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
             n_points, n_volumes, where = int(mask.sum()), bold_img.shape[3], run.mask
         check_n_clusters_in_mask(options.n_clusters, n_points, where)
+        # The App has no option to give it: the sidecar or the header must.
+        if options.preparation.t_r is None \
+                and image.read_repetition_time(run.bold, bold_img) is None:
+            raise InputError(run.bold, "neither its JSON sidecar nor its header gives the "
+                             "repetition time: add RepetitionTime (seconds) to its JSON sidecar")
         found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
                                     right_path=run.right)
         kept = n_volumes if found.sample_mask is None else len(found.sample_mask)

@@ -16,7 +16,9 @@ the same size, readable by nibabel, nilearn, FSL and any gzip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -81,7 +83,8 @@ def _check_header(img, path) -> None:
     the file can hold: exactly for an uncompressed ``.nii`` (else nibabel
     fails only when the data are used, far from the check of the inputs),
     and for a ``.nii.gz`` past deflate's largest ratio, which catches corrupt
-    dimensions before a reader allocates their product.
+    dimensions before a reader allocates their product, then by its gzip
+    size (:func:`_check_gzip_size`), which catches a truncated file.
     """
     if any(int(n) < 1 for n in img.shape):
         raise InputError(path, f"its header gives the dimensions {img.shape}, each must be at "
@@ -104,10 +107,53 @@ def _check_header(img, path) -> None:
             raise InputError(path, f"its header declares {n_bytes} bytes of data {img.shape}, "
                              f"more than a {size}-byte gzip file can hold: the header is "
                              "corrupt or the file truncated")
+        _check_gzip_size(path, offset + n_bytes)
     elif offset + n_bytes > size:
         raise InputError(path, f"file is truncated: its header declares {n_bytes} bytes of data "
                          f"{img.shape} from byte {offset}, but the file has {size} bytes; "
                          "copy or download it again")
+
+
+def _check_gzip_size(path, n_bytes: int) -> None:
+    """Refuse a truncated or corrupt ``.nii.gz`` whose NIfTI is ``n_bytes`` long, cheaply.
+
+    A gzip stream ends with ISIZE, the size of its last member's data
+    modulo 2**32: for a file of one member (what fMRIPrep, nibabel and our
+    writers make), that of the NIfTI, header and data, which the header
+    gives. Reading those four bytes finds a truncated file without
+    decompressing it. When they differ, the file is decompressed whole to
+    tell a broken one from a valid file of several members (bgzip, ``cat
+    a.gz b.gz``), which is never refused.
+    """
+    stat = path.stat()
+    if stat.st_size >= 4:
+        with open(path, "rb") as stream:
+            stream.seek(-4, os.SEEK_END)
+            if int.from_bytes(stream.read(4), "little") == n_bytes % 2**32:
+                return
+    problem = _gzip_problem(str(path), stat.st_size, stat.st_mtime_ns, n_bytes)
+    if problem is not None:
+        raise InputError(path, f"truncated or corrupt gzip ({problem}): re-run fMRIPrep or copy "
+                         "the file again")
+
+
+@functools.lru_cache(maxsize=64)
+def _gzip_problem(path: str, size: int, mtime_ns: int, n_bytes: int) -> str | None:
+    """What is wrong with a gzip file once decompressed whole (ISA-L), or None.
+
+    Once per file (its size and time stamp) and process: a header is
+    checked several times in a run.
+    """
+    total = 0
+    try:
+        with igzip.open(path, "rb") as stream:
+            while block := stream.read(1 << 24):
+                total += len(block)
+    except Exception as exc:  # EOFError, BadGzipFile, IsalError...
+        return str(exc)
+    if total < n_bytes:
+        return f"{total} bytes once decompressed, where its header declares {n_bytes}"
+    return None
 
 
 def _check_ndim(img, path, ndim) -> nb.Nifti1Image:

@@ -252,3 +252,42 @@ def test_no_repetition_time_is_one_line(volumes_dir, tmp_path, args):
         f"{bold}: neither its JSON sidecar nor its header gives the repetition time: add "
         "RepetitionTime (seconds) to its JSON sidecar")
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------
+# 14a. A truncated gzip
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["bold", "mask"])
+def test_a_truncated_gzip_stops_before_any_subject(volumes_dir, tmp_path, which):
+    dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
+    path = _bold(dataset) if which == "bold" else _sub02(
+        dataset, f"{SPACE}_desc-brain_mask.nii.gz")
+    content = path.read_bytes()
+    path.unlink()
+    path.write_bytes(content[: len(content) - 2000])  # an interrupted copy
+    with pytest.raises(EOFError):  # what gzip itself says of it
+        gzip.decompress(path.read_bytes())
+    out = tmp_path / "out"
+    proc = run_app(dataset, out, "participant", "--n-clusters", 10, "--no-split-half",
+                   "-w", tmp_path / "work", "--nprocs", 1, cwd=tmp_path)
+    assert_one_line_error(
+        proc, "nipype-ward",
+        f"{path}: truncated or corrupt gzip (Compressed file ended before the end-of-stream "
+        "marker was reached): re-run fMRIPrep or copy the file again")
+    assert not out.exists()  # sub-01 was not processed first
+
+
+def test_a_multi_member_gzip_is_read_whole(volumes_dir, tmp_path, reference_labels):
+    # bgzip and `cat a.gz b.gz` write several gzip members: the last four
+    # bytes then give the last member's size only, not the file's.
+    dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
+    bold = _bold(dataset)
+    raw = gzip.decompress(bold.read_bytes())
+    bold.unlink()
+    cuts = [0, 1000, len(raw) // 3, len(raw)]
+    bold.write_bytes(b"".join(gzip.compress(raw[a:b]) for a, b in zip(cuts, cuts[1:])))
+    assert int.from_bytes(bold.read_bytes()[-4:], "little") != len(raw)
+    assert gzip.decompress(bold.read_bytes()) == raw
+    proc = _run_sub02(dataset, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(_labels(tmp_path / "out"), reference_labels)

@@ -94,6 +94,21 @@ def _pybids_configs() -> tuple:
     return (Config.load("bids"), Config.load("derivatives"), Config(**load_config()))
 
 
+@functools.lru_cache(maxsize=1)
+def known_entities() -> dict[str, str | None]:
+    """The entities pybids' ``bids`` and ``derivatives`` configurations and ours know.
+
+    Maps each entity's name (``acquisition``) to its key in file names
+    (``acq``), None for those without one (``suffix``, ``extension``...).
+    """
+    keys = {}
+    for config in _pybids_configs():
+        for entity in config.entities.values():
+            key = re.search(r"([a-zA-Z]+)-[^(]*\(", entity.pattern)
+            keys[entity.name] = key.group(1) if key else None
+    return keys
+
+
 def parse_entities(path) -> dict:
     """The BIDS entities of a file name (pybids, with our entities known too).
 
@@ -123,8 +138,7 @@ def derivative_path(source_file, entities: dict, extension: str) -> str:
     from bids.layout.writing import build_path
 
     config = load_config()
-    known = {entity.name for cfg in _pybids_configs()[:2] for entity in cfg.entities.values()}
-    known |= {entity["name"] for entity in config["entities"]}
+    known = set(known_entities())
     sources = [source_file] if isinstance(source_file, (str, os.PathLike)) else list(source_file)
     parsed = [parse_entities(source) for source in sources]
     wanted = {key: value for key, value in parsed[0].items()
@@ -182,6 +196,9 @@ def load_filter_file(path) -> dict:
 
     ``null`` means the entity must be absent and ``"*"`` that it must be
     present (any value), as in fMRIPrep; only the ``bold`` query is used.
+    Its entities are named as pybids names them (:func:`known_entities`):
+    an unknown one is an error, never a query that matches nothing or
+    everything.
     """
     path = Path(path)
     try:
@@ -195,6 +212,14 @@ def load_filter_file(path) -> dict:
     unknown = set(filters) - {"bold"}
     if unknown:
         raise InputError(path, f"only the 'bold' query is used, not {sorted(unknown)}")
+    entities = known_entities()
+    for name in filters.get("bold", {}):
+        if name not in entities:
+            full = [entity for entity, key in entities.items() if key == name]
+            hint = (f"{full[0]} for {name}-" if full
+                    else "subject, session, task, acquisition, run, echo, ...")
+            raise InputError(path, f"the 'bold' query has the unknown entity {name!r}: use the "
+                             f"entity names of pybids ({hint})")
     return filters.get("bold", {})
 
 

@@ -291,3 +291,30 @@ def test_a_multi_member_gzip_is_read_whole(volumes_dir, tmp_path, reference_labe
     proc = _run_sub02(dataset, tmp_path)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(_labels(tmp_path / "out"), reference_labels)
+
+
+# --------------------------------------------------------------------------
+# 14b. Unknown entities in the filter file
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [None, "x", "*"])
+def test_an_unknown_filter_entity_is_a_usage_error(volumes_dir, tmp_path, value):
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"session": None, "foobar": value}}))
+    proc = run_app(volumes_dir, tmp_path / "out", "participant", "--bids-filter-file", filters,
+                   cwd=tmp_path)
+    assert_usage_error(
+        proc, "nipype-ward",
+        f"{filters}: the 'bold' query has the unknown entity 'foobar': use the entity names "
+        "of pybids (subject, session, task, acquisition, run, echo, ...)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_filter_entity_by_its_short_name_is_named_in_full(volumes_dir, tmp_path):
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"acq": "mb4"}}))
+    proc = run_app(volumes_dir, tmp_path / "out", "participant", "--bids-filter-file", filters,
+                   cwd=tmp_path)
+    assert_usage_error(
+        proc, "nipype-ward",
+        f"{filters}: the 'bold' query has the unknown entity 'acq': use the entity names "
+        "of pybids (acquisition for acq-)")

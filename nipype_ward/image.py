@@ -83,8 +83,7 @@ def _check_header(img, path) -> None:
     the file can hold: exactly for an uncompressed ``.nii`` (else nibabel
     fails only when the data are used, far from the check of the inputs),
     and for a ``.nii.gz`` past deflate's largest ratio, which catches corrupt
-    dimensions before a reader allocates their product, then by its gzip
-    size (:func:`_check_gzip_size`), which catches a truncated file.
+    dimensions before a reader allocates their product.
     """
     if any(int(n) < 1 for n in img.shape):
         raise InputError(path, f"its header gives the dimensions {img.shape}, each must be at "
@@ -107,24 +106,28 @@ def _check_header(img, path) -> None:
             raise InputError(path, f"its header declares {n_bytes} bytes of data {img.shape}, "
                              f"more than a {size}-byte gzip file can hold: the header is "
                              "corrupt or the file truncated")
-        _check_gzip_size(path, offset + n_bytes)
     elif offset + n_bytes > size:
         raise InputError(path, f"file is truncated: its header declares {n_bytes} bytes of data "
                          f"{img.shape} from byte {offset}, but the file has {size} bytes; "
                          "copy or download it again")
 
 
-def _check_gzip_size(path, n_bytes: int) -> None:
-    """Refuse a truncated or corrupt ``.nii.gz`` whose NIfTI is ``n_bytes`` long, cheaply.
+def _check_gzip_size(img, path) -> None:
+    """Refuse a truncated or corrupt ``.nii.gz`` from its header, cheaply.
 
     A gzip stream ends with ISIZE, the size of its last member's data
     modulo 2**32: for a file of one member (what fMRIPrep, nibabel and our
-    writers make), that of the NIfTI, header and data, which the header
-    gives. Reading those four bytes finds a truncated file without
-    decompressing it. When they differ, the file is decompressed whole to
-    tell a broken one from a valid file of several members (bgzip, ``cat
-    a.gz b.gz``), which is never refused.
+    writers make), that of the NIfTI, its data's offset plus the data,
+    which the header gives. Reading those four bytes finds a truncated file
+    without decompressing it. When they differ, the file is decompressed
+    whole to tell a broken one from a valid file of several members (bgzip,
+    ``cat a.gz b.gz``), which is never refused.
     """
+    proxy = img.dataobj
+    if not path.name.endswith(".gz") or not hasattr(proxy, "offset"):
+        return
+    n_bytes = int(proxy.offset) \
+        + int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
     stat = path.stat()
     if stat.st_size >= 4:
         with open(path, "rb") as stream:
@@ -174,8 +177,10 @@ def _check_ndim(img, path, ndim) -> nb.Nifti1Image:
 def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     """Load a NIfTI image lazily, checking it exists, is readable and has ``ndim``.
 
-    Only the header is read here; use it for headers and small images. Read
-    4D data with :func:`read_series`, which decompresses the file once.
+    Only the header is read here (and a ``.nii.gz``'s last four bytes, which
+    find a truncated file: :func:`_check_gzip_size`); use it for headers and
+    small images. Read 4D data with :func:`read_series`, which decompresses
+    the file once (and fails on a truncated one, naming it).
     A CIFTI-2 file of grayordinates (``.dscalar.nii``, ``.dlabel.nii``: the
     points, means and labels of surface data) is returned as it is, its
     dimensions unchecked: :func:`data_of` reads its values.
@@ -196,6 +201,7 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
         raise InputError(path, f"not a NIfTI image (nibabel reads a {type(img).__name__}): "
                          "give a .nii or .nii.gz image")
     _check_header(img, path)
+    _check_gzip_size(img, path)
     return _check_ndim(img, path, ndim)
 
 

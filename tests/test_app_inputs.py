@@ -21,6 +21,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 from conftest import RUNS, SPACE, SPIKES, run_app
 
 SEED = Path(__file__).parents[1] / "workflows" / "rest_clustering.py"
@@ -318,3 +319,100 @@ def test_a_filter_entity_by_its_short_name_is_named_in_full(volumes_dir, tmp_pat
         proc, "nipype-ward",
         f"{filters}: the 'bold' query has the unknown entity 'acq': use the entity names "
         "of pybids (acquisition for acq-)")
+
+
+# --------------------------------------------------------------------------
+# 16. An EPI mask that collapses on skull-stripped data
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def skull_stripped():
+    """A real resting-state series whose background is zero already (neuropycon-data).
+
+    64 x 32 x 32 voxels of 1.5 x 1.5 x 2 mm, 88 volumes, int16, TR 2.5 s,
+    skull-stripped: 53,339 of its 65,536 voxels are 0 in every volume.
+    """
+    from importlib import resources
+
+    return Path(resources.files("neuropycon_data") / "data" / "data_nii"
+                / "sub-test_task-rs_bold.nii")
+
+
+def run_seed(*args, cwd):
+    return subprocess.run([sys.executable, str(SEED), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_an_epi_mask_collapsing_on_skull_stripped_data_is_one_line(skull_stripped, tmp_path):
+    from nilearn.image import mean_img
+    from nilearn.masking import compute_epi_mask
+
+    img = nb.load(skull_stripped)
+    kept = int(np.asanyarray(compute_epi_mask(img).dataobj).sum())
+    non_zero = int((mean_img(img).get_fdata() != 0).sum())
+    assert (kept, non_zero) == (53, 12197)  # nilearn's opening erodes the brain away
+    proc = run_seed("--bold", skull_stripped, "--n-clusters", 10, "--no-figures",
+                    "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert_one_line_error(
+        proc, "rest_clustering",
+        f"{skull_stripped}: the EPI mask keeps {kept:,} of its {non_zero:,} non-zero voxels "
+        f"({kept / non_zero:.1%}): its background is zero already (81.4% of the voxels, as "
+        "in skull-stripped data), which the EPI mask is not made for: use --mask-strategy "
+        "background, or give a brain mask (--mask)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_background_mask_strategy_is_nilearns(skull_stripped, tmp_path):
+    from nilearn.masking import compute_background_mask
+
+    out = tmp_path / "out"
+    proc = run_seed("--bold", skull_stripped, "--mask-strategy", "background",
+                    "--n-clusters", 10, "--no-figures", "--output-dir", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    img = nb.load(skull_stripped)
+    reference = np.asanyarray(compute_background_mask(img).dataobj) > 0
+    data = np.asanyarray(img.dataobj)
+    constant = reference & (data.min(axis=3) == data.max(axis=3))  # 1 in every volume
+    assert (reference.sum(), constant.sum()) == (12197, 7)
+    mask = np.asanyarray(nb.load(out / "mask.nii.gz").dataobj) > 0
+    np.testing.assert_array_equal(mask, reference & ~constant)
+    # Left out as from any mask, and nilearn's mask is not one piece: two warnings.
+    n_pieces = ndimage.label(mask)[1]
+    constant_line, pieces_line = proc.stderr.splitlines()
+    assert constant_line == (
+        f"rest_clustering: warning: {skull_stripped}: 7 of the mask's 12197 voxels have a "
+        "constant series (no signal): left out of the parcels (label 0), counted as "
+        "n_voxels_constant")
+    assert pieces_line.startswith("rest_clustering: warning: ")
+    assert f": the mask is {n_pieces} separate pieces (" in pieces_line
+    labels = np.asanyarray(nb.load(out / "ward10_labels.nii.gz").dataobj)
+    assert ((labels > 0) == mask).all() and labels.max() == 10
+
+
+def test_the_epi_mask_interface_takes_the_strategy(skull_stripped, tmp_path):
+    from nilearn.masking import compute_background_mask
+
+    from nipype_ward.interfaces import EPIMask
+
+    result = EPIMask(in_file=str(skull_stripped), mask_strategy="background").run(
+        cwd=str(tmp_path))
+    reference = np.asanyarray(compute_background_mask(nb.load(skull_stripped)).dataobj) > 0
+    np.testing.assert_array_equal(
+        np.asanyarray(nb.load(result.outputs.mask_file).dataobj) > 0, reference)
+    with pytest.raises(Exception, match="use --mask-strategy background"):
+        EPIMask(in_file=str(skull_stripped)).run(cwd=str(tmp_path))
+
+
+def test_an_empty_background_mask_is_refused(tmp_path):
+    from nipype_ward.interfaces import EPIMask
+
+    flat = tmp_path / "flat_bold.nii.gz"
+    nb.save(nb.Nifti1Image(np.full((8, 8, 8, 3), 100.0, np.float32), np.eye(4)), flat)
+    with pytest.raises(Exception, match="the background mask computed from it is empty"):
+        EPIMask(in_file=str(flat), mask_strategy="background").run(cwd=str(tmp_path))
+
+
+def test_a_mask_strategy_with_a_given_mask_is_a_usage_error(skull_stripped, tmp_path):
+    proc = run_seed("--bold", skull_stripped, "--mask", skull_stripped, "--mask-strategy",
+                    "background", "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert_usage_error(proc, "rest_clustering",
+                       "--mask-strategy computes a mask: give it or --mask, not both")

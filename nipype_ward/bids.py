@@ -23,7 +23,13 @@ from importlib import resources
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.fileio import InputError, file_extension, save_json, save_text
+from nipype_ward.fileio import (
+    InputError,
+    file_extension,
+    fmriprep_confounds_file,
+    save_json,
+    save_text,
+)
 from nipype_ward.folders import locked
 
 #: The pybids configuration of our outputs' entities and path patterns.
@@ -87,6 +93,21 @@ def _pybids_configs() -> tuple:
     return (Config.load("bids"), Config.load("derivatives"), Config(**load_config()))
 
 
+@functools.lru_cache(maxsize=1)
+def known_entities() -> dict[str, str | None]:
+    """The entities pybids' ``bids`` and ``derivatives`` configurations and ours know.
+
+    Maps each entity's name (``acquisition``) to its key in file names
+    (``acq``), None for those without one (``suffix``, ``extension``...).
+    """
+    keys = {}
+    for config in _pybids_configs():
+        for entity in config.entities.values():
+            key = re.search(r"([a-zA-Z]+)-[^(]*\(", entity.pattern)
+            keys[entity.name] = key.group(1) if key else None
+    return keys
+
+
 def parse_entities(path) -> dict:
     """The BIDS entities of a file name (pybids, with our entities known too).
 
@@ -116,8 +137,7 @@ def derivative_path(source_file, entities: dict, extension: str) -> str:
     from bids.layout.writing import build_path
 
     config = load_config()
-    known = {entity.name for cfg in _pybids_configs()[:2] for entity in cfg.entities.values()}
-    known |= {entity["name"] for entity in config["entities"]}
+    known = set(known_entities())
     sources = [source_file] if isinstance(source_file, (str, os.PathLike)) else list(source_file)
     parsed = [parse_entities(source) for source in sources]
     wanted = {key: value for key, value in parsed[0].items()
@@ -175,6 +195,9 @@ def load_filter_file(path) -> dict:
 
     ``null`` means the entity must be absent and ``"*"`` that it must be
     present (any value), as in fMRIPrep; only the ``bold`` query is used.
+    Its entities are named as pybids names them (:func:`known_entities`):
+    an unknown one is an error, never a query that matches nothing or
+    everything.
     """
     path = Path(path)
     try:
@@ -188,6 +211,14 @@ def load_filter_file(path) -> dict:
     unknown = set(filters) - {"bold"}
     if unknown:
         raise InputError(path, f"only the 'bold' query is used, not {sorted(unknown)}")
+    entities = known_entities()
+    for name in filters.get("bold", {}):
+        if name not in entities:
+            full = [entity for entity, key in entities.items() if key == name]
+            hint = (f"{full[0]} for {name}-" if full
+                    else "subject, session, task, acquisition, run, echo, ...")
+            raise InputError(path, f"the 'bold' query has the unknown entity {name!r}: use the "
+                             f"entity names of pybids ({hint})")
     return filters.get("bold", {})
 
 
@@ -212,11 +243,14 @@ class Run:
     grayordinates are their points): a CIFTI-2 ``.dtseries.nii``, or a GIFTI
     pair whose left hemisphere is ``bold`` and right one ``right``. The
     entities of a GIFTI pair are those both files share (no ``hemi``).
+    ``confounds`` is None for a run without fMRIPrep's confounds table
+    (a series denoised already, such as XCP-D's), selected without a
+    confounds strategy.
     """
 
     bold: Path
     mask: Path | None
-    confounds: Path
+    confounds: Path | None
     entities: dict
     metadata: dict
     right: Path | None = None
@@ -235,6 +269,11 @@ class Run:
     def sources(self) -> list[Path]:
         """The run's BOLD file(s): one, or the two hemispheres of a GIFTI pair."""
         return [self.bold] if self.right is None else [self.bold, self.right]
+
+
+def confounds_tables(runs) -> list[str]:
+    """The confounds tables of ``runs`` as paths, in their order; a run without one adds none."""
+    return [str(run.confounds) for run in runs if run.confounds is not None]
 
 
 #: The extensions of a BOLD series, volume and surface.
@@ -280,14 +319,17 @@ def _matches(entities: dict, filters: dict) -> bool:
     return True
 
 
-def collect_runs(bids_dir, selection: Selection) -> list[Run]:
+def collect_runs(bids_dir, selection: Selection, *,
+                 require_confounds: bool = True) -> list[Run]:
     """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
 
     Each run comes with its ``desc-brain_mask`` (same entities) and its
     ``desc-confounds_timeseries.tsv``, named as fMRIPrep names them; a
-    missing one is an error naming the BOLD. Errors also name what was
-    asked and what the dataset has. Entities are read from file names only
-    (:func:`parse_entities`): the folders above the dataset give none.
+    missing one is an error naming the BOLD, the confounds table only when
+    ``require_confounds`` (a confounds strategy reads it; without one, a run
+    may have none). Errors also name what was asked and what the dataset
+    has. Entities are read from file names only (:func:`parse_entities`):
+    the folders above the dataset give none.
     """
     bids_dir = Path(bids_dir)
     layout = _layout(bids_dir)
@@ -335,7 +377,8 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
             + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
             + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
         )
-    runs = [_run_of(bold, entities, layout) for bold, entities in bolds]
+    runs = [_run_of(bold, entities, layout, require_confounds=require_confounds)
+            for bold, entities in bolds]
     named: dict[tuple, Path] = {}
     for run in runs:
         key = tuple(sorted((k, str(v)) for k, v in run.entities.items() if k != "extension"))
@@ -347,8 +390,12 @@ def collect_runs(bids_dir, selection: Selection) -> list[Run]:
     return sorted(runs, key=lambda run: str(run.bold))
 
 
-def _run_of(bold: Path, entities: dict, layout) -> Run:
-    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata."""
+def _run_of(bold: Path, entities: dict, layout, *, require_confounds: bool) -> Run:
+    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata.
+
+    Without ``require_confounds``, a run without its confounds table has
+    ``confounds`` None.
+    """
     extension = file_extension(bold.name)
     stem = bold.name[: -len(extension)]
     mask = right = None
@@ -369,10 +416,13 @@ def _run_of(bold: Path, entities: dict, layout) -> Run:
         if not right.is_file():
             raise InputError(bold, f"no right hemisphere beside it ({right.name})")
         entities = {key: value for key, value in entities.items() if key != "hemi"}
-    confounds = bold.with_name(_without_hemi(stem).split("_space-")[0]
-                               + "_desc-confounds_timeseries.tsv")
+    confounds = fmriprep_confounds_file(bold)
     if not confounds.is_file():
-        raise InputError(bold, "no desc-confounds_timeseries.tsv for this run (fMRIPrep writes one)")
+        if require_confounds:
+            raise InputError(bold, "no desc-confounds_timeseries.tsv for this run, which the "
+                             "confounds strategy reads: give fMRIPrep's confounds, or use "
+                             "--confounds-strategy none for a series denoised already")
+        confounds = None
     metadata = dict(layout.get_file(str(bold)).get_metadata())
     return Run(bold, mask, confounds, {**entities, "datatype": "func"}, metadata, right)
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -454,14 +455,46 @@ def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
     return np.where(np.isnan(values), fill, values)
 
 
-def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None):
+def fmriprep_confounds_file(bold_path) -> Path:
+    """fMRIPrep's confounds table of a BOLD file, named as fMRIPrep names it (it may not exist).
+
+    Beside the BOLD: its name up to the space entity (without the
+    hemisphere of a GIFTI series), then ``_desc-confounds_timeseries.tsv``.
+    """
+    bold_path = Path(bold_path)
+    stem = bold_path.name[: -len(file_extension(bold_path.name))]
+    run = re.sub(r"_hemi-[LR](?=_)", "", stem).split("_space-")[0]
+    return bold_path.with_name(f"{run}_desc-confounds_timeseries.tsv")
+
+
+def _nilearn_image_name(path: Path) -> str:
+    """The name nilearn's confounds loader accepts for a BOLD file.
+
+    nilearn 0.14 checks an image's name by its last two dot-separated parts
+    (``nii.gz``, ``dtseries.nii``, ``func.gii``: ``_check_images`` in
+    ``nilearn/interfaces/fmriprep/load_confounds_utils.py``) and refuses an
+    uncompressed ``.nii`` ("Unsupported input."). It then only parses the
+    BIDS entities of the name to find the confounds table beside it
+    (``_get_file_name``), and never opens the image: the same name with
+    ``.gz`` finds the same table, whether or not that file exists.
+    """
+    name = str(path)
+    return name + ".gz" if file_extension(name) == ".nii" else name
+
+
+def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_threshold=None,
+                            dvars_threshold=None):
     """Confounds of an fMRIPrep BOLD file by one of nilearn's preset strategies.
 
     :func:`nilearn.interfaces.fmriprep.load_confounds_strategy` finds the
     run's ``desc-confounds_timeseries.tsv`` (and its JSON, for CompCor) beside
     the BOLD file and selects the columns of ``strategy``; ``scrubbing`` also
-    returns the volumes kept once those of high motion are censored.
+    returns the volumes kept once those of high motion (framewise
+    displacement above ``fd_threshold`` mm, standardized DVARS above
+    ``dvars_threshold``; nilearn's 0.5 and 1.5 when None) are censored.
     ``bold_path`` may be a GIFTI pair (left, right), as nilearn takes it.
+    nilearn's warnings are silenced: what they warn of is an error here (a
+    selected column without any value) or for the callers (no volume kept).
 
     Returns
     -------
@@ -471,24 +504,43 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
     """
     from nilearn.interfaces.fmriprep import load_confounds_strategy
 
-    options = {"fd_threshold": fd_threshold} if fd_threshold is not None else {}
+    options = {key: value for key, value in (("fd_threshold", fd_threshold),
+                                             ("std_dvars_threshold", dvars_threshold))
+               if value is not None}
+    paths = [Path(path) for path in bold_path] if isinstance(bold_path, (list, tuple)) \
+        else [Path(bold_path)]
+    names = [_nilearn_image_name(path) for path in paths]
     try:
-        img_files = [str(path) for path in bold_path] if isinstance(bold_path, (list, tuple)) \
-            else str(bold_path)
-        table, sample_mask = load_confounds_strategy(
-            img_files, denoise_strategy=strategy, **options
-        )
+        with warnings.catch_warnings():
+            # "All volumes were marked as motion outliers", and scikit-learn's
+            # "Mean of empty slice" for a column of n/a: said below in one line.
+            warnings.simplefilter("ignore")
+            table, sample_mask = load_confounds_strategy(
+                names if len(names) > 1 else names[0], denoise_strategy=strategy, **options
+            )
     except Exception as exc:  # nilearn raises ValueError, FileNotFoundError, ...
         raise InputError(
-            img_files if isinstance(img_files, str) else img_files[0],
-            f"its fMRIPrep confounds cannot give the '{strategy}' strategy ({exc})",
+            paths[0], f"its fMRIPrep confounds cannot give the '{strategy}' strategy ({exc})",
         ) from exc
     if table is None or table.shape[1] == 0:
-        raise InputError(bold_path, f"the '{strategy}' strategy selected no confound")
+        raise InputError(paths[0], f"the '{strategy}' strategy selected no confound")
     values = table.to_numpy(dtype=np.float64)
     if values.shape[0] != n_volumes:
         raise InputError(
-            bold_path,
+            paths[0],
             f"its confounds have {values.shape[0]} rows but the series has {n_volumes} volumes",
         )
+    # nilearn demeans over the kept volumes: with none kept, every column is NaN.
+    if sample_mask is None or len(sample_mask):
+        empty = np.isnan(values).all(axis=0)
+        if empty.any():
+            table_path = fmriprep_confounds_file(paths[0])
+            names = sorted(str(column) for column, none in zip(table.columns, empty) if none)
+            it = "them" if len(names) > 1 else "it"
+            raise InputError(
+                table_path if table_path.is_file() else paths[0],
+                f"column{'s' * (len(names) > 1)} {', '.join(names)} "
+                f"{'have' if len(names) > 1 else 'has'} no value, but the '{strategy}' strategy "
+                f"regresses {it} out: re-run fMRIPrep, or choose a strategy without {it}",
+            )
     return values, (None if sample_mask is None else np.asarray(sample_mask))

@@ -16,7 +16,9 @@ the same size, readable by nibabel, nilearn, FSL and any gzip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -110,6 +112,53 @@ def _check_header(img, path) -> None:
                          "copy or download it again")
 
 
+def _check_gzip_size(img, path) -> None:
+    """Refuse a truncated or corrupt ``.nii.gz`` from its header, cheaply.
+
+    A gzip stream ends with ISIZE, the size of its last member's data
+    modulo 2**32: for a file of one member (what fMRIPrep, nibabel and our
+    writers make), that of the NIfTI, its data's offset plus the data,
+    which the header gives. Reading those four bytes finds a truncated file
+    without decompressing it. When they differ, the file is decompressed
+    whole to tell a broken one from a valid file of several members (bgzip,
+    ``cat a.gz b.gz``), which is never refused.
+    """
+    proxy = img.dataobj
+    if not path.name.endswith(".gz") or not hasattr(proxy, "offset"):
+        return
+    n_bytes = int(proxy.offset) \
+        + int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
+    stat = path.stat()
+    if stat.st_size >= 4:
+        with open(path, "rb") as stream:
+            stream.seek(-4, os.SEEK_END)
+            if int.from_bytes(stream.read(4), "little") == n_bytes % 2**32:
+                return
+    problem = _gzip_problem(str(path), stat.st_size, stat.st_mtime_ns, n_bytes)
+    if problem is not None:
+        raise InputError(path, f"truncated or corrupt gzip ({problem}): re-run fMRIPrep or copy "
+                         "the file again")
+
+
+@functools.lru_cache(maxsize=64)
+def _gzip_problem(path: str, size: int, mtime_ns: int, n_bytes: int) -> str | None:
+    """What is wrong with a gzip file once decompressed whole (ISA-L), or None.
+
+    Once per file (its size and time stamp) and process: a header is
+    checked several times in a run.
+    """
+    total = 0
+    try:
+        with igzip.open(path, "rb") as stream:
+            while block := stream.read(1 << 24):
+                total += len(block)
+    except Exception as exc:  # EOFError, BadGzipFile, IsalError...
+        return str(exc)
+    if total < n_bytes:
+        return f"{total} bytes once decompressed, where its header declares {n_bytes}"
+    return None
+
+
 def _check_ndim(img, path, ndim) -> nb.Nifti1Image:
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     shape = img.shape
@@ -128,8 +177,10 @@ def _check_ndim(img, path, ndim) -> nb.Nifti1Image:
 def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     """Load a NIfTI image lazily, checking it exists, is readable and has ``ndim``.
 
-    Only the header is read here; use it for headers and small images. Read
-    4D data with :func:`read_series`, which decompresses the file once.
+    Only the header is read here (and a ``.nii.gz``'s last four bytes, which
+    find a truncated file: :func:`_check_gzip_size`); use it for headers and
+    small images. Read 4D data with :func:`read_series`, which decompresses
+    the file once (and fails on a truncated one, naming it).
     A CIFTI-2 file of grayordinates (``.dscalar.nii``, ``.dlabel.nii``: the
     points, means and labels of surface data) is returned as it is, its
     dimensions unchecked: :func:`data_of` reads its values.
@@ -150,6 +201,7 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
         raise InputError(path, f"not a NIfTI image (nibabel reads a {type(img).__name__}): "
                          "give a .nii or .nii.gz image")
     _check_header(img, path)
+    _check_gzip_size(img, path)
     return _check_ndim(img, path, ndim)
 
 

@@ -47,7 +47,9 @@ class SignalPreparation:
     are regressed out. ``confounds_strategy`` instead selects the confounds
     of an fMRIPrep BOLD file by one of nilearn's preset strategies
     (:data:`~nipype_ward.signals.CONFOUND_STRATEGIES`; ``scrubbing`` also
-    censors the volumes of high motion, ``fd_threshold`` in mm).
+    censors the volumes of high motion: framewise displacement above
+    ``fd_threshold`` mm, standardized DVARS above ``dvars_threshold``,
+    nilearn's 0.5 and 1.5 when None).
     """
 
     standardize: str | bool = False
@@ -59,6 +61,7 @@ class SignalPreparation:
     confounds_columns: tuple[str, ...] = ()
     confounds_strategy: str | None = None
     fd_threshold: float | None = None
+    dvars_threshold: float | None = None
 
     def __post_init__(self):
         check_preparation(
@@ -73,11 +76,14 @@ class SignalPreparation:
                 )
             if self.confounds_file:
                 raise ValueError("give confounds_file or confounds_strategy, not both")
-        if self.fd_threshold is not None:
+        for name, unit in (("fd_threshold", " (mm)"), ("dvars_threshold", "")):
+            value = getattr(self, name)
+            if value is None:
+                continue
             if self.confounds_strategy != "scrubbing":
-                raise ValueError("fd_threshold applies to the 'scrubbing' strategy only")
-            if isinstance(self.fd_threshold, bool) or not self.fd_threshold > 0:
-                raise ValueError(f"fd_threshold must be positive (mm), got {self.fd_threshold!r}")
+                raise ValueError(f"{name} applies to the 'scrubbing' strategy only")
+            if isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be positive{unit}, got {value!r}")
 
     @property
     def requested(self) -> bool:
@@ -132,6 +138,7 @@ def resolve_preparation(
             bold_path if right_path is None else [bold_path, right_path],
             preparation.confounds_strategy, n_volumes,
             fd_threshold=preparation.fd_threshold,
+            dvars_threshold=preparation.dvars_threshold,
         )
     return ResolvedPreparation(t_r, confounds, sample_mask)
 
@@ -151,13 +158,23 @@ class VoxelSeries(NamedTuple):
 
 
 def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarray:
-    """nilearn's EPI mask of a mean image, refused where it cannot be a brain mask.
+    """nilearn's mask of a mean image by ``options.strategy``, refused where it is no brain mask.
 
-    An image without a dark background (a slab, a cropped field of view:
-    see :func:`nipype_ward.masking.background_fraction`) and an empty mask
-    are errors naming the BOLD and saying what to do.
+    The EPI mask (``"epi"``) is refused on an image without a dark
+    background (a slab, a cropped field of view: see
+    :func:`nipype_ward.masking.background_fraction`), when it collapses on an
+    image whose background is zero already (skull-stripped: see
+    :data:`nipype_ward.masking.ZERO_BACKGROUND_FRACTION`), and when it is
+    empty; the background mask (``"background"``) when it is empty. Each is
+    an error naming the BOLD and saying what to do.
     """
     mean = np.asanyarray(mean_img.dataobj)
+    if options.strategy == "background":
+        mask = masking.compute_background_mask(mean_img)
+        if not mask.any():
+            raise InputError(bold_path, "the background mask computed from it is empty (no "
+                             "voxel differs from the image's border): give a brain mask (--mask)")
+        return mask
     background = masking.background_fraction(mean)
     mask = masking.compute_epi_mask(mean_img, options)
     kept, total = int(mask.sum()), mask.size
@@ -168,6 +185,16 @@ def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarra
             f"the EPI has no dark background ({background:.1%} of its voxels are darker than "
             f"a fifth of its bright ones), so an EPI mask cannot tell brain from background "
             f"(it keeps {share}): give a brain mask (--mask)",
+        )
+    zero, non_zero = masking.zero_fraction(mean), int(np.count_nonzero(mean))
+    if zero >= masking.ZERO_BACKGROUND_FRACTION \
+            and kept < masking.MIN_KEPT_OF_NON_ZERO * non_zero:
+        raise InputError(
+            bold_path,
+            f"the EPI mask keeps {kept:,} of its {non_zero:,} non-zero voxels "
+            f"({kept / non_zero:.1%}): its background is zero already ({zero:.1%} of the "
+            "voxels, as in skull-stripped data), which the EPI mask is not made for: use "
+            "--mask-strategy background, or give a brain mask (--mask)",
         )
     if kept == 0:
         raise InputError(bold_path, "the EPI mask computed from it is empty: give a brain "
@@ -259,8 +286,9 @@ def read_prepared(
     """Read a BOLD series once and prepare it: the one heavy read of a run.
 
     The mask is ``mask_path`` when given (checked against the BOLD grid),
-    otherwise nilearn's EPI mask of the temporal mean (``epi_options``;
-    refused on an image without background, see :func:`_epi_mask`).
+    otherwise nilearn's mask of the temporal mean by ``epi_options`` (EPI or
+    background strategy; refused where it cannot be a brain mask, see
+    :func:`_epi_mask`).
     Voxels of a volume mask whose series is constant are left out of it
     (:func:`_drop_constant`). The preparation's TR, confounds and cutoffs
     are checked from the header before any data are read.
@@ -422,11 +450,12 @@ def epi_mask(
     brain_mask_path=None,
     options: masking.EPIMaskOptions | None = None,
 ) -> tuple[Path, Path]:
-    """Write the EPI brain mask (uint8) and the temporal mean of a series, read once.
+    """Write the brain mask (uint8) and the temporal mean of a series, read once.
 
-    With ``brain_mask_path`` (e.g. fMRIPrep's ``desc-brain_mask``) no mask is
-    computed: the given one is checked against the EPI grid and written as
-    uint8.
+    The mask is computed by ``options`` (its strategy: EPI or background;
+    see :func:`_epi_mask`). With ``brain_mask_path`` (e.g. fMRIPrep's
+    ``desc-brain_mask``) no mask is computed: the given one is checked
+    against the EPI grid and written as uint8.
     """
     mean, bold_img = image.read_mean(bold_path)
     mean_img = nb.Nifti1Image(mean, bold_img.affine, bold_img.header)

@@ -134,7 +134,7 @@ def test_seed_pipeline_with_preparation(small_data, tmp_path):
     assert metrics["preparation"] == {
         "standardize": "zscore_sample", "detrend": True, "high_pass": 0.01, "low_pass": None,
         "t_r": 2.0, "confounds_file": str(confounds), "confounds_columns": ["trans_x"],
-        "confounds_strategy": None, "fd_threshold": None,
+        "confounds_strategy": None, "fd_threshold": None, "dvars_threshold": None,
     }
 
 

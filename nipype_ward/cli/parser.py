@@ -111,6 +111,9 @@ def get_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--fd-thresh", type=float, metavar="MM",
                          help="framewise displacement above which 'scrubbing' censors a volume "
                          "(default: nilearn's, 0.5 mm)")
+    denoise.add_argument("--dvars-thresh", type=float, metavar="Z",
+                         help="standardized DVARS above which 'scrubbing' censors a volume "
+                         "(default: nilearn's, 1.5)")
     denoise.add_argument("--standardize", choices=STANDARDIZE_CHOICES, default="zscore_sample",
                          help="scaling of each voxel's series (default: zscore_sample; Ward on "
                          "raw intensities gives degenerate parcels)")
@@ -207,8 +210,12 @@ def parse_settings(argv=None) -> AppSettings:
         space, resolution, density = parse_space(args.space)
         if args.nprocs < 1:
             raise ValueError(f"--nprocs must be at least 1, got {args.nprocs}")
-        if args.fd_thresh is not None and args.confounds_strategy != "scrubbing":
-            raise ValueError("--fd-thresh needs --confounds-strategy scrubbing")
+        for option, value, unit in (("--fd-thresh", args.fd_thresh, " (mm)"),
+                                    ("--dvars-thresh", args.dvars_thresh, "")):
+            if value is not None and args.confounds_strategy != "scrubbing":
+                raise ValueError(f"{option} needs --confounds-strategy scrubbing")
+            if value is not None and not value > 0:
+                raise ValueError(f"{option} must be positive{unit}, got {value}")
         preparation = SignalPreparation(
             standardize=False if args.standardize == "none" else args.standardize,
             high_pass=args.high_pass,
@@ -216,6 +223,7 @@ def parse_settings(argv=None) -> AppSettings:
             confounds_strategy=None if args.confounds_strategy == "none"
             else args.confounds_strategy,
             fd_threshold=args.fd_thresh,
+            dvars_threshold=args.dvars_thresh,
         )
         if args.group_dimensions < 1:
             raise ValueError(f"--group-dimensions must be at least 1, got {args.group_dimensions}")

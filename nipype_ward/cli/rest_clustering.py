@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nipype_ward import __version__, fileio, folders, image
 from nipype_ward.connectivity import NEIGHBOURHOODS
+from nipype_ward.masking import MASK_STRATEGIES
 from nipype_ward.parcels import check_n_clusters
 from nipype_ward.signals import STANDARDIZE
 from nipype_ward.steps import SignalPreparation, check_n_clusters_in_mask, resolve_preparation
@@ -42,6 +43,7 @@ class Settings:
     plugin: str
     nprocs: int
     preparation: SignalPreparation = SignalPreparation()
+    mask_strategy: str = "epi"
     confounds: Path | None = None
     data_dir: Path | None = None
     true_regions: Path | None = None
@@ -61,6 +63,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bold", type=Path, help="4D BOLD series (NIfTI); default: --dataset")
     parser.add_argument(
         "--mask", type=Path, help="brain mask on the BOLD grid; default: computed from the EPI"
+    )
+    parser.add_argument(
+        "--mask-strategy", choices=MASK_STRATEGIES,
+        help="how the mask is computed without --mask, as nilearn's maskers: 'epi' "
+        "(compute_epi_mask, the default) or 'background' (compute_background_mask: the "
+        "voxels that differ from the image's border, for a series whose background is zero "
+        "already, e.g. skull-stripped)",
     )
     parser.add_argument(
         "--dataset",
@@ -141,6 +150,8 @@ def parse_settings(argv=None) -> Settings:
     plugin = args.plugin or ("MultiProc" if (args.nprocs or 1) > 1 else "Linear")
     if args.confounds_columns and args.confounds is None:
         parser.error("--confounds-columns needs --confounds")
+    if args.mask_strategy is not None and args.mask is not None:
+        parser.error("--mask-strategy computes a mask: give it or --mask, not both")
     try:
         preparation = SignalPreparation(
             standardize=args.standardize or False,
@@ -165,6 +176,7 @@ def parse_settings(argv=None) -> Settings:
         plugin=plugin,
         nprocs=args.nprocs or os.cpu_count() or 1,
         preparation=preparation,
+        mask_strategy=args.mask_strategy or "epi",
         confounds=args.confounds.absolute() if args.confounds else None,
         data_dir=args.data_dir,
         figures=not args.no_figures,
@@ -219,6 +231,7 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
         n_clusters=settings.n_clusters,
         neighbourhood=settings.neighbourhood,
         preparation=settings.preparation,
+        mask_strategy=settings.mask_strategy,
         figures=settings.figures,
         mem_gb=image.estimate_mem_gb(settings.bold),
     )

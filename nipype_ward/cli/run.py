@@ -41,6 +41,11 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
             n_points, n_volumes, where = int(mask.sum()), bold_img.shape[3], run.mask
         check_n_clusters_in_mask(options.n_clusters, n_points, where)
+        # The App has no option to give it: the sidecar or the header must.
+        if options.preparation.t_r is None \
+                and image.read_repetition_time(run.bold, bold_img) is None:
+            raise InputError(run.bold, "neither its JSON sidecar nor its header gives the "
+                             "repetition time: add RepetitionTime (seconds) to its JSON sidecar")
         found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
                                     right_path=run.right)
         kept = n_volumes if found.sample_mask is None else len(found.sample_mask)
@@ -49,7 +54,8 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             raise InputError(
                 run.confounds,
                 f"scrubbing keeps {kept} of {n_volumes} volumes, fewer than the "
-                f"{needed} needed: raise --fd-thresh or use another --confounds-strategy",
+                f"{needed} needed: raise --fd-thresh or --dvars-thresh, or use another "
+                "--confounds-strategy",
             )
         n_confounds = 0 if found.confounds is None else found.confounds.shape[1]
         strategy = options.preparation.confounds_strategy
@@ -394,7 +400,9 @@ def main(argv=None) -> int:
 def _main(settings: AppSettings, argv) -> int:
     try:
         check_folders(settings)
-        runs = bids.collect_runs(settings.bids_dir, settings.selection)
+        strategy = settings.parcellation.preparation.confounds_strategy
+        runs = bids.collect_runs(settings.bids_dir, settings.selection,
+                                 require_confounds=strategy is not None)
         for warning in check_runs(settings, runs):
             print(f"nipype-ward: warning: {warning}", file=sys.stderr)
         if settings.analysis_level == "group":

@@ -49,6 +49,10 @@ class SignalPreparationInputSpec(BaseInterfaceInputSpec):
         desc="framewise displacement (mm) above which 'scrubbing' censors a volume "
         "(nilearn's default, 0.5, when not given)",
     )
+    dvars_threshold = traits.Float(
+        desc="standardized DVARS above which 'scrubbing' censors a volume (nilearn's "
+        "std_dvars_threshold; its default, 1.5, when not given)",
+    )
 
 
 class VoxelSeriesInputSpec(SignalPreparationInputSpec):
@@ -87,6 +91,7 @@ def preparation_from_inputs(inputs) -> SignalPreparation:
         confounds_columns=tuple(value("confounds_columns") or ()),
         confounds_strategy=value("confounds_strategy"),
         fd_threshold=value("fd_threshold"),
+        dvars_threshold=value("dvars_threshold"),
     )
 
 

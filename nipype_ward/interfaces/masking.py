@@ -10,13 +10,21 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
-from nipype_ward.masking import EPIMaskOptions
+from nipype_ward.masking import MASK_STRATEGIES, EPIMaskOptions
 
 
 class EPIMaskOptionsInputSpec(BaseInterfaceInputSpec):
-    """The options of nilearn's ``compute_epi_mask``, shared by every interface
-    that computes an EPI mask (``EPIMask``, ``PrepareSignals``)."""
+    """How a brain mask is computed from an EPI, shared by every interface that
+    computes one (``EPIMask``, ``PrepareSignals``): the strategy and the options
+    of nilearn's ``compute_epi_mask``."""
 
+    mask_strategy = traits.Enum(
+        *MASK_STRATEGIES, usedefault=True,
+        desc="how the mask is computed, as nilearn's maskers' mask_strategy: 'epi' "
+        "(compute_epi_mask, with the options below) or 'background' "
+        "(compute_background_mask with nilearn's defaults: the voxels that differ from the "
+        "image's border, for a series whose background is zero already, e.g. skull-stripped)",
+    )
     lower_cutoff = traits.Range(
         low=0.0, high=1.0, value=0.2, usedefault=True,
         desc="lower fraction of the histogram to be discarded (nilearn's compute_epi_mask)",
@@ -44,6 +52,7 @@ def epi_options_from_inputs(inputs) -> EPIMaskOptions:
         connected=inputs.connected,
         opening=inputs.opening,
         exclude_zeros=inputs.exclude_zeros,
+        strategy=inputs.mask_strategy,
     )
 
 
@@ -64,8 +73,12 @@ class _EPIMaskOutputSpec(TraitedSpec):
 class EPIMask(SimpleInterface):
     """Brain mask of an EPI series, as :func:`nilearn.masking.compute_epi_mask`.
 
-    With the same options the mask equals nilearn's. The series is read
-    once: its temporal mean gives both the mask and ``mean_file``. When
+    With the same options the mask equals nilearn's; with
+    ``mask_strategy="background"``, it is
+    :func:`nilearn.masking.compute_background_mask`'s (for a series whose
+    background is zero already, on which the EPI mask collapses: an error
+    naming the series). The series is read once: its temporal mean gives
+    both the mask and ``mean_file``. When
     ``brain_mask_file`` is set, it is checked against the EPI grid and used
     instead. (The parcellation workflow computes the mask inside
     ``PrepareSignals``, in the same single read as the series.)

@@ -26,7 +26,8 @@ class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSp
     brain_mask_file = File(
         exists=True,
         desc="brain mask on the BOLD grid (e.g. fMRIPrep's desc-brain_mask); when not "
-        "given, nilearn's EPI mask of the temporal mean is computed (options above)",
+        "given, nilearn's mask of the temporal mean is computed (mask_strategy and the "
+        "options above)",
     )
     right_file = File(
         exists=True,

@@ -8,7 +8,7 @@ from collections import defaultdict
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.bids import Run
+from nipype_ward.bids import Run, confounds_tables
 from nipype_ward.image import estimate_mem_gb
 from nipype_ward.interfaces import (
     CombineSeries,
@@ -204,7 +204,7 @@ def _add_atlas_timeseries(workflow, parcellation, run: Run, label: str, atlas,
     compress = pe.Node(ParcelCompress(labels_file=str(atlas), atlas=True, save_compressed=False),
                        name=f"{prefix}_compress")
     sidecars = pe.Node(RunSidecars(
-        bold_file=[str(path) for path in run.sources], confounds_file=[str(run.confounds)],
+        bold_file=[str(path) for path in run.sources], confounds_file=confounds_tables([run]),
         source_dir=str(settings.bids_dir), n_clusters=[0], atlas_file=str(atlas),
         atlas_label=label, parameters=settings.parcellation.as_dict(), metadata=run.metadata,
     ), name=f"{prefix}_sidecars")
@@ -259,7 +259,7 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
     compress = pe.MapNode(ParcelCompress(save_compressed=False), iterfield=["labels_file"],
                           name=f"{prefix}_compress")
     sidecars = pe.Node(RunSidecars(
-        bold_file=[str(path) for path in run.sources], confounds_file=str(run.confounds),
+        bold_file=[str(path) for path in run.sources], confounds_file=confounds_tables([run]),
         source_dir=str(settings.bids_dir), n_clusters=list(options.n_clusters),
         parameters=options.as_dict(), metadata=run.metadata,
     ), name=f"{prefix}_sidecars")
@@ -296,7 +296,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         RunSidecars(
             bold_file=[str(path) for run in runs for path in run.sources],
             mask_file=[str(run.mask) for run in runs if run.mask is not None],
-            confounds_file=[str(run.confounds) for run in runs],
+            confounds_file=confounds_tables(runs),
             source_dir=str(settings.bids_dir),
             n_clusters=list(options.n_clusters),
             parameters=options.as_dict(),
@@ -360,7 +360,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         sources = [str(path) for run in runs for path in run.sources]
         sources += [str(run.mask) for run in runs if run.mask is not None]
         if strategy:
-            sources += [str(run.confounds) for run in runs]
+            sources += confounds_tables(runs)
         name = runs[0].name if len(runs) == 1 else f"sub-{runs[0].entities['subject']}_combined"
         provenance = pe.Node(
             RunProvenance(source_files=sources, source_dir=str(settings.bids_dir),

@@ -28,7 +28,7 @@ import re
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.bids import ATLAS_DIR, Run, atlas_label
+from nipype_ward.bids import ATLAS_DIR, Run, atlas_label, confounds_tables
 from nipype_ward.group import split_subjects
 from nipype_ward.image import count_volumes, estimate_mem_gb
 from nipype_ward.interfaces import (
@@ -223,7 +223,7 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     sidecars = pe.Node(AtlasSidecars(
         bold_file=[str(path) for run in runs for path in run.sources],
         mask_file=[str(run.mask) for run in runs if run.mask is not None],
-        confounds_file=[str(run.confounds) for run in runs],
+        confounds_file=confounds_tables(runs),
         source_dir=str(settings.bids_dir), template=template, n_clusters=n_clusters,
         parameters={**options.as_dict(), "group": settings.group.as_dict()},
     ), name="atlas_sidecars")

@@ -30,6 +30,7 @@ def init_ward_parcellation_wf(
     n_clusters: Sequence[int] = (1000, 2000),
     neighbourhood: int = 6,
     preparation: SignalPreparation | None = None,
+    mask_strategy: str = "epi",
     split_half: bool = True,
     save_compressed: bool = True,
     prepared: bool = False,
@@ -40,7 +41,7 @@ def init_ward_parcellation_wf(
     """Learn Ward parcellations of a BOLD series and compress it with each.
 
     One node (``prepare_signals``) reads the BOLD series, once: it computes
-    the EPI brain mask from the temporal mean (unless a mask is given),
+    the brain mask from the temporal mean (unless a mask is given),
     prepares the voxel signals and writes them as a memory-mappable series,
     which every later node reads instead of the BOLD. The grid connectivity
     of the mask's voxels is built, the Ward tree built once in its own node
@@ -86,6 +87,12 @@ def init_ward_parcellation_wf(
         the time series and the compressed series). Its ``confounds_file``
         is not used: the file comes through ``inputnode.confounds_file``,
         whose ``confounds_columns`` are regressed out.
+    mask_strategy : {"epi", "background"}, default="epi"
+        How the brain mask is computed when ``inputnode.mask_file`` is not
+        set, as nilearn's maskers' ``mask_strategy``: nilearn's
+        ``compute_epi_mask``, or ``compute_background_mask`` for a series
+        whose background is zero already (skull-stripped), on which the EPI
+        mask collapses (an error naming the BOLD says so).
     split_half : bool, default=True
         Also build the trees of the two halves of the volumes, so that every
         cut reports its split-half reproducibility (``split_half_ari`` in the
@@ -184,7 +191,8 @@ def init_ward_parcellation_wf(
     else:
         # The only node that reads the BOLD; the preparation options are set
         # here and nowhere else (they are part of its cache key, K is not).
-        source = pe.Node(PrepareSignals(), name="prepare_signals", mem_gb=mem_gb["prepare"])
+        source = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
+                         mem_gb=mem_gb["prepare"])
         set_preparation(source, preparation)
         workflow.connect([
             (inputnode, source, [("bold_file", "in_file"),
@@ -257,7 +265,8 @@ def set_preparation(node, preparation: SignalPreparation) -> None:
     """Set the preparation options on a node (or map node), leaving unset ones undefined."""
     node.inputs.standardize = preparation.standardize
     node.inputs.detrend = preparation.detrend
-    for name in ("high_pass", "low_pass", "t_r", "confounds_strategy", "fd_threshold"):
+    for name in ("high_pass", "low_pass", "t_r", "confounds_strategy", "fd_threshold",
+                 "dvars_threshold"):
         value = getattr(preparation, name)
         if value is not None:
             setattr(node.inputs, name, value)

@@ -37,6 +37,7 @@ def init_rest_clustering_wf(
     n_clusters: Sequence[int] = (1000, 2000),
     neighbourhood: int = 6,
     preparation: SignalPreparation | None = None,
+    mask_strategy: str = "epi",
     split_half: bool = True,
     figures: bool = True,
     mem_gb: dict[str, float] | None = None,
@@ -67,7 +68,7 @@ def init_rest_clustering_wf(
         Absolute folder the files are copied into (it must exist when the
         sinks run). The command line passes a staging folder, renamed into
         place once the whole run succeeded.
-    n_clusters, neighbourhood, split_half, mem_gb
+    n_clusters, neighbourhood, mask_strategy, split_half, mem_gb
         As in :func:`~nipype_ward.workflows.init_ward_parcellation_wf`.
     preparation : SignalPreparation, optional
         The signal preparation (none by default, as in the seed example).
@@ -89,6 +90,7 @@ def init_rest_clustering_wf(
         n_clusters=n_clusters,
         neighbourhood=neighbourhood,
         preparation=preparation,
+        mask_strategy=mask_strategy,
         split_half=split_half,
         mem_gb=mem_gb,
     )

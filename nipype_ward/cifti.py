@@ -29,6 +29,7 @@ import nibabel as nb
 import numpy as np
 from nibabel import cifti2
 
+from nipype_ward._compat import cifti_as_nifti
 from nipype_ward.connectivity import block_connectivity, grid_connectivity, mesh_connectivity
 from nipype_ward.fileio import InputError, save_atomically
 
@@ -450,12 +451,12 @@ def _read(path) -> cifti2.Cifti2Image:
     making it neither copies nor builds the axes.
     """
     from nibabel.arrayproxy import reshape_dataobj
-    from nibabel.cifti2.parse_cifti2 import Cifti2Extension, _Cifti2AsNiftiImage
+    from nibabel.cifti2.parse_cifti2 import Cifti2Extension
 
     is_cifti, _ = cifti2.Cifti2Image.path_maybe_image(str(path))  # nibabel.load's sniffing
     if not is_cifti:
         raise ValueError("not a NIfTI-2 file")
-    nifti = _Cifti2AsNiftiImage.from_filename(str(path))
+    nifti = cifti_as_nifti(path)
     for extension in nifti.header.extensions:
         if isinstance(extension, Cifti2Extension):
             parsed = extension.get_content()

@@ -1,8 +1,9 @@
-"""The private names of other packages that nipype-ward relies on, still where it uses them.
+"""The private names of other packages that nipype_ward._compat relies on, still there.
 
 Each mend of another package's behaviour uses names that package does not
 promise to keep. When an upgrade moves one, this fails first, naming it,
-instead of a run failing (or hanging) in front of a user.
+instead of a run failing (or hanging) in front of a user. And no other
+module of nipype-ward uses a private name of nibabel or Nipype.
 """
 
 import inspect
@@ -13,7 +14,7 @@ def test_nipype_multiproc_internals():
     from nipype.pipeline.plugins import multiproc
 
     plugin = multiproc.MultiProcPlugin
-    # nipype_ward.cli._running.multiproc_plugin replaces these two.
+    # _compat.mended_multiproc_plugin replaces these two.
     assert callable(plugin._async_callback)
     assert "self._task_obj[self._taskid] = result_future" in inspect.getsource(plugin._submit_job)
     assert "self._taskresult" in inspect.getsource(plugin._get_result)
@@ -27,18 +28,15 @@ def test_nipype_multiproc_internals():
 
 
 def test_nipype_batch_and_graph_internals():
-    from nipype.pipeline import engine as pe
     from nipype.pipeline.plugins import SLURMPlugin
     from nipype.pipeline.plugins.base import DistributedPluginBase
 
-    # batch_plugin overrides _report_crash(node, result=None).
+    # _compat.mended_batch_plugin overrides _report_crash(node, result=None).
     assert list(inspect.signature(SLURMPlugin._report_crash).parameters) == [
         "self", "node", "result"]
     # The status callback: "start", "end", "exception" for each node.
     assert 'self._status_callback(self.procs[jobid], "exception")' in inspect.getsource(
         DistributedPluginBase._clean_queue)
-    # request_resources walks every node of a workflow.
-    assert callable(pe.Workflow._get_all_nodes)
 
 
 def test_nibabel_cifti_internals():
@@ -52,3 +50,27 @@ def test_nibabel_cifti_internals():
         if hasattr(parse_cifti2, "Cifti2Image") else inspect.getsource(
             __import__("nibabel.cifti2.cifti2", fromlist=["x"]).Cifti2Image.from_file_map)
     assert "_Cifti2AsNiftiImage" in source
+
+
+def test_no_other_module_uses_their_private_names():
+    import ast
+    from pathlib import Path
+
+    import nipype_ward
+
+    root = Path(nipype_ward.__file__).parent
+    found = {}
+    for path in root.rglob("*.py"):
+        if path.name == "_compat.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                    "nibabel", "nipype"):
+                names = [alias.name for alias in node.names]
+                names += (node.module or "").split(".")
+            for name in names:
+                if name.startswith("_") and not name.startswith("__"):
+                    found.setdefault(str(path.relative_to(root)), []).append(name)
+    assert found == {}

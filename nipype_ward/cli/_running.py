@@ -6,6 +6,8 @@ import gc
 import re
 from pathlib import Path
 
+from nipype_ward._compat import mended_batch_plugin, mended_multiproc_plugin
+
 #: Seconds between two looks of Nipype's distributed schedulers at their jobs.
 #: Nipype's default (2 s) is longer than most of our nodes: with it, the
 #: embedded seed job took 34 s under MultiProc against 20 s under Linear.
@@ -50,7 +52,8 @@ def request_resources(workflow, plugin: str) -> int:
         return 0
     key, template = BATCH_RESOURCES[plugin]
     count = 0
-    for node in workflow._get_all_nodes():
+    for name in workflow.list_node_names():
+        node = workflow.get_node(name)
         if node.run_without_submitting:
             continue
         mb = math.ceil(max(float(node.mem_gb), MIN_JOB_MEM_GB) * 1024)
@@ -61,29 +64,6 @@ def request_resources(workflow, plugin: str) -> int:
         node.plugin_args = plugin_args
         count += 1
     return count
-
-
-def batch_plugin(plugin: str, plugin_args: dict):
-    """Nipype's batch plugin ``plugin``, with its crash report mended.
-
-    Nipype 1.11 cannot report a job that ended without a result (cancelled
-    with ``scancel``, killed for memory or time): its batch manager passes
-    the traceback as one string where ``report_crash`` adds a list to it,
-    and the run stops on that TypeError with no crash file. Given as lines,
-    the report is written and the run ends as for any failed node.
-    """
-    from nipype.pipeline import plugins
-
-    base = getattr(plugins, f"{plugin}Plugin")
-
-    def _report_crash(self, node, result=None):
-        if result is not None and isinstance(result.get("traceback"), str):
-            result = {**result, "traceback": result["traceback"].splitlines(keepends=True)}
-        return base._report_crash(self, node, result=result)
-
-    # The same class name: Nipype names the plugin after it for map nodes.
-    mended = type(base.__name__, (base,), {"_report_crash": _report_crash})
-    return mended(plugin_args=plugin_args)
 
 
 def _batch_environment() -> None:
@@ -181,9 +161,9 @@ def run_graph(workflow, *, work_dir: Path, plugin: str, plugin_args: dict, verbo
     monitor = _Monitor(freeze=plugin == "MultiProc")
     plugin_args = {**plugin_args, "status_callback": monitor}
     if batch:
-        runner = batch_plugin(plugin, plugin_args)
+        runner = mended_batch_plugin(plugin, plugin_args)
     elif plugin == "MultiProc":
-        runner = multiproc_plugin(plugin_args)
+        runner = mended_multiproc_plugin(plugin_args)
     else:
         runner = plugin
     try:
@@ -222,79 +202,6 @@ class _Monitor:
                 gc.freeze()
         except Exception:  # noqa: BLE001 - never into the scheduler
             pass
-
-
-def multiproc_plugin(plugin_args: dict):
-    """Nipype's MultiProc plugin, with workers that die with the run and failures that always arrive.
-
-    Two mends of Nipype 1.11's ``MultiProcPlugin`` (the private names they
-    use are checked by ``tests/test_compat.py``):
-
-    - A task that raised outside the node's own ``run`` (Nipype's
-      ``run_node`` reads the node's result file to report a failure, and a
-      work folder removed under it raises there) leaves its future with an
-      exception; Nipype's callback then raises, records nothing, and the
-      scheduler waits for that task forever. Here the task is reported as
-      failed, with its traceback, like any failed node.
-    - Workers are forked processes that outlive a parent killed with
-      ``SIGKILL`` (holding its locks and memory). Here each asks the kernel
-      to kill it when its parent dies (``PR_SET_PDEATHSIG``), and ignores
-      ``SIGINT``: a Ctrl-C reaches the whole process group, and the parent
-      alone answers it (one line, the workers killed).
-    """
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    from nipype.pipeline.plugins import multiproc
-
-    base = multiproc.MultiProcPlugin
-
-    def __init__(self, plugin_args=None):
-        base.__init__(self, plugin_args=plugin_args)
-        # No worker has started yet (they start at the first submission):
-        # Nipype's pool is replaced by the same pool with guarded workers.
-        self.pool.shutdown(wait=False)
-        self.pool = ProcessPoolExecutor(
-            max_workers=self.processors, initializer=_guarded_worker,
-            initargs=(self._cwd, os.getpid()),
-            mp_context=multiproc.mp.get_context(self.plugin_args.get("mp_context")),
-        )
-
-    def _async_callback(self, future):
-        try:
-            result = future.result()
-        except BaseException:  # noqa: BLE001 - reported as the node's failure
-            import sys
-            from traceback import format_exception
-
-            taskid = next(key for key, value in self._task_obj.items() if value is future)
-            result = {"result": None, "traceback": format_exception(*sys.exc_info()),
-                      "taskid": taskid}
-        self._taskresult[result["taskid"]] = result
-
-    # The same class name: Nipype names the plugin after it for map nodes.
-    mended = type(base.__name__, (base,), {"__init__": __init__,
-                                           "_async_callback": _async_callback})
-    return mended(plugin_args=plugin_args)
-
-
-def _guarded_worker(cwd: str, parent: int) -> None:
-    """A MultiProc worker's start: Nipype's own, then killed with its parent, deaf to Ctrl-C."""
-    import ctypes
-    import os
-    import signal
-
-    from nipype.pipeline.plugins.multiproc import process_initializer
-
-    process_initializer(cwd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pr_set_pdeathsig = 1  # linux/prctl.h
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent's exit still ends the pool
-        pass
-    if os.getppid() != parent:  # the parent died before the request
-        os._exit(1)
 
 
 def stop_workers() -> None:

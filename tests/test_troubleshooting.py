@@ -122,6 +122,8 @@ def test_constant_voxels_are_left_out_and_counted(slab, tmp_path):
     assert sorted(np.unique(labels[labels > 0])) == list(range(1, 21))
     metrics = json.loads((tmp_path / "out" / "ward20_metrics.json").read_text())
     assert metrics["n_voxels_constant"] == 4 and metrics["n_voxels"] == 1796
+    assert "over 1,796 voxels (of the mask's 1,800: 4 with a constant series left out)" \
+        in proc.stdout
     assert metrics["labels_file"] == "ward20_labels.nii.gz"  # the delivered file, beside it
 
 
@@ -209,6 +211,7 @@ def test_bad_seed_inputs_are_one_line(case, slab, small_data, tmp_path):
     else:
         assert not out.exists()
     assert not (tmp_path / "out" / "work").exists() and not (tmp_path / "locked" / "work").exists()
+    assert not (tmp_path / "work").exists()  # the default work folder, ./work
 
 
 def test_outputs_follow_the_umask(small_data, tmp_path):

@@ -424,14 +424,15 @@ def test_bad_options_are_parser_errors(fmriprep_dir, tmp_path, args):
 
 
 @pytest.mark.slow
-def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path_factory):
+def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path_factory,
+                                                                        embedded_data):
     """The App's defaults on the embedded 3 mm series laid out as fMRIPrep would."""
     from conftest import fmriprep_confounds
 
     from nipype_ward.datasets import load_simulated_rest
 
     root = tmp_path_factory.mktemp("embedded")
-    data = load_simulated_rest(data_dir=root / "data")
+    data = load_simulated_rest(data_dir=embedded_data["data_dir"])
     func = root / "fmriprep" / "sub-sim" / "func"
     func.mkdir(parents=True)
     (root / "fmriprep" / "dataset_description.json").write_text(json.dumps(

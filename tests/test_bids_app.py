@@ -403,7 +403,8 @@ def test_missing_dataset_and_mask_on_another_grid(fmriprep_dir, tmp_path):
 def test_more_confounds_than_volumes_is_refused(tmp_path):
     from conftest import SPIKES, write_fmriprep_dataset
 
-    short = write_fmriprep_dataset(tmp_path / "short", spikes=SPIKES, n_volumes=36)
+    short = write_fmriprep_dataset(tmp_path / "short", spikes=SPIKES, n_volumes=36,
+                                   surfaces=False)  # volume runs only: no surface file needed
     proc = run_app(short, tmp_path / "out", "participant", "--participant-label", "02",
                    "--confounds-strategy", "scrubbing", "-w", tmp_path / "work", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1

@@ -269,6 +269,7 @@ def test_participant_atlas_gives_nilearns_parcel_means(group_output, fmriprep_di
             ).is_file()
 
 
+@pytest.mark.heavy
 def test_migp_group_level_runs_and_records_its_reduction(fmriprep_dir, tmp_path):
     proc = run_app(fmriprep_dir, tmp_path / "out", "group", "--n-clusters", 30,
                    "--group-reduction", "auto", "--group-dimensions", 100, "--no-split-half",

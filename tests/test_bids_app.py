@@ -403,7 +403,8 @@ def test_missing_dataset_and_mask_on_another_grid(fmriprep_dir, tmp_path):
 def test_more_confounds_than_volumes_is_refused(tmp_path):
     from conftest import SPIKES, write_fmriprep_dataset
 
-    short = write_fmriprep_dataset(tmp_path / "short", spikes=SPIKES, n_volumes=36)
+    short = write_fmriprep_dataset(tmp_path / "short", spikes=SPIKES, n_volumes=36,
+                                   surfaces=False)  # volume runs only: no surface file needed
     proc = run_app(short, tmp_path / "out", "participant", "--participant-label", "02",
                    "--confounds-strategy", "scrubbing", "-w", tmp_path / "work", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
@@ -424,14 +425,15 @@ def test_bad_options_are_parser_errors(fmriprep_dir, tmp_path, args):
 
 
 @pytest.mark.slow
-def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path_factory):
+def test_defaults_give_balanced_contiguous_parcels_on_the_embedded_data(tmp_path_factory,
+                                                                        embedded_data):
     """The App's defaults on the embedded 3 mm series laid out as fMRIPrep would."""
     from conftest import fmriprep_confounds
 
     from nipype_ward.datasets import load_simulated_rest
 
     root = tmp_path_factory.mktemp("embedded")
-    data = load_simulated_rest(data_dir=root / "data")
+    data = load_simulated_rest(data_dir=embedded_data["data_dir"])
     func = root / "fmriprep" / "sub-sim" / "func"
     func.mkdir(parents=True)
     (root / "fmriprep" / "dataset_description.json").write_text(json.dumps(

@@ -44,6 +44,23 @@ def test_seed_pipeline_on_a_bold_file(small_data, tmp_path):
     assert (out / "notes.txt").read_text() == "the user's own file"
     assert not list(out.glob(".staging-*"))
     assert (out / "ward_tree.npz").exists() and (out / "mask.nii.gz").exists()
+    # Nipype's work folder is ./work, as the BIDS App's -w and fMRIPrep's.
+    assert (tmp_path / "work" / "rest_clustering_wf").is_dir() and not (out / "work").exists()
+    assert "(cached)" not in proc.stdout
+
+    # Run again with one K changed: what Nipype's cache gave is said, per step.
+    proc = run_script("--bold", small_data["bold"], "--n-clusters", 20, 40,
+                      "--output-dir", tmp_path / "again", "--nprocs", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for start in ("BOLD read once, masked and prepared: ", "Ward tree (and its two split-half",
+                  "Ward agglomeration 20 clusters: "):
+        (line,) = [line for line in lines if line.startswith(start)]
+        assert line.endswith("s (cached)"), line
+    (line,) = [line for line in lines if line.startswith("Ward agglomeration 40 clusters: ")]
+    assert line.endswith("s"), line  # cut now, not cached
+    assert f"(cached): not run again, taken from Nipype's cache in {tmp_path / 'work'}" \
+        in proc.stdout
 
 
 def test_multiproc_gives_the_same_files_as_linear(small_data, tmp_path):
@@ -153,7 +170,7 @@ def test_bad_preparation_fails_before_any_work(small_data, tmp_path, args, messa
     assert proc.returncode == code
     assert message in proc.stderr
     assert_no_traceback(proc)
-    assert not (tmp_path / "out" / "work").exists()
+    assert not (tmp_path / "out" / "work").exists() and not (tmp_path / "work").exists()
 
 
 def test_adhd_dataset_offline(small_data, tmp_path, monkeypatch):
@@ -174,9 +191,9 @@ def test_adhd_dataset_offline(small_data, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_readme_demo_on_the_embedded_data(tmp_path, monkeypatch):
-    """The README's first command, as a new user runs it (data generated offline)."""
-    monkeypatch.setenv("NIPYPE_WARD_DATA", str(tmp_path / "data"))
+def test_the_readme_demo_on_the_embedded_data(tmp_path, monkeypatch, embedded_data):
+    """The README's first command, as a new user runs it (data generated offline, once)."""
+    monkeypatch.setenv("NIPYPE_WARD_DATA", str(embedded_data["data_dir"]))
     out = tmp_path / "ward_out"
     proc = run_script("--output-dir", out, "--standardize", "zscore_sample", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -194,13 +194,18 @@ def test_within_region_correlation_exceeds_between(small_sim):
     series = bold[brain].astype(np.float64)
     series -= series.mean(axis=1, keepdims=True)
     series /= series.std(axis=1, keepdims=True)
-    corr = series @ series.T / series.shape[1]
+    series /= np.sqrt(series.shape[1])  # corr(i, j) = series[i] @ series[j]
     labels = regions[brain]
-    same = labels[:, None] == labels[None, :]
-    np.fill_diagonal(same, False)
-    different = labels[:, None] != labels[None, :]
-    within = corr[same].mean()
-    between = corr[different].mean()
+    # Mean correlation over the pairs of distinct voxels of one region, and over
+    # the pairs of voxels of two regions, from sums: the sum of corr over a set
+    # of voxels' pairs is the squared norm of their summed series (the
+    # voxel-by-voxel matrix, 1.5 GB with its masks, is never made).
+    sums = np.stack([series[labels == r].sum(axis=0) for r in np.unique(labels)])
+    sizes = np.unique(labels, return_counts=True)[1].astype(np.float64)
+    region_pairs = (sums ** 2).sum()
+    within = (region_pairs - (series ** 2).sum()) / (sizes * (sizes - 1)).sum()
+    between = ((sums.sum(axis=0) ** 2).sum() - region_pairs) / (sizes.sum() ** 2
+                                                                 - (sizes ** 2).sum())
     # Measured ~0.30 vs ~0.06: clearly apart, and not absurdly clean either.
     assert within > 0.2
     assert between < 0.12
@@ -245,9 +250,9 @@ def test_epi_mask_dice_small(small_sim):
 
 
 @pytest.mark.slow
-def test_default_size_cached_files_and_epi_mask(tmp_path):
+def test_default_size_cached_files_and_epi_mask(embedded_data):
     """Default 3 mm / 176 volumes: files, header, and nilearn EPI-mask Dice."""
-    bunch = datasets.load_simulated_rest(data_dir=tmp_path)
+    bunch = datasets.load_simulated_rest(data_dir=embedded_data["data_dir"])
     bold_img = nib.load(bunch.func)
     assert bold_img.shape == (67, 79, 64, 176)
     assert bold_img.get_data_dtype() == np.float32

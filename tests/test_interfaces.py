@@ -206,6 +206,48 @@ def test_grid_connectivity_equals_grid_to_graph(epi_outputs, tmp_path):
     assert result.outputs.connectivity_file.startswith(str(tmp_path))
 
 
+def test_ward_agglomerate_without_a_graph_is_scikit_learns_on_the_grid(
+    small_data, epi_outputs, tmp_path
+):
+    """One node does the job: no connectivity_file, the mask's 6-neighbour grid.
+
+    The reference is scikit-learn's AgglomerativeClustering on the voxels
+    (samples) of the same masked series, its graph built by scikit-learn.
+    """
+    n_clusters = [20, 150]
+    result = WardAgglomerate(
+        in_file=str(small_data["bold"]), mask_file=epi_outputs.mask_file, n_clusters=n_clusters,
+    ).run(cwd=_dir(tmp_path / "w"))
+    mask = nb.load(epi_outputs.mask_file).get_fdata() > 0
+    X = nb.load(small_data["bold"]).get_fdata(dtype=np.float32)[mask]
+    connectivity = grid_to_graph(*mask.shape, mask=mask)
+    for k, labels_file in zip(n_clusters, result.outputs.labels_files, strict=True):
+        labels = np.asanyarray(nb.load(labels_file).dataobj)
+        assert (labels[~mask] == 0).all()
+        reference = AgglomerativeClustering(
+            n_clusters=k, linkage="ward", connectivity=connectivity
+        ).fit(X).labels_
+        assert _same_partition(labels[mask], reference)
+
+
+def test_ward_agglomerate_without_a_graph_refuses_surface_data(tmp_path):
+    """Surface data have no grid: the error says to give the meshes' graph."""
+    from nibabel import cifti2
+
+    models = cifti2.BrainModelAxis.from_mask(np.ones(12, bool), name="CortexLeft")
+    scalars = cifti2.ScalarAxis(["mask"])
+    mask_file = tmp_path / "points.dscalar.nii"
+    nb.save(cifti2.Cifti2Image(np.ones((1, 12), np.float32),
+                               header=cifti2.Cifti2Header.from_axes((scalars, models))),
+            mask_file)
+    series_file = tmp_path / "series.npy"
+    np.save(series_file, np.random.default_rng(0).random((12, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"points.dscalar.nii: surface data have no grid: "
+                                         r"give connectivity_file"):
+        WardAgglomerate(series_file=str(series_file), mask_file=str(mask_file),
+                        n_clusters=[2]).run(cwd=_dir(tmp_path / "w"))
+
+
 def _same_partition(a, b):
     pairs = set(zip(np.asarray(a).tolist(), np.asarray(b).tolist()))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))

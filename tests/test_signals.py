@@ -244,14 +244,12 @@ def test_bad_confounds_name_the_file(small_data, prepared_setup, tmp_path, colum
     assert not list(tmp_path.glob("*_wardtree.npz"))
 
 
-def test_standardized_parcels_are_balanced_on_the_embedded_data():
+def test_standardized_parcels_are_balanced_on_the_embedded_data(embedded_data):
     """Issue 9's criterion: K=1000 on the 3 mm data, largest/median parcel < 10."""
     from nipype_ward.connectivity import grid_connectivity
-    from nipype_ward.datasets import simulate_rest_fmri
 
-    sim = simulate_rest_fmri()
-    mask = np.asanyarray(sim.brain_mask_img.dataobj) > 0
-    X = np.asanyarray(sim.bold_img.dataobj)[mask]
+    mask = np.asanyarray(nb.load(embedded_data["mask"]).dataobj) > 0
+    X = np.asanyarray(nb.load(embedded_data["func"]).dataobj)[mask]
     connectivity = grid_connectivity(mask)
     figures = {}
     for standardize in (False, "zscore_sample"):

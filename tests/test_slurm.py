@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from conftest import RUNS, SPACE
 
+#: Real Slurm jobs, tens of seconds each: the second tier (``-m heavy``).
+pytestmark = pytest.mark.heavy
+
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ("participant", "--participant-label", "02", "--n-clusters", 20, 40)
 STEM = f"{RUNS[2]}_{SPACE}_seg-ward_scale-{{k}}"

@@ -1,7 +1,7 @@
 """The BIDS App on fMRIPrep's surface outputs: fsLR CIFTI-2 and fsaverage5 GIFTI pairs.
 
 The dataset of conftest holds, for every run, the series on the real
-meshes (nilearn's fsaverage5, brainspace's fsLR 32k); the references are
+meshes (nilearn's fsaverage5, the HCP's fsLR 32k); the references are
 nibabel, nilearn's cleaning and scikit-learn's Ward on mesh graphs built
 here from the meshes' triangles.
 """
@@ -13,13 +13,16 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import RUNS, brainspace_fslr, run_app, write_templateflow_fslr
+from conftest import RUNS, fslr_meshes, run_app, write_templateflow_fslr
 from scipy import sparse
 from scipy.sparse import csgraph
 
 K_FSLR = (30, 100)
 K_FSAVERAGE = 40
 CIFTI = "space-fsLR_den-91k"
+
+#: The App on fsLR 32k and fsaverage5 series, several runs per test: the second tier.
+pytestmark = pytest.mark.heavy
 
 
 def _mesh_graph(faces, n_vertices, kept=None):
@@ -61,7 +64,7 @@ def _validator_errors(folder):
 
 @pytest.fixture(scope="session")
 def templateflow_home(tmp_path_factory):
-    """A TemplateFlow cache holding fsLR 32k (brainspace's conte69 files), as fMRIPrep users have."""
+    """A TemplateFlow cache holding fsLR 32k (conftest.fslr_meshes), as fMRIPrep users have."""
     return write_templateflow_fslr(tmp_path_factory.mktemp("templateflow"))
 
 
@@ -102,7 +105,7 @@ def test_fslr_cifti_parcels_are_scikit_learns_on_each_structure(fslr_output, fmr
                            confounds=confounds.to_numpy(), standardize="zscore_sample",
                            standardize_confounds=True, detrend=False, filter=False, t_r=2.0,
                            ensure_finite=False).T
-    (paths, cortex) = brainspace_fslr()
+    (paths, cortex) = fslr_meshes()
     seen = set()
     for name, part, model in models.iter_structures():
         mine = labels[part]
@@ -179,7 +182,7 @@ def test_fslr_outputs_have_their_tables_sidecars_and_figures(fslr_output):
     # The report speaks of grayordinates and meshes, not voxels and masks.
     about = (fslr_output / "sub-01" / "figures" / "sub-01_desc-about_bold.html").read_text()
     assert "neighbours on the cortical mesh" in about and "brain mask" not in about
-    assert "58686 grayordinates" in (figures / f"{Path(run).name}_space-fsLR_seg-ward_den-91k_"
+    assert "59540 grayordinates" in (figures / f"{Path(run).name}_space-fsLR_seg-ward_den-91k_"
                                      "desc-summary_bold.html").read_text()
     assert (fslr_output / "sub-01.html").is_file()
     assert "*_space-fsLR_*" in (fslr_output / ".bidsignore").read_text().split()
@@ -284,7 +287,7 @@ def test_group_atlas_on_fslr_is_a_bids_atlas_xcpd_reads(fmriprep_dir, tmp_path,
     assert dlabel.header.get_axis(1) == source.header.get_axis(1)
     labels = np.asanyarray(dlabel.dataobj)[0].astype(int)
     assert sorted(set(labels.tolist())) == list(range(1, 61))
-    (paths, cortex) = brainspace_fslr()
+    (paths, cortex) = fslr_meshes()
     for hemi, name in enumerate(("CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT")):
         models = dlabel.header.get_axis(1)
         part = [p for n, p, _ in models.iter_structures() if n == name][0]

@@ -122,6 +122,8 @@ def test_constant_voxels_are_left_out_and_counted(slab, tmp_path):
     assert sorted(np.unique(labels[labels > 0])) == list(range(1, 21))
     metrics = json.loads((tmp_path / "out" / "ward20_metrics.json").read_text())
     assert metrics["n_voxels_constant"] == 4 and metrics["n_voxels"] == 1796
+    assert "over 1,796 voxels (of the mask's 1,800: 4 with a constant series left out)" \
+        in proc.stdout
     assert metrics["labels_file"] == "ward20_labels.nii.gz"  # the delivered file, beside it
 
 
@@ -209,6 +211,7 @@ def test_bad_seed_inputs_are_one_line(case, slab, small_data, tmp_path):
     else:
         assert not out.exists()
     assert not (tmp_path / "out" / "work").exists() and not (tmp_path / "locked" / "work").exists()
+    assert not (tmp_path / "work").exists()  # the default work folder, ./work
 
 
 def test_outputs_follow_the_umask(small_data, tmp_path):
@@ -298,6 +301,7 @@ def test_bad_app_folders_are_one_line(volumes_dir, tmp_path, case, message):
     assert out.read_text() == "the user's notes\n" if case == "output_file" else not out.exists()
 
 
+@pytest.mark.heavy  # another App run (or several) beside the reference run
 def test_a_failed_subject_leaves_none_of_its_files(volumes_dir, reference, tmp_path):
     dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
     bold = dataset / f"{RUNS[2]}_{SPACE}_desc-preproc_bold.nii.gz"
@@ -339,6 +343,7 @@ def _kill_when(proc, pattern, work, timeout=300):
     proc.wait()
 
 
+@pytest.mark.heavy  # another App run (or several) beside the reference run
 def test_a_run_killed_twice_resumes_to_the_same_bytes(volumes_dir, reference, tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     command = [sys.executable, "-m", "nipype_ward.cli.run", str(volumes_dir), str(out),
@@ -358,6 +363,7 @@ def test_a_run_killed_twice_resumes_to_the_same_bytes(volumes_dir, reference, tm
     assert not list(out.glob(".staging-*"))  # the killed runs' staging folders are gone
 
 
+@pytest.mark.heavy  # another App run (or several) beside the reference run
 def test_two_runs_into_one_folder_at_once(volumes_dir, reference, tmp_path):
     out = tmp_path / "out"
     procs = [subprocess.Popen(
@@ -376,6 +382,7 @@ def test_two_runs_into_one_folder_at_once(volumes_dir, reference, tmp_path):
     assert not list(out.glob(".staging-*"))
 
 
+@pytest.mark.heavy  # another App run (or several) beside the reference run
 def test_results_are_byte_identical_whatever_the_process_count(volumes_dir, reference,
                                                                tmp_path):
     proc = run_app(volumes_dir, tmp_path / "out", "participant", "--n-clusters", 10, 20,

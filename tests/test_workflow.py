@@ -222,6 +222,7 @@ def _to_float32(in_file):
     return out
 
 
+@pytest.mark.heavy
 def test_embedded_in_a_larger_workflow_with_multiproc(small_data, tmp_path):
     outer = pe.Workflow(name="user_pipeline", base_dir=str(tmp_path / "work"))
     source = pe.Node(niu.IdentityInterface(fields=["bold"]), name="source")

@@ -92,8 +92,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="where the results are written (default: ./ward_out)",
     )
     parser.add_argument(
-        "--work-dir", type=Path,
-        help="Nipype working directory; re-runs reuse it (default: OUTPUT_DIR/work)",
+        "--work-dir", type=Path, default=Path("work"),
+        help="Nipype working directory; re-runs reuse it (default: ./work, as the BIDS "
+        "App's -w and fMRIPrep's)",
     )
     parser.add_argument(
         "--plugin", choices=PLUGINS,
@@ -172,7 +173,7 @@ def parse_settings(argv=None) -> Settings:
         n_clusters=n_clusters,
         neighbourhood=args.neighbourhood,
         output_dir=output_dir,
-        work_dir=(args.work_dir or output_dir / "work").absolute(),
+        work_dir=args.work_dir.absolute(),
         plugin=plugin,
         nprocs=args.nprocs or os.cpu_count() or 1,
         preparation=preparation,
@@ -218,11 +219,14 @@ def resolve_bold(settings: Settings) -> Settings:
     )
 
 
-def run_workflow(settings: Settings, output_dir: Path) -> dict:
+def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
     """Build and run the seed workflow, its sink writing into ``output_dir``.
 
-    Returns the run time in seconds of each node (a list for map nodes).
+    Returns the run time in seconds of each node and whether Nipype took it
+    from its cache (:func:`cached_nodes`), each a list for map nodes.
     """
+    from datetime import datetime, timezone
+
     from nipype_ward.cli._running import node_durations, run_graph
     from nipype_ward.workflows import init_rest_clustering_wf
 
@@ -243,12 +247,39 @@ def run_workflow(settings: Settings, output_dir: Path) -> dict:
     if settings.true_regions is not None:
         workflow.inputs.inputnode.true_regions_file = str(settings.true_regions)
     plugin_args = {"n_procs": settings.nprocs} if settings.plugin == "MultiProc" else {}
+    started = datetime.now(timezone.utc)
     exec_graph = run_graph(workflow, work_dir=settings.work_dir, plugin=settings.plugin,
                            plugin_args=plugin_args, verbose=settings.verbose)
-    return node_durations(exec_graph)
+    return node_durations(exec_graph), cached_nodes(exec_graph, started)
 
 
-def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict[int, dict]]:
+def cached_nodes(exec_graph, started) -> dict:
+    """Whether each node was taken from Nipype's cache rather than run: a list for map nodes.
+
+    A node found cached is not run: Nipype loads its result file, whose
+    runtime (``startTime``) is that of the run that made it, before
+    ``started`` (an aware UTC datetime taken before this run began).
+    """
+    from datetime import datetime, timezone
+
+    def before(runtime) -> bool:
+        stamp = getattr(runtime, "startTime", None)
+        if not stamp:
+            return False
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:  # Nipype on Python < 3.11 writes naive UTC
+            when = when.replace(tzinfo=timezone.utc)
+        return when < started
+
+    cached = {}
+    for node in exec_graph.nodes():
+        runtime = node.result.runtime
+        cached[node.name] = ([before(r) for r in runtime] if isinstance(runtime, list)
+                             else before(runtime))
+    return cached
+
+
+def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict, dict[int, dict]]:
     """Run the workflow into a hidden staging folder, then move its files into place.
 
     The sinks of the workflow write into ``OUTPUT_DIR/.staging-*``
@@ -262,7 +293,8 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict[
     removed, unless another run uses it
     (:class:`~nipype_ward.folders.work_folder`).
 
-    Returns the node run times and the metrics of each K.
+    Returns the node run times, which nodes came from Nipype's cache, and
+    the metrics of each K.
     """
     from nipype_ward.cli._running import GraphError
 
@@ -273,7 +305,7 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict[
             folders.work_folder(settings.work_dir, ["rest_clustering_wf"],
                                 what="work folder (--work-dir)") as work:
         try:
-            durations = run_workflow(settings, staging)
+            durations, cached = run_workflow(settings, staging)
         except GraphError as exc:
             if not exc.input_error:
                 exc.args = (f"{exc}; the work folder {settings.work_dir} keeps what was done, "
@@ -286,23 +318,40 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict[
         k: fileio.load_json(settings.output_dir / f"ward{k}_metrics.json")
         for k in settings.n_clusters
     }
-    return durations, results
+    return durations, cached, results
 
 
-def report(settings: Settings, durations: dict, results: dict[int, dict]) -> None:
-    """Print the seed's timings, with the R2 of each compression."""
+def report(settings: Settings, durations: dict, results: dict[int, dict],
+           cached: dict | None = None) -> None:
+    """Print the seed's timings, with the R2 of each compression.
+
+    A step whose nodes Nipype took from its cache (``cached``, see
+    :func:`cached_nodes`) is marked ``(cached)``: its time is that of the
+    earlier run that made it.
+    """
+    cached = cached or {}
+    n_k = len(settings.n_clusters)
     tree_s = float(durations.get("ward_tree", 0.0))
-    cut_s = durations.get("cut_tree", [0.0] * len(settings.n_clusters))
-    print(f"BOLD read once, masked and prepared: {float(durations.get('prepare_signals', 0.0)):.2f}s")
-    print(f"Ward tree (and its two split-half trees), built once for every K: {tree_s:.2f}s")
+    cut_s = durations.get("cut_tree", [0.0] * n_k)
+    tree_cached = bool(cached.get("ward_tree"))
+    cut_cached = cached.get("cut_tree", [False] * n_k)
+    prepare_cached = bool(cached.get("prepare_signals"))
+    print("BOLD read once, masked and prepared: "
+          f"{float(durations.get('prepare_signals', 0.0)):.2f}s{_cached(prepare_cached)}")
+    print("Ward tree (and its two split-half trees), built once for every K: "
+          f"{tree_s:.2f}s{_cached(tree_cached)}")
     for index, k in enumerate(settings.n_clusters):
         # Like the seed's cached second run: only the first K pays for the tree.
         seconds = cut_s[index] + (tree_s if index == 0 else 0.0)
-        print(f"Ward agglomeration {k} clusters: {seconds:.2f}s")
+        steps = [cut_cached[index]] + ([tree_cached] if index == 0 else [])
+        print(f"Ward agglomeration {k} clusters: {seconds:.2f}s{_cached(*steps)}")
+    if prepare_cached or tree_cached or any(cut_cached):
+        print(f"(cached): not run again, taken from Nipype's cache in {settings.work_dir}; "
+              "the time is that of the earlier run that made it")
     for k in settings.n_clusters:
         m = results[k]
         print(
-            f"{k} parcels: R2 = {m['r2']:.3f} over {m['n_voxels']} voxels "
+            f"{k} parcels: R2 = {m['r2']:.3f} over {_voxels(m)} "
             f"(compression x{m['compression_ratio']:.1f}; parcel sizes "
             f"{m['parcel_size_min']}/{m['parcel_size_median']:g}/{m['parcel_size_max']} "
             "min/median/max)"
@@ -324,6 +373,23 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _cached(*flags) -> str:
+    """How a step's time is marked when some or all of its nodes came from Nipype's cache."""
+    if all(flags):
+        return " (cached)"
+    return " (partly cached)" if any(flags) else ""
+
+
+def _voxels(metrics: dict) -> str:
+    """The voxels clustered and, where some of the mask's were left out, the mask's."""
+    n_voxels = metrics["n_voxels"]
+    n_constant = metrics.get("n_voxels_constant", 0) or 0
+    if not n_constant:
+        return f"{n_voxels:,} voxels"
+    return (f"{n_voxels:,} voxels (of the mask's {n_voxels + n_constant:,}: {n_constant:,} "
+            "with a constant series left out)")
+
+
 def main(argv=None) -> int:
     from nipype_ward.cli._running import print_data_warnings
 
@@ -335,7 +401,7 @@ def main(argv=None) -> int:
     try:
         settings = resolve_bold(settings)
         check_inputs(settings)
-        durations, results = run(settings, made_work_dir=settings.work_dir in made)
+        durations, cached, results = run(settings, made_work_dir=settings.work_dir in made)
     except KeyboardInterrupt:
         from nipype_ward.cli._running import stop_workers
 
@@ -356,7 +422,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
         print(f"rest_clustering: error: {exc}", file=sys.stderr)
         return 1
-    report(settings, durations, results)
+    report(settings, durations, results, cached)
     return 0
 
 

@@ -16,6 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
+from nipype_ward.fileio import InputError
 from nipype_ward.interfaces._naming import image_extension, output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
@@ -82,7 +83,7 @@ class WardTree(SimpleInterface):
                 for half in (1, 2)
             ]
         steps.ward_tree(
-            self.inputs.connectivity_file,
+            self._connectivity_file(runtime),
             tree_file,
             mask_path=self.inputs.mask_file,
             n_clusters=n_clusters,
@@ -93,6 +94,18 @@ class WardTree(SimpleInterface):
         self._results["tree_file"] = tree_file
         self._results["half_tree_files"] = half_tree_files
         return tree_file
+
+    def _connectivity_file(self, runtime) -> str:
+        """The given graph, or the mask's 6-neighbour grid written beside the tree."""
+        if isdefined(self.inputs.connectivity_file):
+            return self.inputs.connectivity_file
+        mask_file = self.inputs.mask_file
+        if steps.is_surface(mask_file):
+            raise InputError(mask_file, "surface data have no grid: give connectivity_file "
+                             "(MeshConnectivity's, from the meshes)")
+        out_file = output_path(mask_file, "_conn6", runtime.cwd, ".npz")
+        steps.connectivity(mask_file, out_file, neighbourhood=6)
+        return out_file
 
 
 class _CheckParcelCountsInputSpec(BaseInterfaceInputSpec):
@@ -160,6 +173,12 @@ class CutWardTree(SimpleInterface):
 
 
 class _WardAgglomerateInputSpec(_WardTreeInputSpec):
+    connectivity_file = File(
+        exists=True,
+        desc="adjacency of the mask's voxels (.npz from GridConnectivity or "
+        "MeshConnectivity); when not given, the mask's grid with 6 neighbours "
+        "(GridConnectivity's default; volume data only)",
+    )
     n_clusters = InputMultiObject(
         traits.Int, mandatory=True, desc="numbers of parcels; the tree is cut at each"
     )
@@ -175,6 +194,10 @@ class _WardAgglomerateOutputSpec(_WardTreeOutputSpec):
 
 class WardAgglomerate(WardTree):
     """Spatially constrained Ward parcellation: build the tree once, cut it at every K.
+
+    Without ``connectivity_file`` the graph is the mask's grid with 6
+    neighbours (:func:`nipype_ward.connectivity.grid_connectivity`), so one
+    node parcellates a 4D ``in_file`` inside ``mask_file``.
 
     With the same data and K, the labels equal those of scikit-learn's
     ``FeatureAgglomeration(n_clusters=K, connectivity=grid_to_graph(mask),

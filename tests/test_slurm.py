@@ -126,11 +126,14 @@ def test_a_cancelled_job_is_one_line_and_a_rerun_resumes(slurm, fmriprep_dir, mu
     cancelled = None
     deadline = time.monotonic() + 300
     while cancelled is None and time.monotonic() < deadline and run.poll() is None:
-        out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True,
+        out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T|%Z"], capture_output=True,
                              text=True).stdout
         for line in out.splitlines():
-            job, name, state = line.split("|")
-            if name.startswith("ward_tree.") and state == "RUNNING":
+            job, name, state, folder = line.split("|")
+            # This run's own job (submitted from its work folder): other tests' runs may
+            # have jobs of the same name in the queue at the same time.
+            if name.startswith("ward_tree.") and state == "RUNNING" \
+                    and folder.startswith(str(tmp_path)):
                 subprocess.run(["scancel", job], check=True)
                 cancelled = job
         time.sleep(0.2)

@@ -32,6 +32,7 @@ from nibabel import cifti2
 from nipype_ward._compat import cifti_as_nifti
 from nipype_ward.connectivity import block_connectivity, grid_connectivity, mesh_connectivity
 from nipype_ward.fileio import InputError, save_atomically
+from nipype_ward.headers import check_extensions
 
 
 _SURFACE = "CIFTI_MODEL_TYPE_SURFACE"
@@ -407,12 +408,10 @@ def is_cifti(path) -> bool:
 
 def load_cifti(path) -> cifti2.Cifti2Image:
     """Any CIFTI-2 file whose second axis is brain models; errors name the file."""
-    from nipype_ward.image import _check_extensions
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    _check_extensions(path)  # the CIFTI-2 XML is a NIfTI-2 header extension
+    check_extensions(path)  # the CIFTI-2 XML is a NIfTI-2 header extension
     try:
         img = _read(path)
     except Exception as exc:

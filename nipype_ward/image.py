@@ -26,7 +26,9 @@ import nibabel as nb
 import numpy as np
 from isal import igzip
 
+from nipype_ward import cifti, gifti
 from nipype_ward.fileio import InputError, save_atomically, sidecar_path
+from nipype_ward.headers import check_extensions, check_extensions_of
 
 __all__ = [
     "AFFINE_ATOL",
@@ -185,14 +187,12 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     points, means and labels of surface data) is returned as it is, its
     dimensions unchecked: :func:`data_of` reads its values.
     """
-    from nipype_ward import cifti
-
     if cifti.is_cifti(path):
         return cifti.load_cifti(path)
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
-    _check_extensions(path)
+    check_extensions(path)
     try:
         img = nb.load(path)
     except Exception as exc:  # nibabel raises many types for corrupt files
@@ -218,61 +218,6 @@ def load_bold(path, *, min_volumes: int = 2) -> nb.Nifti1Image:
 def _check_volumes(img, path, min_volumes: int) -> None:
     if img.shape[3] < min_volumes:
         raise InputError(path, f"needs at least {min_volumes} volumes, got {img.shape[3]}")
-
-
-def _check_extensions(path) -> None:
-    """Refuse NIfTI header extensions that overrun the data (a corrupt header).
-
-    nibabel reads each extension at the size it states (up to 2 GB, or the
-    whole file for a negative size) before checking it against the data
-    offset; this walks their 8-byte headers first. Anything else wrong is
-    left to nibabel, which names it.
-    """
-    try:
-        with (igzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as stream:
-            _check_extensions_of(stream, path)
-    except InputError:
-        raise
-    except Exception:  # unreadable (OSError, EOFError, IsalError...): nibabel's error names it
-        return
-
-
-def _check_extensions_of(stream, path) -> None:
-    """:func:`_check_extensions` on an open stream, left at its start."""
-    try:
-        head = stream.read(544)
-        for order in ("<", ">"):
-            size = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0]) if len(head) >= 4 \
-                else 0
-            if size in (348, 540):
-                break
-        else:
-            return
-        field = (108, f"{order}f4") if size == 348 else (168, f"{order}i8")
-        if len(head) < size + 4 or head[size] == 0:  # no extension
-            return
-        offset = float(np.frombuffer(head, dtype=field[1], count=1, offset=field[0])[0])
-        if not np.isfinite(offset):
-            return
-        position = size + 4
-        stream.seek(position)
-        while offset - position >= 16:
-            ext = stream.read(8)
-            if len(ext) < 8:
-                return
-            esize = int(np.frombuffer(ext, dtype=f"{order}i4", count=1)[0])
-            if esize < 8 or position + esize > offset:
-                raise InputError(path, f"its header extension at byte {position} states "
-                                 f"{esize} bytes, which do not fit before the data at byte "
-                                 f"{int(offset)}: the header is corrupt")
-            position += esize
-            stream.seek(position)
-    except InputError:
-        raise
-    except Exception:  # unreadable (OSError, EOFError, IsalError...): nibabel's error names it
-        return
-    finally:
-        stream.seek(0)
 
 
 def _nifti_class(stream):
@@ -306,7 +251,7 @@ def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int =
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc})") from exc
     with stream:
-        _check_extensions_of(stream, path)  # the same stream: the file is opened once
+        check_extensions_of(stream, path)  # the same stream: the file is opened once
         try:
             klass = _nifti_class(stream)
             holder = nb.FileHolder(filename=str(path), fileobj=stream)
@@ -363,8 +308,6 @@ def check_same_grid(img, img_path, reference, reference_path) -> None:
     structures, vertices and voxels, in the same order.
     """
     if is_cifti_image(img) or is_cifti_image(reference):
-        from nipype_ward import cifti
-
         if not (is_cifti_image(img) and is_cifti_image(reference)) or \
                 cifti.brain_models_of(img) != cifti.brain_models_of(reference):
             raise InputError(img_path, f"its grayordinates differ from those of "
@@ -682,8 +625,6 @@ def save_labels(labels, mask, reference_img, path) -> Path:
     On a CIFTI reference (surface data), a ``.dlabel.nii`` with its label table.
     """
     if is_cifti_image(reference_img):
-        from nipype_ward import cifti
-
         values = np.zeros(mask.shape, dtype=np.int32)
         values[mask] = np.asarray(labels) + 1
         return cifti.save_dlabel(values, reference_img, path)
@@ -758,8 +699,6 @@ def estimate_mem_gb(bold_path, right_path=None) -> dict[str, float]:
     * ``compress``: the series (memory-mapped) and one block of voxels in
       float64 at a time for the metrics (``n s`` + small).
     """
-    from nipype_ward import cifti, gifti
-
     if str(bold_path).endswith(".gii"):  # a GIFTI pair: both hemispheres, float32
         n_values = sum(int(np.prod(gifti.series_shape(path)))
                        for path in (bold_path, right_path) if path is not None)
@@ -781,8 +720,6 @@ def estimate_mem_gb(bold_path, right_path=None) -> dict[str, float]:
 
 def count_volumes(bold_path) -> int:
     """Volumes of a BOLD series from its header: NIfTI, CIFTI-2 dense series or GIFTI."""
-    from nipype_ward import cifti, gifti
-
     if str(bold_path).endswith(".gii"):
         return gifti.series_shape(bold_path)[1]
     if cifti.is_cifti(bold_path):
@@ -815,8 +752,6 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
     if bold_img is not None:
         img = bold_img
     else:
-        from nipype_ward import cifti
-
         img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) else load_bold(bold_path)
     if is_cifti_image(img):
         try:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
-from nipype_ward import fileio, image, masking
+from nipype_ward import cifti, fileio, gifti, image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
 from nipype_ward.fileio import InputError
 from nipype_ward.metrics import compression_summary, parcel_moments, truth_agreement
@@ -241,8 +241,6 @@ def _warn_constant_points(X, bold_path) -> None:
 
 def is_surface(bold_path) -> bool:
     """Whether a BOLD series is surface data: a CIFTI-2 dense series or a GIFTI series."""
-    from nipype_ward import cifti
-
     return cifti.is_cifti(bold_path) or str(bold_path).endswith(".gii")
 
 
@@ -254,8 +252,6 @@ def _read_surface(bold_path, right_path):
     brain models are each cortex's vertices with data
     (:func:`nipype_ward.gifti.data_vertices`).
     """
-    from nipype_ward import cifti, gifti
-
     if cifti.is_cifti(bold_path):
         if right_path is not None:
             raise InputError(right_path, "a CIFTI series holds both hemispheres: give it alone")
@@ -306,8 +302,6 @@ def read_prepared(
         resolved["preparation"] = resolve_preparation(preparation, bold_path, img, img.shape[3])
 
     if is_surface(bold_path):
-        from nipype_ward import cifti
-
         if mask_path is not None:
             raise InputError(mask_path, "surface data need no brain mask: its vertices with "
                              "data are the grayordinates")
@@ -378,8 +372,6 @@ def prepare_series(
         preparation=preparation, spill_dir=spill_dir, right_path=right_path,
     )
     if is_surface(bold_path):
-        from nipype_ward import cifti
-
         cifti.save_points(series.reference_img, out_mask)
         cifti.save_points(series.reference_img, out_mean, image.data_of(mean_img), name="mean")
     else:
@@ -478,8 +470,6 @@ def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
     :func:`nipype_ward.cifti.grayordinate_connectivity`. Returns the number
     of connected pieces.
     """
-    from nipype_ward import cifti, gifti
-
     models = cifti.brain_models_of(cifti.load_cifti(mask_path))
     faces = {}
     for structure, path in surfaces.items():
@@ -721,8 +711,6 @@ def parcel_compress(
         metrics["n_voxels_constant"] = series.n_constant
     fileio.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None and image.is_cifti_image(series.reference_img):
-        from nipype_ward import cifti
-
         cifti.save_dtseries(means[labels], series.reference_img, out_compressed,
                             t_r=series.t_r)
     elif out_compressed is not None:
@@ -732,8 +720,6 @@ def parcel_compress(
         )
     if out_ptseries is not None and image.is_cifti_image(series.reference_img):
         from nibabel import cifti2
-
-        from nipype_ward import cifti
 
         models = cifti.brain_models_of(series.reference_img)
         values = np.zeros(len(models), dtype=np.int64)
@@ -784,8 +770,6 @@ def split_hemispheres(in_path, out_left, out_right) -> tuple[Path, Path]:
     without data, the same label table in both), a series
     (``.dtseries.nii``) ``.func.gii`` files (0 on the vertices without data).
     """
-    from nipype_ward import cifti, gifti
-
     img = cifti.load_cifti(in_path)
     models = cifti.brain_models_of(img)
     kinds = {name for name, _, _ in cifti.structures(models)}
@@ -810,8 +794,6 @@ def _surface_parcel_table(labels_img, mask, labels, values, order, names, out_ts
     A parcel never spans two structures (the graph has no edge between
     them), so its structure is that of any of its grayordinates.
     """
-    from nipype_ward import cifti
-
     structure = cifti.structure_of_grayordinates(cifti.brain_models_of(labels_img))[mask]
     first = np.zeros(len(values), dtype=np.intp)
     first[labels[::-1]] = np.arange(labels.size)[::-1]  # a grayordinate of each parcel
@@ -906,8 +888,6 @@ def _common_points(mask_paths, mean_paths):
 def _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean) -> None:
     """A mask and a mean image on a reference's grid (``.dscalar.nii`` for surface data)."""
     if image.is_cifti_image(reference_img):  # surface data: the runs share their grayordinates
-        from nipype_ward import cifti
-
         cifti.save_points(reference_img, out_mask)
         cifti.save_points(reference_img, out_mean, mean, name="mean")
     else:

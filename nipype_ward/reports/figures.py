@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward import fileio, image
+from nipype_ward import cifti, fileio, gifti, image
 from nipype_ward.reports import surface
 
 
@@ -134,22 +134,16 @@ def _colours(plt, cmap: str, vmin: float, vmax: float):
 
 
 def _cortex_values(labels_or_values, brain_models):
-    from nipype_ward import cifti
-
     values = np.asarray(labels_or_values, dtype=np.float64)
     return cifti.hemisphere_values(values, brain_models, fill=np.nan)
 
 
 def _load_meshes(surfaces) -> dict:
-    from nipype_ward import gifti
-
     return {hemi: gifti.load_mesh(path) for hemi, path in zip("LR", surfaces)
             if path is not None}
 
 
 def _not_drawn(brain_models) -> str:
-    from nipype_ward import cifti
-
     volume = sum(model.size for name, _, model in cifti.structures(brain_models)
                  if name not in cifti.CORTEX.values())
     return f"; {volume} subcortical grayordinates not drawn" if volume else ""
@@ -164,8 +158,6 @@ def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
     (``plot_surf_roi``), drawn by :mod:`nipype_ward.reports.surface`.
     """
     plt = _pyplot()
-    from nipype_ward import cifti
-
     img = image.load_image(labels_file)
     models = cifti.brain_models_of(img)
     labels = image.data_of(img).astype(np.int64)
@@ -190,8 +182,6 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     original volume on the cortices), lateral views.
     """
     plt = _pyplot()
-    from nipype_ward import cifti
-
     mask, mask_img = image.load_mask(mask_file)
     models = cifti.brain_models_of(mask_img)
     X = fileio.load_series(series_file, n_voxels=int(mask.sum()))

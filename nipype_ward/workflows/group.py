@@ -47,17 +47,13 @@ from nipype_ward.interfaces.group import (
     GroupSplitHalf,
     ReduceSubject,
 )
+from nipype_ward.preflight import space_key
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.base import run_meshes, run_parcellation_wf, run_workflow_name
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "_", text)
-
-
-def space_key(run: Run) -> tuple:
-    """The runs of one group atlas share this: space, resolution, density."""
-    return tuple(str(run.entities.get(e)) for e in ("space", "res", "den"))
 
 
 def init_group_level_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):

@@ -1,0 +1,225 @@
+"""Checks of a run of the BIDS App before any heavy work: inputs, options, folders.
+
+The command line calls these once the runs are selected, before any folder
+is made or any series read: headers, masks, every K against the points it
+is cut from, the repetition time, the confounds and the volumes they keep,
+the surfaces' meshes, the group's common mask, and the output and work
+folders. Each problem raises one :class:`~nipype_ward.fileio.InputError`
+naming the file; what can run but poorly is returned as warnings (one line
+each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nipype_ward import bids, cifti, gifti, image
+from nipype_ward.fileio import InputError
+from nipype_ward.folders import same_or_inside
+from nipype_ward.settings import AppSettings
+from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
+from nipype_ward.templates import surface_meshes
+
+
+def space_key(run: bids.Run) -> tuple:
+    """The runs of one group atlas share this: space, resolution, density."""
+    return tuple(str(run.entities.get(e)) for e in ("space", "res", "den"))
+
+
+def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
+    """Headers, masks, K, TR and confounds of every run, checked before any heavy work.
+
+    Returns warnings (one line each) about runs that can be processed but
+    whose results will be poor.
+    """
+    options = settings.parcellation
+    warnings = []
+    for run in runs:
+        if run.is_surface:
+            bold_img, n_points, n_volumes = _surface_header(run, settings)
+            where = run.bold
+        else:
+            bold_img = image.load_bold(run.bold)
+            mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
+            n_points, n_volumes, where = int(mask.sum()), bold_img.shape[3], run.mask
+        check_n_clusters_in_mask(options.n_clusters, n_points, where)
+        # The App has no option to give it: the sidecar or the header must.
+        if options.preparation.t_r is None \
+                and image.read_repetition_time(run.bold, bold_img) is None:
+            raise InputError(run.bold, "neither its JSON sidecar nor its header gives the "
+                             "repetition time: add RepetitionTime (seconds) to its JSON sidecar")
+        found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
+                                    right_path=run.right)
+        kept = n_volumes if found.sample_mask is None else len(found.sample_mask)
+        needed = 4 if options.split_half else 2
+        if kept < needed:
+            raise InputError(
+                run.confounds,
+                f"scrubbing keeps {kept} of {n_volumes} volumes, fewer than the "
+                f"{needed} needed: raise --fd-thresh or --dvars-thresh, or use another "
+                "--confounds-strategy",
+            )
+        n_confounds = 0 if found.confounds is None else found.confounds.shape[1]
+        strategy = options.preparation.confounds_strategy
+        if n_confounds >= kept - 1:
+            raise InputError(
+                run.bold,
+                f"the '{strategy}' strategy regresses {n_confounds} confounds out of {kept} "
+                "volumes: no signal would be left; use a lighter --confounds-strategy",
+            )
+        if n_confounds > kept / 2:
+            warnings.append(
+                f"{run.bold}: the '{strategy}' strategy regresses {n_confounds} confounds out "
+                f"of {kept} volumes; the parcels may be poor (a lighter strategy keeps more "
+                "signal)"
+            )
+    for label, atlas in settings.atlases:
+        for run in runs:
+            if run.right is not None:
+                raise InputError(atlas, "--atlas on GIFTI series is not supported: parcellate "
+                                 "their CIFTI version (fsLR), with a .dlabel.nii atlas")
+            image.load_labels(atlas, reference=image.load_image(run.bold), reference_path=run.bold)
+    return warnings
+
+
+def _surface_header(run: bids.Run, settings: AppSettings):
+    """A surface run's header image (CIFTI; None for GIFTI), points and volumes, checked.
+
+    Its meshes must exist and have as many vertices as the data's cortices;
+    nothing but headers (and the GIFTI files' XML tags) is read.
+    """
+    paths = surface_meshes(str(run.entities["space"]), surfaces=settings.surfaces)
+    mesh_vertices = [gifti.mesh_shape(path)[0] for path in paths]
+    if run.right is None:
+        img = cifti.load_cifti(run.bold)
+        models = cifti.brain_models_of(img)
+        counts = {hemi: int(models.nvertices[name]) for hemi, name in cifti.CORTEX.items()
+                  if name in models.nvertices}
+        n_points, n_volumes = len(models), int(img.shape[0])
+    else:
+        img = None
+        shapes = [gifti.series_shape(path) for path in run.sources]
+        if shapes[0][1] != shapes[1][1]:
+            raise InputError(run.right, f"{shapes[1][1]} volumes, the left hemisphere "
+                             f"{shapes[0][1]}")
+        counts = {"L": shapes[0][0], "R": shapes[1][0]}
+        n_points, n_volumes = shapes[0][0] + shapes[1][0], shapes[0][1]
+    for hemi, n_vertices, path in zip("LR", mesh_vertices, paths):
+        if hemi in counts and counts[hemi] != n_vertices:
+            raise InputError(run.bold, f"the {hemi} cortex has {counts[hemi]} vertices but its "
+                             f"mesh {path} has {n_vertices}: give the data's own meshes "
+                             "with --surfaces")
+    if n_volumes < 2:
+        raise InputError(run.bold, f"a series needs at least 2 volumes, got {n_volumes}")
+    return img, n_points, n_volumes
+
+
+def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSettings, list[str]]:
+    """The group level's checks: one grid per space, K within the group mask, the reduction.
+
+    Returns the settings with ``--group-reduction auto`` resolved, and warnings.
+    """
+    warnings, total_volumes = [], 0
+    by_space: dict[tuple, list[bids.Run]] = {}
+    for run in runs:
+        by_space.setdefault(space_key(run), []).append(run)
+    for space_runs in by_space.values():
+        common, reference, sizes = None, None, []
+        for run in space_runs:
+            mask, mask_img, where = _points(run)
+            sizes.append(int(mask.sum()))
+            if reference is None:
+                reference, common = (mask_img, where), mask.copy()
+            elif mask_img is not None:
+                image.check_same_grid(mask_img, where, *reference)
+                common &= mask
+            elif mask.shape != common.shape:
+                raise InputError(where, f"{mask.size} vertices, {reference[1]} has "
+                                 f"{common.size}: the runs of one space must share their meshes")
+        if not common.any():
+            raise InputError(space_runs[0].mask, "the runs' brain masks have no voxel in common")
+        check_n_clusters_in_mask(settings.parcellation.n_clusters, int(common.sum()),
+                                 f"the group mask of {len(space_runs)} runs")
+        subjects = {run.entities["subject"] for run in space_runs}
+        if len(subjects) == 1:
+            warnings.append(f"the group level has one subject ({next(iter(subjects))}) in space "
+                            f"{space_runs[0].entities['space']}: its atlas is that subject's")
+        smallest = min(sizes)
+        if common.sum() < 0.8 * smallest:
+            warnings.append(f"the group mask keeps {int(common.sum())} voxels, "
+                            f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
+                            "check the runs' masks")
+        total_volumes = max(total_volumes, int(np.sum([
+            image.count_volumes(run.bold) for run in space_runs])))
+    group = settings.group
+    if group.reduction == "auto":
+        group = replace(group, reduction="exact" if total_volumes <= group.n_components
+                        else "migp")
+    return replace(settings, group=group), warnings
+
+
+def _points(run: bids.Run):
+    """A run's points as a mask, the image to compare grids with (None for GIFTI), its file.
+
+    Volumes: the brain mask. CIFTI: every grayordinate of the header.
+    GIFTI pairs: every vertex of both meshes (those without data are only
+    known once the series is read).
+    """
+    if not run.is_surface:
+        mask, mask_img = image.load_mask(run.mask)
+        return mask, mask_img, run.mask
+    if run.right is None:
+        img = cifti.load_cifti(run.bold)
+        return np.ones(len(cifti.brain_models_of(img)), bool), img, run.bold
+    n_vertices = sum(gifti.series_shape(path)[0] for path in run.sources)
+    return np.ones(n_vertices, bool), None, run.bold
+
+
+def check_folders(settings: AppSettings) -> None:
+    """OUTPUT_DIR and ``-w`` neither are the input dataset nor lie inside it; else an InputError.
+
+    Compared by identity (device and inode) at every level, so that a bind
+    mount (``docker run -v``) or a link reaching the dataset under another
+    name is found. Also refused: an OUTPUT_DIR (or its atlas dataset) that
+    already holds derivatives of another fMRIPrep dataset, whose
+    ``bids:preprocessed:`` URIs would then resolve to this one.
+    """
+    for path, what in ((settings.output_dir, "the output folder"),
+                       (settings.work_dir, "the work folder (-w)")):
+        if same_or_inside(path, settings.bids_dir):
+            raise InputError(path, f"{what} is the input dataset {settings.bids_dir} or lies "
+                             "inside it: give a folder outside the input dataset")
+    description = settings.output_dir / "dataset_description.json"
+    if settings.analysis_level == "group":
+        description = settings.output_dir / bids.ATLAS_DIR / "dataset_description.json"
+    linked = bids.linked_source(description)
+    if linked is not None and not _same_folder(linked, settings.bids_dir):
+        raise InputError(description, f"these derivatives come from another dataset "
+                         f"({linked}): give another output folder for {settings.bids_dir}")
+    if settings.analysis_level == "group":
+        space = settings.selection.space
+        for k in settings.parcellation.n_clusters:
+            path = settings.output_dir / bids.ATLAS_DIR \
+                / f"atlas-{bids.atlas_label(k)}_description.json"
+            if not path.is_file():
+                continue
+            try:
+                there = json.loads(path.read_text()).get("SpatialReference")
+            except (OSError, ValueError, AttributeError):
+                there = None
+            if there is not None and there != space:
+                raise InputError(path, f"the atlas {bids.atlas_label(k)} there was learned in "
+                                 f"space {there}, not {space}: one atlas dataset holds one "
+                                 "space; give another output folder")
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

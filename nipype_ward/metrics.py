@@ -26,12 +26,12 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from nipype_ward.ward import check_connectivity
 from nipype_ward.parcels import (
     check_labels,
     check_n_clusters,
     parcel_sizes,
 )
+from nipype_ward.ward import build_ward_tree, check_connectivity, cut_tree
 
 __all__ = [
     "Agreement",
@@ -471,7 +471,6 @@ def truth_agreement(labels, true_labels) -> Agreement:
 
 def _ward_cluster(X, connectivity, n_clusters):
     """Default clustering of :func:`split_half_agreement`: our Ward tree, cut."""
-    from nipype_ward.ward import build_ward_tree, cut_tree
 
     return cut_tree(build_ward_tree(X, connectivity).children, n_clusters)
 

@@ -25,7 +25,14 @@ import numpy as np
 from nipype_ward import cifti, fileio, gifti, image, masking
 from nipype_ward.connectivity import connected_components, grid_connectivity
 from nipype_ward.fileio import InputError
-from nipype_ward.metrics import compression_summary, parcel_moments, truth_agreement
+from nipype_ward.group import REDUCTIONS, migp, reduce_features
+from nipype_ward.metrics import (
+    compression_summary,
+    homogeneity,
+    parcel_moments,
+    reconstruction_r2,
+    truth_agreement,
+)
 from nipype_ward.parcels import check_n_clusters, parcel_centroids, parcel_sizes
 from nipype_ward.signals import (
     CONFOUND_STRATEGIES,
@@ -909,8 +916,6 @@ def group_mask(mask_paths, mean_paths, out_mask, out_mean) -> int:
 
 
 def _check_reduction(reduction: str, n_components: int) -> None:
-    from nipype_ward.group import REDUCTIONS
-
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if reduction == "migp" and (not isinstance(n_components, (int, np.integer))
@@ -930,7 +935,6 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     the subject has at most that many volumes; with ``"exact"`` it is written
     as is. Returns the subject's record for the group sidecars.
     """
-    from nipype_ward.group import reduce_features
 
     _check_reduction(reduction, n_components)
     if not (len(series_paths) == len(mask_paths) == len(infos)) or not series_paths:
@@ -976,7 +980,6 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
     every subject the result covers. Returns the series info the tree step
     reads, with the reduction and the subjects recorded.
     """
-    from nipype_ward.group import migp
 
     _check_reduction(reduction, n_components)
     if not reduced_paths or not subject_infos:
@@ -1039,7 +1042,6 @@ def compare_parcellations(series_path, mask_path, atlas_path, own_paths, *, seri
     cut by the atlas' mask keep their voxels inside it). One record per own
     parcellation (``own_paths``, one per K in ``n_clusters``).
     """
-    from nipype_ward.metrics import homogeneity, reconstruction_r2
 
     series = load_voxel_series(series_path=series_path, series_info=series_info,
                                mask_path=mask_path)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from nipype_ward._compat import mended_batch_plugin, mended_multiproc_plugin
+from nipype_ward.fileio import DataWarning
 
 #: Seconds between two looks of Nipype's distributed schedulers at their jobs.
 #: Nipype's default (2 s) is longer than most of our nodes: with it, the
@@ -106,8 +107,6 @@ def print_data_warnings(prog: str) -> None:
     """
     import sys
     import warnings
-
-    from nipype_ward.fileio import DataWarning
 
     show = warnings.showwarning
 

@@ -17,6 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nipype_ward import __version__, fileio, folders, image
+from nipype_ward.cli._running import (
+    GraphError,
+    node_durations,
+    print_data_warnings,
+    run_graph,
+    stop_workers,
+)
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.masking import MASK_STRATEGIES
 from nipype_ward.parcels import check_n_clusters
@@ -227,7 +234,6 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
     """
     from datetime import datetime, timezone
 
-    from nipype_ward.cli._running import node_durations, run_graph
     from nipype_ward.workflows import init_rest_clustering_wf
 
     workflow = init_rest_clustering_wf(
@@ -296,7 +302,6 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict,
     Returns the node run times, which nodes came from Nipype's cache, and
     the metrics of each K.
     """
-    from nipype_ward.cli._running import GraphError
 
     import uuid
 
@@ -391,8 +396,6 @@ def _voxels(metrics: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from nipype_ward.cli._running import print_data_warnings
-
     settings = parse_settings(argv)
     print_data_warnings("rest_clustering")
     # Folders this run makes are removed again if it stops on an input error
@@ -403,7 +406,6 @@ def main(argv=None) -> int:
         check_inputs(settings)
         durations, cached, results = run(settings, made_work_dir=settings.work_dir in made)
     except KeyboardInterrupt:
-        from nipype_ward.cli._running import stop_workers
 
         stop_workers()
         print(f"rest_clustering: interrupted; the same command resumes from the work folder "

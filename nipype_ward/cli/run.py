@@ -18,9 +18,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nipype_ward import __version__, bids
+from nipype_ward.cli._running import GraphError, print_data_warnings, run_graph, stop_workers
+from nipype_ward.cli.parser import parse_settings
 from nipype_ward.fileio import InputError, WriteError, save_json
-from nipype_ward.folders import check_writable
+from nipype_ward.folders import check_writable, move_into, staging_folder, work_folder
 from nipype_ward.preflight import check_folders, check_group, check_runs
+from nipype_ward.reports.assemble import write_group_report, write_subject_report
 from nipype_ward.settings import AppSettings
 
 
@@ -75,9 +78,6 @@ def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
     Returns the subjects delivered and the graph's error (None if it ran).
     """
     from dataclasses import replace
-
-    from nipype_ward.cli._running import GraphError, run_graph
-    from nipype_ward.folders import move_into, staging_folder, work_folder
 
     subjects = sorted({run.entities["subject"] for run in runs})
     owners = {}
@@ -170,9 +170,6 @@ def _quiet_matplotlib(work_dir: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from nipype_ward.cli._running import print_data_warnings, stop_workers
-    from nipype_ward.cli.parser import parse_settings
-
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = parse_settings(argv)
     _quiet_matplotlib(settings.work_dir)
@@ -221,13 +218,11 @@ def _main(settings: AppSettings, argv) -> int:
         if settings.analysis_level == "group" and error is None:
             bids.write_atlas_dataset(settings.output_dir / bids.ATLAS_DIR, settings.bids_dir,
                                      templates=sorted({str(r.entities["space"]) for r in runs}))
-            from nipype_ward.reports.assemble import write_group_report
 
             write_group_report(settings.output_dir / bids.ATLAS_DIR,
                                parameters=settings.parcellation.as_dict(),
                                surface=any(run.is_surface for run in runs))
         if settings.analysis_level == "participant":
-            from nipype_ward.reports.assemble import write_subject_report
 
             for subject in delivered:
                 write_subject_report(settings.output_dir, subject, run_id=settings.run_id,

@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from nipype_ward.fileio import file_extension
+from nipype_ward.steps import is_surface
+
 
 def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:
     """``<source base><suffix><extension>`` in ``cwd``.
@@ -11,7 +14,6 @@ def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:
     :func:`nipype_ward.fileio.file_extension`). A prepared series
     ``<bold>_series.npy`` names its outputs after ``<bold>``.
     """
-    from nipype_ward.fileio import file_extension
 
     name = Path(str(source)).name
     if name.endswith("_series.npy"):
@@ -34,6 +36,5 @@ def image_extension(data_path, kind: str) -> str:
 
     ``data_path`` is the BOLD series or a file of its grid (its mask).
     """
-    from nipype_ward.steps import is_surface
 
     return _EXTENSIONS[kind][int(is_surface(data_path))]

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     Directory,
@@ -18,6 +17,7 @@ from nipype.interfaces.base import (
 
 from nipype_ward import bids, fileio, steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.provenance import run_provenance, write_provenance
 
 
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
@@ -327,8 +327,6 @@ class RunProvenance(SimpleInterface):
 
     def _run_interface(self, runtime):
         from datetime import datetime, timezone
-
-        from nipype_ward.provenance import run_provenance, write_provenance
 
         started = datetime.strptime(self.inputs.run_id[:15], "%Y%m%d-%H%M%S").replace(
             tzinfo=timezone.utc)

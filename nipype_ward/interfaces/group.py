@@ -11,7 +11,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import steps
+from nipype_ward import image, steps
 from nipype_ward.group import REDUCTIONS
 from nipype_ward.interfaces._naming import image_extension
 
@@ -155,8 +155,6 @@ class GroupSplitHalf(SimpleInterface):
     output_spec = _GroupSplitHalfOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward import image
-
         mask, _ = image.load_mask(self.inputs.mask_file)
         self._results["split_half_ari"] = [
             steps.split_half_ari(self.inputs.half_tree_files, int(k), int(mask.sum()))

@@ -12,7 +12,17 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from nipype_ward.fileio import load_json
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.reports import (
+    cut_coords_of,
+    plot_compression,
+    plot_parcellation,
+    plot_surface_compression,
+    plot_surface_parcellation,
+)
+from nipype_ward.reports.figures import plot_group_quality, plot_quality
+from nipype_ward.reports.html import run_summary
 
 
 class _SurfacesInputSpec(BaseInterfaceInputSpec):
@@ -54,12 +64,6 @@ class PlotParcellation(SimpleInterface):
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports import (
-            cut_coords_of,
-            plot_parcellation,
-            plot_surface_parcellation,
-        )
-
         out_file = output_path(self.inputs.labels_file, "_parcellation", runtime.cwd, ".png")
         surfaces = _surfaces(self.inputs)
         if surfaces is not None:
@@ -94,8 +98,6 @@ class PlotCompression(SimpleInterface):
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports import cut_coords_of, plot_compression, plot_surface_compression
-
         out_file = output_path(self.inputs.labels_file, "_compression", runtime.cwd, ".png")
         surfaces = _surfaces(self.inputs)
         if surfaces is not None:
@@ -128,8 +130,6 @@ class PlotQuality(SimpleInterface):
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports.figures import plot_quality
-
         out_file = str(Path(runtime.cwd) / "quality.png")
         plot_quality(self.inputs.metrics_files, self.inputs.table_files, out_file)
         self._results["out_file"] = out_file
@@ -154,9 +154,6 @@ class RunSummary(SimpleInterface):
     output_spec = _RunSummaryOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.fileio import load_json
-        from nipype_ward.reports.html import run_summary
-
         out_file = Path(runtime.cwd) / "summary.html"
         metrics = [load_json(path) for path in self.inputs.metrics_files]
         out_file.write_text(run_summary(self.inputs.series_info, metrics))
@@ -175,8 +172,6 @@ class PlotGroupQuality(SimpleInterface):
     output_spec = _PlotOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.reports.figures import plot_group_quality
-
         k = self.inputs.meta_dict["NumberOfParcels"]
         out_file = str(Path(runtime.cwd) / f"group_quality_ward{k}.png")
         plot_group_quality(self.inputs.meta_dict, out_file)

@@ -17,6 +17,7 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.fileio import InputError
+from nipype_ward.image import load_mask
 from nipype_ward.interfaces._naming import image_extension, output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
@@ -133,8 +134,6 @@ class CheckParcelCounts(SimpleInterface):
     output_spec = _CheckParcelCountsOutputSpec
 
     def _run_interface(self, runtime):
-        from nipype_ward.image import load_mask
-
         n_voxels = int(load_mask(self.inputs.mask_file)[0].sum())
         where = self.inputs.source_file if isdefined(self.inputs.source_file) \
             else self.inputs.mask_file

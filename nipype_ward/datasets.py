@@ -24,9 +24,10 @@ from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
+from nipype_ward.connectivity import mesh_connectivity
 from nipype_ward.image import save_image
 
 __all__ = [
@@ -499,10 +500,6 @@ class SimulatedSurface(NamedTuple):
 
 def _mesh_smoothing(faces, n_vertices: int):
     """The row-normalised vertex adjacency (with self-loops): one smoothing step."""
-    from scipy import sparse
-
-    from nipype_ward.connectivity import mesh_connectivity
-
     graph = mesh_connectivity(np.asarray(faces), n_vertices) + sparse.identity(
         n_vertices, format="csr")
     degree = np.asarray(graph.sum(axis=1)).ravel()
@@ -539,8 +536,6 @@ def simulate_surface_fmri(
     n_volumes, t_r, n_regions, random_state
         As :func:`simulate_rest_fmri`; ``n_regions`` counts both hemispheres.
     """
-    from scipy.spatial import cKDTree
-
     n_volumes = _check_positive_int(n_volumes, "n_volumes")
     n_regions = _check_positive_int(n_regions, "n_regions")
     t_r = _check_t_r(t_r)

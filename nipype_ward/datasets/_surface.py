@@ -9,15 +9,8 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from nipype_ward.connectivity import mesh_connectivity
-from nipype_ward.datasets._model import (
-    GLOBAL_PCT,
-    REGION_PCT,
-    SMOOTH_PCT,
-    WHITE_PCT,
-    band_limited_noise,
-    check_positive_int,
-    check_t_r,
-)
+from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
+from nipype_ward.datasets._model import band_limited_noise, check_positive_int, check_t_r
 
 
 class SimulatedSurface(NamedTuple):

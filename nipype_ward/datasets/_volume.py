@@ -13,15 +13,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from nipype_ward.datasets._model import (
-    GLOBAL_PCT,
-    REGION_PCT,
-    SMOOTH_PCT,
-    WHITE_PCT,
-    band_limited_noise,
-    check_positive_int,
-    check_t_r,
-)
+from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
+from nipype_ward.datasets._model import band_limited_noise, check_positive_int, check_t_r
 
 #: Bump whenever the simulation changes its output for given parameters, so
 #: that files cached by an older version are not silently reused.

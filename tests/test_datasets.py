@@ -20,6 +20,7 @@ from nilearn.masking import compute_epi_mask
 from scipy import ndimage
 
 from nipype_ward import datasets
+from nipype_ward.datasets import _cache, _volume
 
 SMALL = dict(resolution=6, n_volumes=60, t_r=2.5, n_regions=100, random_state=3)
 TINY = dict(resolution=8, n_volumes=30, n_regions=40)
@@ -111,7 +112,7 @@ def test_shapes_affine_header(small_sim):
 
 def test_default_grid_matches_nilearn_3mm():
     # Only the grid, not the series: cheap check of the documented figures.
-    mask, grey, white, affine = datasets._brain_grid(3)
+    mask, grey, white, affine = _volume._brain_grid(3)
     assert mask.shape == (67, 79, 64)
     assert int(mask.sum()) == 69765
     assert grey.shape == white.shape == mask.shape
@@ -165,7 +166,7 @@ def test_compact_regions_nonconvex_mask():
     mask[9:21, 9:30, 1:5] = False
     assert ndimage.label(mask)[1] == 1
     for seed in range(5):
-        regions = datasets._compact_regions(mask, 25, np.random.default_rng(seed))
+        regions = _volume._compact_regions(mask, 25, np.random.default_rng(seed))
         _check_regions(regions, mask, 25)
 
 
@@ -296,7 +297,8 @@ def count_simulations(monkeypatch):
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(datasets, "simulate_rest_fmri", counting)
+    # Where load_simulated_rest looks the simulation up.
+    monkeypatch.setattr(_cache, "simulate_rest_fmri", counting)
     return calls
 
 

@@ -1,0 +1,256 @@
+"""Querying fMRIPrep derivatives: the runs to parcellate and the files that go with them.
+
+:func:`collect_runs` selects the preprocessed BOLD series of an fMRIPrep
+dataset with pybids (fMRIPrep's ``--bids-filter-file`` format included:
+:func:`load_filter_file`), each with its brain mask, its confounds table
+and, for a GIFTI pair, its right hemisphere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nipype_ward.bids.naming import (
+    HEMISPHERE_EXTENSIONS,
+    SURFACE_EXTENSIONS,
+    VOLUME_EXTENSIONS,
+    known_entities,
+    parse_entities,
+)
+from nipype_ward.fileio import InputError, file_extension, fmriprep_confounds_file
+
+
+def load_filter_file(path) -> dict:
+    """fMRIPrep's ``--bids-filter-file``: ``{"bold": {entity: value}}``.
+
+    ``null`` means the entity must be absent and ``"*"`` that it must be
+    present (any value), as in fMRIPrep; only the ``bold`` query is used.
+    Its entities are named as pybids names them
+    (:func:`~nipype_ward.bids.naming.known_entities`): an unknown one is an
+    error, never a query that matches nothing or everything.
+    """
+    path = Path(path)
+    try:
+        filters = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, "no such file") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from exc
+    if not isinstance(filters, dict) or not all(isinstance(v, dict) for v in filters.values()):
+        raise InputError(path, 'a BIDS filter file maps queries to entities: {"bold": {...}}')
+    unknown = set(filters) - {"bold"}
+    if unknown:
+        raise InputError(path, f"only the 'bold' query is used, not {sorted(unknown)}")
+    entities = known_entities()
+    for name in filters.get("bold", {}):
+        if name not in entities:
+            full = [entity for entity, key in entities.items() if key == name]
+            hint = (f"{full[0]} for {name}-" if full
+                    else "subject, session, task, acquisition, run, echo, ...")
+            raise InputError(path, f"the 'bold' query has the unknown entity {name!r}: use the "
+                             f"entity names of pybids ({hint})")
+    return filters.get("bold", {})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which runs of an fMRIPrep dataset to parcellate."""
+
+    participant_labels: tuple[str, ...] = ()
+    session_labels: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    space: str = "MNI152NLin2009cAsym"
+    resolution: str | None = None
+    density: str | None = None  #: surfaces' den- (``91k`` for fsLR CIFTI)
+    bold_filters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One preprocessed BOLD run and the fMRIPrep files that go with it.
+
+    Volume runs have their ``desc-brain_mask``; surface runs have none (their
+    grayordinates are their points): a CIFTI-2 series, or a GIFTI
+    pair whose left hemisphere is ``bold`` and right one ``right``. The
+    entities of a GIFTI pair are those both files share (no ``hemi``).
+    ``confounds`` is None for a run without fMRIPrep's confounds table
+    (a series denoised already, such as XCP-D's), selected without a
+    confounds strategy.
+    """
+
+    bold: Path
+    mask: Path | None
+    confounds: Path | None
+    entities: dict
+    metadata: dict
+    right: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """A short id of the run for node and folder names (``sub-01_ses-1_task-rest_run-1``)."""
+        return _without_hemi(self.bold.name).split("_space-")[0]
+
+    @property
+    def is_surface(self) -> bool:
+        """Whether the run is surface data (CIFTI-2 or a GIFTI pair)."""
+        return self.mask is None
+
+    @property
+    def sources(self) -> list[Path]:
+        """The run's BOLD file(s): one, or the two hemispheres of a GIFTI pair."""
+        return [self.bold] if self.right is None else [self.bold, self.right]
+
+
+def confounds_tables(runs) -> list[str]:
+    """The confounds tables of ``runs`` as paths, in their order; a run without one adds none."""
+    return [str(run.confounds) for run in runs if run.confounds is not None]
+
+
+def _without_hemi(name: str) -> str:
+    return re.sub(r"_hemi-[LR](?=_)", "", name)
+
+
+def _layout(bids_dir):
+    from bids import BIDSLayout
+
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise InputError(bids_dir, "no such directory (give the fMRIPrep output folder)")
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise InputError(
+            bids_dir, "not a BIDS dataset: no dataset_description.json (give fMRIPrep's output folder)"
+        )
+    try:
+        return BIDSLayout(str(bids_dir), validate=False, config=["bids", "derivatives"])
+    except Exception as exc:  # pybids raises many types for broken datasets
+        raise InputError(bids_dir, f"cannot be read as a BIDS dataset ({exc})") from exc
+
+
+def _matches(entities: dict, filters: dict) -> bool:
+    """fMRIPrep's filter semantics: None = absent, "*" = present, a list = any of, else equal."""
+    for key, wanted in filters.items():
+        value = entities.get(key)
+        if wanted is None:
+            if value is not None:
+                return False
+        elif wanted == "*":
+            if value is None:
+                return False
+        elif isinstance(wanted, (list, tuple)):
+            if str(value) not in {str(w) for w in wanted}:
+                return False
+        elif str(value) != str(wanted):
+            return False
+    return True
+
+
+def collect_runs(bids_dir, selection: Selection, *,
+                 require_confounds: bool = True) -> list[Run]:
+    """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
+
+    Each run comes with its ``desc-brain_mask`` (same entities) and its
+    ``desc-confounds_timeseries.tsv``, named as fMRIPrep names them; a
+    missing one is an error naming the BOLD, the confounds table only when
+    ``require_confounds`` (a confounds strategy reads it; without one, a run
+    may have none). Errors also name what was asked and what the dataset
+    has. Entities are read from file names only
+    (:func:`~nipype_ward.bids.naming.parse_entities`): the folders above the
+    dataset give none.
+    """
+    bids_dir = Path(bids_dir)
+    layout = _layout(bids_dir)
+    subjects = sorted(folder.name[4:] for folder in bids_dir.glob("sub-*") if folder.is_dir())
+    if not subjects:
+        raise InputError(bids_dir, "no subject (sub-*) in this dataset")
+    wanted = list(selection.participant_labels) or subjects
+    missing = sorted(set(wanted) - set(subjects))
+    if missing:
+        raise InputError(
+            bids_dir,
+            f"no participant {', '.join('sub-' + m for m in missing)} in this dataset "
+            f"(it has {', '.join('sub-' + s for s in subjects)})",
+        )
+    filters = {"subject": wanted, "space": selection.space}
+    if selection.session_labels:
+        filters["session"] = list(selection.session_labels)
+    if selection.tasks:
+        filters["task"] = list(selection.tasks)
+    if selection.resolution is not None:
+        filters["res"] = selection.resolution
+    if selection.density is not None:
+        filters["den"] = selection.density
+    filters.update(selection.bold_filters)
+    # fMRIPrep names volume series desc-preproc, surface series without a desc.
+    kind_filters = {ext: {"desc": "preproc"} for ext in VOLUME_EXTENSIONS}
+    kind_filters.update({ext: {"desc": None} for ext in SURFACE_EXTENSIONS})
+    candidates = []
+    for path in layout.get(suffix="bold", extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS],
+                           return_type="file"):
+        path = Path(path)
+        entities = parse_entities(path)
+        if path.parent.name == "func" and entities.get("subject") in wanted:
+            candidates.append((path, entities))
+    bolds = [(path, entities) for path, entities in candidates
+             if _matches(entities, {**kind_filters[file_extension(path.name)], **filters})
+             and entities.get("hemi") != "R"]  # a GIFTI pair is found by its left half
+    if not bolds:
+        spaces = sorted({str(e["space"]) for _, e in candidates if e.get("space")})
+        raise InputError(
+            bids_dir,
+            f"no preprocessed BOLD in space {selection.space}"
+            + (f" at res-{selection.resolution}" if selection.resolution else "")
+            + (f" at den-{selection.density}" if selection.density else "")
+            + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
+            + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
+        )
+    runs = [_run_of(bold, entities, layout, require_confounds=require_confounds)
+            for bold, entities in bolds]
+    named: dict[tuple, Path] = {}
+    for run in runs:
+        key = tuple(sorted((k, str(v)) for k, v in run.entities.items() if k != "extension"))
+        if key in named:
+            example = json.dumps({"bold": {"extension": SURFACE_EXTENSIONS[0]}})
+            raise InputError(run.bold, f"the same run as {named[key].name} in another format: "
+                             f"select one with --bids-filter-file (e.g. {example})")
+        named[key] = run.bold
+    return sorted(runs, key=lambda run: str(run.bold))
+
+
+def _run_of(bold: Path, entities: dict, layout, *, require_confounds: bool) -> Run:
+    """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata.
+
+    Without ``require_confounds``, a run without its confounds table has
+    ``confounds`` None.
+    """
+    extension = file_extension(bold.name)
+    stem = bold.name[: -len(extension)]
+    mask = right = None
+    if extension in VOLUME_EXTENSIONS:
+        if not stem.endswith("_desc-preproc_bold"):
+            raise InputError(bold, "not named as fMRIPrep names a BOLD (..._desc-preproc_bold)")
+        masks = [bold.with_name(stem[: -len("preproc_bold")] + "brain_mask" + ext)
+                 for ext in (extension, *VOLUME_EXTENSIONS)]
+        masks = [path for path in masks if path.is_file()]
+        if not masks:
+            raise InputError(bold, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
+        mask = masks[0]
+    elif extension in HEMISPHERE_EXTENSIONS:
+        if entities.get("hemi") != "L":
+            raise InputError(bold, "a GIFTI series needs its hemi-L or hemi-R entity, as "
+                             "fMRIPrep names them")
+        right = bold.with_name(bold.name.replace("_hemi-L_", "_hemi-R_"))
+        if not right.is_file():
+            raise InputError(bold, f"no right hemisphere beside it ({right.name})")
+        entities = {key: value for key, value in entities.items() if key != "hemi"}
+    confounds = fmriprep_confounds_file(bold)
+    if not confounds.is_file():
+        if require_confounds:
+            raise InputError(bold, "no desc-confounds_timeseries.tsv for this run, which the "
+                             "confounds strategy reads: give fMRIPrep's confounds, or use "
+                             "--confounds-strategy none for a series denoised already")
+        confounds = None
+    metadata = dict(layout.get_file(str(bold)).get_metadata())
+    return Run(bold, mask, confounds, {**entities, "datatype": "func"}, metadata, right)

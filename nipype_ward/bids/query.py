@@ -1,9 +1,12 @@
 """Querying fMRIPrep derivatives: the runs to parcellate and the files that go with them.
 
-:func:`collect_runs` selects the preprocessed BOLD series of an fMRIPrep
-dataset with pybids (fMRIPrep's ``--bids-filter-file`` format included:
-:func:`load_filter_file`), each with its brain mask, its confounds table
-and, for a GIFTI pair, its right hemisphere.
+:func:`collect_runs` indexes an fMRIPrep dataset once with pybids, selects
+the preprocessed BOLD series a :class:`Selection` wants (fMRIPrep's
+``--bids-filter-file`` included: :func:`load_filter_file`), then asks that
+layout, by entities, for each run's brain mask, confounds table and, for a
+GIFTI pair, right hemisphere (:data:`SIBLINGS`), as XCP-D's
+``collect_data`` does. Entities come from file names only, whatever the
+folders above the dataset are called.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from nipype_ward.bids.naming import (
     SURFACE_EXTENSIONS,
     VOLUME_EXTENSIONS,
     known_entities,
+    load_config,
     parse_entities,
 )
-from nipype_ward.fileio import InputError, file_extension, fmriprep_confounds_file
+from nipype_ward.fileio import InputError, file_extension
 
 
 def load_filter_file(path) -> dict:
@@ -113,6 +117,50 @@ def _without_hemi(name: str) -> str:
     return re.sub(r"_hemi-[LR](?=_)", "", name)
 
 
+#: fMRIPrep's BOLD series: volumes are ``desc-preproc``, surface series have
+#: no ``desc`` (None: pybids' ``Query.NONE``).
+BOLD_KINDS = ((VOLUME_EXTENSIONS, "preproc"), (SURFACE_EXTENSIONS, None))
+
+#: The files fMRIPrep writes with each BOLD run, as pybids queries (as XCP-D
+#: declares its inputs in ``io_spec.yaml``). Each has its BOLD's entities
+#: but those its ``query`` sets and those of its ``not_shared`` (entities of
+#: the BOLD alone: the confounds table is one a run, whatever the space).
+#: Where a query allows several extensions, the BOLD's own comes first.
+SIBLINGS = {
+    "mask": {"query": {"desc": "brain", "suffix": "mask",
+                       "extension": list(VOLUME_EXTENSIONS)}},
+    "right": {"query": {"hemi": "R", "suffix": "bold", "extension": list(HEMISPHERE_EXTENSIONS)}},
+    "confounds": {"query": {"desc": "confounds", "suffix": "timeseries", "extension": ".tsv",
+                            "space": None},
+                  "not_shared": ("cohort", "res", "den", "hemi")},
+}
+
+#: Where an entity's pattern may match in the path of a file pybids indexes:
+#: from the slash before its name on (the name's entities; ``sub-`` starts
+#: at that slash), or, for the datatype, the folder the file is in.
+_IN_NAME = r"(?=[/\\][^/\\]*$)(?:[/\\][^/\\]*?)??"
+_IN_FOLDER = r"(?=[^/\\]*$)"
+
+
+def _name_configs() -> list[dict]:
+    """pybids' configurations and ours, reading entities from names as ``parse_entities`` does.
+
+    pybids matches each entity's pattern against a file's whole path, so a
+    dataset under ``/data/study_res-3mm_run-9/`` would give each of its
+    files ``res-3mm`` and ``run-9``. Here each pattern matches in the file's
+    name only, and the datatype in the folder the file is in: the layout's
+    entities are those of the name, and the datatype.
+    """
+    from bids.config import get_option
+
+    paths = get_option("config_paths")
+    configs = [json.loads(Path(paths[name]).read_text()) for name in ("bids", "derivatives")]
+    return [{**config, "entities": [
+        {**entity, "pattern": (entity["pattern"] + _IN_FOLDER if entity["name"] == "datatype"
+                               else _IN_NAME + entity["pattern"])}
+        for entity in config["entities"]]} for config in [*configs, load_config()]]
+
+
 def _layout(bids_dir):
     from bids import BIDSLayout
 
@@ -124,7 +172,7 @@ def _layout(bids_dir):
             bids_dir, "not a BIDS dataset: no dataset_description.json (give fMRIPrep's output folder)"
         )
     try:
-        return BIDSLayout(str(bids_dir), validate=False, config=["bids", "derivatives"])
+        return BIDSLayout(str(bids_dir), validate=False, config=_name_configs())
     except Exception as exc:  # pybids raises many types for broken datasets
         raise InputError(bids_dir, f"cannot be read as a BIDS dataset ({exc})") from exc
 
@@ -151,12 +199,12 @@ def collect_runs(bids_dir, selection: Selection, *,
                  require_confounds: bool = True) -> list[Run]:
     """The preprocessed BOLD runs of an fMRIPrep dataset that ``selection`` asks for.
 
-    Each run comes with its ``desc-brain_mask`` (same entities) and its
-    ``desc-confounds_timeseries.tsv``, named as fMRIPrep names them; a
-    missing one is an error naming the BOLD, the confounds table only when
-    ``require_confounds`` (a confounds strategy reads it; without one, a run
-    may have none). Errors also name what was asked and what the dataset
-    has. Entities are read from file names only
+    Each run comes with its ``desc-brain_mask`` and its
+    ``desc-confounds_timeseries.tsv``, found by their entities
+    (:data:`SIBLINGS`); a missing one is an error naming the BOLD, the
+    confounds table only when ``require_confounds`` (a confounds strategy
+    reads it; without one, a run may have none). Errors also name what was
+    asked and what the dataset has. Entities are read from file names only
     (:func:`~nipype_ward.bids.naming.parse_entities`): the folders above the
     dataset give none.
     """
@@ -183,18 +231,16 @@ def collect_runs(bids_dir, selection: Selection, *,
     if selection.density is not None:
         filters["den"] = selection.density
     filters.update(selection.bold_filters)
-    # fMRIPrep names volume series desc-preproc, surface series without a desc.
-    kind_filters = {ext: {"desc": "preproc"} for ext in VOLUME_EXTENSIONS}
-    kind_filters.update({ext: {"desc": None} for ext in SURFACE_EXTENSIONS})
+    kind_filters = {ext: {"desc": desc} for extensions, desc in BOLD_KINDS for ext in extensions}
     candidates = []
-    for path in layout.get(suffix="bold", extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS],
-                           return_type="file"):
-        path = Path(path)
+    for file in layout.get(suffix="bold", extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS],
+                           return_type="object"):
+        path = Path(file.path)
         entities = parse_entities(path)
         if path.parent.name == "func" and entities.get("subject") in wanted:
-            candidates.append((path, entities))
-    bolds = [(path, entities) for path, entities in candidates
-             if _matches(entities, {**kind_filters[file_extension(path.name)], **filters})
+            candidates.append((file, entities))
+    bolds = [file for file, entities in candidates
+             if _matches(entities, {**kind_filters[file_extension(file.path)], **filters})
              and entities.get("hemi") != "R"]  # a GIFTI pair is found by its left half
     if not bolds:
         spaces = sorted({str(e["space"]) for _, e in candidates if e.get("space")})
@@ -206,8 +252,8 @@ def collect_runs(bids_dir, selection: Selection, *,
             + f" for {', '.join('sub-' + s for s in wanted)} matches the selection"
             + (f" (spaces found: {', '.join(spaces)})" if spaces else ""),
         )
-    runs = [_run_of(bold, entities, layout, require_confounds=require_confounds)
-            for bold, entities in bolds]
+    siblings = _sibling_index(layout, wanted)
+    runs = [_run_of(bold, siblings, require_confounds=require_confounds) for bold in bolds]
     named: dict[tuple, Path] = {}
     for run in runs:
         key = tuple(sorted((k, str(v)) for k, v in run.entities.items() if k != "extension"))
@@ -219,38 +265,66 @@ def collect_runs(bids_dir, selection: Selection, *,
     return sorted(runs, key=lambda run: str(run.bold))
 
 
-def _run_of(bold: Path, entities: dict, layout, *, require_confounds: bool) -> Run:
+def _sibling_key(entities: dict, kind: str, *, of_bold: bool) -> frozenset:
+    """The entities a file of ``kind`` shares with its BOLD: those its query does not set."""
+    spec = SIBLINGS[kind]
+    dropped = {*spec["query"], *(spec.get("not_shared", ()) if of_bold else ())}
+    return frozenset((name, value) for name, value in entities.items() if name not in dropped)
+
+
+def _sibling_index(layout, subjects) -> dict[str, dict[frozenset, dict[str, Path]]]:
+    """The files of each kind of :data:`SIBLINGS` by the entities they share with their BOLD.
+
+    One query a kind for the subjects selected, instead of one a run: the
+    files of a kind, by their shared entities, then by their extension.
+    """
+    index = {}
+    for kind, spec in SIBLINGS.items():
+        files = index[kind] = {}
+        for file in layout.get(return_type="object", datatype="func", subject=subjects,
+                               **spec["query"]):
+            entities = file.get_entities()
+            files.setdefault(_sibling_key(entities, kind, of_bold=False), {})[
+                entities["extension"]] = Path(file.path)
+    return index
+
+
+def _run_of(bold, siblings: dict, *, require_confounds: bool) -> Run:
     """A BOLD file's run: its mask (volumes), right hemisphere (GIFTI), confounds, metadata.
 
-    Without ``require_confounds``, a run without its confounds table has
-    ``confounds`` None.
+    ``bold`` is the layout's file, ``siblings`` the index of
+    :func:`_sibling_index`. Without ``require_confounds``, a run without its
+    confounds table has ``confounds`` None.
     """
-    extension = file_extension(bold.name)
-    stem = bold.name[: -len(extension)]
+    path = Path(bold.path)
+    found = bold.get_entities()
+
+    def sibling(kind: str) -> dict[str, Path]:
+        return siblings[kind].get(_sibling_key(found, kind, of_bold=True), {})
+
+    entities = parse_entities(path)
+    extension = found["extension"]
     mask = right = None
     if extension in VOLUME_EXTENSIONS:
-        if not stem.endswith("_desc-preproc_bold"):
-            raise InputError(bold, "not named as fMRIPrep names a BOLD (..._desc-preproc_bold)")
-        masks = [bold.with_name(stem[: -len("preproc_bold")] + "brain_mask" + ext)
-                 for ext in (extension, *VOLUME_EXTENSIONS)]
-        masks = [path for path in masks if path.is_file()]
-        if not masks:
-            raise InputError(bold, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
-        mask = masks[0]
+        if found.get("desc") != "preproc":
+            raise InputError(path, "not named as fMRIPrep names a BOLD (..._desc-preproc_bold)")
+        masks = sibling("mask")
+        mask = next((masks[ext] for ext in (extension, *VOLUME_EXTENSIONS) if ext in masks), None)
+        if mask is None:
+            raise InputError(path, "no desc-brain_mask beside it (fMRIPrep writes one per run)")
     elif extension in HEMISPHERE_EXTENSIONS:
-        if entities.get("hemi") != "L":
-            raise InputError(bold, "a GIFTI series needs its hemi-L or hemi-R entity, as "
+        if found.get("hemi") != "L":
+            raise InputError(path, "a GIFTI series needs its hemi-L or hemi-R entity, as "
                              "fMRIPrep names them")
-        right = bold.with_name(bold.name.replace("_hemi-L_", "_hemi-R_"))
-        if not right.is_file():
-            raise InputError(bold, f"no right hemisphere beside it ({right.name})")
+        right = sibling("right").get(extension)
+        if right is None:
+            expected = path.name.replace("_hemi-L_", "_hemi-R_")  # as fMRIPrep names it
+            raise InputError(path, f"no right hemisphere beside it ({expected})")
         entities = {key: value for key, value in entities.items() if key != "hemi"}
-    confounds = fmriprep_confounds_file(bold)
-    if not confounds.is_file():
-        if require_confounds:
-            raise InputError(bold, "no desc-confounds_timeseries.tsv for this run, which the "
-                             "confounds strategy reads: give fMRIPrep's confounds, or use "
-                             "--confounds-strategy none for a series denoised already")
-        confounds = None
-    metadata = dict(layout.get_file(str(bold)).get_metadata())
-    return Run(bold, mask, confounds, {**entities, "datatype": "func"}, metadata, right)
+    confounds = sibling("confounds").get(".tsv")
+    if confounds is None and require_confounds:
+        raise InputError(path, "no desc-confounds_timeseries.tsv for this run, which the "
+                         "confounds strategy reads: give fMRIPrep's confounds, or use "
+                         "--confounds-strategy none for a series denoised already")
+    metadata = dict(bold.get_metadata())
+    return Run(path, mask, confounds, {**entities, "datatype": "func"}, metadata, right)

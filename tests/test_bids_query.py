@@ -106,6 +106,16 @@ def test_the_selection_and_fmripreps_filter_semantics(dataset, selection, expect
         assert all("_space-T1w_" in run.bold.name for run in runs)
 
 
+def test_a_filter_file_written_for_fmriprep_selects_as_there(dataset):
+    # fMRIPrep's filter files set datatype and suffix too: pybids' datatype is
+    # the file's folder (func), not an entity of the name.
+    filters = {"datatype": "func", "suffix": "bold", "session": ["1", None], "run": [2, None]}
+    runs = bids.collect_runs(dataset, bids.Selection(bold_filters=filters))
+    assert _names(runs) == [Path(RUNS[i]).name for i in (1, 2)]
+    with pytest.raises(InputError, match="no preprocessed BOLD"):
+        bids.collect_runs(dataset, bids.Selection(bold_filters={"datatype": "anat"}))
+
+
 def test_a_filter_that_selects_nothing_says_what_the_dataset_has(dataset):
     with pytest.raises(InputError) as error:
         bids.collect_runs(dataset, bids.Selection(bold_filters={"run": 3}))

@@ -1,12 +1,13 @@
 """Querying fMRIPrep derivatives: the runs to parcellate and the files that go with them.
 
-:func:`collect_runs` indexes an fMRIPrep dataset once with pybids, selects
-the preprocessed BOLD series a :class:`Selection` wants (fMRIPrep's
-``--bids-filter-file`` included: :func:`load_filter_file`), then asks that
-layout, by entities, for each run's brain mask, confounds table and, for a
-GIFTI pair, right hemisphere (:data:`SIBLINGS`), as XCP-D's
-``collect_data`` does. Entities come from file names only, whatever the
-folders above the dataset are called.
+:func:`collect_runs` indexes an fMRIPrep dataset once with pybids and asks
+that layout, by entities, for the preprocessed BOLD series a
+:class:`Selection` wants (fMRIPrep's ``--bids-filter-file`` included,
+:func:`load_filter_file`: its ``null`` and ``"*"`` are pybids'
+``Query.NONE`` and ``Query.ANY``, as fMRIPrep reads them), then for each
+run's brain mask, confounds table and, for a GIFTI pair, right hemisphere
+(:data:`SIBLINGS`), as XCP-D's ``collect_data`` does. Entities come from
+file names only, whatever the folders above the dataset are called.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from nipype_ward.bids.naming import (
     load_config,
     parse_entities,
 )
-from nipype_ward.fileio import InputError, file_extension
+from nipype_ward.fileio import InputError
 
 
 def load_filter_file(path) -> dict:
     """fMRIPrep's ``--bids-filter-file``: ``{"bold": {entity: value}}``.
 
     ``null`` means the entity must be absent and ``"*"`` that it must be
-    present (any value), as in fMRIPrep; only the ``bold`` query is used.
+    present (any value), as in fMRIPrep (the query reads them as pybids'
+    ``Query.NONE`` and ``Query.ANY``); a list is any of its values; only the
+    ``bold`` query is used.
     Its entities are named as pybids names them
     (:func:`~nipype_ward.bids.naming.known_entities`): an unknown one is an
     error, never a query that matches nothing or everything.
@@ -177,22 +180,38 @@ def _layout(bids_dir):
         raise InputError(bids_dir, f"cannot be read as a BIDS dataset ({exc})") from exc
 
 
-def _matches(entities: dict, filters: dict) -> bool:
-    """fMRIPrep's filter semantics: None = absent, "*" = present, a list = any of, else equal."""
-    for key, wanted in filters.items():
-        value = entities.get(key)
-        if wanted is None:
-            if value is not None:
-                return False
-        elif wanted == "*":
-            if value is None:
-                return False
-        elif isinstance(wanted, (list, tuple)):
-            if str(value) not in {str(w) for w in wanted}:
-                return False
-        elif str(value) != str(wanted):
-            return False
-    return True
+def _pybids_values(filters: dict) -> dict:
+    """fMRIPrep's filter file as a pybids query: ``null`` is ``Query.NONE``, ``"*"`` ``Query.ANY``.
+
+    As fMRIPrep's ``_filter_pybids_none_any`` reads it, in lists too (a list
+    is any of its values).
+    """
+    from bids.layout import Query
+
+    def value(wanted):
+        return Query.NONE if wanted is None else Query.ANY if wanted == "*" else wanted
+
+    return {name: [value(v) for v in wanted] if isinstance(wanted, (list, tuple)) else value(wanted)
+            for name, wanted in filters.items()}
+
+
+def _bold_query(selection: Selection) -> dict:
+    """The pybids query of the BOLD series ``selection`` asks for, its filter file last.
+
+    The filter file has the last word, as in fMRIPrep: ``{"space": "T1w"}``
+    there overrides the selection's space.
+    """
+    query = {"space": selection.space}
+    if selection.session_labels:
+        query["session"] = list(selection.session_labels)
+    if selection.tasks:
+        query["task"] = list(selection.tasks)
+    if selection.resolution is not None:
+        query["res"] = selection.resolution
+    if selection.density is not None:
+        query["den"] = selection.density
+    query.update(_pybids_values(selection.bold_filters))
+    return query
 
 
 def collect_runs(bids_dir, selection: Selection, *,
@@ -221,29 +240,20 @@ def collect_runs(bids_dir, selection: Selection, *,
             f"no participant {', '.join('sub-' + m for m in missing)} in this dataset "
             f"(it has {', '.join('sub-' + s for s in subjects)})",
         )
-    filters = {"subject": wanted, "space": selection.space}
-    if selection.session_labels:
-        filters["session"] = list(selection.session_labels)
-    if selection.tasks:
-        filters["task"] = list(selection.tasks)
-    if selection.resolution is not None:
-        filters["res"] = selection.resolution
-    if selection.density is not None:
-        filters["den"] = selection.density
-    filters.update(selection.bold_filters)
-    kind_filters = {ext: {"desc": desc} for extensions, desc in BOLD_KINDS for ext in extensions}
-    candidates = []
-    for file in layout.get(suffix="bold", extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS],
-                           return_type="object"):
-        path = Path(file.path)
-        entities = parse_entities(path)
-        if path.parent.name == "func" and entities.get("subject") in wanted:
-            candidates.append((file, entities))
-    bolds = [file for file, entities in candidates
-             if _matches(entities, {**kind_filters[file_extension(file.path)], **filters})
-             and entities.get("hemi") != "R"]  # a GIFTI pair is found by its left half
+    series = {"datatype": "func", "suffix": "bold", "subject": wanted}
+    asked = _bold_query(selection)
+    bolds = []
+    for extensions, desc in BOLD_KINDS:
+        # The series of this kind, a GIFTI pair found by its left half, that
+        # the selection asks for.
+        found = layout.get(return_type="object", extension=list(extensions), hemi=[None, "L"],
+                           **series)
+        matching = set(layout.get(return_type="filename", **{"desc": desc, **asked}))
+        bolds += [file for file in found if file.path in matching]
     if not bolds:
-        spaces = sorted({str(e["space"]) for _, e in candidates if e.get("space")})
+        spaces = layout.get(return_type="id", target="space",
+                            extension=[*VOLUME_EXTENSIONS, *SURFACE_EXTENSIONS], **series)
+        spaces = sorted(str(space) for space in spaces)
         raise InputError(
             bids_dir,
             f"no preprocessed BOLD in space {selection.space}"

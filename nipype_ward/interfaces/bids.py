@@ -1,5 +1,6 @@
 """BIDS derivatives: the sink, the parcel tables and the sidecars of a run."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nibabel as nb
@@ -18,6 +19,7 @@ from nipype.interfaces.base import (
 
 from nipype_ward import bids, fileio, steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.provenance import run_provenance, write_provenance
 
 
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
@@ -326,10 +328,6 @@ class RunProvenance(SimpleInterface):
     _always_run = True
 
     def _run_interface(self, runtime):
-        from datetime import datetime, timezone
-
-        from nipype_ward.provenance import run_provenance, write_provenance
-
         started = datetime.strptime(self.inputs.run_id[:15], "%Y%m%d-%H%M%S").replace(
             tzinfo=timezone.utc)
         document = run_provenance(

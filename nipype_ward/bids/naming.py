@@ -37,8 +37,8 @@ HEMISPHERE_EXTENSIONS = (".func.gii",)
 ATLAS_EXTENSIONS = (".nii.gz", ".dlabel.nii", ".label.gii", ".tsv", ".json")
 
 #: What BIDS does not cover, for the validator to skip. Patterns without a
-#: trailing slash ("figures/" would still report the folder), and one star a
-#: pattern: bids-validator-deno 3.0.2 fails to match "*_stat-mean*_timeseries.tsv".
+#: trailing slash (``figures/`` would still report the folder), and one star a
+#: pattern: bids-validator-deno 3.0.2 fails to match ``*_stat-mean*_timeseries.tsv``.
 BIDSIGNORE = (
     "*_timeseries.tsv",
     "*_timeseries.json",

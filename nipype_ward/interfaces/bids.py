@@ -1,5 +1,6 @@
 """BIDS derivatives: the sink, the parcel tables and the sidecars of a run."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nibabel as nb
@@ -326,8 +327,6 @@ class RunProvenance(SimpleInterface):
     _always_run = True
 
     def _run_interface(self, runtime):
-        from datetime import datetime, timezone
-
         started = datetime.strptime(self.inputs.run_id[:15], "%Y%m%d-%H%M%S").replace(
             tzinfo=timezone.utc)
         document = run_provenance(

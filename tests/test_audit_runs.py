@@ -406,11 +406,13 @@ def test_a_read_only_home_gives_no_matplotlib_warning(volumes_dir, tmp_path):  #
 # --------------------------------------------------------------------------
 # 10, 17. Provenance and records name files by BIDS URIs, never machine paths
 # --------------------------------------------------------------------------
-def test_outputs_name_no_machine_path(volumes_dir, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("combine", [False, True], ids=["runs", "combined"])
+def test_outputs_name_no_machine_path(volumes_dir, tmp_path, combine):  # noqa: F811
     dataset = _linked_copy(volumes_dir, tmp_path / "fmriprep")
     out, work = tmp_path / "out", tmp_path / "work"
-    proc = run_app(dataset, out, "participant", "--participant-label", "02", "--n-clusters",
-                   10, "--no-split-half", "--write-provenance", "-w", work, cwd=tmp_path)
+    proc = run_app(dataset, out, "participant", "--participant-label", "01" if combine else "02",
+                   "--n-clusters", 10, "--no-split-half", "--write-provenance", "-w", work,
+                   *(["--combine-runs"] if combine else []), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for path in out.rglob("*"):
         if not path.is_file() or path.suffix in (".gz", ".png", ".npz"):
@@ -426,9 +428,12 @@ def test_outputs_name_no_machine_path(volumes_dir, tmp_path):  # noqa: F811
         assert ".staging-" not in text, path
     ours = json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]
     assert ours["Name"] == "nipype-ward" and "CodeURL" not in ours  # no repository of that name
-    metrics = json.loads(next(out.rglob("*_metrics.json")).read_text())
-    assert metrics["bold_file"] == \
-        f"bids:preprocessed:{RUNS[2]}_{SPACE}_desc-preproc_bold.nii.gz"
+    for path in out.rglob("*_metrics.json"):  # each names the delivered labels it measures
+        metrics = json.loads(path.read_text())
+        assert (path.parent / metrics["labels_file"]).is_file(), path
+        if not combine:
+            assert metrics["bold_file"] == \
+                f"bids:preprocessed:{RUNS[2]}_{SPACE}_desc-preproc_bold.nii.gz"
 
 
 def test_provenance_covers_sidecars_the_report_and_the_description(volumes_dir, tmp_path):  # noqa: F811

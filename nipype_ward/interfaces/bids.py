@@ -90,14 +90,19 @@ def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path, relative=None,
     if in_file.suffix == ".json" and (relative or source_dir):
         fileio.copy_json(in_file, out_file, relative=relative or {},
                          uris=None if source_dir is None else
-                         lambda path: bids.bids_uri(path, source_dir)
-                         if _inside(path, source_dir) else path)
+                         lambda text: _as_uris(text, source_dir))
     else:
         fileio.copy_atomically(in_file, out_file)
     results = {"out_file": str(out_file)}
     if isdefined(meta_dict):
         results["out_meta"] = str(fileio.save_json(meta_dict, sidecar))
     return results
+
+
+def _as_uris(text: str, source_dir) -> str:
+    """Paths of files of ``source_dir`` in ``text`` (one, or several joined by "; ") as BIDS URIs."""
+    return "; ".join(bids.bids_uri(part, source_dir) if _inside(part, source_dir) else part
+                     for part in text.split("; "))
 
 
 def _inside(path: str, folder) -> bool:

@@ -267,9 +267,11 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
         sidecars.inputs.mask_file = str(run.mask)
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir, source_file=run.sources, n_clusters=options.n_clusters,
-        source_dir=settings.bids_dir, desc="combined", fields=("timeseries_files", "metrics_files", "timeseries_meta"),
+        source_dir=settings.bids_dir, desc="combined",
+        fields=("timeseries_files", "metrics_files", "timeseries_meta", "delivered_labels"),
         name=f"ds_{prefix}_wf",
     )
+    delivered = workflow.get_node("ds_run_wf")  # the combined parcellation's own delivery
     # fmt: off
     workflow.connect([
         (combine, select, [("run_series_files", "inlist")]),
@@ -283,6 +285,7 @@ def _add_run_on_combined(workflow, index, run, combine, parcellation, settings):
         (compress, ds_run, [("timeseries_file", "inputnode.timeseries_files"),
                             ("metrics_file", "inputnode.metrics_files")]),
         (sidecars, ds_run, [("timeseries_meta", "inputnode.timeseries_meta")]),
+        (delivered, ds_run, [("outputnode.labels_files", "inputnode.delivered_labels")]),
     ])
     # fmt: on
 

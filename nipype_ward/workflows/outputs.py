@@ -91,20 +91,28 @@ def init_ds_run_wf(
     dseg_meta, timeseries_meta, bold_meta
         The sidecars, one per K
         (:class:`~nipype_ward.interfaces.bids.RunSidecars`).
+    delivered_labels
+        When this workflow delivers no labels itself (a run's series on its
+        subject's combined parcellation): the label files delivered beside
+        it, one per K (a pair per K for GIFTI data), which its metrics name.
 
     Outputs
     -------
     out_files
         Every delivered file (sidecars apart), one flat list.
+    labels_files
+        The delivered label files, one per K (a [left, right] pair per K for
+        GIFTI data).
     """
     inputs = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
-              "timeseries_meta", "bold_meta"]
+              "timeseries_meta", "bold_meta", "delivered_labels"]
     wanted = set(fields) if fields is not None else set(inputs)
     if not ptseries:
         wanted.discard("ptseries_files")
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=inputs), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["out_files", "labels_files"]),
+                         name="outputnode")
     sinks = []
     sources = [str(source_file)] if isinstance(source_file, (str, Path)) \
         else [str(path) for path in source_file]
@@ -135,8 +143,10 @@ def init_ds_run_wf(
                                 run_without_submitting=True)
             workflow.connect([(inputnode, source, [(field, "in_file")])])
             out_fields = [("left_file", "L"), ("right_file", "R")]
-        # A metrics JSON names the delivered labels it measures, not a working file.
-        with_labels = field == "metrics_files" and bool(label_sinks)
+        # A metrics JSON names the delivered labels it measures, not a working file:
+        # those this workflow delivered, else those delivered beside it.
+        with_labels = field == "metrics_files" and (
+            bool(label_sinks) or "delivered_labels" in wanted)
         for out_field, hemi in out_fields:
             node = pe.MapNode(
                 DerivativesSink(**common),
@@ -152,8 +162,11 @@ def init_ds_run_wf(
                 workflow.connect([(inputnode, node, [(meta_field, "meta_dict")])])
             if field == "labels_files":
                 label_sinks.append(node)
-            if with_labels:
-                _connect_labels(workflow, label_sinks, node)
+            if with_labels and label_sinks:
+                source_node, source_field = _delivered_labels(workflow, label_sinks)
+                workflow.connect([(source_node, node, [(source_field, "labels_file")])])
+            elif with_labels:
+                workflow.connect([(inputnode, node, [("delivered_labels", "labels_file")])])
     for field, entities in PER_RUN_OUTPUTS.items():
         if field not in wanted:
             continue
@@ -166,22 +179,26 @@ def init_ds_run_wf(
         [(node, gather, [("out_file", f"in{index}")]) for index, node in enumerate(sinks, 1)]
         + [(gather, outputnode, [("out", "out_files")])]
     )
+    if label_sinks:
+        source_node, source_field = _delivered_labels(workflow, label_sinks)
+        workflow.connect([(source_node, outputnode, [(source_field, "labels_files")])])
     return workflow
 
 
-def _connect_labels(workflow, label_sinks, metrics_sink) -> None:
-    """Give each K's metrics sink the delivered label file(s) of that K (both hemispheres')."""
+def _delivered_labels(workflow, label_sinks) -> tuple:
+    """The (node, field) giving the delivered label file(s) of each K (both hemispheres')."""
     if len(label_sinks) == 1:
-        workflow.connect([(label_sinks[0], metrics_sink, [("out_file", "labels_file")])])
-        return
-    pairs = pe.Node(niu.Function(function=_per_k, input_names=["left", "right"],
-                                 output_names=["pairs"]),
-                    name="labels_per_k", run_without_submitting=True)
-    workflow.connect([
-        (label_sinks[0], pairs, [("out_file", "left")]),
-        (label_sinks[1], pairs, [("out_file", "right")]),
-        (pairs, metrics_sink, [("pairs", "labels_file")]),
-    ])
+        return label_sinks[0], "out_file"
+    pairs = workflow.get_node("labels_per_k")
+    if pairs is None:
+        pairs = pe.Node(niu.Function(function=_per_k, input_names=["left", "right"],
+                                     output_names=["pairs"]),
+                        name="labels_per_k", run_without_submitting=True)
+        workflow.connect([
+            (label_sinks[0], pairs, [("out_file", "left")]),
+            (label_sinks[1], pairs, [("out_file", "right")]),
+        ])
+    return pairs, "pairs"
 
 
 def _per_k(left, right):

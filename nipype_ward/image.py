@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,8 +25,8 @@ import nibabel as nb
 import numpy as np
 from isal import igzip
 
-from nipype_ward import cifti, gifti
-from nipype_ward.fileio import InputError, save_atomically, sidecar_path
+from nipype_ward import cifti
+from nipype_ward.fileio import InputError, save_atomically
 from nipype_ward.headers import check_extensions, check_extensions_of
 
 __all__ = [
@@ -35,14 +34,13 @@ __all__ = [
     "GZIP_LEVEL",
     "InputError",
     "check_same_grid",
-    "estimate_mem_gb",
+    "header_repetition_time",
     "load_bold",
     "load_image",
     "load_labels",
     "load_mask",
     "open_image",
     "read_mean",
-    "read_repetition_time",
     "read_series",
     "save_image",
     "save_labels",
@@ -682,87 +680,8 @@ def load_labels(
 # --------------------------------------------------------------------------
 # Headers
 # --------------------------------------------------------------------------
-def estimate_mem_gb(bold_path, right_path=None) -> dict[str, float]:
-    """Memory (GB) of the heavy nodes for a BOLD series, from its header only.
-
-    Surface series too: a CIFTI-2 ``.dtseries.nii``, or a GIFTI pair
-    (``bold_path`` the left hemisphere, ``right_path`` the right).
-
-    Upper bounds, taking the mask as large as the grid (``n`` values in all,
-    held in :func:`series_dtype`, ``s`` bytes each):
-
-    * ``prepare``: the masked series and its prepared copy (``2 n s``), one
-      block of volumes, and nilearn's cleaning, which works in float64 on
-      the transposed series (``+ 2 n 8`` when a preparation is asked);
-    * ``tree``: the series (memory-mapped), the kernel's sums and centroids
-      (about ``2 n 8`` for the full tree and its halves);
-    * ``compress``: the series (memory-mapped) and one block of voxels in
-      float64 at a time for the metrics (``n s`` + small).
-    """
-    if str(bold_path).endswith(".gii"):  # a GIFTI pair: both hemispheres, float32
-        n_values = sum(int(np.prod(gifti.series_shape(path)))
-                       for path in (bold_path, right_path) if path is not None)
-        itemsize = 4
-    else:
-        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) else load_bold(bold_path)
-        n_values = int(np.prod(img.shape))
-        itemsize = series_dtype(img.get_data_dtype()).itemsize
-        # nibabel moves the scale factors from the header to the data proxy.
-        if (getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)) != (1.0, 0.0):
-            itemsize = 8  # scaled data are read as float64
-    gb = n_values / 1e9
-    return {
-        "prepare": round(0.3 + gb * (2 * itemsize + 16), 2),
-        "tree": round(0.3 + gb * (itemsize + 16), 2),
-        "compress": round(0.3 + gb * (itemsize + 1), 2),
-    }
-
-
-def count_volumes(bold_path) -> int:
-    """Volumes of a BOLD series from its header: NIfTI, CIFTI-2 dense series or GIFTI."""
-    if str(bold_path).endswith(".gii"):
-        return gifti.series_shape(bold_path)[1]
-    if cifti.is_cifti(bold_path):
-        return int(cifti.load_cifti(bold_path).shape[0])
-    return int(load_bold(bold_path).shape[3])
-
-
-def read_repetition_time(bold_path, bold_img=None) -> float | None:
-    """Repetition time in seconds of a BOLD series, or None when unknown.
-
-    The BIDS JSON sidecar's ``RepetitionTime`` comes first (it is the
-    authority in BIDS datasets such as fMRIPrep's outputs), then the NIfTI
-    header's fourth zoom when the header states its time unit.
-    """
-    sidecar = sidecar_path(bold_path)
-    if sidecar.exists():
-        try:
-            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
-        except (OSError, ValueError, RecursionError, AttributeError) as exc:
-            # ValueError: JSONDecodeError, UnicodeDecodeError; RecursionError: too deep.
-            raise InputError(sidecar, f"not a readable JSON sidecar ({exc})") from exc
-        if t_r is not None:
-            # JSON as Python reads it allows NaN and Infinity (and 1e400 is inf).
-            if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) \
-                    or not np.isfinite(t_r) or t_r <= 0:
-                raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
-            return float(t_r)
-    if str(bold_path).endswith(".gii"):
-        return None  # GIFTI series say nothing of their timing
-    if bold_img is not None:
-        img = bold_img
-    else:
-        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) else load_bold(bold_path)
-    if is_cifti_image(img):
-        try:
-            series = img.header.get_axis(0)
-        except Exception as exc:  # an inconsistent CIFTI-2 matrix
-            raise InputError(bold_path, f"its CIFTI-2 header cannot be read ({exc})") from exc
-        if not isinstance(series, nb.cifti2.SeriesAxis):
-            return None  # maps, not a series: no timing
-        unit = getattr(series, "unit", "SECOND")
-        return float(series.step) if unit == "SECOND" and np.isfinite(series.step) \
-            and series.step > 0 else None
+def header_repetition_time(img) -> float | None:
+    """The repetition time (seconds) a NIfTI header gives: its fourth zoom, when it states a time unit."""
     zooms = img.header.get_zooms()
     try:  # the time unit's bits (NIfTI's XYZT_TO_TIME): nibabel's get_xyzt_units
         # raises on an unknown space unit, which says nothing of the time.

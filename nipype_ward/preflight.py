@@ -18,9 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward import bids, cifti, gifti, image
+from nipype_ward import bids, image
 from nipype_ward.fileio import InputError
 from nipype_ward.folders import same_or_inside
+from nipype_ward.series import (
+    check_atlas_for,
+    check_meshes,
+    count_volumes,
+    read_header,
+    read_repetition_time,
+)
 from nipype_ward.settings import AppSettings
 from nipype_ward.steps import check_n_clusters_in_mask, resolve_preparation
 from nipype_ward.templates import surface_meshes
@@ -39,22 +46,27 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
     """
     options = settings.parcellation
     warnings = []
+    headers = {}
     for run in runs:
-        if run.is_surface:
-            bold_img, n_points, n_volumes = _surface_header(run, settings)
-            where = run.bold
+        meshes = surface_meshes(str(run.entities["space"]), surfaces=settings.surfaces) \
+            if run.is_surface else None
+        header = headers[run.bold] = read_header(run.sources)
+        bold_img, n_volumes = header.grid, header.n_volumes
+        if header.surface:
+            check_meshes(header, meshes)
+            n_points, where = header.n_points, run.bold
         else:
-            bold_img = image.load_bold(run.bold)
             mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
-            n_points, n_volumes, where = int(mask.sum()), bold_img.shape[3], run.mask
+            n_points, where = int(mask.sum()), run.mask
         check_n_clusters_in_mask(options.n_clusters, n_points, where)
         # The App has no option to give it: the sidecar or the header must.
         if options.preparation.t_r is None \
-                and image.read_repetition_time(run.bold, bold_img) is None:
+                and read_repetition_time(run.bold, bold_img) is None:
             raise InputError(run.bold, "neither its JSON sidecar nor its header gives the "
                              "repetition time: add RepetitionTime (seconds) to its JSON sidecar")
         found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
-                                    right_path=run.right)
+                                    right_path=header.sources[1] if header.hemispheres
+                                    else None)
         kept = n_volumes if found.sample_mask is None else len(found.sample_mask)
         needed = 4 if options.split_half else 2
         if kept < needed:
@@ -80,43 +92,9 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             )
     for label, atlas in settings.atlases:
         for run in runs:
-            if run.right is not None:
-                raise InputError(atlas, "--atlas on GIFTI series is not supported: parcellate "
-                                 "their CIFTI version (fsLR), with a .dlabel.nii atlas")
-            image.load_labels(atlas, reference=image.load_image(run.bold), reference_path=run.bold)
+            check_atlas_for(headers[run.bold], atlas)
+            image.load_labels(atlas, reference=headers[run.bold].grid, reference_path=run.bold)
     return warnings
-
-
-def _surface_header(run: bids.Run, settings: AppSettings):
-    """A surface run's header image (CIFTI; None for GIFTI), points and volumes, checked.
-
-    Its meshes must exist and have as many vertices as the data's cortices;
-    nothing but headers (and the GIFTI files' XML tags) is read.
-    """
-    paths = surface_meshes(str(run.entities["space"]), surfaces=settings.surfaces)
-    mesh_vertices = [gifti.mesh_shape(path)[0] for path in paths]
-    if run.right is None:
-        img = cifti.load_cifti(run.bold)
-        models = cifti.brain_models_of(img)
-        counts = {hemi: int(models.nvertices[name]) for hemi, name in cifti.CORTEX.items()
-                  if name in models.nvertices}
-        n_points, n_volumes = len(models), int(img.shape[0])
-    else:
-        img = None
-        shapes = [gifti.series_shape(path) for path in run.sources]
-        if shapes[0][1] != shapes[1][1]:
-            raise InputError(run.right, f"{shapes[1][1]} volumes, the left hemisphere "
-                             f"{shapes[0][1]}")
-        counts = {"L": shapes[0][0], "R": shapes[1][0]}
-        n_points, n_volumes = shapes[0][0] + shapes[1][0], shapes[0][1]
-    for hemi, n_vertices, path in zip("LR", mesh_vertices, paths):
-        if hemi in counts and counts[hemi] != n_vertices:
-            raise InputError(run.bold, f"the {hemi} cortex has {counts[hemi]} vertices but its "
-                             f"mesh {path} has {n_vertices}: give the data's own meshes "
-                             "with --surfaces")
-    if n_volumes < 2:
-        raise InputError(run.bold, f"a series needs at least 2 volumes, got {n_volumes}")
-    return img, n_points, n_volumes
 
 
 def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSettings, list[str]]:
@@ -155,7 +133,7 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
                             f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
                             "check the runs' masks")
         total_volumes = max(total_volumes, int(np.sum([
-            image.count_volumes(run.bold) for run in space_runs])))
+            count_volumes(run.sources) for run in space_runs])))
     group = settings.group
     if group.reduction == "auto":
         group = replace(group, reduction="exact" if total_volumes <= group.n_components
@@ -173,11 +151,8 @@ def _points(run: bids.Run):
     if not run.is_surface:
         mask, mask_img = image.load_mask(run.mask)
         return mask, mask_img, run.mask
-    if run.right is None:
-        img = cifti.load_cifti(run.bold)
-        return np.ones(len(cifti.brain_models_of(img)), bool), img, run.bold
-    n_vertices = sum(gifti.series_shape(path)[0] for path in run.sources)
-    return np.ones(n_vertices, bool), None, run.bold
+    header = read_header(run.sources)
+    return np.ones(header.n_points, bool), header.grid, run.bold
 
 
 def check_folders(settings: AppSettings) -> None:

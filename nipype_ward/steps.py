@@ -34,6 +34,7 @@ from nipype_ward.metrics import (
     truth_agreement,
 )
 from nipype_ward.parcels import check_n_clusters, parcel_centroids, parcel_sizes
+from nipype_ward.series import is_surface, read_repetition_time
 from nipype_ward.signals import (
     CONFOUND_STRATEGIES,
     check_preparation,
@@ -119,7 +120,7 @@ def resolve_preparation(
     """
     t_r = preparation.t_r
     if t_r is None:
-        t_r = image.read_repetition_time(bold_path, bold_img)
+        t_r = read_repetition_time(bold_path, bold_img)
     if t_r is None and filters_requested(
         high_pass=preparation.high_pass, low_pass=preparation.low_pass
     ):
@@ -244,11 +245,6 @@ def _warn_constant_points(X, bold_path) -> None:
             bold_path, f"{n_constant} of its {X.shape[0]} grayordinates have a constant series "
             "(no signal): kept, as its brain models list them, they may make parcels of their "
             "own"))
-
-
-def is_surface(bold_path) -> bool:
-    """Whether a BOLD series is surface data: a CIFTI-2 dense series or a GIFTI series."""
-    return cifti.is_cifti(bold_path) or str(bold_path).endswith(".gii")
 
 
 def _read_surface(bold_path, right_path):

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from conftest import assert_same_grayordinates
 from nibabel import cifti2
 
-from nipype_ward import cifti, fileio, gifti, image
+from nipype_ward import cifti, fileio, gifti, image, series
 from nipype_ward.fileio import InputError
 
 
@@ -440,10 +440,10 @@ def check_bold_headers(path, header_shape):
     if status == "ok":
         assert readable and len(header_shape) == 4 and header_shape[3] >= 2
         assert img.shape == header_shape
-    status, count = outcome(path, image.count_volumes, path)
+    status, count = outcome(path, series.count_volumes, path)
     if status == "ok":
         assert readable and count == header_shape[3] and count >= 2
-    status, t_r = outcome(path, image.read_repetition_time, path)
+    status, t_r = outcome(path, series.read_repetition_time, path)
     if status == "ok":
         assert readable, f"read_repetition_time read {path} whose header nibabel cannot read"
         if t_r is not None:
@@ -598,7 +598,7 @@ def test_repetition_time_is_positive_finite_or_a_clear_error(sidecar, spec):
         status, payload = outcome(sidecar_path, fileio.load_json, sidecar_path)
         if status == "ok":
             assert isinstance(payload, dict) and payload == json.loads(sidecar)
-        status, t_r = outcome([path, sidecar_path], image.read_repetition_time, path)
+        status, t_r = outcome([path, sidecar_path], series.read_repetition_time, path)
         if status == "ok" and t_r is not None:
             assert isinstance(t_r, float) and np.isfinite(t_r) and t_r > 0, t_r
             try:
@@ -780,7 +780,7 @@ def reference_mesh(path):
 
 def check_gifti_readers(path):
     ok, X = reference(reference_series, path)
-    status, count = outcome(path, image.count_volumes, path)
+    status, count = outcome(path, series.count_volumes, path)
     if status == "ok" and ok:
         assert count == X.shape[1]
     status, shape = outcome(path, gifti.series_shape, path)
@@ -789,10 +789,10 @@ def check_gifti_readers(path):
         assert all(isinstance(n, int) and n >= 0 for n in shape), shape
         if ok:  # a peek at the XML: right whenever the file is readable
             assert shape == X.shape, f"series_shape {shape}, the series is {X.shape}"
-    status, series = outcome(path, gifti.load_series, path)
+    status, values = outcome(path, gifti.load_series, path)
     if status == "ok":
         assert ok, f"load_series read {path} that nibabel cannot read ({X!r})"
-        np.testing.assert_array_equal(series, X)
+        np.testing.assert_array_equal(values, X)
     mesh_ok, mesh_ref = reference(reference_mesh, path)
     status, mesh = outcome(path, gifti.load_mesh, path)
     if status == "ok":
@@ -993,10 +993,10 @@ def check_cifti_readers(path):
         got, want = dense.series, axes[0]  # a NaN step is not equal to itself
         assert (got.start, got.size, got.unit) == (want.start, want.size, want.unit)
         np.testing.assert_array_equal(got.step, want.step)
-    status, count = outcome(path, image.count_volumes, path)
+    status, count = outcome(path, series.count_volumes, path)
     if status == "ok":
         assert ok and count == ref[2].shape[0]
-    status, t_r = outcome(path, image.read_repetition_time, path)
+    status, t_r = outcome(path, series.read_repetition_time, path)
     if status == "ok" and t_r is not None:
         assert ok and isinstance(ref[1][0], cifti2.SeriesAxis)
         assert np.isfinite(t_r) and t_r > 0 and t_r == ref[1][0].step

@@ -4,7 +4,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from nipype_ward import fileio, image
+from nipype_ward import fileio, image, series
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -134,12 +134,12 @@ def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
     # 100^3 voxels x 1000 volumes = 1e9 values: 1 GB a byte per value.
     path = _header_only(tmp_path / "big.nii", (100, 100, 100, 1000), dtype, slope)
     per_value = {"prepare": 2 * itemsize + 16, "tree": itemsize + 16, "compress": itemsize + 1}
-    big = image.estimate_mem_gb(path)
+    big = series.estimate_mem_gb(path)
     assert big == pytest.approx({node: 0.3 + b for node, b in per_value.items()}, rel=1e-9)
     # 500 more volumes of 1e6 voxels: 0.5e9 more values, each its bytes once
     # more; the 0.3 GB base does not grow. Exact to the 0.01 GB of rounding.
     path = _header_only(tmp_path / "bigger.nii", (100, 100, 100, 1500), dtype, slope)
-    bigger = image.estimate_mem_gb(path)
+    bigger = series.estimate_mem_gb(path)
     assert bigger == pytest.approx({node: 0.3 + 1.5 * b for node, b in per_value.items()},
                                    rel=1e-9)
     for node, b in per_value.items():

@@ -10,7 +10,7 @@ from nilearn.signal import clean
 from sklearn.cluster import FeatureAgglomeration
 from sklearn.feature_extraction.image import grid_to_graph
 
-from nipype_ward import fileio, image
+from nipype_ward import fileio, image, series
 from nipype_ward.interfaces import GridConnectivity, ParcelCompress, WardAgglomerate
 from nipype_ward.parcels import parcel_sizes
 from nipype_ward.signals import prepare_signals
@@ -116,14 +116,14 @@ def _bold(tmp_path, name="bold.nii.gz", n_volumes=30, zoom=None, units=None, rng
 
 
 def test_repetition_time_sources(tmp_path):
-    assert image.read_repetition_time(_bold(tmp_path, "a.nii.gz", zoom=1.5, units="sec")) == 1.5
-    assert image.read_repetition_time(_bold(tmp_path, "b.nii.gz", zoom=800, units="msec")) == 0.8
+    assert series.read_repetition_time(_bold(tmp_path, "a.nii.gz", zoom=1.5, units="sec")) == 1.5
+    assert series.read_repetition_time(_bold(tmp_path, "b.nii.gz", zoom=800, units="msec")) == 0.8
     # No time unit in the header: the zoom means nothing.
-    assert image.read_repetition_time(_bold(tmp_path, "c.nii.gz", zoom=2.0)) is None
+    assert series.read_repetition_time(_bold(tmp_path, "c.nii.gz", zoom=2.0)) is None
     # The BIDS sidecar is the authority.
     path = _bold(tmp_path, "d_bold.nii.gz", zoom=1.0, units="sec")
     (tmp_path / "d_bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
-    assert image.read_repetition_time(path) == 2.5
+    assert series.read_repetition_time(path) == 2.5
 
 
 def test_confounds_file(tmp_path):

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nipype_ward import __version__, fileio, folders, image
+from nipype_ward import __version__, fileio, folders, image, series
 from nipype_ward.cli._running import (
     GraphError,
     node_durations,
@@ -243,7 +243,7 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
         preparation=settings.preparation,
         mask_strategy=settings.mask_strategy,
         figures=settings.figures,
-        mem_gb=image.estimate_mem_gb(settings.bold),
+        mem_gb=series.estimate_mem_gb(settings.bold),
     )
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from nipype_ward.fileio import file_extension
-from nipype_ward.steps import is_surface
+from nipype_ward.series import is_surface
 
 
 def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:

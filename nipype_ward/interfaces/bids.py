@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import bids, fileio, steps
+from nipype_ward import bids, fileio, series, steps
 from nipype_ward.interfaces._naming import output_path
 from nipype_ward.provenance import run_provenance, write_provenance
 
@@ -227,7 +227,7 @@ class RunSidecars(SimpleInterface):
     def _run_interface(self, runtime):
         masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
         sources = [*self.inputs.bold_file, *masks]
-        surface = steps.is_surface(self.inputs.bold_file[0])
+        surface = series.is_surface(self.inputs.bold_file[0])
         preparation = self.inputs.series_info.get("preparation") or {}
         if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
             sources += list(self.inputs.confounds_file)
@@ -444,7 +444,7 @@ class AtlasSidecars(SimpleInterface):
         info = self.inputs.series_info
         masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
         sources = [*self.inputs.bold_file, *masks]
-        surface = steps.is_surface(self.inputs.bold_file[0])
+        surface = series.is_surface(self.inputs.bold_file[0])
         if isdefined(self.inputs.confounds_file) and (info.get("preparation") or {}).get(
                 "confounds_strategy"):
             sources += list(self.inputs.confounds_file)

@@ -15,7 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import steps
+from nipype_ward import series, steps
 from nipype_ward.fileio import InputError
 from nipype_ward.image import load_mask
 from nipype_ward.interfaces._naming import image_extension, output_path
@@ -101,7 +101,7 @@ class WardTree(SimpleInterface):
         if isdefined(self.inputs.connectivity_file):
             return self.inputs.connectivity_file
         mask_file = self.inputs.mask_file
-        if steps.is_surface(mask_file):
+        if series.is_surface(mask_file):
             raise InputError(mask_file, "surface data have no grid: give connectivity_file "
                              "(MeshConnectivity's, from the meshes)")
         out_file = output_path(mask_file, "_conn6", runtime.cwd, ".npz")

@@ -6,7 +6,8 @@ from html import escape
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.steps import censored_volumes, is_surface
+from nipype_ward.series import is_surface
+from nipype_ward.steps import censored_volumes
 
 #: References the methods paragraph cites.
 CITATIONS = {

@@ -9,7 +9,6 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import Run, confounds_tables
-from nipype_ward.image import estimate_mem_gb
 from nipype_ward.interfaces import (
     CombineSeries,
     ParcelCompress,
@@ -24,11 +23,12 @@ from nipype_ward.interfaces.bids import (
     RunProvenance,
     RunSidecars,
 )
+from nipype_ward.series import estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
 from nipype_ward.templates import surface_meshes
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
-from nipype_ward.workflows.parcellation import set_preparation, init_ward_parcellation_wf
+from nipype_ward.workflows.parcellation import init_ward_parcellation_wf, set_preparation
 
 
 def init_nipype_ward_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):
@@ -104,7 +104,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         split_half=options.split_half if split_half is None else split_half,
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
-        mem_gb=estimate_mem_gb(run.bold, run.right),
+        mem_gb=estimate_mem_gb(run.sources),
     )
     parcellation.inputs.inputnode.bold_file = str(run.bold)
     if run.mask is not None:
@@ -153,7 +153,7 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
     options = settings.parcellation
     first = runs[0]
     workflow = pe.Workflow(name=name or combined_workflow_name(runs))
-    mem_gb = estimate_mem_gb(first.bold, first.right)
+    mem_gb = estimate_mem_gb(first.sources)
     # Each run's own files (brain mask, or right hemisphere) are mapped with it.
     per_run = {"brain_mask_file": [str(run.mask) for run in runs if run.mask is not None],
                "right_file": [str(run.right) for run in runs if run.right is not None]}
@@ -318,7 +318,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
     save_compressed = options.save_compressed and desc is None
-    cifti = runs[0].is_surface and runs[0].right is None
+    header = read_header(runs[0].sources)
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir,
         source_file=[path for run in runs for path in run.sources],
@@ -326,8 +326,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         source_dir=settings.bids_dir,
         save_compressed=save_compressed,
         desc=desc,
-        hemispheres=runs[0].right is not None,
-        ptseries=cifti,
+        hemispheres=header.hemispheres,
+        ptseries=header.parcel_series,
     )
     # fmt: off
     workflow.connect([
@@ -355,7 +355,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         workflow.connect([
             (parcellation, ds_run, [("outputnode.compressed_files", "inputnode.compressed_files")]),
         ])
-    if cifti:
+    if header.parcel_series:
         workflow.connect([
             (parcellation, ds_run, [("outputnode.ptseries_files", "inputnode.ptseries_files")]),
         ])

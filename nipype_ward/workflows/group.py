@@ -30,7 +30,6 @@ from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import ATLAS_DIR, Run, atlas_label, confounds_tables
 from nipype_ward.group import split_subjects
-from nipype_ward.image import count_volumes, estimate_mem_gb
 from nipype_ward.interfaces import (
     CutWardTree,
     GridConnectivity,
@@ -48,6 +47,7 @@ from nipype_ward.interfaces.group import (
     ReduceSubject,
 )
 from nipype_ward.preflight import space_key
+from nipype_ward.series import count_volumes, estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.base import run_meshes, run_parcellation_wf, run_workflow_name
 
@@ -105,7 +105,7 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     n_clusters = list(options.n_clusters)
     workflow = pe.Workflow(name=name or "group_" + _safe(
         f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
-    mem = estimate_mem_gb(first.bold, first.right)
+    mem = estimate_mem_gb(first.sources)
     n_runs = len(runs)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
@@ -264,7 +264,7 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
                                                           "description"],
                           name="ds_atlas", run_without_submitting=True)
     ds_atlas.inputs.atlas = labels
-    if first.right is not None:  # a GIFTI pair: one .label.gii per hemisphere
+    if read_header(first.sources).hemispheres:  # one atlas file a hemisphere
         split = pe.MapNode(SplitHemispheres(), iterfield=["in_file"], name="split_atlas",
                            run_without_submitting=True)
         ds_atlas.inputs.hemi = "L"

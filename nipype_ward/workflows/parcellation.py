@@ -21,7 +21,7 @@ from nipype_ward.parcels import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a
-#: 2 mm MNI-grid float32 BOLD series of 300 volumes (see ``image.estimate_mem_gb``).
+#: 2 mm MNI-grid float32 BOLD series of 300 volumes (see ``series.estimate_mem_gb``).
 DEFAULT_MEM_GB = {"prepare": 6.8, "tree": 5.7, "compress": 1.7}
 
 
@@ -99,7 +99,7 @@ def init_ward_parcellation_wf(
         metrics). Costs about one more tree.
     mem_gb : dict, optional
         Memory of the heavy nodes, keys ``"mask"``, ``"tree"`` and ``"compress"``, e.g.
-        from :func:`nipype_ward.image.estimate_mem_gb`; defaults suit a 2 mm
+        from :func:`nipype_ward.series.estimate_mem_gb`; defaults suit a 2 mm
         MNI BOLD series of 300 volumes.
     name : str, default="ward_parcellation_wf"
         Name of the workflow.

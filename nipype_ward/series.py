@@ -1,0 +1,201 @@
+"""A BOLD series' files and header, whatever their format: the seam above the format modules.
+
+A series is one file (a 4D NIfTI, a CIFTI-2 dense series) or a GIFTI pair
+(the left hemisphere, then the right). What the layers above need to know
+of it before any data are read is asked here, once: its volumes, its
+points (the grayordinates of surface data; a volume's are its mask's), its
+repetition time, the grid other files must share, the memory the heavy
+nodes need, and how its results are delivered (one file, or one a
+hemisphere; with CIFTI-2 parcel series or not). The format modules
+(:mod:`nipype_ward.image`, :mod:`nipype_ward.cifti`,
+:mod:`nipype_ward.gifti`) sit below and import nothing from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+
+from nipype_ward import cifti, gifti, image
+from nipype_ward.fileio import InputError, sidecar_path
+
+
+def sources_of(series) -> tuple[Path, ...]:
+    """A series given as one path or a sequence of paths (a GIFTI pair), as a tuple of paths."""
+    if isinstance(series, (str, os.PathLike)):
+        return (Path(series),)
+    return tuple(Path(path) for path in series if path is not None)
+
+
+def is_surface(path) -> bool:
+    """Whether a file holds surface data: CIFTI-2 grayordinates or a GIFTI file."""
+    return cifti.is_cifti(path) or str(path).endswith(".gii")
+
+
+@dataclass(frozen=True)
+class SeriesHeader:
+    """What a series' headers say, read without its data (:func:`read_header`)."""
+
+    sources: tuple[Path, ...]
+    n_volumes: int
+    #: The grayordinates of surface data; None for a volume (its mask decides).
+    n_points: int | None
+    #: The image other files must share a grid with (a NIfTI or CIFTI-2
+    #: header); None for a GIFTI pair, whose meshes are its grid.
+    grid: object | None
+    #: Surface data: the vertices each cortex of the data has ("L", "R").
+    cortex_vertices: dict = field(default_factory=dict)
+
+    @property
+    def surface(self) -> bool:
+        """Whether the series is surface data (CIFTI-2 or a GIFTI pair)."""
+        return is_surface(self.sources[0])
+
+    @property
+    def hemispheres(self) -> bool:
+        """Whether the series came as one file a hemisphere, and its results go so too."""
+        return len(self.sources) == 2
+
+    @property
+    def parcel_series(self) -> bool:
+        """Whether its parcel series are also delivered as CIFTI-2 parcel series."""
+        return self.surface and not self.hemispheres
+
+
+def read_header(series) -> SeriesHeader:
+    """The header of a series (one path, or a GIFTI pair), checked; no data are read.
+
+    A GIFTI pair's hemispheres must have as many volumes; a surface series
+    at least 2. Errors name the file.
+    """
+    sources = sources_of(series)
+    first = sources[0]
+    if not is_surface(first):
+        img = image.load_bold(first)
+        return SeriesHeader(sources, int(img.shape[3]), None, img)
+    if len(sources) == 1:
+        if not cifti.is_cifti(first):
+            raise InputError(first, "a GIFTI series is one hemisphere: give the left "
+                             "hemisphere's and the right's")
+        img = cifti.load_cifti(first)
+        models = cifti.brain_models_of(img)
+        counts = {hemi: int(models.nvertices[name]) for hemi, name in cifti.CORTEX.items()
+                  if name in models.nvertices}
+        header = SeriesHeader(sources, int(img.shape[0]), len(models), img, counts)
+    else:
+        shapes = [gifti.series_shape(path) for path in sources]
+        if shapes[0][1] != shapes[1][1]:
+            raise InputError(sources[1], f"{shapes[1][1]} volumes, the left hemisphere "
+                             f"{shapes[0][1]}")
+        header = SeriesHeader(sources, shapes[0][1], shapes[0][0] + shapes[1][0], None,
+                              {"L": shapes[0][0], "R": shapes[1][0]})
+    if header.n_volumes < 2:
+        raise InputError(first, f"a series needs at least 2 volumes, got {header.n_volumes}")
+    return header
+
+
+def check_meshes(header: SeriesHeader, meshes) -> None:
+    """The (left, right) meshes of a surface series have as many vertices as its cortices."""
+    for hemi, path in zip("LR", meshes):
+        n_vertices = gifti.mesh_shape(path)[0]
+        if hemi in header.cortex_vertices and header.cortex_vertices[hemi] != n_vertices:
+            raise InputError(header.sources[0], f"the {hemi} cortex has "
+                             f"{header.cortex_vertices[hemi]} vertices but its mesh {path} has "
+                             f"{n_vertices}: give the data's own meshes with --surfaces")
+
+
+def check_atlas_for(header: SeriesHeader, atlas) -> None:
+    """Refuse an atlas a series cannot be reduced on: GIFTI pairs take none (one file a cortex)."""
+    if header.hemispheres:
+        raise InputError(atlas, "--atlas on GIFTI series is not supported: parcellate "
+                         "their CIFTI version (fsLR), with a .dlabel.nii atlas")
+
+
+def count_volumes(series) -> int:
+    """Volumes of a series from its header: NIfTI, CIFTI-2 dense series or GIFTI."""
+    path = sources_of(series)[0]
+    if str(path).endswith(".gii"):
+        return gifti.series_shape(path)[1]
+    if cifti.is_cifti(path):
+        return int(cifti.load_cifti(path).shape[0])
+    return int(image.load_bold(path).shape[3])
+
+
+def estimate_mem_gb(series) -> dict[str, float]:
+    """Memory (GB) of the heavy nodes for a series (one path, or a GIFTI pair), from its header.
+
+    Upper bounds, taking the mask as large as the grid (``n`` values in all,
+    held in :func:`nipype_ward.image.series_dtype`, ``s`` bytes each):
+
+    * ``prepare``: the masked series and its prepared copy (``2 n s``), one
+      block of volumes, and nilearn's cleaning, which works in float64 on
+      the transposed series (``+ 2 n 8`` when a preparation is asked);
+    * ``tree``: the series (memory-mapped), the kernel's sums and centroids
+      (about ``2 n 8`` for the full tree and its halves);
+    * ``compress``: the series (memory-mapped) and one block of voxels in
+      float64 at a time for the metrics (``n s`` + small).
+    """
+    sources = sources_of(series)
+    if str(sources[0]).endswith(".gii"):  # a GIFTI pair: both hemispheres, float32
+        n_values = sum(int(np.prod(gifti.series_shape(path))) for path in sources)
+        itemsize = 4
+    else:
+        img = cifti.load_cifti(sources[0]) if cifti.is_cifti(sources[0]) \
+            else image.load_bold(sources[0])
+        n_values = int(np.prod(img.shape))
+        itemsize = image.series_dtype(img.get_data_dtype()).itemsize
+        # nibabel moves the scale factors from the header to the data proxy.
+        if (getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)) != (1.0, 0.0):
+            itemsize = 8  # scaled data are read as float64
+    gb = n_values / 1e9
+    return {
+        "prepare": round(0.3 + gb * (2 * itemsize + 16), 2),
+        "tree": round(0.3 + gb * (itemsize + 16), 2),
+        "compress": round(0.3 + gb * (itemsize + 1), 2),
+    }
+
+
+def read_repetition_time(bold_path, bold_img=None) -> float | None:
+    """Repetition time in seconds of a BOLD series, or None when unknown.
+
+    The BIDS JSON sidecar's ``RepetitionTime`` comes first (it is the
+    authority in BIDS datasets such as fMRIPrep's outputs), then the header:
+    a NIfTI's fourth zoom when the header states its time unit, a CIFTI-2
+    series' step. GIFTI series say nothing of their timing.
+    """
+    sidecar = sidecar_path(bold_path)
+    if sidecar.exists():
+        try:
+            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+        except (OSError, ValueError, RecursionError, AttributeError) as exc:
+            # ValueError: JSONDecodeError, UnicodeDecodeError; RecursionError: too deep.
+            raise InputError(sidecar, f"not a readable JSON sidecar ({exc})") from exc
+        if t_r is not None:
+            # JSON as Python reads it allows NaN and Infinity (and 1e400 is inf).
+            if not isinstance(t_r, (int, float)) or isinstance(t_r, bool) \
+                    or not np.isfinite(t_r) or t_r <= 0:
+                raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
+            return float(t_r)
+    if str(bold_path).endswith(".gii"):
+        return None
+    if bold_img is not None:
+        img = bold_img
+    else:
+        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) \
+            else image.load_bold(bold_path)
+    if isinstance(img, nb.cifti2.Cifti2Image):
+        try:
+            axis = img.header.get_axis(0)
+        except Exception as exc:  # an inconsistent CIFTI-2 matrix
+            raise InputError(bold_path, f"its CIFTI-2 header cannot be read ({exc})") from exc
+        if not isinstance(axis, nb.cifti2.SeriesAxis):
+            return None  # maps, not a series: no timing
+        unit = getattr(axis, "unit", "SECOND")
+        return float(axis.step) if unit == "SECOND" and np.isfinite(axis.step) \
+            and axis.step > 0 else None
+    return image.header_repetition_time(img)

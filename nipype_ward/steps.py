@@ -263,7 +263,7 @@ def _read_surface(bold_path, right_path):
     else:
         if right_path is None:
             raise InputError(bold_path, "a GIFTI series is one hemisphere: give the left "
-                             "hemisphere's and the right's (in_file, right_file)")
+                             "hemisphere's and the right's, the left first")
         series = gifti.load_hemisphere_series(bold_path, right_path)
         X, models, header_img = series.X, cifti.grayordinates_of_gifti(
             series.vertices, series.n_vertices), None

@@ -220,9 +220,8 @@ def _run_surface_wf(tmp_path, bold, right, surfaces, k):
     wf = init_ward_parcellation_wf(n_clusters=(k,), surfaces=surfaces, split_half=False,
                                    save_compressed=True, name="surface_wf")
     wf.base_dir = str(tmp_path / "work")
-    wf.inputs.inputnode.bold_file = str(bold)
-    if right is not None:
-        wf.inputs.inputnode.right_file = str(right)
+    # A GIFTI pair is one series of two files, the left hemisphere's first.
+    wf.inputs.inputnode.bold_file = str(bold) if right is None else [str(bold), str(right)]
     result = wf.run(plugin="Linear")
     nodes = {node.name: node for node in result.nodes()}
     (labels_file,) = nodes["cut_tree"].result.outputs.labels_file

@@ -18,21 +18,17 @@ from nipype_ward.interfaces.masking import EPIMaskOptionsInputSpec, epi_options_
 
 
 class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec):
-    in_file = File(
-        exists=True, mandatory=True,
-        desc="BOLD series: 4D NIfTI, CIFTI-2 .dtseries.nii, or the left hemisphere's GIFTI "
-        ".func.gii (with right_file)",
+    in_file = InputMultiObject(
+        File(exists=True), mandatory=True,
+        desc="BOLD series: one file (a 4D NIfTI, a CIFTI-2 dense series), or a GIFTI "
+        "pair, the left hemisphere's series then the right's: both are one problem, the "
+        "left's vertices with data first",
     )
     brain_mask_file = File(
         exists=True,
         desc="brain mask on the BOLD grid (e.g. fMRIPrep's desc-brain_mask); when not "
         "given, nilearn's mask of the temporal mean is computed (mask_strategy and the "
         "options above)",
-    )
-    right_file = File(
-        exists=True,
-        desc="with a GIFTI in_file (the left hemisphere's .func.gii), the right "
-        "hemisphere's: both are one problem, the left's vertices with data first",
     )
 
 
@@ -71,7 +67,7 @@ class PrepareSignals(SimpleInterface):
     output_spec = _PrepareSignalsOutputSpec
 
     def _run_interface(self, runtime):
-        in_file = self.inputs.in_file
+        in_file, *others = self.inputs.in_file
         points = image_extension(in_file, "points")
         outputs = {
             "series_file": output_path(in_file, "_series", runtime.cwd, ".npy"),
@@ -87,7 +83,7 @@ class PrepareSignals(SimpleInterface):
             epi_options=epi_options_from_inputs(self.inputs),
             preparation=preparation_from_inputs(self.inputs),
             spill_dir=runtime.cwd,
-            right_path=self.inputs.right_file or None,
+            right_path=others[0] if others else None,
         )
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)

@@ -106,11 +106,9 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         surfaces=run_meshes(run, settings),
         mem_gb=estimate_mem_gb(run.sources),
     )
-    parcellation.inputs.inputnode.bold_file = str(run.bold)
+    parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
     if run.mask is not None:
         parcellation.inputs.inputnode.mask_file = str(run.mask)
-    if run.right is not None:
-        parcellation.inputs.inputnode.right_file = str(run.right)
     return parcellation
 
 
@@ -154,16 +152,15 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
     first = runs[0]
     workflow = pe.Workflow(name=name or combined_workflow_name(runs))
     mem_gb = estimate_mem_gb(first.sources)
-    # Each run's own files (brain mask, or right hemisphere) are mapped with it.
-    per_run = {"brain_mask_file": [str(run.mask) for run in runs if run.mask is not None],
-               "right_file": [str(run.right) for run in runs if run.right is not None]}
-    per_run = {field: paths for field, paths in per_run.items() if paths}
-    prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file", *per_run],
+    # Each run's own files (its series' one or two files, its brain mask) are mapped with it.
+    masks = [str(run.mask) for run in runs if run.mask is not None]
+    prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file"] + (["brain_mask_file"]
+                                                                     if masks else []),
                          name="prepare_runs", mem_gb=mem_gb["prepare"])
     set_preparation(prepare, options.preparation)
-    prepare.inputs.in_file = [str(run.bold) for run in runs]
-    for field, paths in per_run.items():
-        setattr(prepare.inputs, field, paths)
+    prepare.inputs.in_file = [[str(path) for path in run.sources] for run in runs]
+    if masks:
+        prepare.inputs.brain_mask_file = masks
     combine = pe.Node(CombineSeries(), name="combine_series",
                       mem_gb=mem_gb["prepare"] * len(runs))
     parcellation = init_ward_parcellation_wf(

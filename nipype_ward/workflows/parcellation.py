@@ -60,9 +60,8 @@ def init_ward_parcellation_wf(
 
     With ``surfaces`` (the left and right cortices' ``.surf.gii``, either
     may be None for a CIFTI file without it), the series is surface data:
-    a CIFTI-2 ``.dtseries.nii`` in ``inputnode.bold_file``, or a GIFTI pair
-    (``bold_file`` the left hemisphere's ``.func.gii``, ``right_file`` the
-    right's). The grayordinates' graph is then the meshes'
+    a CIFTI-2 dense series in ``inputnode.bold_file``, or a GIFTI pair
+    (``bold_file`` the two hemispheres' series, the left's first). The grayordinates' graph is then the meshes'
     (:class:`~nipype_ward.interfaces.MeshConnectivity`, node
     ``mesh_connectivity``), and the mask, mean, labels and compressed series
     are CIFTI-2 files (``.dscalar.nii``, ``.dlabel.nii``, ``.dtseries.nii``);
@@ -107,7 +106,8 @@ def init_ward_parcellation_wf(
     Inputs
     ------
     bold_file
-        4D BOLD series (NIfTI).
+        The BOLD series: a 4D NIfTI; with ``surfaces``, a CIFTI-2 dense series
+        or a GIFTI pair (a list, the left hemisphere's series first).
     mask_file
         Optional brain mask on the BOLD grid (e.g. fMRIPrep's
         ``desc-brain_mask``); when set, no EPI mask is computed.
@@ -162,7 +162,6 @@ def init_ward_parcellation_wf(
         niu.IdentityInterface(
             fields=[*series_fields, "true_regions_file"] if prepared
             else ["bold_file", "mask_file", "confounds_file", "true_regions_file"]
-            + (["right_file"] if surfaces is not None else [])
         ),
         name="inputnode",
     )
@@ -199,8 +198,6 @@ def init_ward_parcellation_wf(
                                  ("mask_file", "brain_mask_file"),
                                  ("confounds_file", "confounds_file")]),
         ])
-        if surfaces is not None:
-            workflow.connect([(inputnode, source, [("right_file", "right_file")])])
     if surfaces is None:
         grid_connectivity = pe.Node(
             GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
@@ -216,7 +213,7 @@ def init_ward_parcellation_wf(
     check_counts = pe.Node(CheckParcelCounts(n_clusters=n_clusters), name="check_counts",
                            run_without_submitting=True)
     if not prepared:
-        workflow.connect([(inputnode, check_counts, [("bold_file", "source_file")])])
+        workflow.connect([(inputnode, check_counts, [(("bold_file", _first), "source_file")])])
     ward_tree = pe.Node(
         WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
     )
@@ -272,3 +269,8 @@ def set_preparation(node, preparation: SignalPreparation) -> None:
             setattr(node.inputs, name, value)
     if preparation.confounds_columns:
         node.inputs.confounds_columns = list(preparation.confounds_columns)
+
+
+def _first(files):
+    """The first file of a series given as one path or several (a GIFTI pair): it names it."""
+    return files if isinstance(files, str) else files[0]

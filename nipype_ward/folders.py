@@ -60,7 +60,14 @@ def remove_orphans(folder) -> list[Path]:
             shutil.rmtree(stale, ignore_errors=True)
             removed.append(stale)
     host = host_name()
-    for path in folder.rglob(".*.tmp-*"):
+    # Writers put temporary files beside their targets in OUTPUT_DIR itself only
+    # at the top (dataset files, reports), one level down (the atlas dataset) and
+    # two (each subject's figures): everything deeper arrives by rename from a
+    # staging folder. A walk of the whole tree would cost every array task of a
+    # cluster run a listing of every subject's derivatives.
+    candidates = [path for depth in ("", "*/", "*/*/")
+                  for path in folder.glob(f"{depth}.*.tmp-*")]
+    for path in candidates:
         match = TEMPORARY.match(path.name)
         if (match and path.is_file() and match["host"] == host
                 and not _alive(int(match["pid"]))):

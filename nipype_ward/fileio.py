@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from nipype_ward.formats import file_extension
 from nipype_ward.ward import WardTree
 
 
@@ -152,20 +153,6 @@ def copy_json(source, target, *, relative: dict, uris=None) -> Path:
         values = [os.path.relpath(path, target.parent) for path in as_list]
         payload[key] = values[0] if isinstance(paths, (str, os.PathLike)) else values
     return save_json(payload, target)
-
-
-#: Extensions of more than one dot, as BIDS counts them.
-_LONG_EXTENSIONS = (".nii.gz", ".dtseries.nii", ".dscalar.nii", ".dlabel.nii", ".ptseries.nii",
-                    ".func.gii", ".label.gii", ".shape.gii", ".surf.gii")
-
-
-def file_extension(name) -> str:
-    """A file's BIDS extension: ``.nii.gz``, ``.dlabel.nii``, ``.func.gii``..., else its last suffix."""
-    name = Path(name).name
-    for extension in _LONG_EXTENSIONS:
-        if name.endswith(extension):
-            return extension
-    return Path(name).suffix
 
 
 def sidecar_path(path) -> Path:

@@ -16,8 +16,6 @@ the same size, readable by nibabel, nilearn, FSL and any gzip.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import tempfile
 from pathlib import Path
 
@@ -25,9 +23,13 @@ import nibabel as nb
 import numpy as np
 from isal import igzip
 
-from nipype_ward import cifti
 from nipype_ward.fileio import InputError, save_atomically
-from nipype_ward.headers import check_extensions, check_extensions_of
+from nipype_ward.headers import (
+    check_extensions,
+    check_extensions_of,
+    check_gzip_size,
+    check_header,
+)
 
 __all__ = [
     "AFFINE_ATOL",
@@ -37,13 +39,10 @@ __all__ = [
     "header_repetition_time",
     "load_bold",
     "load_image",
-    "load_labels",
-    "load_mask",
     "open_image",
     "read_mean",
     "read_series",
     "save_image",
-    "save_labels",
     "save_series_image",
     "series_dtype",
     "unmask",
@@ -70,95 +69,6 @@ def _unreadable_data(path, exc) -> InputError:
                       " copy or download it again")
 
 
-#: Deflate compresses at most 1032:1, so a ``.nii.gz`` of n bytes holds at most
-#: about 1032 n bytes (a little more for gzip's and the header's own bytes).
-_MAX_DEFLATE_RATIO = 1032
-
-
-def _check_header(img, path) -> None:
-    """Raise :class:`InputError` on a header that no reader here can use.
-
-    Refused, though nibabel takes them: dimensions less than 1, voxels that
-    are not numbers (complex, RGB), a non-finite affine, and more data than
-    the file can hold: exactly for an uncompressed ``.nii`` (else nibabel
-    fails only when the data are used, far from the check of the inputs),
-    and for a ``.nii.gz`` past deflate's largest ratio, which catches corrupt
-    dimensions before a reader allocates their product.
-    """
-    if any(int(n) < 1 for n in img.shape):
-        raise InputError(path, f"its header gives the dimensions {img.shape}, each must be at "
-                         "least 1: the header is corrupt")
-    dtype = img.get_data_dtype()
-    if dtype.fields is not None or dtype.kind not in "biuf":
-        raise InputError(path, f"its voxels are {img.header.get_value_label('datatype')} "
-                         "values: give an image of integer or real values")
-    if img.affine is not None and not np.isfinite(img.affine).all():
-        raise InputError(path, "its affine has NaN or infinite values (the header's sform, "
-                         "qform or voxel sizes): the header is corrupt")
-    proxy = img.dataobj  # the header's offset is reset once loaded, the proxy's kept
-    if not isinstance(img, (nb.Nifti1Image, nb.Nifti2Image)) or not hasattr(proxy, "offset"):
-        return  # other formats (pairs, MGH...), data in memory: nibabel's own checks
-    n_bytes = int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
-    offset = int(proxy.offset)
-    size = path.stat().st_size
-    if path.name.endswith(".gz"):
-        if n_bytes > _MAX_DEFLATE_RATIO * size + 4096:
-            raise InputError(path, f"its header declares {n_bytes} bytes of data {img.shape}, "
-                             f"more than a {size}-byte gzip file can hold: the header is "
-                             "corrupt or the file truncated")
-    elif offset + n_bytes > size:
-        raise InputError(path, f"file is truncated: its header declares {n_bytes} bytes of data "
-                         f"{img.shape} from byte {offset}, but the file has {size} bytes; "
-                         "copy or download it again")
-
-
-def _check_gzip_size(img, path) -> None:
-    """Refuse a truncated or corrupt ``.nii.gz`` from its header, cheaply.
-
-    A gzip stream ends with ISIZE, the size of its last member's data
-    modulo 2**32: for a file of one member (what fMRIPrep, nibabel and our
-    writers make), that of the NIfTI, its data's offset plus the data,
-    which the header gives. Reading those four bytes finds a truncated file
-    without decompressing it. When they differ, the file is decompressed
-    whole to tell a broken one from a valid file of several members (bgzip,
-    ``cat a.gz b.gz``), which is never refused.
-    """
-    proxy = img.dataobj
-    if not path.name.endswith(".gz") or not hasattr(proxy, "offset"):
-        return
-    n_bytes = int(proxy.offset) \
-        + int(np.prod(proxy.shape, dtype=object)) * np.dtype(proxy.dtype).itemsize
-    stat = path.stat()
-    if stat.st_size >= 4:
-        with open(path, "rb") as stream:
-            stream.seek(-4, os.SEEK_END)
-            if int.from_bytes(stream.read(4), "little") == n_bytes % 2**32:
-                return
-    problem = _gzip_problem(str(path), stat.st_size, stat.st_mtime_ns, n_bytes)
-    if problem is not None:
-        raise InputError(path, f"truncated or corrupt gzip ({problem}): re-run fMRIPrep or copy "
-                         "the file again")
-
-
-@functools.lru_cache(maxsize=64)
-def _gzip_problem(path: str, size: int, mtime_ns: int, n_bytes: int) -> str | None:
-    """What is wrong with a gzip file once decompressed whole (ISA-L), or None.
-
-    Once per file (its size and time stamp) and process: a header is
-    checked several times in a run.
-    """
-    total = 0
-    try:
-        with igzip.open(path, "rb") as stream:
-            while block := stream.read(1 << 24):
-                total += len(block)
-    except Exception as exc:  # EOFError, BadGzipFile, IsalError...
-        return str(exc)
-    if total < n_bytes:
-        return f"{total} bytes once decompressed, where its header declares {n_bytes}"
-    return None
-
-
 def _check_ndim(img, path, ndim) -> nb.Nifti1Image:
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     shape = img.shape
@@ -181,12 +91,7 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     find a truncated file: :func:`_check_gzip_size`); use it for headers and
     small images. Read 4D data with :func:`read_series`, which decompresses
     the file once (and fails on a truncated one, naming it).
-    A CIFTI-2 file of grayordinates (``.dscalar.nii``, ``.dlabel.nii``: the
-    points, means and labels of surface data) is returned as it is, its
-    dimensions unchecked: :func:`data_of` reads its values.
     """
-    if cifti.is_cifti(path):
-        return cifti.load_cifti(path)
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
@@ -198,17 +103,14 @@ def load_image(path, *, ndim: int | tuple[int, ...] = (3, 4)) -> nb.Nifti1Image:
     if not isinstance(img, nb.spatialimages.SpatialImage):  # nibabel reads GIFTI too
         raise InputError(path, f"not a NIfTI image (nibabel reads a {type(img).__name__}): "
                          "give a .nii or .nii.gz image")
-    _check_header(img, path)
-    _check_gzip_size(img, path)
+    check_header(img, path)
+    check_gzip_size(img, path)
     return _check_ndim(img, path, ndim)
 
 
 def load_bold(path, *, min_volumes: int = 2) -> nb.Nifti1Image:
     """Load a 4D BOLD series (header only) with at least ``min_volumes`` volumes."""
     img = load_image(path, ndim=4)
-    if is_cifti_image(img):  # load_image gives grayordinate files as they are
-        raise InputError(path, "a CIFTI-2 file (grayordinates), not a 4D NIfTI series: "
-                         "give a .nii or .nii.gz BOLD series")
     _check_volumes(img, path, min_volumes)
     return img
 
@@ -256,7 +158,7 @@ def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int =
             img = klass.from_file_map({"image": holder, "header": holder})
         except Exception as exc:
             raise InputError(path, f"not a readable NIfTI image ({exc})") from exc
-        _check_header(img, path)
+        check_header(img, path)
         img = _check_ndim(img, path, ndim)
         if img.ndim == 4:
             _check_volumes(img, path, min_volumes)
@@ -277,40 +179,17 @@ def _read_block(img, path, start: int | None = None, stop: int | None = None) ->
         raise _unreadable_data(path, exc) from exc
 
 
-def is_cifti_image(img) -> bool:
-    return isinstance(img, nb.cifti2.Cifti2Image)
-
-
 def data_of(img) -> np.ndarray:
-    """The values of a 3D image, or of the first map of a CIFTI file (one per grayordinate).
-
-    The data of an image from :func:`load_image` are read here: an error
-    reading them (truncated, corrupt file) is an :class:`InputError` naming it.
-    """
+    """The data of an image loaded header only: an error reading them (truncated, corrupt
+    file) is an :class:`InputError` naming it."""
     try:
-        data = np.asanyarray(img.dataobj)
+        return np.asanyarray(img.dataobj)
     except Exception as exc:
         raise _unreadable_data(img.get_filename() or "image", exc) from exc
-    if is_cifti_image(img):
-        if data.ndim != 2 or data.shape[0] == 0:
-            raise InputError(img.get_filename() or "image",
-                             f"a CIFTI-2 file of maps holds at least one row, got {data.shape}")
-        return data[0]
-    return data
 
 
 def check_same_grid(img, img_path, reference, reference_path) -> None:
-    """Raise :class:`InputError` unless ``img`` is on the grid of ``reference``.
-
-    For CIFTI files (surface data), the grid is the brain models: the same
-    structures, vertices and voxels, in the same order.
-    """
-    if is_cifti_image(img) or is_cifti_image(reference):
-        if not (is_cifti_image(img) and is_cifti_image(reference)) or \
-                cifti.brain_models_of(img) != cifti.brain_models_of(reference):
-            raise InputError(img_path, f"its grayordinates differ from those of "
-                             f"{reference_path}: both must have the same brain models")
-        return
+    """Raise :class:`InputError` unless ``img`` is on the grid (shape, affine) of ``reference``."""
     if img.shape[:3] != reference.shape[:3]:
         raise InputError(
             img_path,
@@ -323,27 +202,6 @@ def check_same_grid(img, img_path, reference, reference_path) -> None:
             f"affine differs from that of {reference_path} (same shape, other "
             "position or voxel size): resample one onto the other first",
         )
-
-
-def load_mask(path, *, reference=None, reference_path=None) -> tuple[np.ndarray, nb.Nifti1Image]:
-    """Load a binary mask as a bool array, optionally checked against a grid.
-
-    Returns
-    -------
-    mask : ndarray of bool, shape (nx, ny, nz)
-    img : the mask image (for its affine and header)
-    """
-    img = load_image(path, ndim=3)
-    if reference is not None:
-        check_same_grid(img, path, reference, reference_path)
-    data = data_of(img)
-    if not np.isfinite(data).all():
-        raise InputError(path, "mask has NaN or infinite values")
-    mask = data != 0
-    if not mask.any():
-        raise InputError(path, "mask is empty (no non-zero voxel): give the brain mask of "
-                         "this series")
-    return mask, img
 
 
 # --------------------------------------------------------------------------
@@ -615,66 +473,6 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
                 stream.write(rows.data)
 
     return save_atomically(write, path)
-
-
-def save_labels(labels, mask, reference_img, path) -> Path:
-    """Write 0-based labels as an int32 image: 1..K inside the mask, 0 outside.
-
-    On a CIFTI reference (surface data), a ``.dlabel.nii`` with its label table.
-    """
-    if is_cifti_image(reference_img):
-        values = np.zeros(mask.shape, dtype=np.int32)
-        values[mask] = np.asarray(labels) + 1
-        return cifti.save_dlabel(values, reference_img, path)
-    img = unmask(np.asarray(labels) + 1, mask, reference_img, dtype=np.int32)
-    img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
-    img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1
-    return save_image(img, path)
-
-
-def load_labels(
-    path, *, mask=None, reference=None, reference_path=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read a label image as 0-based labels of the voxels inside ``mask``.
-
-    Without ``mask``, the mask is the label image's non-zero voxels.
-
-    Returns
-    -------
-    labels : ndarray of shape (n_voxels,), intp
-        ``0 .. K - 1``, renumbered in order of first appearance.
-    values : ndarray of shape (K,), int64
-        The label written in the image for each parcel.
-    """
-    img = load_image(path, ndim=3)
-    if reference is not None:
-        check_same_grid(img, path, reference, reference_path)
-    data = data_of(img)
-    if not np.isfinite(data).all() or not np.array_equal(data, np.round(data)):
-        raise InputError(path, "label image must hold integer labels")
-    # Beyond 2^53 floats are not all integers, and past 2^63 the cast to
-    # int64 wraps (a parcel would be lost): refuse rather than renumber wrong.
-    if data.size and data.dtype.kind in "fu":
-        limit = 2**53 if data.dtype.kind == "f" else np.iinfo(np.int64).max
-        if data.max() > limit or data.min() < -limit:
-            raise InputError(path, f"labels from {data.min():g} to {data.max():g}: labels "
-                             "are integers below 2^53")
-    data = data.astype(np.int64)
-    if mask is None:
-        mask = data > 0
-    values = data[mask]
-    if values.size == 0 or (values <= 0).all():
-        raise InputError(path, "label image has no label inside the mask")
-    if (values <= 0).any():
-        raise InputError(
-            path, f"{int((values <= 0).sum())} voxels of the mask have no label (0)"
-        )
-    unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-    # np.unique sorts by value: renumber in order of first appearance instead.
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse].astype(np.intp), unique[order]
 
 
 # --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward import bids, image
+from nipype_ward import bids, geometry
 from nipype_ward.fileio import InputError
 from nipype_ward.folders import same_or_inside
 from nipype_ward.series import (
@@ -56,7 +56,7 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
             check_meshes(header, meshes)
             n_points, where = header.n_points, run.bold
         else:
-            mask, _ = image.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
+            mask, _ = geometry.load_mask(run.mask, reference=bold_img, reference_path=run.bold)
             n_points, where = int(mask.sum()), run.mask
         check_n_clusters_in_mask(options.n_clusters, n_points, where)
         # The App has no option to give it: the sidecar or the header must.
@@ -64,9 +64,7 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
                 and read_repetition_time(run.bold, bold_img) is None:
             raise InputError(run.bold, "neither its JSON sidecar nor its header gives the "
                              "repetition time: add RepetitionTime (seconds) to its JSON sidecar")
-        found = resolve_preparation(options.preparation, run.bold, bold_img, n_volumes,
-                                    right_path=header.sources[1] if header.hemispheres
-                                    else None)
+        found = resolve_preparation(options.preparation, header.sources, bold_img, n_volumes)
         kept = n_volumes if found.sample_mask is None else len(found.sample_mask)
         needed = 4 if options.split_half else 2
         if kept < needed:
@@ -93,7 +91,7 @@ def check_runs(settings: AppSettings, runs: list[bids.Run]) -> list[str]:
     for label, atlas in settings.atlases:
         for run in runs:
             check_atlas_for(headers[run.bold], atlas)
-            image.load_labels(atlas, reference=headers[run.bold].grid, reference_path=run.bold)
+            geometry.load_labels(atlas, reference=headers[run.bold].grid, reference_path=run.bold)
     return warnings
 
 
@@ -114,7 +112,7 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
             if reference is None:
                 reference, common = (mask_img, where), mask.copy()
             elif mask_img is not None:
-                image.check_same_grid(mask_img, where, *reference)
+                geometry.check_same_grid(mask_img, where, *reference)
                 common &= mask
             elif mask.shape != common.shape:
                 raise InputError(where, f"{mask.size} vertices, {reference[1]} has "
@@ -149,7 +147,7 @@ def _points(run: bids.Run):
     known once the series is read).
     """
     if not run.is_surface:
-        mask, mask_img = image.load_mask(run.mask)
+        mask, mask_img = geometry.load_mask(run.mask)
         return mask, mask_img, run.mask
     header = read_header(run.sources)
     return np.ones(header.n_points, bool), header.grid, run.bold

@@ -17,12 +17,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import nibabel as nb
 import numpy as np
 
 from nipype_ward import cifti, gifti, image
 from nipype_ward.fileio import InputError, sidecar_path
+from nipype_ward.formats import is_cifti, is_gifti, is_surface
+from nipype_ward.geometry import Geometry, SurfaceGeometry, VolumeGeometry
 
 
 def sources_of(series) -> tuple[Path, ...]:
@@ -30,11 +33,6 @@ def sources_of(series) -> tuple[Path, ...]:
     if isinstance(series, (str, os.PathLike)):
         return (Path(series),)
     return tuple(Path(path) for path in series if path is not None)
-
-
-def is_surface(path) -> bool:
-    """Whether a file holds surface data: CIFTI-2 grayordinates or a GIFTI file."""
-    return cifti.is_cifti(path) or str(path).endswith(".gii")
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def read_header(series) -> SeriesHeader:
         img = image.load_bold(first)
         return SeriesHeader(sources, int(img.shape[3]), None, img)
     if len(sources) == 1:
-        if not cifti.is_cifti(first):
+        if not is_cifti(first):
             raise InputError(first, "a GIFTI series is one hemisphere: give the left "
                              "hemisphere's and the right's")
         img = cifti.load_cifti(first)
@@ -113,15 +111,15 @@ def check_atlas_for(header: SeriesHeader, atlas) -> None:
     """Refuse an atlas a series cannot be reduced on: GIFTI pairs take none (one file a cortex)."""
     if header.hemispheres:
         raise InputError(atlas, "--atlas on GIFTI series is not supported: parcellate "
-                         "their CIFTI version (fsLR), with a .dlabel.nii atlas")
+                         "their CIFTI version (fsLR), with a CIFTI-2 atlas")
 
 
 def count_volumes(series) -> int:
     """Volumes of a series from its header: NIfTI, CIFTI-2 dense series or GIFTI."""
     path = sources_of(series)[0]
-    if str(path).endswith(".gii"):
+    if is_gifti(path):
         return gifti.series_shape(path)[1]
-    if cifti.is_cifti(path):
+    if is_cifti(path):
         return int(cifti.load_cifti(path).shape[0])
     return int(image.load_bold(path).shape[3])
 
@@ -141,11 +139,11 @@ def estimate_mem_gb(series) -> dict[str, float]:
       float64 at a time for the metrics (``n s`` + small).
     """
     sources = sources_of(series)
-    if str(sources[0]).endswith(".gii"):  # a GIFTI pair: both hemispheres, float32
+    if is_gifti(sources[0]):  # a GIFTI pair: both hemispheres, float32
         n_values = sum(int(np.prod(gifti.series_shape(path))) for path in sources)
         itemsize = 4
     else:
-        img = cifti.load_cifti(sources[0]) if cifti.is_cifti(sources[0]) \
+        img = cifti.load_cifti(sources[0]) if is_cifti(sources[0]) \
             else image.load_bold(sources[0])
         n_values = int(np.prod(img.shape))
         itemsize = image.series_dtype(img.get_data_dtype()).itemsize
@@ -181,12 +179,12 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
                     or not np.isfinite(t_r) or t_r <= 0:
                 raise InputError(sidecar, f"RepetitionTime must be a positive number, got {t_r!r}")
             return float(t_r)
-    if str(bold_path).endswith(".gii"):
+    if is_gifti(bold_path):
         return None
     if bold_img is not None:
         img = bold_img
     else:
-        img = cifti.load_cifti(bold_path) if cifti.is_cifti(bold_path) \
+        img = cifti.load_cifti(bold_path) if is_cifti(bold_path) \
             else image.load_bold(bold_path)
     if isinstance(img, nb.cifti2.Cifti2Image):
         try:
@@ -199,3 +197,57 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
         return float(axis.step) if unit == "SECOND" and np.isfinite(axis.step) \
             and axis.step > 0 else None
     return image.header_repetition_time(img)
+
+
+class SeriesData(NamedTuple):
+    """A series read: its values at its points, where they are, and its temporal mean."""
+
+    X: np.ndarray  #: (n_points, n_volumes)
+    geometry: Geometry  #: its points, on the series' own grid (its header)
+    mean_img: object  #: the temporal mean: a 3D NIfTI, or a CIFTI-2 map of the points
+    header_img: object  #: the header its timing is read from (None for GIFTI)
+
+
+def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
+                spill_dir=None) -> SeriesData:
+    """Read a series (one path, or a GIFTI pair) once: its values at its points and their mean.
+
+    A volume's points are the voxels of ``mask`` (from ``mask_path``) or of
+    ``compute_mask(mean_img)``, read in one pass
+    (:func:`nipype_ward.image.read_series`); surface data's are every
+    grayordinate (no mask is taken). ``before_reading(img, n_volumes)`` is
+    called with the header before the data are read (for a GIFTI pair, once
+    both are read). Errors name the file.
+    """
+    sources = sources_of(series)
+    first = sources[0]
+    if not is_surface(first):
+        X, mask, mean_img, img = image.read_series(
+            first, mask=mask, mask_path=mask_path, compute_mask=compute_mask,
+            before_reading=None if before_reading is None
+            else lambda img: before_reading(img, img.shape[3]), spill_dir=spill_dir)
+        return SeriesData(X, VolumeGeometry(mask, img), mean_img, img)
+    if mask_path is not None:
+        raise InputError(mask_path, "surface data need no brain mask: its vertices with "
+                         "data are the grayordinates")
+    if is_cifti(first):
+        if len(sources) > 1:
+            raise InputError(sources[1], "a CIFTI series holds both hemispheres: give it alone")
+        dense = cifti.load_dtseries(first)
+        X, models, header_img = dense.X, dense.brain_models, dense.img
+    else:
+        if len(sources) < 2:
+            raise InputError(first, "a GIFTI series is one hemisphere: give the left "
+                             "hemisphere's and the right's, the left first")
+        pair = gifti.load_hemisphere_series(*sources)
+        X, header_img = pair.X, None
+        models = cifti.grayordinates_of_gifti(pair.vertices, pair.n_vertices)
+    if X.shape[1] < 2:
+        raise InputError(first, f"a series needs at least 2 volumes, got {X.shape[1]}")
+    X = np.asarray(X, dtype=image.series_dtype(X.dtype))
+    if before_reading is not None:
+        before_reading(header_img, X.shape[1])
+    points_img = cifti.points_image(header_img if header_img is not None else models)
+    mean_img = cifti.points_image(points_img, X.mean(axis=1), name="mean")
+    return SeriesData(X, SurfaceGeometry(np.ones(X.shape[0], dtype=bool), points_img),
+                      mean_img, header_img)

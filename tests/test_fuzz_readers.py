@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from conftest import assert_same_grayordinates
 from nibabel import cifti2
 
-from nipype_ward import cifti, fileio, gifti, image, series
+from nipype_ward import cifti, fileio, geometry, gifti, image, series
 from nipype_ward.fileio import InputError
 
 
@@ -396,7 +396,7 @@ def check_load_image(path, ok, ref, ndim, header_shape):
 
 
 def check_load_mask(path, ok, ref):
-    status, result = outcome(path, image.load_mask, path)
+    status, result = outcome(path, geometry.load_mask, path)
     if status == "error":
         return
     assert ok, f"load_mask read {path} that nibabel cannot read ({ref!r})"
@@ -407,7 +407,7 @@ def check_load_mask(path, ok, ref):
 
 
 def check_load_labels(path, ok, ref):
-    status, result = outcome(path, image.load_labels, path)
+    status, result = outcome(path, geometry.load_labels, path)
     if status == "error":
         return
     assert ok, f"load_labels read {path} that nibabel cannot read ({ref!r})"
@@ -1000,13 +1000,13 @@ def check_cifti_readers(path):
     if status == "ok" and t_r is not None:
         assert ok and isinstance(ref[1][0], cifti2.SeriesAxis)
         assert np.isfinite(t_r) and t_r > 0 and t_r == ref[1][0].step
-    status, result = outcome(path, image.load_mask, path)
+    status, result = outcome(path, geometry.load_mask, path)
     if status == "ok":
         assert ok, f"load_mask read {path} that nibabel cannot read ({ref!r})"
         values = ref[2][0]
         assert np.isfinite(values).all() and (values != 0).any()
         np.testing.assert_array_equal(result[0], values != 0)
-    status, result = outcome(path, image.load_labels, path)
+    status, result = outcome(path, geometry.load_labels, path)
     if status == "ok":
         assert ok, f"load_labels read {path} that nibabel cannot read ({ref!r})"
         values = ref[2][0]

@@ -4,7 +4,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from nipype_ward import fileio, image, series
+from nipype_ward import fileio, geometry, image, series
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -37,15 +37,15 @@ def test_mask_on_other_grid(tmp_path):
     mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 2), np.uint8))
     shifted = _save(tmp_path, "shifted.nii.gz", np.ones((3, 3, 3), np.uint8), np.diag([2, 2, 2, 1]))
     with pytest.raises(image.InputError, match=r"mask.nii.gz: grid \(3, 3, 2\) differs .*bold.nii.gz"):
-        image.read_series(bold, mask=image.load_mask(mask)[0], mask_path=mask)
+        image.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
     with pytest.raises(image.InputError, match="shifted.nii.gz: affine differs"):
-        image.read_series(bold, mask=image.load_mask(shifted)[0], mask_path=shifted)
+        image.read_series(bold, mask=geometry.load_mask(shifted)[0], mask_path=shifted)
 
 
 def test_empty_mask(tmp_path):
     mask = _save(tmp_path, "empty.nii.gz", np.zeros((3, 3, 3), np.uint8))
     with pytest.raises(image.InputError, match="empty.nii.gz: mask is empty"):
-        image.load_mask(mask)
+        geometry.load_mask(mask)
 
 
 def test_nan_in_the_data(tmp_path):
@@ -55,7 +55,7 @@ def test_nan_in_the_data(tmp_path):
     bold = _save(tmp_path, "nan_bold.nii.gz", data)
     mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 3), np.uint8))
     with pytest.raises(image.InputError, match="nan_bold.nii.gz: 2 of the mask.s 27 voxels have NaN"):
-        image.read_series(bold, mask=image.load_mask(mask)[0], mask_path=mask)
+        image.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
 
 
 def test_nan_outside_the_mask_is_fine(tmp_path):
@@ -72,13 +72,13 @@ def test_labels_round_trip(tmp_path, rng):
     labels = rng.integers(0, 7, int(mask.sum()))
     labels = np.unique(labels, return_inverse=True)[1]  # every label used
     reference = nb.Nifti1Image(np.zeros((4, 5, 6, 2), np.int16), np.diag([3, 3, 3, 1]))
-    path = image.save_labels(labels, mask, reference, tmp_path / "labels.nii.gz")
+    path = geometry.VolumeGeometry(mask, reference).save_labels(labels, tmp_path / "labels.nii.gz")
     img = nb.load(path)
     assert img.get_data_dtype() == np.int32
     assert np.allclose(img.affine, reference.affine)
     data = np.asanyarray(img.dataobj)
     assert (data[~mask] == 0).all() and data[mask].min() == 1
-    read, values = image.load_labels(path, mask=mask)
+    read, values = geometry.load_labels(path, mask=mask)
     # Same partition, numbered by first appearance.
     assert len(np.unique(read)) == len(np.unique(labels))
     pairs = set(zip(read.tolist(), labels.tolist()))

@@ -37,7 +37,7 @@ from nipype_ward.interfaces.bids import SplitHemispheres
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
             "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold",
-            "dvars_threshold", "right_file", "left_surface", "right_surface"}
+            "dvars_threshold", "left_surface", "right_surface"}
 
 INTERFACES = [EPIMask, GridConnectivity, MeshConnectivity, WardAgglomerate, ParcelCompress,
               WardTree, CutWardTree, PrepareSignals, PlotParcellation, PlotCompression, GroupMask,

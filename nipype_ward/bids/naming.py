@@ -5,8 +5,8 @@ The entities and path patterns of our outputs are data
 configuration users can load beside pybids' own to query them:
 ``BIDSLayout(out, config=["bids", "derivatives", BIDS_CONFIG])``; it adds
 the ``scale``, ``stat`` and ``cohort`` entities pybids 0.22 lacks. The
-extensions of the files the App reads and writes are named here too, once
-for the whole package.
+extensions of the files the App reads and writes come from
+:mod:`nipype_ward.formats`.
 """
 
 from __future__ import annotations
@@ -19,22 +19,24 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from nipype_ward import formats
+
 #: The pybids configuration of our outputs' entities and path patterns.
 BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
 
 #: Name of the fMRIPrep input in our BIDS URIs and DatasetLinks (as XCP-D).
 SOURCE_DATASET = "preprocessed"
 
-#: The extensions of a BOLD series, volume and surface.
-VOLUME_EXTENSIONS = (".nii.gz", ".nii")
-SURFACE_EXTENSIONS = (".dtseries.nii", ".func.gii")
+#: The extensions of a BOLD series, volume and surface (:mod:`nipype_ward.formats`).
+VOLUME_EXTENSIONS = formats.VOLUME_SERIES
+SURFACE_EXTENSIONS = formats.SURFACE_SERIES
 
 #: Surface series stored one hemisphere a file (GIFTI), read as left-right pairs.
-HEMISPHERE_EXTENSIONS = (".func.gii",)
+HEMISPHERE_EXTENSIONS = formats.HEMISPHERE_SERIES
 
 #: The files of a BIDS-Atlas atlas: a volume or CIFTI-2 label image, a
 #: GIFTI label file per hemisphere, the table and the sidecar.
-ATLAS_EXTENSIONS = (".nii.gz", ".dlabel.nii", ".label.gii", ".tsv", ".json")
+ATLAS_EXTENSIONS = formats.ATLAS
 
 #: What BIDS does not cover, for the validator to skip. Patterns without a
 #: trailing slash (``figures/`` would still report the folder), and one star a
@@ -42,7 +44,7 @@ ATLAS_EXTENSIONS = (".nii.gz", ".dlabel.nii", ".label.gii", ".tsv", ".json")
 BIDSIGNORE = (
     "*_timeseries.tsv",
     "*_timeseries.json",
-    "*_timeseries.ptseries.nii",
+    f"*_timeseries{formats.PARCEL_SERIES}",
     "*_metrics.json",
     "*_tree.npz",
     "*.html",
@@ -60,7 +62,7 @@ DSEG_COLUMNS = {
     "z": {"Description": "z of the parcel's centroid, world coordinates", "Units": "mm"},
 }
 
-#: The same for surface labels (``.dlabel.nii``, ``.label.gii``).
+#: The same for surface labels (CIFTI-2, GIFTI).
 SURFACE_DSEG_COLUMNS = {
     "n_grayordinates": {"Description": "number of grayordinates (vertices, and voxels of "
                         "CIFTI volume structures) of the parcel"},

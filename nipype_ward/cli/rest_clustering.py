@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nipype_ward import __version__, fileio, folders, image, series
+from nipype_ward import __version__, fileio, folders, geometry, image, series
 from nipype_ward.cli._running import (
     GraphError,
     node_durations,
@@ -204,7 +204,7 @@ def check_inputs(settings: Settings) -> None:
     bold_img = image.load_bold(settings.bold)
     resolve_preparation(settings.preparation, settings.bold, bold_img, bold_img.shape[3])
     if settings.mask is not None:
-        mask, _ = image.load_mask(
+        mask, _ = geometry.load_mask(
             settings.mask, reference=bold_img, reference_path=settings.bold
         )
         check_n_clusters_in_mask(settings.n_clusters, int(mask.sum()), settings.mask)

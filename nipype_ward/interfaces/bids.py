@@ -16,7 +16,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import bids, fileio, series, steps
+from nipype_ward import bids, fileio, steps
+from nipype_ward.formats import file_extension, hemisphere_extension, is_surface
+from nipype_ward.geometry import split_hemispheres
 from nipype_ward.interfaces._naming import output_path
 from nipype_ward.provenance import run_provenance, write_provenance
 
@@ -65,7 +67,7 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = fileio.file_extension(in_file)
+        extension = file_extension(in_file)
         entities = self.inputs.entities if isdefined(self.inputs.entities) else {}
         relative = bids.derivative_path(list(self.inputs.source_file), entities, extension)
         out_file = Path(self.inputs.base_directory) / relative
@@ -137,20 +139,20 @@ class ParcelTable(SimpleInterface):
 
 class _SplitHemispheresInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True,
-                   desc="cortical CIFTI-2 labels (.dlabel.nii) or series (.dtseries.nii) of a "
-                   "GIFTI pair's grayordinates")
+                   desc="cortical CIFTI-2 labels or series of a GIFTI pair's grayordinates")
 
 
 class _SplitHemispheresOutputSpec(TraitedSpec):
-    left_file = File(exists=True, desc="the left cortex (.label.gii or .func.gii)")
-    right_file = File(exists=True, desc="the right cortex (.label.gii or .func.gii)")
+    left_hemisphere = File(exists=True, desc="the left cortex (GIFTI labels or series)")
+    right_hemisphere = File(exists=True, desc="the right cortex (GIFTI labels or series)")
 
 
 class SplitHemispheres(SimpleInterface):
     """A cortical CIFTI-2 file as two GIFTI files, for data that came as a GIFTI pair.
 
-    Labels become ``.label.gii`` (with the label table), series
-    ``.func.gii``; the vertices without data hold 0.
+    Labels become GIFTI labels (with the label table), series GIFTI series
+    (:func:`nipype_ward.geometry.split_hemispheres`); the vertices without
+    data hold 0.
     """
 
     input_spec = _SplitHemispheresInputSpec
@@ -158,10 +160,11 @@ class SplitHemispheres(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = self.inputs.in_file
-        extension = ".label.gii" if in_file.endswith(".dlabel.nii") else ".func.gii"
-        outputs = {f"{side}_file": output_path(in_file, f"_hemi-{hemi}", runtime.cwd, extension)
+        extension = hemisphere_extension(in_file)
+        outputs = {f"{side}_hemisphere": output_path(in_file, f"_hemi-{hemi}", runtime.cwd,
+                                                     extension)
                    for side, hemi in (("left", "L"), ("right", "R"))}
-        steps.split_hemispheres(in_file, outputs["left_file"], outputs["right_file"])
+        split_hemispheres(in_file, outputs["left_hemisphere"], outputs["right_hemisphere"])
         self._results.update(outputs)
         return runtime
 
@@ -227,7 +230,7 @@ class RunSidecars(SimpleInterface):
     def _run_interface(self, runtime):
         masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
         sources = [*self.inputs.bold_file, *masks]
-        surface = series.is_surface(self.inputs.bold_file[0])
+        surface = is_surface(self.inputs.bold_file[0])
         preparation = self.inputs.series_info.get("preparation") or {}
         if isdefined(self.inputs.confounds_file) and preparation.get("confounds_strategy"):
             sources += list(self.inputs.confounds_file)
@@ -356,9 +359,10 @@ class _AtlasSinkInputSpec(BaseInterfaceInputSpec):
     atlas = traits.Str(mandatory=True, desc="the atlas label (atlas- entity), e.g. ward1000")
     res = traits.Str(desc="the res- entity of the runs, when they have one")
     den = traits.Str(desc="the den- entity of surface runs, when they have one")
-    hemi = traits.Enum("L", "R", desc="the hemisphere of a .label.gii atlas (GIFTI data)")
+    hemi = traits.Enum("L", "R", desc="the hemisphere of a GIFTI label atlas (GIFTI data)")
     in_file = File(exists=True, mandatory=True,
-                   desc="the file to deliver (.nii.gz, .dlabel.nii, .label.gii or .tsv)")
+                   desc="the file to deliver: a label image (NIfTI, CIFTI-2, or one GIFTI a "
+                   "hemisphere) or its table")
     meta_dict = traits.Dict(desc="the JSON sidecar's content; no sidecar when not given")
     description = traits.Dict(
         desc="the atlas-<label>_description.json content (BIDS-Atlas); not written when not given"
@@ -382,7 +386,7 @@ class AtlasSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         in_file = Path(self.inputs.in_file)
-        extension = fileio.file_extension(in_file)
+        extension = file_extension(in_file)
         entities = {name: getattr(self.inputs, name) for name in ("res", "den", "hemi")
                     if isdefined(getattr(self.inputs, name)) and getattr(self.inputs, name)}
         shared = {key: value for key, value in entities.items() if key != "hemi"}
@@ -444,7 +448,7 @@ class AtlasSidecars(SimpleInterface):
         info = self.inputs.series_info
         masks = list(self.inputs.mask_file) if isdefined(self.inputs.mask_file) else []
         sources = [*self.inputs.bold_file, *masks]
-        surface = series.is_surface(self.inputs.bold_file[0])
+        surface = is_surface(self.inputs.bold_file[0])
         if isdefined(self.inputs.confounds_file) and (info.get("preparation") or {}).get(
                 "confounds_strategy"):
             sources += list(self.inputs.confounds_file)

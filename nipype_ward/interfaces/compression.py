@@ -3,7 +3,8 @@
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, isdefined, traits
 
 from nipype_ward import steps
-from nipype_ward.interfaces._naming import image_extension, output_path
+from nipype_ward.formats import output_extension
+from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
     preparation_from_inputs,
@@ -65,7 +66,7 @@ class _ParcelCompressOutputSpec(TraitedSpec):
     )
     ptseries_file = File(
         exists=True,
-        desc="surface data: the parcel series as a CIFTI-2 .ptseries.nii (parcels in "
+        desc="surface data: the parcel series as a CIFTI-2 parcel series file (parcels in "
         "increasing label order, with their grayordinates)",
     )
     metrics_file = File(
@@ -95,12 +96,13 @@ class ParcelCompress(SimpleInterface):
             "timeseries_file": output_path(labels_file, "_timeseries", runtime.cwd, ".tsv"),
             "metrics_file": output_path(labels_file, "_metrics", runtime.cwd, ".json"),
         }
-        if image_extension(labels_file, "labels") == ".dlabel.nii":
+        parcel_series = output_extension(labels_file, "parcel_series")
+        if parcel_series is not None:
             outputs["ptseries_file"] = output_path(labels_file, "_timeseries", runtime.cwd,
-                                                   ".ptseries.nii")
+                                                   parcel_series)
         if self.inputs.save_compressed:
             outputs["compressed_file"] = output_path(
-                labels_file, "_compressed", runtime.cwd, image_extension(labels_file, "series")
+                labels_file, "_compressed", runtime.cwd, output_extension(labels_file, "series")
             )
 
         def optional(name):

@@ -11,9 +11,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import image, steps
+from nipype_ward import geometry, steps
 from nipype_ward.group import REDUCTIONS
-from nipype_ward.interfaces._naming import image_extension
+from nipype_ward.formats import output_extension
 
 
 class _GroupMaskInputSpec(BaseInterfaceInputSpec):
@@ -39,7 +39,7 @@ class GroupMask(SimpleInterface):
 
     def _run_interface(self, runtime):
         cwd = Path(runtime.cwd)
-        extension = image_extension(self.inputs.mask_files[0], "points")
+        extension = output_extension(self.inputs.mask_files[0], "points")
         mask_file = str(cwd / f"group_mask{extension}")
         mean_file = str(cwd / f"group_mean{extension}")
         n_voxels = steps.group_mask(self.inputs.mask_files, self.inputs.mean_files,
@@ -155,7 +155,7 @@ class GroupSplitHalf(SimpleInterface):
     output_spec = _GroupSplitHalfOutputSpec
 
     def _run_interface(self, runtime):
-        mask, _ = image.load_mask(self.inputs.mask_file)
+        mask, _ = geometry.load_mask(self.inputs.mask_file)
         self._results["split_half_ari"] = [
             steps.split_half_ari(self.inputs.half_tree_files, int(k), int(mask.sum()))
             for k in self.inputs.n_clusters

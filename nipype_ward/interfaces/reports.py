@@ -39,7 +39,7 @@ def _surfaces(inputs):
 
 class _PlotParcellationInputSpec(_SurfacesInputSpec):
     labels_file = File(exists=True, mandatory=True,
-                       desc="parcel labels (3D NIfTI, or .dlabel.nii for surface data)")
+                       desc="parcel labels (3D NIfTI, or CIFTI-2 labels for surface data)")
     mean_file = File(exists=True, mandatory=True, desc="mean EPI drawn under the labels")
     mask_file = File(
         exists=True, mandatory=True,
@@ -84,7 +84,7 @@ class _PlotCompressionInputSpec(_SurfacesInputSpec):
     )
     mask_file = File(exists=True, mandatory=True, desc="the mask the series was taken in")
     labels_file = File(exists=True, mandatory=True,
-                       desc="parcel labels (3D NIfTI, or .dlabel.nii for surface data)")
+                       desc="parcel labels (3D NIfTI, or CIFTI-2 labels for surface data)")
     volume = traits.Int(0, usedefault=True, desc="index of the volume drawn")
 
 

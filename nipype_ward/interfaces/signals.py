@@ -12,7 +12,8 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.interfaces._naming import image_extension, output_path
+from nipype_ward.formats import output_extension
+from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
 from nipype_ward.interfaces.masking import EPIMaskOptionsInputSpec, epi_options_from_inputs
 
@@ -67,15 +68,15 @@ class PrepareSignals(SimpleInterface):
     output_spec = _PrepareSignalsOutputSpec
 
     def _run_interface(self, runtime):
-        in_file, *others = self.inputs.in_file
-        points = image_extension(in_file, "points")
+        in_file = self.inputs.in_file[0]
+        points = output_extension(in_file, "points")
         outputs = {
             "series_file": output_path(in_file, "_series", runtime.cwd, ".npy"),
             "mask_file": output_path(in_file, "_mask", runtime.cwd, points),
             "mean_file": output_path(in_file, "_mean", runtime.cwd, points),
         }
         series = steps.prepare_series(
-            in_file,
+            self.inputs.in_file,
             outputs["series_file"],
             outputs["mask_file"],
             outputs["mean_file"],
@@ -83,7 +84,6 @@ class PrepareSignals(SimpleInterface):
             epi_options=epi_options_from_inputs(self.inputs),
             preparation=preparation_from_inputs(self.inputs),
             spill_dir=runtime.cwd,
-            right_path=others[0] if others else None,
         )
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)
@@ -127,7 +127,7 @@ class CombineSeries(SimpleInterface):
 
     def _run_interface(self, runtime):
         cwd = Path(runtime.cwd)
-        extension = image_extension(self.inputs.mask_files[0], "points")
+        extension = output_extension(self.inputs.mask_files[0], "points")
         outputs = {
             "series_file": str(cwd / "combined_series.npy"),
             "mask_file": str(cwd / f"combined_mask{extension}"),

@@ -15,10 +15,11 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward import series, steps
+from nipype_ward import steps
 from nipype_ward.fileio import InputError
-from nipype_ward.image import load_mask
-from nipype_ward.interfaces._naming import image_extension, output_path
+from nipype_ward.formats import is_surface, output_extension
+from nipype_ward.geometry import load_mask
+from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
     preparation_from_inputs,
@@ -101,7 +102,7 @@ class WardTree(SimpleInterface):
         if isdefined(self.inputs.connectivity_file):
             return self.inputs.connectivity_file
         mask_file = self.inputs.mask_file
-        if series.is_surface(mask_file):
+        if is_surface(mask_file):
             raise InputError(mask_file, "surface data have no grid: give connectivity_file "
                              "(MeshConnectivity's, from the meshes)")
         out_file = output_path(mask_file, "_conn6", runtime.cwd, ".npz")
@@ -165,7 +166,7 @@ class CutWardTree(SimpleInterface):
         # <bold>_wardtree.npz -> <bold>_ward<K>.nii.gz
         source = self.inputs.tree_file.replace("_wardtree.npz", ".npz")
         labels_file = output_path(source, f"_ward{k}", runtime.cwd,
-                                  image_extension(self.inputs.mask_file, "labels"))
+                                  output_extension(self.inputs.mask_file, "labels"))
         steps.cut(self.inputs.tree_file, self.inputs.mask_file, k, labels_file)
         self._results["labels_file"] = labels_file
         return runtime

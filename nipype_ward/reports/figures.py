@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward import cifti, fileio, gifti, image
+from nipype_ward import cifti, fileio, geometry, gifti, image
 from nipype_ward.reports import surface
 
 
@@ -29,7 +29,7 @@ def cut_coords_of(mask_path) -> tuple[float, float, float]:
     """The cuts every figure of a parcellation shares: the mask's centre (nilearn's choice)."""
     from nilearn.plotting import find_xyz_cut_coords
 
-    mask_img = image.load_image(mask_path, ndim=3)
+    mask_img = geometry.load(mask_path)
     return tuple(float(c) for c in find_xyz_cut_coords(mask_img))
 
 
@@ -38,11 +38,11 @@ def plot_parcellation(labels_file, mean_file, out_png, *, title=None, cut_coords
     _pyplot()
     from nilearn import plotting
 
-    labels_img = image.load_image(labels_file, ndim=3)
+    labels_img = geometry.load(labels_file)
     n_parcels = int(np.asanyarray(labels_img.dataobj).max())
     display = plotting.plot_roi(
         labels_img,
-        image.load_image(mean_file, ndim=3),
+        geometry.load(mean_file),
         title=title or f"Ward parcellation ({n_parcels} parcels)",
         display_mode="ortho",
         cut_coords=cut_coords,
@@ -66,11 +66,11 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
     plt = _pyplot()
     from nilearn import plotting
 
-    mask, mask_img = image.load_mask(mask_file)
+    mask, mask_img = geometry.load_mask(mask_file)
     X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
     if not 0 <= volume < X.shape[1]:
         raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
-    labels, _ = image.load_labels(labels_file, mask=mask)
+    labels, _ = geometry.load_labels(labels_file, mask=mask)
     values = np.asarray(X[:, volume], dtype=np.float64)
     sizes = np.bincount(labels)
     compressed = (np.bincount(labels, weights=values) / sizes)[labels]
@@ -150,7 +150,7 @@ def _not_drawn(brain_models) -> str:
 
 
 def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
-    """Surface labels (``.dlabel.nii``) on the cortices, lateral and medial, as PNG.
+    """Surface labels (CIFTI-2) on the cortices, lateral and medial, as PNG.
 
     ``surfaces`` are the (left, right) meshes of the data's space; vertices
     without data (the medial wall) are grey, and parcels get shuffled
@@ -158,9 +158,9 @@ def plot_surface_parcellation(labels_file, surfaces, out_png, *, title=None):
     (``plot_surf_roi``), drawn by :mod:`nipype_ward.reports.surface`.
     """
     plt = _pyplot()
-    img = image.load_image(labels_file)
+    img = geometry.load(labels_file)
     models = cifti.brain_models_of(img)
-    labels = image.data_of(img).astype(np.int64)
+    labels = geometry.values_of(img).astype(np.int64)
     n_parcels = int(labels.max())
     shuffled = np.r_[0, np.random.default_rng(0).permutation(n_parcels) + 1][labels]
     values = _cortex_values(np.where(labels > 0, shuffled, np.nan), models)
@@ -182,12 +182,12 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     original volume on the cortices), lateral views.
     """
     plt = _pyplot()
-    mask, mask_img = image.load_mask(mask_file)
+    mask, mask_img = geometry.load_mask(mask_file)
     models = cifti.brain_models_of(mask_img)
     X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
     if not 0 <= volume < X.shape[1]:
         raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
-    labels, _ = image.load_labels(labels_file, mask=mask)
+    labels, _ = geometry.load_labels(labels_file, mask=mask)
     original = np.asarray(X[:, volume], dtype=np.float64)
     compressed = (np.bincount(labels, weights=original) / np.bincount(labels))[labels]
     # The range of what is drawn (the cortices), robust: a few outlying

@@ -324,7 +324,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         save_compressed=save_compressed,
         desc=desc,
         hemispheres=header.hemispheres,
-        ptseries=header.parcel_series,
+        parcel_series=header.parcel_series,
     )
     # fmt: off
     workflow.connect([
@@ -354,7 +354,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         ])
     if header.parcel_series:
         workflow.connect([
-            (parcellation, ds_run, [("outputnode.ptseries_files", "inputnode.ptseries_files")]),
+            (parcellation, ds_run, [("outputnode.parcel_series_files", "inputnode.parcel_series_files")]),
         ])
     if settings.write_provenance:
         sources = [str(path) for run in runs for path in run.sources]

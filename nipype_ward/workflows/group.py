@@ -273,8 +273,8 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
         ds_right.inputs.atlas = labels
         workflow.connect([
             (cut, split, [("labels_file", "in_file")]),
-            (split, ds_atlas, [("left_file", "in_file")]),
-            (split, ds_right, [("right_file", "in_file")]),
+            (split, ds_atlas, [("left_hemisphere", "in_file")]),
+            (split, ds_right, [("right_hemisphere", "in_file")]),
         ])
     else:
         workflow.connect([(cut, ds_atlas, [("labels_file", "in_file")])])

@@ -26,8 +26,8 @@ PER_K_OUTPUTS = {
         {"datatype": "figures", "segmentation": "ward", "desc": "compression", "suffix": "bold"},
         None,
     ),
-    # Surface data: the parcel series as CIFTI-2 (.ptseries.nii), as XCP-D names it.
-    "ptseries_files": (
+    # Surface data: the parcel series as a CIFTI-2 file too, as XCP-D names it.
+    "parcel_series_files": (
         {"segmentation": "ward", "statistic": "mean", "suffix": "timeseries"}, None
     ),
 }
@@ -56,7 +56,7 @@ def init_ds_run_wf(
     desc: str | None = None,
     fields: Sequence[str] | None = None,
     hemispheres: bool = False,
-    ptseries: bool = False,
+    parcel_series: bool = False,
     name: str = "ds_run_wf",
 ):
     """Deliver a run's parcellations, tables, time series and metrics under BIDS names.
@@ -73,17 +73,16 @@ def init_ds_run_wf(
     ``fields`` restricts the delivery to those inputs (all by default).
     With ``hemispheres`` (data that came as a GIFTI pair, ``source_file``
     both hemispheres), the labels and compressed series are delivered as
-    one GIFTI file per hemisphere (``hemi-L``, ``hemi-R``:
-    ``.label.gii``, ``.func.gii``), everything else once for both. With
-    ``ptseries`` (CIFTI data), the parcel series are also delivered as
-    ``.ptseries.nii`` (sharing the TSV's sidecar).
+    one GIFTI file per hemisphere (``hemi-L``, ``hemi-R``), everything else
+    once for both. With ``parcel_series`` (CIFTI data), the parcel series are
+    also delivered as CIFTI-2 parcel series (sharing the TSV's sidecar).
 
     Inputs
     ------
     labels_files, dseg_tables, timeseries_files, metrics_files, compressed_files
         One per K, in the order of ``n_clusters``.
-    ptseries_files
-        Surface data: the parcel series as ``.ptseries.nii``, one per K.
+    parcel_series_files
+        Surface data: the parcel series as CIFTI-2 files, one per K.
     parcellation_figures, compression_figures
         One PNG per K.
     tree_file, quality_figure, summary_html
@@ -107,8 +106,8 @@ def init_ds_run_wf(
     inputs = [*PER_K_OUTPUTS, *PER_RUN_OUTPUTS, "compressed_files", "dseg_meta",
               "timeseries_meta", "bold_meta", "delivered_labels"]
     wanted = set(fields) if fields is not None else set(inputs)
-    if not ptseries:
-        wanted.discard("ptseries_files")
+    if not parcel_series:
+        wanted.discard("parcel_series_files")
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=inputs), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files", "labels_files"]),
@@ -142,7 +141,7 @@ def init_ds_run_wf(
             source = pe.MapNode(SplitHemispheres(), iterfield=["in_file"], name=f"split_{field}",
                                 run_without_submitting=True)
             workflow.connect([(inputnode, source, [(field, "in_file")])])
-            out_fields = [("left_file", "L"), ("right_file", "R")]
+            out_fields = [("left_hemisphere", "L"), ("right_hemisphere", "R")]
         # A metrics JSON names the delivered labels it measures, not a working file:
         # those this workflow delivered, else those delivered beside it.
         with_labels = field == "metrics_files" and (

@@ -64,7 +64,7 @@ def init_ward_parcellation_wf(
     (``bold_file`` the two hemispheres' series, the left's first). The grayordinates' graph is then the meshes'
     (:class:`~nipype_ward.interfaces.MeshConnectivity`, node
     ``mesh_connectivity``), and the mask, mean, labels and compressed series
-    are CIFTI-2 files (``.dscalar.nii``, ``.dlabel.nii``, ``.dtseries.nii``);
+    are CIFTI-2 files (maps, labels, dense series: :mod:`nipype_ward.geometry`);
     the tree, cuts and compression are the same nodes.
 
     Parameters
@@ -142,8 +142,8 @@ def init_ward_parcellation_wf(
     compressed_files
         Compressed BOLD series (4D NIfTI), one per number of parcels (with
         ``save_compressed``).
-    ptseries_files
-        Surface data: the parcel series as CIFTI-2 ``.ptseries.nii``, one per
+    parcel_series_files
+        Surface data: the parcel series as CIFTI-2 parcel series, one per
         number of parcels.
     metrics_files
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
@@ -179,7 +179,7 @@ def init_ward_parcellation_wf(
                 "timeseries_files",
                 "compressed_files",
                 "metrics_files",
-            ] + (["ptseries_files"] if surfaces is not None else [])
+            ] + (["parcel_series_files"] if surfaces is not None else [])
         ),
         name="outputnode",
     )
@@ -254,7 +254,8 @@ def init_ward_parcellation_wf(
     ])
     # fmt: on
     if surfaces is not None:
-        workflow.connect([(parcel_compress, outputnode, [("ptseries_file", "ptseries_files")])])
+        workflow.connect([(parcel_compress, outputnode,
+                          [("ptseries_file", "parcel_series_files")])])
     return workflow
 
 

@@ -31,6 +31,8 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import linalg
 
+from nipype_ward.validation import check_int
+
 REDUCTIONS = ("exact", "migp")
 
 
@@ -44,10 +46,7 @@ def _check_block(X, n_voxels: int | None) -> np.ndarray:
 
 
 def _check_n_components(n_components) -> int:
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
-    return int(n_components)
+    return check_int(n_components, "n_components")
 
 
 def reduce_features(X, n_components: int) -> np.ndarray:

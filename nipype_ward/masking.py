@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 
 import nibabel as nb
 import numpy as np
 
 from nipype_ward.image import unmask
+from nipype_ward.validation import check_int
 
 
 #: How a brain mask is computed from an EPI series, as nilearn's maskers'
@@ -48,9 +48,7 @@ class EPIMaskOptions:
                 "cutoffs must satisfy 0 <= lower_cutoff < upper_cutoff <= 1, "
                 f"got {self.lower_cutoff} and {self.upper_cutoff}"
             )
-        if (isinstance(self.opening, bool) or not isinstance(self.opening, numbers.Integral)
-                or self.opening < 0):
-            raise ValueError(f"opening must be a non-negative integer, got {self.opening!r}")
+        check_int(self.opening, "opening", low=0)
 
 
 #: The least share of an EPI's voxels that must be background (darker than a

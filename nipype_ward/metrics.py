@@ -26,11 +26,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from nipype_ward.parcels import (
-    check_labels,
-    check_n_clusters,
-    parcel_sizes,
-)
+from nipype_ward.parcels import check_labels, parcel_sizes
+from nipype_ward.validation import check_int
 from nipype_ward.ward import build_ward_tree, check_connectivity, cut_tree
 
 __all__ = [
@@ -168,12 +165,8 @@ def _check_any_labels(labels, name: str, n_voxels: int | None = None) -> np.ndar
 
 
 def _check_n_clusters(n_clusters, n_voxels: int) -> int:
-    (k,) = check_n_clusters(n_clusters)
-    if k > n_voxels:
-        raise ValueError(
-            f"n_clusters must be between 1 and the number of voxels ({n_voxels}), got {k}"
-        )
-    return k
+    return check_int(n_clusters, "n_clusters (between 1 and the number of voxels)",
+                     high=n_voxels)
 
 
 def _zscore_rows(X: np.ndarray) -> np.ndarray:

@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import sparse
-
-
-def check_n_clusters(n_clusters) -> list[int]:
-    """Numbers of parcels as a list of distinct positive ints.
-
-    Accepts one integer or a sequence of them. The upper bound (the number of
-    voxels) depends on the mask and is checked where the mask is known.
-    """
-    values = [n_clusters] if np.isscalar(n_clusters) else list(n_clusters)
-    if not values:
-        raise ValueError("n_clusters is empty: ask for at least one number of parcels")
-    for k in values:
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_clusters must be positive integers, got {k!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"n_clusters has repeated values: {values}")
-    return [int(k) for k in values]
 
 
 def check_labels(labels, n_voxels: int | None = None) -> tuple[np.ndarray, int]:

@@ -8,9 +8,9 @@ regression and standardization are nilearn's, not re-implemented here.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from nipype_ward.validation import check_real
 
 #: Accepted values of ``standardize`` (nilearn's meanings): no scaling, each
 #: voxel z-scored in time (sample standard deviation), or percent signal change.
@@ -41,11 +41,7 @@ def check_sample_mask(sample_mask, n_volumes: int):
 
 
 def _check_frequency(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive frequency in Hz, got {value!r}")
-    return float(value)
+    return None if value is None else check_real(value, name, what="frequency in Hz")
 
 
 def check_preparation(
@@ -64,9 +60,7 @@ def check_preparation(
     if high_pass is not None and low_pass is not None and high_pass >= low_pass:
         raise ValueError(f"high_pass ({high_pass} Hz) must be below low_pass ({low_pass} Hz)")
     if t_r is not None:
-        if isinstance(t_r, bool) or not isinstance(t_r, numbers.Real) or not t_r > 0:
-            raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}")
-        t_r = float(t_r)
+        t_r = check_real(t_r, "t_r", what="number of seconds")
         nyquist = 0.5 / t_r
         for name, cutoff in (("high_pass", high_pass), ("low_pass", low_pass)):
             if cutoff is not None and cutoff >= nyquist:

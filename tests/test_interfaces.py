@@ -460,7 +460,7 @@ def test_ward_agglomerate_bad_input(tiny, changes, message):
 
 
 def test_ward_agglomerate_rejects_k_below_one(tiny):
-    with pytest.raises(ValueError, match="n_clusters must be positive integers, got 0"):
+    with pytest.raises(ValueError, match="n_clusters must be a positive integer, got 0"):
         _ward(tiny, n_clusters=[0]).run(cwd=tiny["cwd"])
 
 
@@ -473,7 +473,7 @@ def test_bad_k_fails_before_the_tree_is_built(tiny):
 def test_cut_bad_k(tiny):
     tree = WardTree(in_file=tiny["bold"], mask_file=tiny["mask"],
                     connectivity_file=tiny["conn"]).run(cwd=tiny["cwd"])
-    for k, message in [(0, "positive integers"), (500, "cannot make 500 parcels")]:
+    for k, message in [(0, "positive integer"), (500, "cannot make 500 parcels")]:
         with pytest.raises(ValueError, match=message):
             CutWardTree(tree_file=tree.outputs.tree_file, mask_file=tiny["mask"],
                         n_clusters=k).run(cwd=tiny["cwd"])

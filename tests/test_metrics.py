@@ -223,7 +223,7 @@ def test_compression_summary_by_hand_with_connectivity():
         (lambda: truth_agreement([0.0, 1.0], [0, 1]), TypeError, "integers"),
         (lambda: truth_agreement([], []), ValueError, "empty"),
         (lambda: split_half_agreement(HAND_X, _chain(6), 7), ValueError, "between 1 and"),
-        (lambda: split_half_agreement(HAND_X, _chain(6), 2.0), ValueError, "positive integers"),
+        (lambda: split_half_agreement(HAND_X, _chain(6), 2.0), ValueError, "must be an integer"),
         (lambda: split_half_agreement(HAND_X, _chain(6), 2, cluster=3), TypeError, "callable"),
         (lambda: split_half_agreement(HAND_X, _chain(6), 2, standardize=True),
          ValueError, "at least 4"),

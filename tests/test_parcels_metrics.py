@@ -3,8 +3,8 @@ import pytest
 from sklearn.cluster import FeatureAgglomeration
 
 from nipype_ward.metrics import compression_summary, reconstruction_r2
+from nipype_ward.validation import check_n_clusters
 from nipype_ward.parcels import (
-    check_n_clusters,
     expand_parcels,
     parcel_means,
     parcel_sizes,

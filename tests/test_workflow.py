@@ -142,7 +142,7 @@ def _fields(node, spec):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match="positive integer"):
         init_ward_parcellation_wf(n_clusters=(0, 10))
     with pytest.raises(ValueError, match="neighbourhood"):
         init_ward_parcellation_wf(neighbourhood=7)

@@ -26,7 +26,7 @@ from nipype_ward.bids import (
 from nipype_ward.cli._running import GRAPH_PLUGINS
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.fileio import InputError
-from nipype_ward.parcels import check_n_clusters
+from nipype_ward.validation import check_n_clusters
 from nipype_ward.settings import AppSettings, GroupSettings, ParcellationSettings
 from nipype_ward.signals import CONFOUND_STRATEGIES
 from nipype_ward.steps import SignalPreparation

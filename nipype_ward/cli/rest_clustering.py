@@ -26,7 +26,7 @@ from nipype_ward.cli._running import (
 )
 from nipype_ward.connectivity import NEIGHBOURHOODS
 from nipype_ward.masking import MASK_STRATEGIES
-from nipype_ward.parcels import check_n_clusters
+from nipype_ward.validation import check_n_clusters
 from nipype_ward.signals import STANDARDIZE
 from nipype_ward.steps import SignalPreparation, check_n_clusters_in_mask, resolve_preparation
 

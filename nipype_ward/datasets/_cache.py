@@ -7,14 +7,13 @@ finds it and a changed simulation never reuses it.
 
 from __future__ import annotations
 
-import numbers
 import os
 from pathlib import Path
 
 from nipype_ward.datasets._bunch import Bunch
-from nipype_ward.datasets._model import check_positive_int, check_t_r
 from nipype_ward.datasets._volume import SIMULATION_VERSION, simulate_rest_fmri
 from nipype_ward.image import save_image
+from nipype_ward.validation import check_int, check_real
 
 #: Environment variable that overrides the default data directory.
 DATA_DIR_ENV = "NIPYPE_WARD_DATA"
@@ -82,18 +81,12 @@ def load_simulated_rest(
         true brain mask), ``regions`` (str, path of the ground-truth regions),
         ``t_r`` (float, seconds) and ``description`` (str).
     """
-    resolution = check_positive_int(resolution, "resolution")
-    n_volumes = check_positive_int(n_volumes, "n_volumes")
-    n_regions = check_positive_int(n_regions, "n_regions")
-    t_r = check_t_r(t_r)
-    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(
-            "random_state must be an integer seed to cache the data set "
-            f"(got {random_state!r}); use simulate_rest_fmri for other seeds."
-        )
-    if random_state < 0:
-        raise ValueError(f"random_state must be >= 0, got {random_state}.")
-    random_state = int(random_state)
+    resolution = check_int(resolution, "resolution")
+    n_volumes = check_int(n_volumes, "n_volumes")
+    n_regions = check_int(n_regions, "n_regions")
+    t_r = check_real(t_r, "t_r", what="number of seconds")
+    # An integer seed names the cached data set: simulate_rest_fmri takes other seeds.
+    random_state = check_int(random_state, "random_state", low=0)
 
     folder = (
         get_data_dir(data_dir)

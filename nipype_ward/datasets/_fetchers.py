@@ -6,11 +6,11 @@ are not on disk yet.
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 from nipype_ward.datasets._bunch import Bunch
 from nipype_ward.datasets._cache import load_simulated_rest
+from nipype_ward.validation import check_int
 
 # nilearn's ADHD-200 resting-state subset: 40 subjects, TR of 2 s.
 _ADHD_N_SUBJECTS = 40
@@ -53,17 +53,8 @@ def fetch_adhd_subject(*, data_dir=None, subject_index: int = 0) -> Bunch:
     OSError
         If a file is missing and cannot be downloaded (e.g. offline).
     """
-    if isinstance(subject_index, bool) or not isinstance(
-        subject_index, numbers.Integral
-    ):
-        raise TypeError(
-            f"subject_index must be an integer, got {subject_index!r}."
-        )
-    if not 0 <= subject_index < _ADHD_N_SUBJECTS:
-        raise ValueError(
-            f"subject_index must be in [0, {_ADHD_N_SUBJECTS - 1}], "
-            f"got {subject_index}."
-        )
+    subject_index = check_int(subject_index, "subject_index", low=0,
+                              high=_ADHD_N_SUBJECTS - 1)
     import requests
     from nilearn.datasets import fetch_adhd
 

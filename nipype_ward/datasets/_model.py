@@ -6,8 +6,6 @@ checks of the arguments every simulation (and the cache) takes.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 # Amplitudes of the temporal fluctuations, in percent of the voxel baseline.
@@ -23,26 +21,6 @@ WHITE_PCT = 0.5  # voxel-specific white physiological noise
 # Band of the slow fluctuations (Hz): the classic resting-state band.
 _BAND_LOW_HZ = 0.01
 _BAND_HIGH_HZ = 0.1
-
-
-def check_positive_int(value, name: str) -> int:
-    """``value`` as an int if it is an integer >= 1, else TypeError/ValueError naming it."""
-    # bool is an Integral: refuse it, True volumes is always a bug.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
-    return int(value)
-
-
-def check_t_r(t_r) -> float:
-    """``t_r`` as a float if it is a finite positive number of seconds."""
-    if isinstance(t_r, bool) or not isinstance(t_r, numbers.Real):
-        raise TypeError(f"t_r must be a number of seconds, got {t_r!r}.")
-    t_r = float(t_r)
-    if not np.isfinite(t_r) or t_r <= 0:
-        raise ValueError(f"t_r must be a positive number of seconds, got {t_r}.")
-    return t_r
 
 
 def band_limited_noise(rng, n_series: int, n_volumes: int, t_r: float) -> np.ndarray:

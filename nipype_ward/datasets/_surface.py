@@ -10,7 +10,8 @@ from scipy.spatial import cKDTree
 
 from nipype_ward.connectivity import mesh_connectivity
 from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
-from nipype_ward.datasets._model import band_limited_noise, check_positive_int, check_t_r
+from nipype_ward.datasets._model import band_limited_noise
+from nipype_ward.validation import check_int, check_real
 
 
 class SimulatedSurface(NamedTuple):
@@ -70,9 +71,9 @@ def simulate_surface_fmri(
     n_volumes, t_r, n_regions, random_state
         As :func:`simulate_rest_fmri`; ``n_regions`` counts both hemispheres.
     """
-    n_volumes = check_positive_int(n_volumes, "n_volumes")
-    n_regions = check_positive_int(n_regions, "n_regions")
-    t_r = check_t_r(t_r)
+    n_volumes = check_int(n_volumes, "n_volumes")
+    n_regions = check_int(n_regions, "n_regions")
+    t_r = check_real(t_r, "t_r", what="number of seconds")
     rng = np.random.default_rng(random_state)
     global_signal = band_limited_noise(rng, 1, n_volumes, t_r)[0]
     series, regions, offset = [], [], 0

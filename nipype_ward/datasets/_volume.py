@@ -14,7 +14,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
-from nipype_ward.datasets._model import band_limited_noise, check_positive_int, check_t_r
+from nipype_ward.datasets._model import band_limited_noise
+from nipype_ward.validation import check_int, check_real
 
 #: Bump whenever the simulation changes its output for given parameters, so
 #: that files cached by an older version are not silently reused.
@@ -299,10 +300,10 @@ def simulate_rest_fmri(
     At the default size this takes ~6 s and ~0.45 GB peak (the 240 MB float32
     series plus a few grid-sized float64 temporaries, one volume at a time).
     """
-    resolution = check_positive_int(resolution, "resolution")
-    n_volumes = check_positive_int(n_volumes, "n_volumes")
-    n_regions = check_positive_int(n_regions, "n_regions")
-    t_r = check_t_r(t_r)
+    resolution = check_int(resolution, "resolution")
+    n_volumes = check_int(n_volumes, "n_volumes")
+    n_regions = check_int(n_regions, "n_regions")
+    t_r = check_real(t_r, "t_r", what="number of seconds")
     rng = np.random.default_rng(random_state)
 
     mask, grey, white, affine = _brain_grid(resolution)

@@ -18,6 +18,7 @@ from nipype_ward.geometry import check_same_grid, geometry_of, load, load_mask, 
 from nipype_ward.group import REDUCTIONS, migp, reduce_features
 from nipype_ward.metrics import homogeneity, reconstruction_r2
 from nipype_ward.steps.prepare import load_voxel_series
+from nipype_ward.validation import check_int
 
 
 def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_mask, out_mean,
@@ -120,9 +121,8 @@ def group_mask(mask_paths, mean_paths, out_mask, out_mean) -> int:
 def _check_reduction(reduction: str, n_components: int) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if reduction == "migp" and (not isinstance(n_components, (int, np.integer))
-                                or isinstance(n_components, bool) or n_components < 1):
-        raise ValueError(f"MIGP needs a positive number of components, got {n_components!r}")
+    if reduction == "migp":
+        check_int(n_components, "n_components")
 
 
 def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series, *,

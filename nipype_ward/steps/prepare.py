@@ -29,6 +29,7 @@ from nipype_ward.signals import (
     filters_requested,
     prepare_signals,
 )
+from nipype_ward.validation import check_real
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,7 @@ class SignalPreparation:
                 continue
             if self.confounds_strategy != "scrubbing":
                 raise ValueError(f"{name} applies to the 'scrubbing' strategy only")
-            if isinstance(value, bool) or not value > 0:
-                raise ValueError(f"{name} must be positive{unit}, got {value!r}")
+            check_real(value, name, what=f"number{unit}")
 
     @property
     def requested(self) -> bool:

@@ -17,7 +17,7 @@ from nipype_ward import cifti, fileio, gifti
 from nipype_ward.connectivity import connected_components, grid_connectivity
 from nipype_ward.fileio import InputError
 from nipype_ward.geometry import load_geometry
-from nipype_ward.parcels import check_n_clusters
+from nipype_ward.validation import check_n_clusters
 from nipype_ward.steps.prepare import load_voxel_series
 from nipype_ward.ward import build_ward_tree, cut_tree
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import sys
 import warnings
 from typing import NamedTuple
@@ -10,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
+from nipype_ward.validation import check_int
 from nipype_ward.ward import _ward_fast
 
 #: Above this many disconnected pieces the top joins (a dense pairwise
@@ -332,11 +332,6 @@ def cut_tree(children, n_clusters: int) -> np.ndarray:
     if children.ndim != 2 or children.shape[1] != 2:
         raise ValueError(f"children must have shape (n_leaves - 1, 2), got {children.shape}")
     n_leaves = children.shape[0] + 1
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
-        raise TypeError(f"n_clusters must be an integer, got {n_clusters!r}")
-    if not 1 <= n_clusters <= n_leaves:
-        raise ValueError(
-            f"n_clusters must be between 1 and the number of leaves ({n_leaves}), "
-            f"got {n_clusters}"
-        )
-    return _ward_fast.cut_labels(children, n_leaves, int(n_clusters))
+    n_clusters = check_int(n_clusters, "n_clusters (between 1 and the number of leaves)",
+                           high=n_leaves)
+    return _ward_fast.cut_labels(children, n_leaves, n_clusters)

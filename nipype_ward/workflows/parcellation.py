@@ -17,7 +17,7 @@ from nipype_ward.interfaces import (
     PrepareSignals,
     WardTree,
 )
-from nipype_ward.parcels import check_n_clusters
+from nipype_ward.validation import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a

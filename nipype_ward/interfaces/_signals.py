@@ -77,22 +77,9 @@ class VoxelSeriesInputSpec(SignalPreparationInputSpec):
 def preparation_from_inputs(inputs) -> SignalPreparation:
     """The :class:`~nipype_ward.steps.SignalPreparation` an interface's inputs ask for."""
 
-    def value(name):
-        item = getattr(inputs, name)
-        return item if isdefined(item) else None
-
-    return SignalPreparation(
-        standardize=inputs.standardize,
-        detrend=inputs.detrend,
-        high_pass=value("high_pass"),
-        low_pass=value("low_pass"),
-        t_r=value("t_r"),
-        confounds_file=value("confounds_file"),
-        confounds_columns=tuple(value("confounds_columns") or ()),
-        confounds_strategy=value("confounds_strategy"),
-        fd_threshold=value("fd_threshold"),
-        dvars_threshold=value("dvars_threshold"),
-    )
+    names = SignalPreparationInputSpec.class_editable_traits()
+    return SignalPreparation.from_options(
+        {name: getattr(inputs, name) for name in names if isdefined(getattr(inputs, name))})
 
 
 def series_from_inputs(inputs) -> dict:

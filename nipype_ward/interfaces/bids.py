@@ -6,14 +6,8 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    Directory,
-    File,
-    InputMultiObject,
-    SimpleInterface,
-    TraitedSpec,
-    isdefined,
-    traits,
+    BaseInterfaceInputSpec, Directory, File, InputMultiObject, SimpleInterface, TraitedSpec,
+    isdefined, traits,
 )
 
 from nipype_ward import bids, fileio, steps

@@ -1,11 +1,7 @@
 """Connectivity of the data points: voxels on their grid, vertices on their meshes."""
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
+    BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits,
 )
 
 from nipype_ward import steps

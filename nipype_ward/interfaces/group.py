@@ -3,17 +3,12 @@
 from pathlib import Path
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    InputMultiObject,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
+    BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
 )
 
 from nipype_ward import geometry, steps
-from nipype_ward.group import REDUCTIONS
 from nipype_ward.formats import output_extension
+from nipype_ward.group import REDUCTIONS
 
 
 class _GroupMaskInputSpec(BaseInterfaceInputSpec):

@@ -1,12 +1,7 @@
 """Delivering results: the sink of a workflow, as a node of its graph."""
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    InputMultiObject,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
+    BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
 )
 
 from nipype_ward.fileio import copy_atomically, copy_json, load_json

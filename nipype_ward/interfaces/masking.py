@@ -1,11 +1,9 @@
 """EPI brain mask."""
 
+from dataclasses import fields
+
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    SimpleInterface,
-    TraitedSpec,
-    traits,
+    BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits,
 )
 
 from nipype_ward import steps
@@ -46,14 +44,9 @@ class EPIMaskOptionsInputSpec(BaseInterfaceInputSpec):
 
 def epi_options_from_inputs(inputs) -> EPIMaskOptions:
     """The :class:`~nipype_ward.masking.EPIMaskOptions` an interface's inputs ask for."""
-    return EPIMaskOptions(
-        lower_cutoff=inputs.lower_cutoff,
-        upper_cutoff=inputs.upper_cutoff,
-        connected=inputs.connected,
-        opening=inputs.opening,
-        exclude_zeros=inputs.exclude_zeros,
-        strategy=inputs.mask_strategy,
-    )
+    names = [item.name for item in fields(EPIMaskOptions) if item.name != "strategy"]
+    return EPIMaskOptions(**{name: getattr(inputs, name) for name in names},
+                          strategy=inputs.mask_strategy)
 
 
 class _EPIMaskInputSpec(EPIMaskOptionsInputSpec):

@@ -6,12 +6,7 @@ Nipype's cache keeps the tree when only the numbers of parcels change.
 """
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec,
-    File,
-    InputMultiObject,
-    SimpleInterface,
-    TraitedSpec,
-    isdefined,
+    BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, isdefined,
     traits,
 )
 

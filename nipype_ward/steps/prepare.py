@@ -10,7 +10,7 @@ through :func:`load_voxel_series`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -79,6 +79,25 @@ class SignalPreparation:
             if self.confounds_strategy != "scrubbing":
                 raise ValueError(f"{name} applies to the 'scrubbing' strategy only")
             check_real(value, name, what=f"number{unit}")
+
+    @property
+    def cleaning(self) -> dict:
+        """The options of :func:`nipype_ward.signals.prepare_signals` this preparation sets."""
+        return {"standardize": self.standardize, "detrend": self.detrend,
+                "high_pass": self.high_pass, "low_pass": self.low_pass}
+
+    def as_options(self) -> dict:
+        """The options set (not None, not empty), by name: the traits an interface takes."""
+        return {item.name: list(value) if isinstance(value, tuple) else value
+                for item in fields(self)
+                if (value := getattr(self, item.name)) is not None and value != ()}
+
+    @classmethod
+    def from_options(cls, options: dict) -> SignalPreparation:
+        """The preparation of :meth:`as_options`' dict (unknown keys and None left out)."""
+        names = {item.name for item in fields(cls)}
+        return cls(**{name: tuple(value) if name == "confounds_columns" else value
+                      for name, value in options.items() if name in names and value is not None})
 
     @property
     def requested(self) -> bool:
@@ -246,16 +265,8 @@ def read_prepared(
     n_volumes, found = X.shape[1], resolved["preparation"]
     if preparation.requested:
         try:
-            X = prepare_signals(
-                X,
-                standardize=preparation.standardize,
-                detrend=preparation.detrend,
-                high_pass=preparation.high_pass,
-                low_pass=preparation.low_pass,
-                t_r=found.t_r,
-                confounds=found.confounds,
-                sample_mask=found.sample_mask,
-            )
+            X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
+                                confounds=found.confounds, sample_mask=found.sample_mask)
         except ValueError as exc:  # e.g. scrubbing kept too few volumes
             raise InputError(source, str(exc)) from exc
     kept = None

@@ -261,15 +261,8 @@ def init_ward_parcellation_wf(
 
 def set_preparation(node, preparation: SignalPreparation) -> None:
     """Set the preparation options on a node (or map node), leaving unset ones undefined."""
-    node.inputs.standardize = preparation.standardize
-    node.inputs.detrend = preparation.detrend
-    for name in ("high_pass", "low_pass", "t_r", "confounds_strategy", "fd_threshold",
-                 "dvars_threshold"):
-        value = getattr(preparation, name)
-        if value is not None:
-            setattr(node.inputs, name, value)
-    if preparation.confounds_columns:
-        node.inputs.confounds_columns = list(preparation.confounds_columns)
+    for name, value in preparation.as_options().items():
+        setattr(node.inputs, name, value)
 
 
 def _first(files):

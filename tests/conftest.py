@@ -144,50 +144,21 @@ SPIKES = (10, 11, 25)
 #: for the 29 to 35 confounds of nilearn's strategies to leave signal.
 FMRIPREP_SIM = {**SMALL, "n_volumes": 120}
 
-#: Motion parameters and tissue signals of fMRIPrep's confounds table.
-_MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-_TISSUES = ("csf", "white_matter", "global_signal")
-
-
 def fmriprep_confounds(n_volumes: int, rng, *, n_compcor: int = 5, n_cosine: int = 3,
                        spikes=()):
-    """An fMRIPrep-style confounds table and its JSON, as fMRIPrep 25 names them.
+    """The package's fMRIPrep-style confounds (a DataFrame) with FD spikes at ``spikes``.
 
-    Motion (with derivatives and squares), tissue signals, cosine drifts,
-    framewise displacement (``n/a`` in the first row, as fMRIPrep writes it),
-    DVARS and anatomical CompCor components whose JSON entries give the
-    ``Mask`` nilearn selects them by. Volumes in ``spikes`` get a large FD.
+    :func:`nipype_ward.datasets.fmriprep_confounds` (as fMRIPrep 25 names
+    them); volumes in ``spikes`` get a framewise displacement of 2 mm.
     """
     import pandas as pd
 
-    columns = {}
-    motion = np.cumsum(rng.normal(0, 0.02, (n_volumes, 6)), axis=0)
-    for name, values in zip(_MOTION, motion.T):
-        columns[name] = values
-    for name in _TISSUES:
-        columns[name] = rng.normal(0, 1, n_volumes).cumsum()
-    for name in list(columns):
-        derivative = np.r_[np.nan, np.diff(columns[name])]
-        columns[f"{name}_derivative1"] = derivative
-        columns[f"{name}_power2"] = columns[name] ** 2
-        columns[f"{name}_derivative1_power2"] = derivative**2
-    fd = np.abs(rng.normal(0.1, 0.03, n_volumes))
-    fd[list(spikes)] = 2.0
-    fd[0] = np.nan
-    columns["framewise_displacement"] = fd
-    columns["dvars"] = np.r_[np.nan, np.abs(rng.normal(20, 2, n_volumes - 1))]
-    columns["std_dvars"] = np.r_[np.nan, np.abs(rng.normal(1.0, 0.1, n_volumes - 1))]
-    time = np.arange(n_volumes)
-    for k in range(n_cosine):
-        columns[f"cosine{k:02d}"] = np.sqrt(2 / n_volumes) * np.cos(
-            np.pi * (2 * time + 1) * (k + 1) / (2 * n_volumes)
-        )
-    metadata = {}
-    for k in range(n_compcor):
-        name = f"a_comp_cor_{k:02d}"
-        columns[name] = rng.normal(0, 1, n_volumes)
-        metadata[name] = {"Method": "aCompCor", "Mask": "combined", "Retained": True,
-                          "SingularValue": float(10 - k), "VarianceExplained": 0.1}
+    from nipype_ward.datasets import fmriprep_confounds as package_confounds
+
+    columns, metadata = package_confounds(n_volumes, rng, n_compcor=n_compcor,
+                                          n_cosine=n_cosine)
+    columns["framewise_displacement"][list(spikes)] = 2.0
+    columns["framewise_displacement"][0] = np.nan
     return pd.DataFrame(columns), metadata
 
 

@@ -134,7 +134,7 @@ def test_runs_without_confounds_build_every_workflow(volumes_dir, tmp_path, leve
     runs = collect_runs(dataset, settings.selection, require_confounds=False)
     assert len(runs) == 3 and all(run.confounds is None for run in runs)
     build = init_nipype_ward_wf if level == "participant" else init_group_level_wf
-    assert build(settings, runs).list_node_names()  # every node's inputs set and checked
+    assert build(settings=settings, runs=runs).list_node_names()  # every node's inputs set and checked
 
 
 # --------------------------------------------------------------------------

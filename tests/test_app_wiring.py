@@ -82,7 +82,7 @@ def test_participant_graph(fmriprep_dir, tmp_path, options):
     settings = _settings(fmriprep_dir, tmp_path, "participant",
                          *[atlas if option == "ATLAS" else option for option in options])
     runs = collect_runs(fmriprep_dir, settings.selection)
-    workflow = init_nipype_ward_wf(settings, runs)
+    workflow = init_nipype_ward_wf(settings=settings, runs=runs)
     owners = subject_workflows(settings, runs)
     # One top-level workflow per run (per subject and space when combined), as recorded.
     tops = {name.split(".")[0] for name in workflow.list_node_names()}
@@ -112,19 +112,30 @@ def test_participant_graph(fmriprep_dir, tmp_path, options):
 def test_group_graph(fmriprep_dir, tmp_path):
     settings = _settings(fmriprep_dir, tmp_path, "group", "--group-reduction", "exact")
     runs = collect_runs(fmriprep_dir, settings.selection)
-    workflow = init_group_level_wf(settings, runs)
+    workflow = init_group_level_wf(settings=settings, runs=runs)
     run_names = [run_workflow_name(run) for run in runs]
     flat, edges = _check_connections(workflow)
     # Every run's prepared series and mask reach the group reduction of its subject,
     # and the group tree is built once per space.
     names = {node.fullname.split(".", 1)[1] for node in flat.nodes()}
     assert sum(name.endswith(".ward_tree") and name.startswith("group_") for name in names) == 1
+    # Each run's prepared series goes into the group workflow's inputnode through one
+    # gathering node, in<i> from the i-th run's workflow...
+    (gather,) = [node for node in flat.nodes()
+                 if node.name.startswith("group_") and node.name.endswith("_series_files")]
+    gathered = {}
+    for source, _, data in flat.in_edges(gather, data=True):
+        # the run's parcellation workflow's outputnode, which its prepare_signals feeds
+        assert source.fullname.endswith("ward_parcellation_wf.outputnode")
+        assert any(node.name == "prepare_signals" for node in flat.predecessors(source))
+        for _, in_field in data["connect"]:
+            gathered[int(in_field[2:]) - 1] = source.fullname.split(".")[1]
+    assert sorted(gathered.values()) == sorted(run_names)
     for subject in ("01", "02"):
-        # The subject's series reach its reduction (its mask depends on every run's too).
-        (series,) = [source for source, target, data in flat.in_edges(data=True)
+        # ... and each subject's reduction selects its own runs' series from that list.
+        (select,) = [source for source, target, data in flat.in_edges(data=True)
                      if target.name == f"reduce_sub_{subject}"
                      and ("out", "series_files") in data["connect"]]
-        prepared = {node.fullname.split(".")[1] for node in nx.ancestors(flat, series)
-                    if node.name == "prepare_signals"}
-        assert prepared == {name for name, run in zip(run_names, runs)
-                            if run.entities["subject"] == subject}
+        assert nx.has_path(flat, gather, select)
+        assert {gathered[i] for i in select.inputs.index} == {
+            name for name, run in zip(run_names, runs) if run.entities["subject"] == subject}

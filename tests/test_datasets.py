@@ -449,3 +449,28 @@ def test_load_bold_dataset_dispatch(tmp_path, no_network, count_simulations):
 def test_load_bold_dataset_unknown_name():
     with pytest.raises(ValueError, match="'simulated'.*'adhd'"):
         datasets.load_bold_dataset("abide")
+
+
+def test_the_example_fmriprep_dataset_is_read_as_fmriprep_outputs(tmp_path):
+    """``write_fmriprep_example``: pybids' query finds its runs with their mask and confounds,
+    nilearn's fMRIPrep loader reads the confounds by their fMRIPrep names, and the App runs
+    on it (the dataset the docs draw the App's graphs from)."""
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    from conftest import run_app
+    from nipype_ward.bids import Selection, collect_runs
+    from nipype_ward.datasets import write_fmriprep_example
+
+    bids_dir = write_fmriprep_example(tmp_path / "fmriprep", subjects=("01", "02"),
+                                      n_volumes=40)
+    runs = collect_runs(bids_dir, Selection())
+    assert [run.entities["subject"] for run in runs] == ["01", "02"]
+    assert all(run.mask.is_file() and run.confounds.is_file() for run in runs)
+    confounds, sample_mask = load_confounds_strategy(str(runs[0].bold), denoise_strategy="simple")
+    assert {"trans_x", "rot_z_derivative1", "csf", "white_matter", "cosine00"} \
+        <= set(confounds.columns) and sample_mask is None and len(confounds) == 40
+    proc = run_app(bids_dir, tmp_path / "out", "participant", "--n-clusters", 15,
+                   "--no-split-half", "-w", tmp_path / "work", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (labels,) = (tmp_path / "out" / "sub-02" / "func").glob("*_scale-15_dseg.nii.gz")
+    assert np.unique(np.asanyarray(nib.load(labels).dataobj)).tolist() == list(range(16))

@@ -88,11 +88,11 @@ def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
         if settings.analysis_level == "group":
             from nipype_ward.workflows.group import init_group_level_wf
 
-            workflow = init_group_level_wf(staged, runs)
+            workflow = init_group_level_wf(settings=staged, runs=runs)
         else:
             from nipype_ward.workflows.base import init_nipype_ward_wf, subject_workflows
 
-            workflow = init_nipype_ward_wf(staged, runs)
+            workflow = init_nipype_ward_wf(settings=staged, runs=runs)
             owners = {name: subject
                       for name, (subject, _) in subject_workflows(staged, runs).items()}
         tops = {name.split(".")[0] for name in workflow.list_node_names()}

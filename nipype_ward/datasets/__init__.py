@@ -9,7 +9,8 @@ caches it on disk as NIfTI files, which is what the command-line tools and
 Nipype interfaces consume. :func:`simulate_surface_fmri` is the same model on
 cortical meshes. :func:`fetch_adhd_subject` is the real-data counterpart for
 online users (nilearn's ADHD-200 subset), and :func:`load_bold_dataset`
-dispatches between them by name.
+dispatches between them by name. :func:`write_fmriprep_example` writes the
+simulation as a small fMRIPrep output dataset, for the BIDS App.
 
 Everything the simulation needs ships with nilearn (the MNI152 templates), so
 no call in this package touches the network except :func:`fetch_adhd_subject`
@@ -19,11 +20,13 @@ when its files are not on disk yet.
 # One module per job: _model (the signal model both simulations share), _volume
 # (the run on the MNI152 grid), _surface (the run on meshes), _cache (the data
 # directory and the cached run), _fetchers (nilearn's data, the loader by name),
-# _bunch (the dict-with-attributes the loaders return).
+# _fmriprep (a small fMRIPrep output dataset of simulated runs), _bunch (the
+# dict-with-attributes the loaders return).
 
 from nipype_ward.datasets._bunch import Bunch
 from nipype_ward.datasets._cache import DATA_DIR_ENV, get_data_dir, load_simulated_rest
 from nipype_ward.datasets._fetchers import fetch_adhd_subject, load_bold_dataset
+from nipype_ward.datasets._fmriprep import fmriprep_confounds, write_fmriprep_example
 from nipype_ward.datasets._surface import SimulatedSurface, simulate_surface_fmri
 from nipype_ward.datasets._volume import SIMULATION_VERSION, SimulatedRest, simulate_rest_fmri
 
@@ -34,9 +37,11 @@ __all__ = [
     "SimulatedRest",
     "SimulatedSurface",
     "fetch_adhd_subject",
+    "fmriprep_confounds",
     "get_data_dir",
     "load_bold_dataset",
     "load_simulated_rest",
     "simulate_rest_fmri",
     "simulate_surface_fmri",
+    "write_fmriprep_example",
 ]

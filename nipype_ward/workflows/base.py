@@ -31,22 +31,35 @@ from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf, set_preparation
 
 
-def init_nipype_ward_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):
-    """Parcellate the runs of ``runs`` (from :func:`nipype_ward.bids.collect_runs`).
+def init_nipype_ward_wf(*, settings: AppSettings, runs: list[Run], name: str = "nipype_ward_wf"):
+    """The participant level: parcellate ``runs`` (from :func:`nipype_ward.bids.collect_runs`).
 
     One :func:`init_single_run_wf` per run, or with ``settings.combine_runs``
     one :func:`init_combined_runs_wf` per subject and space; side by side in
     one workflow, so the execution plugin runs them in parallel. Each of
     those top-level workflows holds the runs of one subject, named as
     :func:`subject_workflows` names them.
+
+    Parameters
+    ----------
+    settings : :class:`~nipype_ward.settings.AppSettings`
+        The command line's settings.
+    runs : list of :class:`~nipype_ward.bids.Run`
+        The selected runs.
+    name : str
+        The workflow's name.
+
+    Inputs and outputs: none; every file is set on the nodes from ``runs``
+    and delivered by sink nodes into ``settings.output_dir``.
     """
     workflow = pe.Workflow(name=name)
-    if settings.combine_runs:
-        workflow.add_nodes([init_combined_runs_wf(group, settings, name=wf_name)
-                            for wf_name, (_, group) in subject_workflows(settings, runs).items()])
-    else:
-        workflow.add_nodes([init_single_run_wf(group[0], settings, name=wf_name)
-                            for wf_name, (_, group) in subject_workflows(settings, runs).items()])
+    for wf_name, (_, group) in subject_workflows(settings, runs).items():
+        if settings.combine_runs:
+            workflow.add_nodes([init_combined_runs_wf(runs=group, settings=settings,
+                                                      name=wf_name)])
+        else:
+            workflow.add_nodes([init_single_run_wf(run=group[0], settings=settings,
+                                                   name=wf_name)])
     return workflow
 
 
@@ -119,14 +132,45 @@ def run_meshes(run: Run, settings: AppSettings):
     return surface_meshes(str(run.entities["space"]), surfaces=settings.surfaces)
 
 
-def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = None):
+def init_single_run_wf(*, run: Run, settings: AppSettings, name: str | None = None):
     """One fMRIPrep run: parcellations at every K, their tables, sidecars, figures, sinks.
 
     fMRIPrep's ``desc-brain_mask`` replaces the EPI mask; the confounds are
     those the preparation's strategy selects from the run's
     ``desc-confounds_timeseries.tsv`` (nilearn's ``load_confounds_strategy``).
     With ``settings.atlases``, the run's series is also reduced on each
-    given atlas (:func:`init_atlas_timeseries_wf`).
+    given atlas.
+
+    .. workflow::
+        :graph2use: orig
+        :simple_form: yes
+
+        import tempfile
+        from pathlib import Path
+        from nipype_ward.bids import Selection, collect_runs
+        from nipype_ward.datasets import write_fmriprep_example
+        from nipype_ward.settings import AppSettings
+        from nipype_ward.workflows.base import init_single_run_wf
+
+        root = Path(tempfile.mkdtemp())
+        bids_dir = write_fmriprep_example(root / "fmriprep", subjects=("01",))
+        runs = collect_runs(bids_dir, Selection())
+        settings = AppSettings(bids_dir=bids_dir, output_dir=root / "out",
+                               work_dir=root / "work", analysis_level="participant")
+        wf = init_single_run_wf(run=runs[0], settings=settings)
+
+    Parameters
+    ----------
+    run : :class:`~nipype_ward.bids.Run`
+        The run: its BOLD series (one file, or a GIFTI pair), its brain mask
+        and confounds table.
+    settings : :class:`~nipype_ward.settings.AppSettings`
+        K, the preparation, the atlases, the output folder.
+    name : str
+        The workflow's name (default: :func:`run_workflow_name`).
+
+    Inputs and outputs: none; the run's files are set on the nodes, its
+    derivatives delivered by sink nodes (:func:`~nipype_ward.workflows.outputs.init_ds_run_wf`).
     """
     workflow = pe.Workflow(name=name or run_workflow_name(run))
     parcellation = run_parcellation_wf(run, settings)
@@ -137,7 +181,7 @@ def init_single_run_wf(run: Run, settings: AppSettings, *, name: str | None = No
     return workflow
 
 
-def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str | None = None):
+def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str | None = None):
     """One parcellation from several runs of a subject in one space (``--combine-runs``).
 
     Each run is prepared on its own (:class:`~nipype_ward.interfaces.PrepareSignals`:
@@ -147,6 +191,18 @@ def init_combined_runs_wf(runs: list[Run], settings: AppSettings, *, name: str |
     on them. Outputs are named after the entities the runs share, with
     ``desc-combined``; each run also gets its own time series and metrics on
     the combined parcellation.
+
+    Parameters
+    ----------
+    runs : list of :class:`~nipype_ward.bids.Run`
+        The runs of one subject in one space.
+    settings : :class:`~nipype_ward.settings.AppSettings`
+        K, the preparation, the output folder.
+    name : str
+        The workflow's name (default: :func:`combined_workflow_name`).
+
+    Inputs and outputs: none; the runs' files are set on the nodes, the
+    derivatives delivered by sink nodes.
     """
     options = settings.parcellation
     first = runs[0]

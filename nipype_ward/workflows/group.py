@@ -56,46 +56,103 @@ def _safe(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]", "_", text)
 
 
-def init_group_level_wf(settings: AppSettings, runs: list[Run], *, name: str = "nipype_ward_wf"):
-    """Every run's parcellation and, per space, the group atlases (see the module)."""
+def _select(inlist, index):
+    """The items of ``inlist`` at ``index``, always a list (``niu.Select`` gives one item alone)."""
+    return [inlist[i] for i in index]
+
+
+#: What the group atlas workflow takes of each run's parcellation (its outputnode field),
+#: as the field of its inputnode that lists them in the order of its runs.
+RUN_FIELDS = {"mask_file": "mask_files", "mean_file": "mean_files",
+              "series_file": "series_files", "series_info": "series_infos",
+              "labels_files": "own_labels"}
+
+
+def init_group_level_wf(*, settings: AppSettings, runs: list[Run], name: str = "nipype_ward_wf"):
+    """Every run's parcellation and, per space, the group atlases (see the module).
+
+    Each run's parcellation workflow (the participant level's, under the
+    same names: :func:`~nipype_ward.workflows.base.run_parcellation_wf`)
+    feeds, through one ``gather_<space>`` node a space, the inputnode of its
+    space's :func:`init_group_atlas_wf`.
+
+    Parameters
+    ----------
+    settings : :class:`~nipype_ward.settings.AppSettings`
+        The command line's settings.
+    runs : list of :class:`~nipype_ward.bids.Run`
+        The selected runs, of one space or several.
+    name : str
+        The workflow's name.
+
+    Inputs and outputs: none; the runs' files are set on the nodes, the
+    atlases delivered by sink nodes into ``OUTPUT_DIR/atlases``.
+    """
     workflow = pe.Workflow(name=name)
     by_space: dict[tuple, list[Run]] = {}
     for run in runs:
         by_space.setdefault(space_key(run), []).append(run)
     for key in sorted(by_space):
         space_runs = by_space[key]
-        run_wfs = []
-        for run in space_runs:
+        group_wf = init_group_atlas_wf(runs=space_runs, settings=settings)
+        gather = {field: pe.Node(niu.Merge(len(space_runs), no_flatten=True),
+                                 name=f"{group_wf.name[:-3]}_{listed}",
+                                 run_without_submitting=True)
+                  for field, listed in RUN_FIELDS.items()}
+        for index, run in enumerate(space_runs, 1):
             run_wf = pe.Workflow(name=run_workflow_name(run))
             run_wf.add_nodes([run_parcellation_wf(run, settings, split_half=False,
                                                   save_compressed=False)])
-            run_wfs.append(run_wf)
-        group_wf = init_group_atlas_wf(space_runs, settings)
-        for index, run_wf in enumerate(run_wfs, 1):
             prefix = "ward_parcellation_wf.outputnode."
-            workflow.connect([(run_wf, group_wf, [
-                (prefix + "mask_file", f"merge_masks.in{index}"),
-                (prefix + "mean_file", f"merge_means.in{index}"),
-                (prefix + "series_file", f"run{index:03d}_inputs.series_file"),
-                (prefix + "series_info", f"run{index:03d}_inputs.series_info"),
-                (prefix + "mask_file", f"run{index:03d}_inputs.mask_file"),
-                (prefix + "labels_files", f"run{index:03d}_inputs.labels_files"),
-            ])])
+            workflow.connect([(run_wf, gather[field], [(prefix + field, f"in{index}")])
+                              for field in RUN_FIELDS])
+        workflow.connect([(gather[field], group_wf, [("out", f"inputnode.{listed}")])
+                          for field, listed in RUN_FIELDS.items()])
     return workflow
 
 
-def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | None = None):
-    """The group atlases of runs in one space (their parcellations are fed in per run).
+def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | None = None):
+    """The group atlases at every K of runs in one space, delivered as a BIDS-Atlas dataset.
 
-    Inputs (nodes of this workflow, fed by :func:`init_group_level_wf`):
+    .. workflow::
+        :graph2use: orig
+        :simple_form: yes
 
-    merge_masks.in<i>, merge_means.in<i>
-        Run ``i``'s mask and mean (1-based, in the order of ``runs``).
-    run<iii>_inputs.series_file, .series_info, .mask_file, .labels_files
-        Run ``i``'s prepared series, its info and mask, its own
-        parcellations (one per K).
+        import tempfile
+        from pathlib import Path
+        from nipype_ward.bids import Selection, collect_runs
+        from nipype_ward.datasets import write_fmriprep_example
+        from nipype_ward.settings import AppSettings
+        from nipype_ward.workflows.group import init_group_atlas_wf
 
-    The atlases are delivered by sink nodes into ``OUTPUT_DIR/atlases``.
+        root = Path(tempfile.mkdtemp())
+        bids_dir = write_fmriprep_example(root / "fmriprep", subjects=("01", "02"))
+        runs = collect_runs(bids_dir, Selection())
+        settings = AppSettings(bids_dir=bids_dir, output_dir=root / "out",
+                               work_dir=root / "work", analysis_level="group")
+        wf = init_group_atlas_wf(runs=runs, settings=settings)
+
+    Parameters
+    ----------
+    runs : list of :class:`~nipype_ward.bids.Run`
+        The runs of one space (and resolution), of every selected subject.
+    settings : :class:`~nipype_ward.settings.AppSettings`
+        K, the neighbourhood, the group reduction, the output folder.
+    name : str
+        The workflow's name (default: ``group_space-<space>[_res-<res>]_wf``).
+
+    Inputs
+    ------
+    mask_files, mean_files, series_files, series_infos
+        Each run's mask, temporal mean, prepared series and its info
+        (:class:`~nipype_ward.interfaces.PrepareSignals`'), one per run in the
+        order of ``runs``.
+    own_labels
+        Each run's own parcellations (a list of one label file per K), for
+        the comparison with the atlases.
+
+    Outputs: none; the atlases, their tables, sidecars and figures are
+    delivered by sink nodes into ``OUTPUT_DIR/atlases``.
     """
     options, group = settings.parcellation, settings.group
     first = runs[0]
@@ -106,28 +163,19 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
     workflow = pe.Workflow(name=name or "group_" + _safe(
         f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
     mem = estimate_mem_gb(first.sources)
-    n_runs = len(runs)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
     if group.reduction == "exact":
-        group_mem = mem["tree"] * n_runs
+        group_mem = mem["tree"] * len(runs)
     else:
         volumes = count_volumes(first.bold)
         group_mem = mem["tree"] * max(1.0, 3 * group.n_components / volumes)
 
-    merge_masks = pe.Node(niu.Merge(n_runs), name="merge_masks", run_without_submitting=True)
-    merge_means = pe.Node(niu.Merge(n_runs), name="merge_means", run_without_submitting=True)
+    inputnode = pe.Node(niu.IdentityInterface(fields=list(RUN_FIELDS.values())),
+                        name="inputnode")
     group_mask = pe.Node(GroupMask(), name="group_mask")
-    workflow.connect([
-        (merge_masks, group_mask, [("out", "mask_files")]),
-        (merge_means, group_mask, [("out", "mean_files")]),
-    ])
-    run_inputs = []
-    for index in range(1, n_runs + 1):
-        node = pe.Node(niu.IdentityInterface(
-            fields=["series_file", "series_info", "mask_file", "labels_files"]),
-            name=f"run{index:03d}_inputs")
-        run_inputs.append(node)
+    workflow.connect([(inputnode, group_mask, [("mask_files", "mask_files"),
+                                               ("mean_files", "mean_files")])])
 
     # One reduction per subject: the plugin runs them in parallel.
     reduced = {}
@@ -135,11 +183,12 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
         indices = [i for i, run in enumerate(runs) if run.entities["subject"] == subject]
         merges = {}
         for field in ("series_file", "series_info", "mask_file"):
-            merges[field] = pe.Node(niu.Merge(len(indices)),
+            merges[field] = pe.Node(niu.Function(function=_select, input_names=["inlist", "index"],
+                                                 output_names=["out"]),
                                     name=f"sub_{_safe(subject)}_{field}s",
                                     run_without_submitting=True)
-            workflow.connect([(run_inputs[i], merges[field], [(field, f"in{n}")])
-                              for n, i in enumerate(indices, 1)])
+            merges[field].inputs.index = indices
+            workflow.connect([(inputnode, merges[field], [(RUN_FIELDS[field], "inlist")])])
         reduce = pe.Node(ReduceSubject(subject=subject, **reduction),
                          name=f"reduce_sub_{_safe(subject)}", mem_gb=mem["prepare"] * len(indices))
         workflow.connect([
@@ -241,17 +290,19 @@ def init_group_atlas_wf(runs: list[Run], settings: AppSettings, *, name: str | N
             (split_half, sidecars, [("split_half_ari", "split_half_ari")]),
         ])
 
-    merge_records = pe.Node(niu.Merge(n_runs), name="merge_records", run_without_submitting=True)
-    for index, inputs in enumerate(run_inputs, 1):
-        compare = pe.Node(CompareParcellations(n_clusters=n_clusters),
-                          name=f"compare_{run_workflow_name(runs[index - 1])[:-3]}")
-        workflow.connect([
-            (inputs, compare, [("series_file", "series_file"), ("series_info", "series_info"),
-                               ("mask_file", "mask_file"), ("labels_files", "own_files")]),
-            (cut, compare, [("labels_file", "atlas_files")]),
-            (compare, merge_records, [("records", f"in{index}")]),
-        ])
-    workflow.connect([(merge_records, sidecars, [("out", "records")])])
+    # Each run on the atlases and on its own parcellations: one node a run.
+    compare = pe.MapNode(CompareParcellations(n_clusters=n_clusters),
+                         iterfield=["series_file", "series_info", "mask_file", "own_files"],
+                         name="compare_parcellations")
+    records = pe.Node(niu.Merge(1, ravel_inputs=True), name="merge_records",
+                      run_without_submitting=True)
+    workflow.connect([
+        (inputnode, compare, [("series_files", "series_file"), ("series_infos", "series_info"),
+                              ("mask_files", "mask_file"), ("own_labels", "own_files")]),
+        (cut, compare, [("labels_file", "atlas_files")]),
+        (compare, records, [("records", "in1")]),
+        (records, sidecars, [("out", "records")]),
+    ])
 
     atlas_dir = str(settings.output_dir / ATLAS_DIR)
     common = {"base_directory": atlas_dir, "template": template}

@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 # a*b+c rounded once is not scikit-learn's a*b rounded, then +c rounded.
 extensions = [
     Extension(
-        "nipype_ward.ward._ward_fast",
-        ["nipype_ward/ward/_ward_fast.pyx"],
+        "nipype_ward.core.ward._ward_fast",
+        ["nipype_ward/core/ward/_ward_fast.pyx"],
         include_dirs=[np.get_include()],
         language="c++",
         extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off"],

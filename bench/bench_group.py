@@ -96,7 +96,7 @@ Measured, per run (helpers as in bench_pipeline.py):
   labelled by every contender that ran at this N), each voxel z-scored in
   time (ddof=1), X; X_hat replaces each voxel's series by the mean series of
   its parcel over that voxel set; R2 = 1 - ||X - X_hat||^2 / ||X||^2, with
-  NumPy alone (an independent reference: not nipype_ward.metrics). The mean
+  NumPy alone (an independent reference: not nipype_ward.core.metrics). The mean
   over held-out subjects is printed, with the number of parcels of each
   atlas (nonzero labels of the whole image) and in the voxel set.
 

@@ -11,7 +11,7 @@ The simulated rest-fMRI of ``nipype_ward.datasets.simulate_rest_fmri`` at
 for all (``regions_random_state=0``). Each subject's series is read inside
 the common brain mask and z-scored over time (ddof=1), then the group matrix
 is built either exactly (the subjects concatenated in time) or by MIGP with
-M features (:func:`nipype_ward.group.migp`), and our Ward tree is built on
+M features (:func:`nipype_ward.core.reduction.migp`), and our Ward tree is built on
 it and cut at K. Printed per reduction: the reduction's and the tree's wall
 time, the size of the group matrix, the R2 of the parcellation on held-out
 subjects (never used for the tree; R2 = 1 - residual / total sum of squares
@@ -56,9 +56,9 @@ def main(argv=None):
     from sklearn.feature_extraction.image import grid_to_graph
     from sklearn.metrics import adjusted_rand_score
 
+    from nipype_ward.core.reduction import concatenate, migp
+    from nipype_ward.core.ward import build_ward_tree, cut_tree
     from nipype_ward.datasets import simulate_rest_fmri
-    from nipype_ward.group import concatenate, migp
-    from nipype_ward.ward import build_ward_tree, cut_tree
 
     sims = [simulate_rest_fmri(random_state=seed, regions_random_state=0)
             for seed in range(args.subjects + args.held_out)]

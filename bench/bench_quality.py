@@ -50,9 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward.connectivity import grid_connectivity
-from nipype_ward.datasets import simulate_rest_fmri
-from nipype_ward.metrics import (
+from nipype_ward.core.connectivity import grid_connectivity
+from nipype_ward.core.metrics import (
     contiguity,
     homogeneity,
     reconstruction_r2,
@@ -60,7 +59,8 @@ from nipype_ward.metrics import (
     split_half_agreement,
     truth_agreement,
 )
-from nipype_ward.ward import build_ward_tree, cut_tree
+from nipype_ward.core.ward import build_ward_tree, cut_tree
+from nipype_ward.datasets import simulate_rest_fmri
 
 ALL_METHODS = ("ward-raw", "ward-z", "rena", "kmeans", "hkmeans", "random")
 NILEARN_METHODS = {"rena": "rena", "kmeans": "kmeans", "hkmeans": "hierarchical_kmeans"}
@@ -139,7 +139,9 @@ def nilearn_labels(method, bold_img, mask_img, mask, n_parcels, standardize):
             random_state=0,
         ).fit(bold_img)
         if capped:
-            from nilearn.regions.hierarchical_kmeans_clustering import hierarchical_k_means
+            from nilearn.regions.hierarchical_kmeans_clustering import (
+                hierarchical_k_means,
+            )
 
             return relabel(
                 hierarchical_k_means(

@@ -26,9 +26,9 @@ The contenders, each in its own fresh process:
 
 * ``kernel``: the Ward trees alone on the same arrays, X the z-scored
   (ddof=1) series of the 58,558 vertices (float32) and the same mesh graph
-  (``nipype_ward.cifti.grayordinate_connectivity``: each cortex's mesh
+  (``nipype_ward.io.cifti.grayordinate_connectivity``: each cortex's mesh
   adjacency), one tree per hemisphere (each graph connected):
-  ``nipype_ward.ward.ward_tree`` against ``sklearn.cluster.ward_tree(X,
+  ``nipype_ward.core.ward.ward_tree`` against ``sklearn.cluster.ward_tree(X,
   connectivity=graph)``; time, peak ``ru_maxrss`` and whether the trees are
   identical, merge for merge;
 * ``app``: our BIDS App as users run it, ``nipype-ward DATASET OUT
@@ -110,8 +110,8 @@ def prepare(data_dir: Path, n_volumes: int) -> dict:
     from nibabel import cifti2
     from scipy import sparse
 
-    from nipype_ward import cifti, gifti
     from nipype_ward.datasets import simulate_surface_fmri
+    from nipype_ward.io import cifti, gifti
 
     start = time.perf_counter()
     paths, cortex = brainspace_fslr()
@@ -180,7 +180,7 @@ def kernel_child(which: str, data_dir: Path) -> None:
         def tree(X, graph):
             return ward_tree(X, connectivity=graph)[0]
     else:
-        from nipype_ward.ward import ward_tree
+        from nipype_ward.core.ward import ward_tree
 
         def tree(X, graph):
             return ward_tree(X, graph)[0]

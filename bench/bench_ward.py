@@ -60,7 +60,7 @@ def _child(which: str, data_dir: Path, repeat: int) -> None:
             )
             return children, distances
     else:
-        from nipype_ward.ward import ward_tree as run
+        from nipype_ward.core.ward import ward_tree as run
 
     X = np.load(data_dir / "X.npy")
     connectivity = sparse.load_npz(data_dir / "connectivity.npz")

@@ -16,7 +16,7 @@ def cifti_as_nifti(path):
 
     nibabel's ``Cifti2Image.from_file_map`` reads the file this way, then
     builds the brain-model axes of every grayordinate (0.2 s for fsLR 91k
-    each time an image is made, loaded or saved): :func:`nipype_ward.cifti._read`
+    each time an image is made, loaded or saved): :func:`nipype_ward.io.cifti._read`
     keeps the reading and skips the axes (a node of a surface run went from
     11.6 s to 0.7 s of work).
     """

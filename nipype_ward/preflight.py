@@ -4,7 +4,7 @@ The command line calls these once the runs are selected, before any folder
 is made or any series read: headers, masks, every K against the points it
 is cut from, the repetition time, the confounds and the volumes they keep,
 the surfaces' meshes, the group's common mask, and the output and work
-folders. Each problem raises one :class:`~nipype_ward.fileio.InputError`
+folders. Each problem raises one :class:`~nipype_ward.io.errors.InputError`
 naming the file; what can run but poorly is returned as warnings (one line
 each).
 """
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward import bids, geometry
-from nipype_ward.fileio import InputError
-from nipype_ward.folders import same_or_inside
-from nipype_ward.series import (
+from nipype_ward import bids
+from nipype_ward.io import geometry
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.folders import same_or_inside
+from nipype_ward.io.series import (
     check_atlas_for,
     check_meshes,
     count_volumes,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nipype_ward import __version__
 from nipype_ward.bids import SOURCE_DATASET, sha256, software_versions
-from nipype_ward.fileio import save_atomically, sidecar_path
+from nipype_ward.io.files import save_atomically, sidecar_path
 
 #: Our namespace, for activities, agents and attributes.
 NAMESPACE = ("nw", "urn:nipype-ward:")

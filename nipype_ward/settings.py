@@ -35,7 +35,7 @@ class ParcellationSettings:
 
 @dataclass(frozen=True)
 class GroupSettings:
-    """How the group level combines subjects (see :mod:`nipype_ward.group`)."""
+    """How the group level combines subjects (see :mod:`nipype_ward.core.reduction`)."""
 
     reduction: str = "exact"  #: "exact" (concatenation) or "migp"
     n_components: int = 500  #: features MIGP keeps

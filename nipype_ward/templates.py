@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from nipype_ward.fileio import InputError
+from nipype_ward.io.errors import InputError
 
 #: TemplateFlow's name and density of each space we know.
 _TEMPLATEFLOW = {

@@ -233,8 +233,8 @@ def write_surface_runs(bold, seed: int, n_volumes: int, t_r: float = 2.0):
     """
     from nibabel import cifti2
 
-    from nipype_ward import gifti
     from nipype_ward.datasets import simulate_surface_fmri
+    from nipype_ward.io import gifti
     from nipype_ward.templates import surface_meshes
 
     prefix = bold.name.split("_space-")[0]
@@ -307,13 +307,13 @@ def fmriprep_dir(tmp_path_factory):
 
 
 def assert_same_grayordinates(ours, axis) -> None:
-    """Our grayordinates (nipype_ward.cifti.Grayordinates) hold what nibabel's axis holds.
+    """Our grayordinates (nipype_ward.io.cifti.Grayordinates) hold what nibabel's axis holds.
 
     Field by field against nibabel's ``BrainModelAxis`` (read by nibabel
     from the same file): structures and their grayordinates, vertices,
     voxels, mesh sizes and the volume.
     """
-    from nipype_ward import cifti
+    from nipype_ward.io import cifti
 
     n = len(axis)
     assert len(ours) == n

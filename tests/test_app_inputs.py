@@ -21,8 +21,8 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import ndimage
 from conftest import RUNS, SPACE, SPIKES, run_app
+from scipy import ndimage
 
 SEED = Path(__file__).parents[1] / "workflows" / "rest_clustering.py"
 N_VOLUMES = 120  # conftest.FMRIPREP_SIM

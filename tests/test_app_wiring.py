@@ -12,10 +12,10 @@ import shutil
 
 import networkx as nx
 import pytest
+from conftest import RUNS, SPACE
 from nipype.interfaces import utility as niu
 from nipype.interfaces.base import isdefined
 
-from conftest import RUNS, SPACE
 from nipype_ward.bids import collect_runs
 from nipype_ward.cli.parser import parse_settings
 from nipype_ward.workflows.base import (

@@ -19,7 +19,6 @@ import nibabel as nb
 import numpy as np
 import pytest
 from conftest import RUNS, SPACE, run_app
-from nipype_ward.fileio import TEMPORARY, host_name
 from test_troubleshooting import (  # noqa: F401 - fixtures
     AS_A_USER,
     _digests,
@@ -29,6 +28,8 @@ from test_troubleshooting import (  # noqa: F401 - fixtures
     reference,
     volumes_dir,
 )
+
+from nipype_ward.io.files import TEMPORARY, host_name
 
 #: Tries of each concurrency case.
 TRIES = 5
@@ -302,7 +303,7 @@ def test_a_full_disk_keeps_the_last_complete_outputs(volumes_dir, small_disk, tm
 
 
 def test_the_report_is_replaced_only_by_a_complete_one(volumes_dir, small_disk, tmp_path):  # noqa: F811
-    from nipype_ward.fileio import WriteError
+    from nipype_ward.io.errors import WriteError
     from nipype_ward.reports.assemble import write_subject_report
 
     out = small_disk / "out"

@@ -15,7 +15,7 @@ import pytest
 from conftest import FMRIPREP_SKELETON, RUNS, SPACE
 
 from nipype_ward import bids
-from nipype_ward.fileio import InputError
+from nipype_ward.io.errors import InputError
 
 #: The surface series fMRIPrep writes beside a run's volume BOLD.
 SURFACE_SUFFIXES = ("hemi-L_space-fsaverage5_bold.func.gii",

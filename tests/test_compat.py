@@ -9,7 +9,6 @@ module of nipype-ward uses a private name of nibabel or Nipype.
 import inspect
 
 
-
 def test_nipype_multiproc_internals():
     from nipype.pipeline.plugins import multiproc
 
@@ -40,7 +39,7 @@ def test_nipype_batch_and_graph_internals():
 
 
 def test_nibabel_cifti_internals():
-    """nipype_ward.cifti._read reads the NIfTI-2 part as nibabel's own loader does."""
+    """nipype_ward.io.cifti._read reads the NIfTI-2 part as nibabel's own loader does."""
     from nibabel.cifti2 import parse_cifti2
 
     assert hasattr(parse_cifti2, "_Cifti2AsNiftiImage")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.image import grid_to_graph
 
-from nipype_ward.connectivity import connected_components, grid_connectivity
+from nipype_ward.core.connectivity import connected_components, grid_connectivity
 
 
 def test_six_neighbours_equal_scikit_learn(small_arrays):

@@ -455,9 +455,9 @@ def test_the_example_fmriprep_dataset_is_read_as_fmriprep_outputs(tmp_path):
     """``write_fmriprep_example``: pybids' query finds its runs with their mask and confounds,
     nilearn's fMRIPrep loader reads the confounds by their fMRIPrep names, and the App runs
     on it (the dataset the docs draw the App's graphs from)."""
+    from conftest import run_app
     from nilearn.interfaces.fmriprep import load_confounds_strategy
 
-    from conftest import run_app
     from nipype_ward.bids import Selection, collect_runs
     from nipype_ward.datasets import write_fmriprep_example
 

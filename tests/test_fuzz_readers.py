@@ -2,7 +2,7 @@
 
 Every reader of an input file, given a random valid file, a truncated one or
 one with random bytes overwritten, must either raise
-:class:`nipype_ward.fileio.InputError` (its message naming the file) or return
+:class:`nipype_ward.io.errors.InputError` (its message naming the file) or return
 the values an independent reference gives: nibabel's own ``dataobj`` for
 NIfTI and CIFTI, nibabel's data arrays for GIFTI, the drawn cells for the
 confounds tables (and NumPy on nibabel's data for ``read_series``).
@@ -34,13 +34,13 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 import pytest
+from conftest import assert_same_grayordinates
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from conftest import assert_same_grayordinates
 from nibabel import cifti2
 
-from nipype_ward import cifti, fileio, geometry, gifti, image, series
-from nipype_ward.fileio import InputError
+from nipype_ward.io import cifti, files, geometry, gifti, nifti, series, tables
+from nipype_ward.io.errors import InputError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -380,7 +380,7 @@ def nibabel_data(path) -> np.ndarray:
 # --------------------------------------------------------------------------
 def check_load_image(path, ok, ref, ndim, header_shape):
     """load_image reads the header only: its data, through data_of, are checked too."""
-    status, img = outcome(path, image.load_image, path, ndim=ndim)
+    status, img = outcome(path, nifti.load_image, path, ndim=ndim)
     if status == "error":
         return
     assert header_shape is not None, f"load_image read {path} whose header nibabel cannot read"
@@ -389,7 +389,7 @@ def check_load_image(path, ok, ref, ndim, header_shape):
     if len(header_shape) == 4 and header_shape[3] == 1 and 4 not in allowed:
         expected_shape = header_shape[:3]
     assert img.shape == expected_shape and img.ndim in allowed
-    status, data = outcome(path, image.data_of, img)
+    status, data = outcome(path, nifti.data_of, img)
     if status == "ok":
         assert ok, f"data_of read the data of {path} that nibabel cannot read ({ref!r})"
         np.testing.assert_array_equal(data, ref.reshape(expected_shape))
@@ -422,7 +422,7 @@ def check_load_labels(path, ok, ref):
 
 
 def check_read_mean(path, ok, ref):
-    status, result = outcome(path, image.read_mean, path)
+    status, result = outcome(path, nifti.read_mean, path)
     if status == "error":
         return
     assert ok, f"read_mean read {path} that nibabel cannot read ({ref!r})"
@@ -436,7 +436,7 @@ def check_read_mean(path, ok, ref):
 def check_bold_headers(path, header_shape):
     """Header readers: they may pass a file whose data are truncated (a .nii.gz)."""
     readable = header_shape is not None
-    status, img = outcome(path, image.load_bold, path)
+    status, img = outcome(path, nifti.load_bold, path)
     if status == "ok":
         assert readable and len(header_shape) == 4 and header_shape[3] >= 2
         assert img.shape == header_shape
@@ -458,7 +458,7 @@ def check_bold_headers(path, header_shape):
 
 def check_open_image(path, header_shape):
     def header_of(path):
-        with image.open_image(path) as img:
+        with nifti.open_image(path) as img:
             return img.shape, img.affine
 
     status, result = outcome(path, header_of, path)
@@ -488,9 +488,9 @@ def check_read_series(path, ok, ref, mask_seed, with_mask, grid):
 
     if with_mask:
         drawn["mask"] = random_mask(grid)  # on the grid of the header
-        status, result = outcome(path, image.read_series, path, mask=drawn["mask"])
+        status, result = outcome(path, nifti.read_series, path, mask=drawn["mask"])
     else:
-        status, result = outcome(path, image.read_series, path, compute_mask=compute_mask)
+        status, result = outcome(path, nifti.read_series, path, compute_mask=compute_mask)
     if status == "error":
         return
     assert ok, f"read_series read {path} that nibabel cannot read ({ref!r})"
@@ -499,7 +499,7 @@ def check_read_series(path, ok, ref, mask_seed, with_mask, grid):
     np.testing.assert_array_equal(mask, drawn["mask"])
     expected = ref[mask]  # (n_voxels, n_volumes), voxels in C order
     assert np.isfinite(expected).all()
-    assert X.dtype == image.series_dtype(ref.dtype)
+    assert X.dtype == nifti.series_dtype(ref.dtype)
     np.testing.assert_array_equal(X, expected.astype(X.dtype))
     np.testing.assert_allclose(np.asanyarray(mean_img.dataobj), np.mean(ref, axis=-1),
                                rtol=1e-6, equal_nan=True)
@@ -595,7 +595,7 @@ def test_repetition_time_is_positive_finite_or_a_clear_error(sidecar, spec):
         (Path(folder) / "sub-01_bold.json").write_bytes(sidecar)
 
         sidecar_path = Path(folder) / "sub-01_bold.json"
-        status, payload = outcome(sidecar_path, fileio.load_json, sidecar_path)
+        status, payload = outcome(sidecar_path, files.load_json, sidecar_path)
         if status == "ok":
             assert isinstance(payload, dict) and payload == json.loads(sidecar)
         status, t_r = outcome([path, sidecar_path], series.read_repetition_time, path)
@@ -1109,7 +1109,7 @@ def expected_confounds(table):
 
 def check_load_confounds(path, table, corrupted):
     expected = None if corrupted else expected_confounds(table)
-    status, confounds = outcome(path, fileio.load_confounds, path, table["n_volumes"],
+    status, confounds = outcome(path, tables.load_confounds, path, table["n_volumes"],
                                 columns=confound_columns(table))
     if status == "ok":
         assert confounds.dtype == np.float64 and confounds.ndim == 2
@@ -1146,7 +1146,7 @@ def test_read_series_reads_a_nifti2_series_with_a_negative_pixdim(tmp_path):
     img = nb.Nifti2Image(np.arange(54, dtype=np.float32).reshape(3, 3, 2, 3), np.eye(4))
     img.header["pixdim"][4] = -2.0
     nb.save(img, tmp_path / "bold.nii")
-    X, *_ = image.read_series(tmp_path / "bold.nii", mask=np.ones((3, 3, 2), bool))
+    X, *_ = nifti.read_series(tmp_path / "bold.nii", mask=np.ones((3, 3, 2), bool))
     np.testing.assert_array_equal(X, np.asanyarray(img.dataobj).reshape(18, 3))
 
 
@@ -1154,4 +1154,4 @@ def test_read_series_reads_a_nifti2_series_with_a_negative_pixdim(tmp_path):
 def test_read_series_refuses_a_mask_of_another_grid(tmp_path, shape):
     nb.save(nb.Nifti1Image(np.ones((3, 3, 3, 3), np.float32), np.eye(4)), tmp_path / "bold.nii")
     with pytest.raises(InputError, match="bold.nii"):
-        image.read_series(tmp_path / "bold.nii", mask=np.ones(shape, bool))
+        nifti.read_series(tmp_path / "bold.nii", mask=np.ones(shape, bool))

@@ -13,7 +13,12 @@ import pytest
 from conftest import RUNS, SPACE, run_app
 from scipy import ndimage
 
-from nipype_ward.group import concatenate, migp, reduce_features, split_subjects
+from nipype_ward.core.reduction import (
+    concatenate,
+    migp,
+    reduce_features,
+    split_subjects,
+)
 
 K = (20, 50)
 TEMPLATE = "MNI152NLin2009cAsym"

@@ -4,7 +4,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from nipype_ward import fileio, geometry, image, series
+from nipype_ward.io import arrays, files, geometry, nifti, series, tables
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -15,36 +15,36 @@ def _save(tmp_path, name, data, affine=None):
 
 def test_missing_file_is_named(tmp_path):
     missing = tmp_path / "nope.nii.gz"
-    with pytest.raises(image.InputError, match="nope.nii.gz: no such file"):
-        image.load_bold(missing)
+    with pytest.raises(nifti.InputError, match="nope.nii.gz: no such file"):
+        nifti.load_bold(missing)
 
 
 def test_corrupt_file_is_named(tmp_path):
     bad = tmp_path / "corrupt.nii.gz"
     bad.write_bytes(b"not a nifti at all")
-    with pytest.raises(image.InputError, match="corrupt.nii.gz: not a readable NIfTI"):
-        image.load_bold(bad)
+    with pytest.raises(nifti.InputError, match="corrupt.nii.gz: not a readable NIfTI"):
+        nifti.load_bold(bad)
 
 
 def test_3d_where_4d_is_needed(tmp_path):
     path = _save(tmp_path, "vol.nii.gz", np.ones((3, 3, 3), np.float32))
-    with pytest.raises(image.InputError, match=r"vol.nii.gz: expected a 4D image, got shape \(3, 3, 3\)"):
-        image.load_bold(path)
+    with pytest.raises(nifti.InputError, match=r"vol.nii.gz: expected a 4D image, got shape \(3, 3, 3\)"):
+        nifti.load_bold(path)
 
 
 def test_mask_on_other_grid(tmp_path):
     bold = _save(tmp_path, "bold.nii.gz", np.ones((3, 3, 3, 4), np.float32))
     mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 2), np.uint8))
     shifted = _save(tmp_path, "shifted.nii.gz", np.ones((3, 3, 3), np.uint8), np.diag([2, 2, 2, 1]))
-    with pytest.raises(image.InputError, match=r"mask.nii.gz: grid \(3, 3, 2\) differs .*bold.nii.gz"):
-        image.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
-    with pytest.raises(image.InputError, match="shifted.nii.gz: affine differs"):
-        image.read_series(bold, mask=geometry.load_mask(shifted)[0], mask_path=shifted)
+    with pytest.raises(nifti.InputError, match=r"mask.nii.gz: grid \(3, 3, 2\) differs .*bold.nii.gz"):
+        nifti.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
+    with pytest.raises(nifti.InputError, match="shifted.nii.gz: affine differs"):
+        nifti.read_series(bold, mask=geometry.load_mask(shifted)[0], mask_path=shifted)
 
 
 def test_empty_mask(tmp_path):
     mask = _save(tmp_path, "empty.nii.gz", np.zeros((3, 3, 3), np.uint8))
-    with pytest.raises(image.InputError, match="empty.nii.gz: mask is empty"):
+    with pytest.raises(nifti.InputError, match="empty.nii.gz: mask is empty"):
         geometry.load_mask(mask)
 
 
@@ -54,8 +54,8 @@ def test_nan_in_the_data(tmp_path):
     data[0, 0, 0, 0] = np.inf
     bold = _save(tmp_path, "nan_bold.nii.gz", data)
     mask = _save(tmp_path, "mask.nii.gz", np.ones((3, 3, 3), np.uint8))
-    with pytest.raises(image.InputError, match="nan_bold.nii.gz: 2 of the mask.s 27 voxels have NaN"):
-        image.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
+    with pytest.raises(nifti.InputError, match="nan_bold.nii.gz: 2 of the mask.s 27 voxels have NaN"):
+        nifti.read_series(bold, mask=geometry.load_mask(mask)[0], mask_path=mask)
 
 
 def test_nan_outside_the_mask_is_fine(tmp_path):
@@ -63,7 +63,7 @@ def test_nan_outside_the_mask_is_fine(tmp_path):
     data[0, 0, 0] = np.nan
     mask = np.ones((3, 3, 3), np.uint8)
     mask[0, 0, 0] = 0
-    X, m, _, _ = image.read_series(_save(tmp_path, "bold.nii.gz", data), mask=mask > 0)
+    X, m, _, _ = nifti.read_series(_save(tmp_path, "bold.nii.gz", data), mask=mask > 0)
     assert X.shape == (26, 4) and np.isfinite(X).all() and m.sum() == 26
 
 
@@ -95,7 +95,7 @@ def test_failed_write_leaves_nothing(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        fileio.save_atomically(explode, target)
+        files.save_atomically(explode, target)
     assert target.read_text() == "the user's previous file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
 
@@ -103,9 +103,9 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_connectivity_from_another_mask(tmp_path):
     from scipy import sparse
 
-    path = fileio.save_connectivity(sparse.eye(5, format="csr"), tmp_path / "conn.npz")
-    with pytest.raises(image.InputError, match="conn.npz: connectivity is 5 x 5 but the mask has 7"):
-        fileio.load_connectivity(path, n_voxels=7)
+    path = arrays.save_connectivity(sparse.eye(5, format="csr"), tmp_path / "conn.npz")
+    with pytest.raises(nifti.InputError, match="conn.npz: connectivity is 5 x 5 but the mask has 7"):
+        arrays.load_connectivity(path, n_voxels=7)
 
 
 def _header_only(path, shape, dtype, slope=None):
@@ -163,11 +163,11 @@ def test_tables_are_the_bytes_pandas_writes(tmp_path):
         "f32": np.array([0.1, 0.2, 0.3, np.inf, -np.inf], dtype=np.float32),
         "flag": np.array([True, False, True, True, False]),
     }
-    ours = fileio.save_table(columns, tmp_path / "ours.tsv")
+    ours = tables.save_table(columns, tmp_path / "ours.tsv")
     pd.DataFrame(columns).to_csv(tmp_path / "pandas.tsv", sep="\t", index=False,
                                  na_rep="n/a", float_format="%.6g")
     assert Path(ours).read_bytes() == (tmp_path / "pandas.tsv").read_bytes()
     read = pd.read_csv(ours, sep="\t", na_values=["n/a"])
-    np.testing.assert_array_equal(fileio.load_table_column(ours, "x"), read["x"].to_numpy())
+    np.testing.assert_array_equal(tables.load_table_column(ours, "x"), read["x"].to_numpy())
     with pytest.raises(ValueError, match="different lengths"):
-        fileio.save_table({"a": [1, 2], "b": [1]}, tmp_path / "bad.tsv")
+        tables.save_table({"a": [1, 2], "b": [1]}, tmp_path / "bad.tsv")

@@ -254,7 +254,7 @@ def _same_partition(a, b):
 
 
 def _numpy_r2(X, labels):
-    """R2 as nipype_ward.metrics documents it, written out with NumPy.
+    """R2 as nipype_ward.core.metrics documents it, written out with NumPy.
 
     Each voxel's series is centred; ``X_hat`` replaces each centred series by
     its parcel's mean centred series; R2 = 1 - ||Xc - X_hat||^2 / ||Xc||^2.

@@ -1,4 +1,4 @@
-"""Quality measures of nipype_ward.metrics: by hand, then on the embedded data."""
+"""Quality measures of nipype_ward.core.metrics: by hand, then on the embedded data."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from nipype_ward.connectivity import grid_connectivity
-from nipype_ward.metrics import (
+from nipype_ward.core.connectivity import grid_connectivity
+from nipype_ward.core.metrics import (
     Agreement,
     compression_summary,
     contiguity,
@@ -17,7 +17,7 @@ from nipype_ward.metrics import (
     split_half_agreement,
     truth_agreement,
 )
-from nipype_ward.ward import build_ward_tree, cut_tree
+from nipype_ward.core.ward import build_ward_tree, cut_tree
 
 # --------------------------------------------------------------------------
 # Hand-computed cases

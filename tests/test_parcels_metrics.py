@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from sklearn.cluster import FeatureAgglomeration
 
-from nipype_ward.metrics import compression_summary, reconstruction_r2
-from nipype_ward.validation import check_n_clusters
-from nipype_ward.parcels import (
+from nipype_ward.core.metrics import compression_summary, reconstruction_r2
+from nipype_ward.core.parcels import (
     expand_parcels,
     parcel_means,
     parcel_sizes,
 )
+from nipype_ward.core.validation import check_n_clusters
 
 X = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [10.0, 10.0, 16.0]])
 LABELS = np.array([0, 0, 1])

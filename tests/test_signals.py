@@ -10,11 +10,11 @@ from nilearn.signal import clean
 from sklearn.cluster import FeatureAgglomeration
 from sklearn.feature_extraction.image import grid_to_graph
 
-from nipype_ward import fileio, image, series
+from nipype_ward.core.parcels import parcel_sizes
+from nipype_ward.core.signals import prepare_signals
+from nipype_ward.core.ward import build_ward_tree, cut_tree
 from nipype_ward.interfaces import GridConnectivity, ParcelCompress, WardAgglomerate
-from nipype_ward.parcels import parcel_sizes
-from nipype_ward.signals import prepare_signals
-from nipype_ward.ward import build_ward_tree, cut_tree
+from nipype_ward.io import nifti, series, tables
 
 
 def _same_partition(a, b):
@@ -59,7 +59,7 @@ def test_zscore_alone_is_nilearns_bit_for_bit_without_importing_it(dtype, rng, t
     import sys
 
     out = subprocess.run([sys.executable, "-c", (
-        "import sys, numpy as np; from nipype_ward.signals import prepare_signals; "
+        "import sys, numpy as np; from nipype_ward.core.signals import prepare_signals; "
         f"prepare_signals(np.load({str(tmp_path / 'X.npy')!r}), standardize='zscore_sample'); "
         "print('nilearn.signal' in sys.modules)")], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -130,13 +130,13 @@ def test_confounds_file(tmp_path):
     path = tmp_path / "desc-confounds_timeseries.tsv"
     pd.DataFrame({"trans_x": [0.1, 0.2, 0.4], "framewise_displacement": [np.nan, 0.3, 0.5]}) \
         .to_csv(path, sep="\t", index=False, na_rep="n/a")
-    values = fileio.load_confounds(path, 3, ["framewise_displacement", "trans_x"])
+    values = tables.load_confounds(path, 3, ["framewise_displacement", "trans_x"])
     # fMRIPrep's n/a in the first row becomes the column mean (0.4).
     np.testing.assert_allclose(values, [[0.4, 0.1], [0.3, 0.2], [0.5, 0.4]])
-    with pytest.raises(image.InputError, match=r"timeseries.tsv: no column named 'rot_z'"):
-        fileio.load_confounds(path, 3, ["trans_x", "rot_z"])
-    with pytest.raises(image.InputError, match="timeseries.tsv: has 3 rows but the BOLD series has 4"):
-        fileio.load_confounds(path, 4)
+    with pytest.raises(nifti.InputError, match=r"timeseries.tsv: no column named 'rot_z'"):
+        tables.load_confounds(path, 3, ["trans_x", "rot_z"])
+    with pytest.raises(nifti.InputError, match="timeseries.tsv: has 3 rows but the BOLD series has 4"):
+        tables.load_confounds(path, 4)
 
 
 # --- through the interfaces ----------------------------------------------------
@@ -246,7 +246,7 @@ def test_bad_confounds_name_the_file(small_data, prepared_setup, tmp_path, colum
 
 def test_standardized_parcels_are_balanced_on_the_embedded_data(embedded_data):
     """Issue 9's criterion: K=1000 on the 3 mm data, largest/median parcel < 10."""
-    from nipype_ward.connectivity import grid_connectivity
+    from nipype_ward.core.connectivity import grid_connectivity
 
     mask = np.asanyarray(nb.load(embedded_data["mask"]).dataobj) > 0
     X = np.asanyarray(nb.load(embedded_data["func"]).dataobj)[mask]

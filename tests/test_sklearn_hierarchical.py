@@ -3,7 +3,7 @@
 ``sklearn/cluster/tests/test_hierarchical.py``, as installed with
 scikit-learn, is run by pytest in a child process, as scikit-learn runs it
 (its ``conftest.py``, fixtures and parametrizations), with
-:func:`nipype_ward.ward.build_ward_tree` substituted for scikit-learn's
+:func:`nipype_ward.core.ward.build_ward_tree` substituted for scikit-learn's
 ``ward_tree`` wherever a connectivity is given: in
 ``sklearn.cluster._agglomerative`` (``ward_tree`` and ``_TREE_BUILDERS``,
 which ``AgglomerativeClustering`` and ``FeatureAgglomeration`` use),
@@ -95,7 +95,7 @@ def ward_tree(X, *, connectivity=None, n_clusters=None, return_distance=False):
         return original(
             X, connectivity=None, n_clusters=n_clusters, return_distance=return_distance
         )
-    from nipype_ward.ward import build_ward_tree
+    from nipype_ward.core.ward import build_ward_tree
 
     X = np.asarray(X)
     if X.ndim == 1:  # as scikit-learn

@@ -4,13 +4,13 @@ nilearn's bundled fsaverage5 against scikit-learn, files back through nibabel.""
 import nibabel as nb
 import numpy as np
 import pytest
+from conftest import assert_same_grayordinates
 from nibabel import cifti2
 from scipy.sparse import csgraph
 
-from conftest import assert_same_grayordinates
-from nipype_ward import cifti, gifti
-from nipype_ward.connectivity import block_connectivity, mesh_connectivity
-from nipype_ward.ward import build_ward_tree, cut_tree
+from nipype_ward.core.connectivity import block_connectivity, mesh_connectivity
+from nipype_ward.core.ward import build_ward_tree, cut_tree
+from nipype_ward.io import cifti, gifti
 
 
 def _edges(graph):
@@ -329,7 +329,7 @@ def _meshes_in_a_subprocess(home, space="fsLR"):
     import sys
 
     code = ("from nipype_ward.templates import surface_meshes\n"
-            "from nipype_ward.fileio import InputError\n"
+            "from nipype_ward.io.errors import InputError\n"
             f"try:\n    print(*surface_meshes({space!r}), sep='\\n')\n"
             "except InputError as exc:\n    print('error:', exc)\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -355,7 +355,7 @@ def test_fslr_meshes_come_from_the_templateflow_cache(tmp_path, fsaverage5):
 
 
 def test_explicit_and_unknown_meshes(tmp_path):
-    from nipype_ward.fileio import InputError
+    from nipype_ward.io.errors import InputError
     from nipype_ward.templates import surface_meshes
 
     with pytest.raises(InputError, match="no meshes known"):

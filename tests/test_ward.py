@@ -21,7 +21,7 @@ from sklearn.cluster import ward_tree as sklearn_ward_tree
 from sklearn.feature_extraction.image import grid_to_graph
 from sklearn.neighbors import kneighbors_graph
 
-from nipype_ward.ward import (
+from nipype_ward.core.ward import (
     MAX_COMPONENTS,
     _ward_fast,
     build_ward_tree,
@@ -371,7 +371,7 @@ def test_workflow_step_does_not_warn_about_pieces(tmp_path):
     nb.save(nb.Nifti1Image(rng.normal(100, 5, (6, 5, 4, 8)).astype(np.float32), affine),
             paths["bold"])
     nb.save(nb.Nifti1Image(mask, affine), paths["mask"])
-    from nipype_ward.fileio import DataWarning
+    from nipype_ward.io.errors import DataWarning
 
     # The pieces are said once, by the connectivity step, naming the mask.
     with pytest.warns(DataWarning, match=r"mask.nii.gz: the mask is 2 separate pieces \(60, 40"):

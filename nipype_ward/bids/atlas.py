@@ -12,7 +12,7 @@ from pathlib import Path
 from nipype_ward import __version__
 from nipype_ward.bids.dataset import BIDS_VERSION
 from nipype_ward.bids.naming import ATLAS_EXTENSIONS, SOURCE_DATASET, is_label
-from nipype_ward.fileio import save_json, save_text
+from nipype_ward.io.files import save_json, save_text
 
 #: Folder of the atlas dataset inside OUTPUT_DIR.
 ATLAS_DIR = "atlases"

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlparse
 
 from nipype_ward import __version__
 from nipype_ward.bids.naming import BIDSIGNORE, SOURCE_DATASET
-from nipype_ward.fileio import save_json, save_text
-from nipype_ward.folders import locked
+from nipype_ward.io.files import save_json, save_text
+from nipype_ward.io.folders import locked
 
 #: BIDS version our derivatives follow (checked with bids-validator-deno 3.0.2).
 BIDS_VERSION = "1.11.1"

@@ -6,7 +6,7 @@ configuration users can load beside pybids' own to query them:
 ``BIDSLayout(out, config=["bids", "derivatives", BIDS_CONFIG])``; it adds
 the ``scale``, ``stat`` and ``cohort`` entities pybids 0.22 lacks. The
 extensions of the files the App reads and writes come from
-:mod:`nipype_ward.formats`.
+:mod:`nipype_ward.io.formats`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from nipype_ward import formats
+from nipype_ward.io import formats
 
 #: The pybids configuration of our outputs' entities and path patterns.
 BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
@@ -27,7 +27,7 @@ BIDS_CONFIG = resources.files("nipype_ward") / "data" / "nipype_ward_bids.json"
 #: Name of the fMRIPrep input in our BIDS URIs and DatasetLinks (as XCP-D).
 SOURCE_DATASET = "preprocessed"
 
-#: The extensions of a BOLD series, volume and surface (:mod:`nipype_ward.formats`).
+#: The extensions of a BOLD series, volume and surface (:mod:`nipype_ward.io.formats`).
 VOLUME_EXTENSIONS = formats.VOLUME_SERIES
 SURFACE_EXTENSIONS = formats.SURFACE_SERIES
 

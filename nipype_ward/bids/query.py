@@ -25,7 +25,7 @@ from nipype_ward.bids.naming import (
     load_config,
     parse_entities,
 )
-from nipype_ward.fileio import InputError
+from nipype_ward.io.errors import InputError
 
 
 def load_filter_file(path) -> dict:

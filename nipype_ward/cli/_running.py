@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from nipype_ward._compat import mended_batch_plugin, mended_multiproc_plugin
-from nipype_ward.fileio import DataWarning
+from nipype_ward.io.errors import DataWarning
 
 #: Seconds between two looks of Nipype's distributed schedulers at their jobs.
 #: Nipype's default (2 s) is longer than most of our nodes: with it, the
@@ -89,7 +89,7 @@ class GraphError(RuntimeError):
     The message is one line per failure (:func:`_crash_summary`);
     ``nodes`` are the failed nodes' full names (as the scheduler reported
     them: :class:`_Monitor`), and ``input_error`` says
-    whether every failure was an :class:`~nipype_ward.fileio.InputError`
+    whether every failure was an :class:`~nipype_ward.io.errors.InputError`
     (the input must change: nothing in the work folder is worth resuming).
     """
 
@@ -100,7 +100,7 @@ class GraphError(RuntimeError):
 
 
 def print_data_warnings(prog: str) -> None:
-    """Print :class:`~nipype_ward.fileio.DataWarning` as one line, ``<prog>: warning: ...``.
+    """Print :class:`~nipype_ward.io.errors.DataWarning` as one line, ``<prog>: warning: ...``.
 
     Nodes run by MultiProc's forked workers inherit it; batch jobs write
     their warnings in their own logs (the counts are in the metrics).
@@ -242,7 +242,7 @@ def _crash_summary(crash_dir: Path, known: set) -> tuple[str, bool]:
 
     A batch job that ended without a result (cancelled, killed for memory
     or time) is said in plain words, with the node, the job and its log.
-    An :class:`~nipype_ward.fileio.InputError` is its message alone.
+    An :class:`~nipype_ward.io.errors.InputError` is its message alone.
     Returns the lines and whether all failures were input errors.
     """
     lines, input_errors = [], []

@@ -24,11 +24,11 @@ from nipype_ward.bids import (
     parse_space,
 )
 from nipype_ward.cli._running import GRAPH_PLUGINS
-from nipype_ward.connectivity import NEIGHBOURHOODS
-from nipype_ward.fileio import InputError
-from nipype_ward.validation import check_n_clusters
+from nipype_ward.core.connectivity import NEIGHBOURHOODS
+from nipype_ward.core.signals import CONFOUND_STRATEGIES
+from nipype_ward.core.validation import check_n_clusters
+from nipype_ward.io.errors import InputError
 from nipype_ward.settings import AppSettings, GroupSettings, ParcellationSettings
-from nipype_ward.signals import CONFOUND_STRATEGIES
 from nipype_ward.steps import SignalPreparation
 
 ANALYSIS_LEVELS = ("participant", "group")

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nipype_ward import __version__, fileio, folders, geometry, image, series
+from nipype_ward import __version__
 from nipype_ward.cli._running import (
     GraphError,
     node_durations,
@@ -24,11 +24,16 @@ from nipype_ward.cli._running import (
     run_graph,
     stop_workers,
 )
-from nipype_ward.connectivity import NEIGHBOURHOODS
-from nipype_ward.masking import MASK_STRATEGIES
-from nipype_ward.validation import check_n_clusters
-from nipype_ward.signals import STANDARDIZE
-from nipype_ward.steps import SignalPreparation, check_n_clusters_in_mask, resolve_preparation
+from nipype_ward.core.connectivity import NEIGHBOURHOODS
+from nipype_ward.core.signals import STANDARDIZE
+from nipype_ward.core.validation import check_n_clusters
+from nipype_ward.io import errors, files, folders, geometry, nifti, series
+from nipype_ward.io.masking import MASK_STRATEGIES
+from nipype_ward.steps import (
+    SignalPreparation,
+    check_n_clusters_in_mask,
+    resolve_preparation,
+)
 
 DATASETS = ("simulated", "adhd")
 
@@ -201,7 +206,7 @@ def check_inputs(settings: Settings) -> None:
     folders are folders that accept files. Folders made here are removed
     again if a later check fails.
     """
-    bold_img = image.load_bold(settings.bold)
+    bold_img = nifti.load_bold(settings.bold)
     resolve_preparation(settings.preparation, settings.bold, bold_img, bold_img.shape[3])
     if settings.mask is not None:
         mask, _ = geometry.load_mask(
@@ -289,7 +294,7 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict,
     """Run the workflow into a hidden staging folder, then move its files into place.
 
     The sinks of the workflow write into ``OUTPUT_DIR/.staging-*``
-    (:class:`~nipype_ward.folders.staging_folder`), renamed into OUTPUT_DIR
+    (:class:`~nipype_ward.io.folders.staging_folder`), renamed into OUTPUT_DIR
     only once the whole run succeeded: a failed run adds nothing, and never
     touches the user's own files.
 
@@ -297,7 +302,7 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict,
     was done, and the same command resumes from it (the error says so);
     after an input error, a work folder this run made (``made_work_dir``) is
     removed, unless another run uses it
-    (:class:`~nipype_ward.folders.work_folder`).
+    (:class:`~nipype_ward.io.folders.work_folder`).
 
     Returns the node run times, which nodes came from Nipype's cache, and
     the metrics of each K.
@@ -320,7 +325,7 @@ def run(settings: Settings, *, made_work_dir: bool = False) -> tuple[dict, dict,
             raise
         folders.move_into(staging, settings.output_dir)
     results = {
-        k: fileio.load_json(settings.output_dir / f"ward{k}_metrics.json")
+        k: files.load_json(settings.output_dir / f"ward{k}_metrics.json")
         for k in settings.n_clusters
     }
     return durations, cached, results
@@ -411,8 +416,8 @@ def main(argv=None) -> int:
         print(f"rest_clustering: interrupted; the same command resumes from the work folder "
               f"{settings.work_dir}", file=sys.stderr)
         return 130
-    except (fileio.InputError, RuntimeError, OSError) as exc:
-        if isinstance(exc, fileio.InputError) or getattr(exc, "input_error", False):
+    except (errors.InputError, RuntimeError, OSError) as exc:
+        if isinstance(exc, errors.InputError) or getattr(exc, "input_error", False):
             for path in reversed(made):
                 # Empty unless another run writes there (the work folder this
                 # run filled is removed by run(), when no other run holds it).

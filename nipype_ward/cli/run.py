@@ -18,10 +18,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nipype_ward import __version__, bids
-from nipype_ward.cli._running import GraphError, print_data_warnings, run_graph, stop_workers
+from nipype_ward.cli._running import (
+    GraphError,
+    print_data_warnings,
+    run_graph,
+    stop_workers,
+)
 from nipype_ward.cli.parser import parse_settings
-from nipype_ward.fileio import InputError, WriteError, save_json
-from nipype_ward.folders import check_writable, move_into, staging_folder, work_folder
+from nipype_ward.io.errors import InputError, WriteError
+from nipype_ward.io.files import save_json
+from nipype_ward.io.folders import (
+    check_writable,
+    move_into,
+    staging_folder,
+    work_folder,
+)
 from nipype_ward.preflight import check_folders, check_group, check_runs
 from nipype_ward.reports.assemble import write_group_report, write_subject_report
 from nipype_ward.settings import AppSettings
@@ -68,7 +79,7 @@ def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
     complete or absent. When nodes fail, the subjects whose workflows hold
     them (:func:`~nipype_ward.workflows.base.subject_workflows`) get none of
     their files (the group level: nothing), the others get theirs.
-    The work folder is held for the run (:class:`~nipype_ward.folders.work_folder`:
+    The work folder is held for the run (:class:`~nipype_ward.io.folders.work_folder`:
     another run computing the same workflows in it is refused) and keeps
     what was done, and the same command resumes from it, unless every
     failure was an input error in a work folder this run made and no other
@@ -90,7 +101,10 @@ def run_staged(settings: AppSettings, runs: list[bids.Run], argv, *,
 
             workflow = init_group_level_wf(settings=staged, runs=runs)
         else:
-            from nipype_ward.workflows.base import init_nipype_ward_wf, subject_workflows
+            from nipype_ward.workflows.base import (
+                init_nipype_ward_wf,
+                subject_workflows,
+            )
 
             workflow = init_nipype_ward_wf(settings=staged, runs=runs)
             owners = {name: subject

@@ -28,7 +28,11 @@ from nipype_ward.datasets._cache import DATA_DIR_ENV, get_data_dir, load_simulat
 from nipype_ward.datasets._fetchers import fetch_adhd_subject, load_bold_dataset
 from nipype_ward.datasets._fmriprep import fmriprep_confounds, write_fmriprep_example
 from nipype_ward.datasets._surface import SimulatedSurface, simulate_surface_fmri
-from nipype_ward.datasets._volume import SIMULATION_VERSION, SimulatedRest, simulate_rest_fmri
+from nipype_ward.datasets._volume import (
+    SIMULATION_VERSION,
+    SimulatedRest,
+    simulate_rest_fmri,
+)
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nipype_ward.core.validation import check_int, check_real
 from nipype_ward.datasets._bunch import Bunch
 from nipype_ward.datasets._volume import SIMULATION_VERSION, simulate_rest_fmri
-from nipype_ward.image import save_image
-from nipype_ward.validation import check_int, check_real
+from nipype_ward.io.nifti import save_image
 
 #: Environment variable that overrides the default data directory.
 DATA_DIR_ENV = "NIPYPE_WARD_DATA"

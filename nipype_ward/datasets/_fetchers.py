@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nipype_ward.core.validation import check_int
 from nipype_ward.datasets._bunch import Bunch
 from nipype_ward.datasets._cache import load_simulated_rest
-from nipype_ward.validation import check_int
 
 # nilearn's ADHD-200 resting-state subset: 40 subjects, TR of 2 s.
 _ADHD_N_SUBJECTS = 40

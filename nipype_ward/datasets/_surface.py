@@ -8,10 +8,15 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from nipype_ward.connectivity import mesh_connectivity
-from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
-from nipype_ward.datasets._model import band_limited_noise
-from nipype_ward.validation import check_int, check_real
+from nipype_ward.core.connectivity import mesh_connectivity
+from nipype_ward.core.validation import check_int, check_real
+from nipype_ward.datasets._model import (
+    GLOBAL_PCT,
+    REGION_PCT,
+    SMOOTH_PCT,
+    WHITE_PCT,
+    band_limited_noise,
+)
 
 
 class SimulatedSurface(NamedTuple):
@@ -63,7 +68,7 @@ def simulate_surface_fmri(
 
     Parameters
     ----------
-    meshes : sequence of :class:`nipype_ward.gifti.Mesh`
+    meshes : sequence of :class:`nipype_ward.io.gifti.Mesh`
         The hemispheres' meshes (left, right).
     cortex : sequence of bool arrays, optional
         Per hemisphere, the vertices with data (e.g. without the medial

@@ -13,9 +13,14 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from nipype_ward.datasets._model import GLOBAL_PCT, REGION_PCT, SMOOTH_PCT, WHITE_PCT
-from nipype_ward.datasets._model import band_limited_noise
-from nipype_ward.validation import check_int, check_real
+from nipype_ward.core.validation import check_int, check_real
+from nipype_ward.datasets._model import (
+    GLOBAL_PCT,
+    REGION_PCT,
+    SMOOTH_PCT,
+    WHITE_PCT,
+    band_limited_noise,
+)
 
 #: Bump whenever the simulation changes its output for given parameters, so
 #: that files cached by an older version are not silently reused.

@@ -19,7 +19,12 @@ from nipype_ward.interfaces.reports import (
     RunSummary,
 )
 from nipype_ward.interfaces.signals import CombineSeries, PrepareSignals
-from nipype_ward.interfaces.ward import CheckParcelCounts, CutWardTree, WardAgglomerate, WardTree
+from nipype_ward.interfaces.ward import (
+    CheckParcelCounts,
+    CutWardTree,
+    WardAgglomerate,
+    WardTree,
+)
 
 __all__ = [
     "CombineSeries",

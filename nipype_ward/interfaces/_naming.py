@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from nipype_ward.formats import file_extension
+from nipype_ward.io.formats import file_extension
 
 
 def output_path(source, suffix: str, cwd, extension: str | None = None) -> str:
     """``<source base><suffix><extension>`` in ``cwd``.
 
     Without ``extension`` the source's own is kept. Extensions are BIDS'
-    (:func:`nipype_ward.formats.file_extension`). A prepared series
+    (:func:`nipype_ward.io.formats.file_extension`). A prepared series
     ``<bold>_series.npy`` names its outputs after ``<bold>``.
     """
 

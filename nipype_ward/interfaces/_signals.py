@@ -9,7 +9,7 @@ refuse a preparation: the series is prepared already.
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, isdefined, traits
 
-from nipype_ward.signals import CONFOUND_STRATEGIES, STANDARDIZE
+from nipype_ward.core.signals import CONFOUND_STRATEGIES, STANDARDIZE
 from nipype_ward.steps import SignalPreparation
 
 

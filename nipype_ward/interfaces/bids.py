@@ -10,10 +10,11 @@ from nipype.interfaces.base import (
     isdefined, traits,
 )
 
-from nipype_ward import bids, fileio, steps
-from nipype_ward.formats import file_extension, hemisphere_extension, is_surface
-from nipype_ward.geometry import split_hemispheres
+from nipype_ward import bids, steps
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.io import errors, files
+from nipype_ward.io.formats import file_extension, hemisphere_extension, is_surface
+from nipype_ward.io.geometry import split_hemispheres
 from nipype_ward.provenance import run_provenance, write_provenance
 
 
@@ -67,7 +68,7 @@ class DerivativesSink(SimpleInterface):
         out_file = Path(self.inputs.base_directory) / relative
         labels = list(self.inputs.labels_file) if isdefined(self.inputs.labels_file) else []
         self._results.update(_deliver(
-            in_file, out_file, self.inputs.meta_dict, fileio.sidecar_path(out_file),
+            in_file, out_file, self.inputs.meta_dict, files.sidecar_path(out_file),
             relative={"labels_file": labels[0] if len(labels) == 1 else labels} if labels
             else None,
             source_dir=self.inputs.source_dir if isdefined(self.inputs.source_dir) else None))
@@ -79,19 +80,19 @@ def _deliver(in_file, out_file: Path, meta_dict, sidecar: Path, relative=None,
     """Copy a derivative into place and write its sidecar (if any), each written then renamed.
 
     For a JSON ``in_file``: ``relative`` sets entries to delivered paths
-    (:func:`nipype_ward.fileio.copy_json`), and paths of files of
+    (:func:`nipype_ward.io.files.copy_json`), and paths of files of
     ``source_dir`` become BIDS URIs.
     """
     out_file.parent.mkdir(parents=True, exist_ok=True)
     if in_file.suffix == ".json" and (relative or source_dir):
-        fileio.copy_json(in_file, out_file, relative=relative or {},
+        files.copy_json(in_file, out_file, relative=relative or {},
                          uris=None if source_dir is None else
                          lambda text: _as_uris(text, source_dir))
     else:
-        fileio.copy_atomically(in_file, out_file)
+        files.copy_atomically(in_file, out_file)
     results = {"out_file": str(out_file)}
     if isdefined(meta_dict):
-        results["out_meta"] = str(fileio.save_json(meta_dict, sidecar))
+        results["out_meta"] = str(files.save_json(meta_dict, sidecar))
     return results
 
 
@@ -145,7 +146,7 @@ class SplitHemispheres(SimpleInterface):
     """A cortical CIFTI-2 file as two GIFTI files, for data that came as a GIFTI pair.
 
     Labels become GIFTI labels (with the label table), series GIFTI series
-    (:func:`nipype_ward.geometry.split_hemispheres`); the vertices without
+    (:func:`nipype_ward.io.geometry.split_hemispheres`); the vertices without
     data hold 0.
     """
 
@@ -397,7 +398,7 @@ class AtlasSink(SimpleInterface):
                                          **shared)
         self._results.update(_deliver(in_file, out_file, self.inputs.meta_dict, sidecar))
         if isdefined(self.inputs.description):
-            fileio.save_json(self.inputs.description,
+            files.save_json(self.inputs.description,
                              root / f"atlas-{self.inputs.atlas}_description.json")
         return runtime
 
@@ -472,9 +473,9 @@ class AtlasSidecars(SimpleInterface):
         derived_from = "resting-state" if all("rest" in str(task).lower() for task in tasks) \
             else "fMRI (tasks " + ", ".join(sorted(map(str, tasks))) + ")"
         try:
-            license_ = fileio.load_json(Path(self.inputs.source_dir) / "dataset_description.json"
+            license_ = files.load_json(Path(self.inputs.source_dir) / "dataset_description.json"
                                         ).get("License")
-        except fileio.InputError:
+        except errors.InputError:
             license_ = None
         license_ = license_ or "not stated: that of the source dataset applies"
         metas, descriptions = [], []

@@ -3,13 +3,13 @@
 from nipype.interfaces.base import File, SimpleInterface, TraitedSpec, isdefined, traits
 
 from nipype_ward import steps
-from nipype_ward.formats import output_extension
 from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
     preparation_from_inputs,
     series_from_inputs,
 )
+from nipype_ward.io.formats import output_extension
 
 
 class _ParcelCompressInputSpec(VoxelSeriesInputSpec):

@@ -5,7 +5,7 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.connectivity import NEIGHBOURHOODS
+from nipype_ward.core.connectivity import NEIGHBOURHOODS
 from nipype_ward.interfaces._naming import output_path
 
 

@@ -6,9 +6,10 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
 )
 
-from nipype_ward import geometry, steps
-from nipype_ward.formats import output_extension
-from nipype_ward.group import REDUCTIONS
+from nipype_ward import steps
+from nipype_ward.core.reduction import REDUCTIONS
+from nipype_ward.io import geometry
+from nipype_ward.io.formats import output_extension
 
 
 class _GroupMaskInputSpec(BaseInterfaceInputSpec):

@@ -4,7 +4,7 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
 )
 
-from nipype_ward.fileio import copy_atomically, copy_json, load_json
+from nipype_ward.io.files import copy_atomically, copy_json, load_json
 
 
 class _ExportFilesInputSpec(BaseInterfaceInputSpec):

@@ -8,7 +8,7 @@ from nipype.interfaces.base import (
 
 from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
-from nipype_ward.masking import MASK_STRATEGIES, EPIMaskOptions
+from nipype_ward.io.masking import MASK_STRATEGIES, EPIMaskOptions
 
 
 class EPIMaskOptionsInputSpec(BaseInterfaceInputSpec):
@@ -43,7 +43,7 @@ class EPIMaskOptionsInputSpec(BaseInterfaceInputSpec):
 
 
 def epi_options_from_inputs(inputs) -> EPIMaskOptions:
-    """The :class:`~nipype_ward.masking.EPIMaskOptions` an interface's inputs ask for."""
+    """The :class:`~nipype_ward.io.masking.EPIMaskOptions` an interface's inputs ask for."""
     names = [item.name for item in fields(EPIMaskOptions) if item.name != "strategy"]
     return EPIMaskOptions(**{name: getattr(inputs, name) for name in names},
                           strategy=inputs.mask_strategy)

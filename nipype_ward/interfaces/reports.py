@@ -7,8 +7,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from nipype_ward.fileio import load_json
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.io.files import load_json
 from nipype_ward.reports import (
     cut_coords_of,
     plot_compression,

@@ -7,10 +7,16 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.formats import output_extension
 from nipype_ward.interfaces._naming import output_path
-from nipype_ward.interfaces._signals import SignalPreparationInputSpec, preparation_from_inputs
-from nipype_ward.interfaces.masking import EPIMaskOptionsInputSpec, epi_options_from_inputs
+from nipype_ward.interfaces._signals import (
+    SignalPreparationInputSpec,
+    preparation_from_inputs,
+)
+from nipype_ward.interfaces.masking import (
+    EPIMaskOptionsInputSpec,
+    epi_options_from_inputs,
+)
+from nipype_ward.io.formats import output_extension
 
 
 class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec):

@@ -11,9 +11,6 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward import steps
-from nipype_ward.fileio import InputError
-from nipype_ward.formats import is_surface, output_extension
-from nipype_ward.geometry import load_mask
 from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import (
     VoxelSeriesInputSpec,
@@ -21,6 +18,9 @@ from nipype_ward.interfaces._signals import (
     series_from_inputs,
     source_of,
 )
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.formats import is_surface, output_extension
+from nipype_ward.io.geometry import load_mask
 
 
 class _WardTreeInputSpec(VoxelSeriesInputSpec):
@@ -191,7 +191,7 @@ class WardAgglomerate(WardTree):
     """Spatially constrained Ward parcellation: build the tree once, cut it at every K.
 
     Without ``connectivity_file`` the graph is the mask's grid with 6
-    neighbours (:func:`nipype_ward.connectivity.grid_connectivity`), so one
+    neighbours (:func:`nipype_ward.core.connectivity.grid_connectivity`), so one
     node parcellates a 4D ``in_file`` inside ``mask_file``.
 
     With the same data and K, the labels equal those of scikit-learn's

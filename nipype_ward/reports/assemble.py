@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from nipype_ward.bids import software_versions
-from nipype_ward.fileio import save_atomically
+from nipype_ward.io.files import save_atomically
 from nipype_ward.reports.html import MIGP_CITATION, group_summary, methods
 
 #: nireports' bootstrap of our report: its sections and reportlets.

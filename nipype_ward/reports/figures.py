@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward import cifti, fileio, geometry, gifti, image
+from nipype_ward.io import arrays, cifti, files, geometry, gifti, nifti, tables
 from nipype_ward.reports import surface
 
 
@@ -67,7 +67,7 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
     from nilearn import plotting
 
     mask, mask_img = geometry.load_mask(mask_file)
-    X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
+    X = arrays.load_series(series_file, n_voxels=int(mask.sum()))
     if not 0 <= volume < X.shape[1]:
         raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
     labels, _ = geometry.load_labels(labels_file, mask=mask)
@@ -81,7 +81,7 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
         (compressed, axes[1], f"Compressed representation ({len(sizes)} parcels)"),
     ):
         plotting.plot_epi(
-            image.unmask(voxels, mask, mask_img),
+            nifti.unmask(voxels, mask, mask_img),
             cut_coords=cut_coords,
             title=title,
             vmin=vmin,
@@ -184,7 +184,7 @@ def plot_surface_compression(series_file, mask_file, labels_file, surfaces, out_
     plt = _pyplot()
     mask, mask_img = geometry.load_mask(mask_file)
     models = cifti.brain_models_of(mask_img)
-    X = fileio.load_series(series_file, n_voxels=int(mask.sum()))
+    X = arrays.load_series(series_file, n_voxels=int(mask.sum()))
     if not 0 <= volume < X.shape[1]:
         raise ValueError(f"volume must be between 0 and {X.shape[1] - 1}, got {volume}")
     labels, _ = geometry.load_labels(labels_file, mask=mask)
@@ -214,11 +214,11 @@ def plot_quality(metrics_files, table_files, out_png):
     """A run's quality against K: R2, homogeneity, split-half ARI; parcel sizes per K.
 
     ``metrics_files`` are the metrics JSON of each K
-    (:func:`nipype_ward.metrics.compression_summary`), ``table_files`` the
+    (:func:`nipype_ward.core.metrics.compression_summary`), ``table_files`` the
     matching ``_dseg.tsv`` tables (their ``n_voxels`` column).
     """
     plt = _pyplot()
-    metrics = [fileio.load_json(path) for path in metrics_files]
+    metrics = [files.load_json(path) for path in metrics_files]
     order = np.argsort([m["n_parcels"] for m in metrics])
     ks = [metrics[i]["n_parcels"] for i in order]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -237,7 +237,7 @@ def plot_quality(metrics_files, table_files, out_png):
     for i in order:
         with open(table_files[i]) as stream:
             unit = "voxels" if "n_voxels" in stream.readline().split() else "grayordinates"
-        sizes = fileio.load_table_column(table_files[i], f"n_{unit}")
+        sizes = tables.load_table_column(table_files[i], f"n_{unit}")
         right.hist(sizes, bins=30, histtype="step", label=f"K = {metrics[i]['n_parcels']}")
     right.set_xlabel(f"{unit} per parcel")
     right.set_ylabel("parcels")

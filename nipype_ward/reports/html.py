@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 
 from nipype_ward import __version__
-from nipype_ward.formats import is_surface
+from nipype_ward.io.formats import is_surface
 from nipype_ward.steps import censored_volumes
 
 #: References the methods paragraph cites.

@@ -1,8 +1,8 @@
 """File-in, file-out steps of the parcellation, one module a stage.
 
-Each step reads its inputs through :mod:`nipype_ward.series` and
-:mod:`nipype_ward.geometry` (which check them and name the file in every
-error) and :mod:`nipype_ward.fileio`, calls the array core, and writes its
+Each step reads its inputs through :mod:`nipype_ward.io.series` and
+:mod:`nipype_ward.io.geometry` (which check them and name the file in every
+error) and :mod:`nipype_ward.io`, calls the array core, and writes its
 outputs atomically. The Nipype interfaces delegate to these functions one to
 one, so scripts, the CLI and the interfaces share a single code path.
 

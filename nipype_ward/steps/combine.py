@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward import fileio
-from nipype_ward.fileio import InputError
-from nipype_ward.geometry import check_same_grid, geometry_of, load, load_mask, values_of
-from nipype_ward.group import REDUCTIONS, migp, reduce_features
-from nipype_ward.metrics import homogeneity, reconstruction_r2
+from nipype_ward.core.metrics import homogeneity, reconstruction_r2
+from nipype_ward.core.reduction import REDUCTIONS, migp, reduce_features
+from nipype_ward.core.validation import check_int
+from nipype_ward.io import arrays
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.geometry import (
+    check_same_grid,
+    geometry_of,
+    load,
+    load_mask,
+    values_of,
+)
 from nipype_ward.steps.prepare import load_voxel_series
-from nipype_ward.validation import check_int
 
 
 def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_mask, out_mean,
@@ -49,13 +55,13 @@ def combine_series(series_paths, mask_paths, infos, mean_paths, out_series, out_
                          "combine runs of one acquisition only")
     parts, run_infos = [], []
     for path, mask, info, out in zip(series_paths, masks, infos, out_run_series):
-        part = np.array(fileio.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
-        fileio.save_series(part, out)
+        part = np.array(arrays.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
+        arrays.save_series(part, out)
         parts.append(part)
         run_infos.append({**info, "n_voxels": int(common.sum())})
     combined = np.concatenate(parts, axis=1)
     _save_mask_and_mean(common, mean, reference_img, out_mask, out_mean)
-    fileio.save_series(combined, out_series)
+    arrays.save_series(combined, out_series)
     kept, offset = [], 0
     for info in infos:
         run_kept = info.get("sample_mask") or range(info["n_volumes_acquired"])
@@ -133,7 +139,7 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     restricted to the group mask's voxels and the runs are put one after the
     other in time. With ``reduction="migp"`` the result is projected on its
     ``n_components`` leading principal axes in time
-    (:func:`nipype_ward.group.reduce_features`), which changes nothing when
+    (:func:`nipype_ward.core.reduction.reduce_features`), which changes nothing when
     the subject has at most that many volumes; with ``"exact"`` it is written
     as is. Returns the subject's record for the group sidecars.
     """
@@ -147,7 +153,7 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
         mask, _ = load_mask(mask_path, reference=group_img, reference_path=group_mask_path)
         if (common & ~mask).any():
             raise InputError(mask_path, "the group mask has voxels outside this run's mask")
-        parts.append(fileio.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
+        parts.append(arrays.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
     dtype = np.result_type(*parts)
     X = np.empty((int(common.sum()), sum(part.shape[1] for part in parts)), dtype=dtype)
     offset = 0
@@ -157,7 +163,7 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     del parts
     if reduction == "migp" and X.shape[1] > n_components:
         X = reduce_features(X, n_components)
-    fileio.save_series(X, out_series)
+    arrays.save_series(X, out_series)
     return {
         "subject": subject,
         "sources": [info["source"] for info in infos],
@@ -175,7 +181,7 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
 
     ``"exact"``: the subjects' series one after the other in time (memory
     grows with the group). ``"migp"``: MIGP over the files in the order
-    given (:func:`nipype_ward.group.migp`; memory flat in the number of
+    given (:func:`nipype_ward.core.reduction.migp`; memory flat in the number of
     subjects): the subjects' reduced series, or the group series of parts
     of the group (MIGP of MIGPs). ``subject_infos`` are the records of
     every subject the result covers. Returns the series info the tree step
@@ -193,7 +199,7 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
     def blocks():
         # One file mapped at a time: the pages of those done are let go.
         for path in reduced_paths:
-            yield fileio.load_series(path, n_voxels=n_voxels)
+            yield arrays.load_series(path, n_voxels=n_voxels)
 
     if reduction == "migp":
         X = migp(blocks(), n_components)
@@ -206,7 +212,7 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
             X[:, offset:offset + block.shape[1]] = block
             offset += block.shape[1]
             del block
-    fileio.save_series(X, out_series)
+    arrays.save_series(X, out_series)
     t_rs = sorted({t_r for info in subject_infos for t_r in info["t_r"]}, key=str)
     return {
         "source": "; ".join(source for info in subject_infos for source in info["sources"]),
@@ -227,7 +233,7 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
 def _restricted_labels(data, mask, keep):
     """0-based labels of the voxels ``keep`` of ``mask`` (renumbered 0..K-1), and their values.
 
-    ``data`` is the label image's values (:func:`nipype_ward.geometry.values_of`).
+    ``data`` is the label image's values (:func:`nipype_ward.io.geometry.values_of`).
     """
     values = data[mask][keep].astype(np.int64)
     unique, inverse = np.unique(values, return_inverse=True)

@@ -3,7 +3,7 @@
 A run compressed by a label image (its own cut, or an atlas on its grid):
 the parcel time series, the compressed series, the metrics, and the
 parcel table of a label image. Outputs are written by the run's
-:class:`~nipype_ward.geometry.Geometry`.
+:class:`~nipype_ward.io.geometry.Geometry`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward import fileio
-from nipype_ward.fileio import InputError
-from nipype_ward.geometry import geometry_of, load, load_labels, values_of
-from nipype_ward.metrics import compression_summary, parcel_moments, truth_agreement
+from nipype_ward.core.metrics import (
+    compression_summary,
+    parcel_moments,
+    truth_agreement,
+)
+from nipype_ward.io import arrays, files, tables
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.geometry import geometry_of, load, load_labels, values_of
 from nipype_ward.steps.prepare import load_voxel_series
 from nipype_ward.steps.tree import split_half_ari
 
@@ -24,7 +28,7 @@ def compare_labels(labels, mask, reference_path, reference_img, labels_path):
     """ARI and AMI of 0-based ``labels`` in ``mask`` against a label image.
 
     Over the voxels labelled in both; returns a
-    :class:`nipype_ward.metrics.Agreement`.
+    :class:`nipype_ward.core.metrics.Agreement`.
     """
     truth_img = load(reference_path)
     geometry_of(mask, reference_img).check(truth_img, reference_path, labels_path)
@@ -62,7 +66,7 @@ def parcel_compress(
     image's non-zero voxels unless ``mask_path`` is given); the outputs are
     those of the prepared signals.
 
-    The metrics are those of :func:`nipype_ward.metrics.compression_summary`;
+    The metrics are those of :func:`nipype_ward.core.metrics.compression_summary`;
     with ``connectivity_path`` they count the non-contiguous parcels, with
     ``half_tree_paths`` (the trees of the two halves of the volumes, see
     :func:`ward_tree`) they give ``split_half_ari``, the adjusted Rand index
@@ -82,7 +86,7 @@ def parcel_compress(
     format has one: surface data's CIFTI-2 parcel series (parcels in
     increasing label order, each with its grayordinates), as Connectome
     Workbench and XCP-D write them
-    (:meth:`~nipype_ward.geometry.SurfaceGeometry.save_parcel_series`).
+    (:meth:`~nipype_ward.io.geometry.SurfaceGeometry.save_parcel_series`).
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,
@@ -109,7 +113,7 @@ def parcel_compress(
     means = moments.sums / moments.sizes[:, None]
     connectivity = None
     if connectivity_path:
-        connectivity = fileio.load_connectivity(connectivity_path,
+        connectivity = arrays.load_connectivity(connectivity_path,
                                                 n_voxels=X.shape[0] + outside)
         if outside:
             connectivity = connectivity[keep][:, keep]
@@ -137,13 +141,13 @@ def parcel_compress(
     metrics["preparation"] = series.preparation
     if series.n_constant:
         metrics["n_voxels_constant"] = series.n_constant
-    fileio.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
+    tables.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None:
         geometry.save_series(lambda start, stop: means[labels, start:stop], out_compressed,
                              n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r)
     if out_ptseries is not None:
         geometry.save_parcel_series(means, label_values, labels, out_ptseries, t_r=series.t_r)
-    fileio.save_json(metrics, out_metrics)
+    files.save_json(metrics, out_metrics)
     return metrics
 
 
@@ -155,7 +159,7 @@ def parcel_table(labels_path, out_tsv, *, prefix: str = "parcel") -> Path:
     and the centroid ``x``, ``y``, ``z`` in the image's world coordinates
     (mm); for surface labels ``n_grayordinates`` and ``structure`` (the
     CIFTI structure, e.g. ``CORTEX_LEFT``) instead
-    (:meth:`~nipype_ward.geometry.VolumeGeometry.parcel_columns`).
+    (:meth:`~nipype_ward.io.geometry.VolumeGeometry.parcel_columns`).
     """
     labels_img = load(labels_path)
     mask = values_of(labels_img) > 0
@@ -166,4 +170,4 @@ def parcel_table(labels_path, out_tsv, *, prefix: str = "parcel") -> Path:
     width = len(str(int(values.max())))
     names = [f"{prefix}_{int(v):0{width}d}" for v in values[order]]
     columns = geometry_of(mask, labels_img).parcel_columns(labels, order)
-    return fileio.save_table({"index": values[order], "name": names, **columns}, out_tsv)
+    return tables.save_table({"index": values[order], "name": names, **columns}, out_tsv)

@@ -1,9 +1,9 @@
 """Preparing a run: read its series once, mask it, prepare its signals, write them.
 
 The BOLD series is read once, by :func:`prepare_series`, into a *prepared
-series* (:func:`nipype_ward.fileio.save_series`) that the tree, its halves
+series* (:func:`nipype_ward.io.arrays.save_series`) that the tree, its halves
 and every compression read, with its mask and mean written by its
-:class:`~nipype_ward.geometry.Geometry`. The tree and compression steps also
+:class:`~nipype_ward.io.geometry.Geometry`. The tree and compression steps also
 take a BOLD series directly (``bold_path``), for standalone use; both ways go
 through :func:`load_voxel_series`.
 """
@@ -17,19 +17,25 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
-from nipype_ward import fileio, masking
-from nipype_ward.fileio import InputError
-from nipype_ward.geometry import Geometry, VolumeGeometry, geometry_of, load_geometry, values_of
-from nipype_ward.image import read_mean
-from nipype_ward.formats import is_surface
-from nipype_ward.series import read_repetition_time, read_series, sources_of
-from nipype_ward.signals import (
+from nipype_ward.core.signals import (
     CONFOUND_STRATEGIES,
     check_preparation,
     filters_requested,
     prepare_signals,
 )
-from nipype_ward.validation import check_real
+from nipype_ward.core.validation import check_real
+from nipype_ward.io import arrays, masking, tables
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.formats import is_surface
+from nipype_ward.io.geometry import (
+    Geometry,
+    VolumeGeometry,
+    geometry_of,
+    load_geometry,
+    values_of,
+)
+from nipype_ward.io.nifti import read_mean
+from nipype_ward.io.series import read_repetition_time, read_series, sources_of
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,12 @@ class SignalPreparation:
     """How voxel signals are prepared before clustering and compression.
 
     The defaults prepare nothing (the seed example). See
-    :func:`nipype_ward.signals.prepare_signals` for the meaning of each
+    :func:`nipype_ward.core.signals.prepare_signals` for the meaning of each
     option; ``t_r`` is read from the BOLD file when not given, and
     ``confounds_file`` is a TSV whose ``confounds_columns`` (all when empty)
     are regressed out. ``confounds_strategy`` instead selects the confounds
     of an fMRIPrep BOLD file by one of nilearn's preset strategies
-    (:data:`~nipype_ward.signals.CONFOUND_STRATEGIES`; ``scrubbing`` also
+    (:data:`~nipype_ward.core.signals.CONFOUND_STRATEGIES`; ``scrubbing`` also
     censors the volumes of high motion: framewise displacement above
     ``fd_threshold`` mm, standardized DVARS above ``dvars_threshold``,
     nilearn's 0.5 and 1.5 when None).
@@ -82,7 +88,7 @@ class SignalPreparation:
 
     @property
     def cleaning(self) -> dict:
-        """The options of :func:`nipype_ward.signals.prepare_signals` this preparation sets."""
+        """The options of :func:`nipype_ward.core.signals.prepare_signals` this preparation sets."""
         return {"standardize": self.standardize, "detrend": self.detrend,
                 "high_pass": self.high_pass, "low_pass": self.low_pass}
 
@@ -146,11 +152,11 @@ def resolve_preparation(
         raise InputError(bold_path, str(exc)) from exc
     confounds = sample_mask = None
     if preparation.confounds_file:
-        confounds = fileio.load_confounds(
+        confounds = tables.load_confounds(
             preparation.confounds_file, n_volumes, preparation.confounds_columns
         )
     elif preparation.confounds_strategy:
-        confounds, sample_mask = fileio.load_fmriprep_confounds(
+        confounds, sample_mask = tables.load_fmriprep_confounds(
             bold_path if len(sources) == 1 else list(sources),
             preparation.confounds_strategy, n_volumes,
             fd_threshold=preparation.fd_threshold,
@@ -181,9 +187,9 @@ def _epi_mask(mean_img, options: masking.EPIMaskOptions, bold_path) -> np.ndarra
 
     The EPI mask (``"epi"``) is refused on an image without a dark
     background (a slab, a cropped field of view: see
-    :func:`nipype_ward.masking.background_fraction`), when it collapses on an
+    :func:`nipype_ward.io.masking.background_fraction`), when it collapses on an
     image whose background is zero already (skull-stripped: see
-    :data:`nipype_ward.masking.ZERO_BACKGROUND_FRACTION`), and when it is
+    :data:`nipype_ward.io.masking.ZERO_BACKGROUND_FRACTION`), and when it is
     empty; the background mask (``"background"``) when it is empty. Each is
     an error naming the BOLD and saying what to do.
     """
@@ -237,7 +243,7 @@ def read_prepared(
     (EPI or background strategy; refused where it cannot be a brain mask,
     see :func:`_epi_mask`); surface data's points are its grayordinates.
     Points whose series is constant are left out of a volume's mask, kept
-    on surfaces (:meth:`~nipype_ward.geometry.VolumeGeometry.drop_constant`).
+    on surfaces (:meth:`~nipype_ward.io.geometry.VolumeGeometry.drop_constant`).
     The preparation's TR, confounds and cutoffs are checked from the header
     before any data are read.
 
@@ -292,7 +298,7 @@ def prepare_series(
 
     ``bold_path`` is one file, or a GIFTI pair (the left hemisphere first).
     See :func:`read_prepared`; the series is written as ``.npy``
-    (:func:`nipype_ward.fileio.save_series`), the mask and the mean by its
+    (:func:`nipype_ward.io.arrays.save_series`), the mask and the mean by its
     geometry (uint8 and float32 NIfTI for a volume, CIFTI-2 maps of the
     grayordinates for surface data). :func:`series_info` of the result says
     the rest.
@@ -304,7 +310,7 @@ def prepare_series(
     points = geometry_of(series.mask, mean_img)
     points.save_mask(out_mask)
     points.save_mean(values_of(mean_img), out_mean)
-    fileio.save_series(series.X, out_series)
+    arrays.save_series(series.X, out_series)
     return series
 
 
@@ -354,7 +360,7 @@ def load_voxel_series(
     if mask_path is None:
         raise ValueError("a prepared series needs the mask it was taken in (mask_path)")
     geometry = load_geometry(mask_path)
-    X = fileio.load_series(series_path, n_voxels=geometry.n_points)
+    X = arrays.load_series(series_path, n_voxels=geometry.n_points)
     info = series_info or {}
     return VoxelSeries(X, geometry, info.get("t_r"), info.get("source", str(series_path)),
                        info.get("preparation"), info.get("n_volumes_acquired", X.shape[1]),

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward import cifti, fileio, gifti
-from nipype_ward.connectivity import connected_components, grid_connectivity
-from nipype_ward.fileio import InputError
-from nipype_ward.geometry import load_geometry
-from nipype_ward.validation import check_n_clusters
+from nipype_ward.core.connectivity import connected_components, grid_connectivity
+from nipype_ward.core.validation import check_n_clusters
+from nipype_ward.core.ward import build_ward_tree, cut_tree
+from nipype_ward.io import arrays, cifti, errors, gifti
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.geometry import load_geometry
 from nipype_ward.steps.prepare import load_voxel_series
-from nipype_ward.ward import build_ward_tree, cut_tree
 
 
 def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
@@ -28,7 +28,7 @@ def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
     ``surfaces`` gives the mesh (``.surf.gii``) of each surface structure
     the file holds, by CIFTI structure name (``CIFTI_STRUCTURE_CORTEX_LEFT``,
     ``CIFTI_STRUCTURE_CORTEX_RIGHT``); see
-    :func:`nipype_ward.cifti.grayordinate_connectivity`. Returns the number
+    :func:`nipype_ward.io.cifti.grayordinate_connectivity`. Returns the number
     of connected pieces.
     """
     models = cifti.brain_models_of(cifti.load_cifti(mask_path))
@@ -44,7 +44,7 @@ def mesh_connectivity(mask_path, out_file, surfaces: dict) -> int:
         adjacency = cifti.grayordinate_connectivity(models, faces)
     except ValueError as exc:
         raise InputError(mask_path, str(exc)) from exc
-    fileio.save_connectivity(adjacency, out_file)
+    arrays.save_connectivity(adjacency, out_file)
     return connected_components(adjacency)[0]
 
 
@@ -52,20 +52,20 @@ def connectivity(mask_path, out_file, *, neighbourhood: int = 6) -> int:
     """Write the grid adjacency of a mask's voxels; return its connected pieces.
 
     A mask of several pieces is warned about
-    (:class:`~nipype_ward.fileio.DataWarning`): no parcel spans two pieces,
+    (:class:`~nipype_ward.io.errors.DataWarning`): no parcel spans two pieces,
     the tree joins them only at its top, and K below their number merges
     whole pieces (where scikit-learn would bridge them; see
-    :func:`nipype_ward.ward.ward_tree`).
+    :func:`nipype_ward.core.ward.ward_tree`).
     """
     mask = load_geometry(mask_path).mask
     adjacency = grid_connectivity(mask, neighbourhood)
-    fileio.save_connectivity(adjacency, out_file)
+    arrays.save_connectivity(adjacency, out_file)
     n_components, component = connected_components(adjacency)
     if n_components > 1:
         sizes = sorted(np.bincount(component).tolist(), reverse=True)
         shown = ", ".join(f"{size:,}" for size in sizes[:3]) + (", ..." if n_components > 3
                                                                  else "")
-        warnings.warn(fileio.DataWarning(
+        warnings.warn(errors.DataWarning(
             mask_path, f"the mask is {n_components} separate pieces ({shown} voxels, "
             f"{neighbourhood}-neighbourhood): no parcel spans two, and K below "
             f"{n_components} merges whole pieces"))
@@ -113,7 +113,7 @@ def ward_tree(
         preparation=preparation,
     )
     X = series.X
-    adjacency = fileio.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+    adjacency = arrays.load_connectivity(connectivity_path, n_voxels=X.shape[0])
     if out_half_trees is not None and X.shape[1] < 4:
         raise InputError(
             series_path or bold_path,
@@ -122,11 +122,11 @@ def ward_tree(
     # The pieces of the mask (or the surface's structures) are reported by the
     # connectivity step and stored in the tree: no warning from inside a run.
     tree = build_ward_tree(X, adjacency, warn_components=False)
-    fileio.save_tree(tree, out_tree)
+    arrays.save_tree(tree, out_tree)
     if out_half_trees is not None:
         half = X.shape[1] // 2
         for part, path in zip((X[:, :half], X[:, half:]), out_half_trees):
-            fileio.save_tree(build_ward_tree(part, adjacency, warn_components=False), path)
+            arrays.save_tree(build_ward_tree(part, adjacency, warn_components=False), path)
     return tree
 
 
@@ -134,7 +134,7 @@ def cut(tree_path, mask_path, n_clusters: int, out_labels) -> Path:
     """Cut a written tree at ``n_clusters`` parcels and write the label image."""
     geometry = load_geometry(mask_path)
     (k,) = check_n_clusters_in_mask(n_clusters, geometry.n_points, mask_path)
-    tree = fileio.load_tree(tree_path, n_leaves=geometry.n_points)
+    tree = arrays.load_tree(tree_path, n_leaves=geometry.n_points)
     return geometry.save_labels(cut_tree(tree.children, k), out_labels)
 
 
@@ -145,7 +145,7 @@ def split_half_ari(half_tree_paths, n_clusters: int, n_voxels: int) -> float:
     if len(half_tree_paths) != 2:
         raise ValueError(f"split halves need two tree files, got {len(half_tree_paths)}")
     first, second = (
-        cut_tree(fileio.load_tree(path, n_leaves=n_voxels).children, n_clusters)
+        cut_tree(arrays.load_tree(path, n_leaves=n_voxels).children, n_clusters)
         for path in half_tree_paths
     )
     return float(adjusted_rand_score(first, second))

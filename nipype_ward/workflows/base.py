@@ -23,12 +23,15 @@ from nipype_ward.interfaces.bids import (
     RunProvenance,
     RunSidecars,
 )
-from nipype_ward.series import estimate_mem_gb, read_header
+from nipype_ward.io.series import estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
 from nipype_ward.templates import surface_meshes
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
-from nipype_ward.workflows.parcellation import init_ward_parcellation_wf, set_preparation
+from nipype_ward.workflows.parcellation import (
+    init_ward_parcellation_wf,
+    set_preparation,
+)
 
 
 def init_nipype_ward_wf(*, settings: AppSettings, runs: list[Run], name: str = "nipype_ward_wf"):

@@ -29,7 +29,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from nipype_ward.bids import ATLAS_DIR, Run, atlas_label, confounds_tables
-from nipype_ward.group import split_subjects
+from nipype_ward.core.reduction import split_subjects
 from nipype_ward.interfaces import (
     CutWardTree,
     GridConnectivity,
@@ -38,7 +38,12 @@ from nipype_ward.interfaces import (
     PlotParcellation,
     WardTree,
 )
-from nipype_ward.interfaces.bids import AtlasSidecars, AtlasSink, ParcelTable, SplitHemispheres
+from nipype_ward.interfaces.bids import (
+    AtlasSidecars,
+    AtlasSink,
+    ParcelTable,
+    SplitHemispheres,
+)
 from nipype_ward.interfaces.group import (
     CompareParcellations,
     GroupMask,
@@ -46,10 +51,14 @@ from nipype_ward.interfaces.group import (
     GroupSplitHalf,
     ReduceSubject,
 )
+from nipype_ward.io.series import count_volumes, estimate_mem_gb, read_header
 from nipype_ward.preflight import space_key
-from nipype_ward.series import count_volumes, estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
-from nipype_ward.workflows.base import run_meshes, run_parcellation_wf, run_workflow_name
+from nipype_ward.workflows.base import (
+    run_meshes,
+    run_parcellation_wf,
+    run_workflow_name,
+)
 
 
 def _safe(text: str) -> str:

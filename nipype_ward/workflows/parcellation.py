@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from nipype_ward.connectivity import NEIGHBOURHOODS
+from nipype_ward.core.connectivity import NEIGHBOURHOODS
+from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.interfaces import (
     CheckParcelCounts,
     CutWardTree,
@@ -17,7 +18,6 @@ from nipype_ward.interfaces import (
     PrepareSignals,
     WardTree,
 )
-from nipype_ward.validation import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 
 #: Memory (GB) of the heavy nodes when the caller does not estimate it: a
@@ -64,7 +64,7 @@ def init_ward_parcellation_wf(
     (``bold_file`` the two hemispheres' series, the left's first). The grayordinates' graph is then the meshes'
     (:class:`~nipype_ward.interfaces.MeshConnectivity`, node
     ``mesh_connectivity``), and the mask, mean, labels and compressed series
-    are CIFTI-2 files (maps, labels, dense series: :mod:`nipype_ward.geometry`);
+    are CIFTI-2 files (maps, labels, dense series: :mod:`nipype_ward.io.geometry`);
     the tree, cuts and compression are the same nodes.
 
     Parameters
@@ -98,7 +98,7 @@ def init_ward_parcellation_wf(
         metrics). Costs about one more tree.
     mem_gb : dict, optional
         Memory of the heavy nodes, keys ``"mask"``, ``"tree"`` and ``"compress"``, e.g.
-        from :func:`nipype_ward.series.estimate_mem_gb`; defaults suit a 2 mm
+        from :func:`nipype_ward.io.series.estimate_mem_gb`; defaults suit a 2 mm
         MNI BOLD series of 300 volumes.
     name : str, default="ward_parcellation_wf"
         Name of the workflow.
@@ -148,7 +148,7 @@ def init_ward_parcellation_wf(
     metrics_files
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
         sizes, non-contiguous parcels, split-half ARI
-        (:func:`nipype_ward.metrics.compression_summary`).
+        (:func:`nipype_ward.core.metrics.compression_summary`).
     """
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:

@@ -8,8 +8,8 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.interfaces import ExportFiles
-from nipype_ward.validation import check_n_clusters
 from nipype_ward.steps import SignalPreparation
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf

@@ -3,7 +3,7 @@
 Every function takes plain arrays: voxel signals ``X`` of shape
 ``(n_voxels, n_samples)`` (time points as columns, the order of ``data[mask]``),
 parcel labels of shape ``(n_voxels,)`` and, for the spatial measures, the
-sparse voxel adjacency of :func:`nipype_ward.connectivity.grid_connectivity`.
+sparse voxel adjacency of :func:`nipype_ward.core.connectivity.grid_connectivity`.
 
 ==============================  =============================================
 :func:`reconstruction_r2`       share of the temporal variance kept by the
@@ -26,9 +26,9 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from nipype_ward.parcels import check_labels, parcel_sizes
-from nipype_ward.validation import check_int
-from nipype_ward.ward import build_ward_tree, check_connectivity, cut_tree
+from nipype_ward.core.parcels import check_labels, parcel_sizes
+from nipype_ward.core.validation import check_int
+from nipype_ward.core.ward import build_ward_tree, check_connectivity, cut_tree
 
 __all__ = [
     "Agreement",
@@ -374,7 +374,7 @@ def contiguity(labels, connectivity) -> Contiguity:
     labels : ndarray of shape (n_voxels,)
         Parcel of each voxel, ``0 .. n_parcels - 1``, every value used.
     connectivity : sparse matrix of shape (n_voxels, n_voxels)
-        Voxel adjacency, e.g. :func:`nipype_ward.connectivity.grid_connectivity`
+        Voxel adjacency, e.g. :func:`nipype_ward.core.connectivity.grid_connectivity`
         of the mask (any non-zero off-diagonal entry is an edge, taken as
         undirected; the diagonal is ignored).
 
@@ -414,7 +414,7 @@ def size_distribution(labels) -> SizeDistribution:
     -------
     SizeDistribution
         ``(min, q1, median, q3, max)``; see :class:`SizeDistribution` and
-        :func:`nipype_ward.parcels.parcel_sizes` for the sizes themselves.
+        :func:`nipype_ward.core.parcels.parcel_sizes` for the sizes themselves.
     """
     labels, _ = check_labels(labels)
     sizes = parcel_sizes(labels)

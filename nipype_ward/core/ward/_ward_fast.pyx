@@ -1,7 +1,7 @@
 # distutils: language = c++
 """Compiled kernel of the connectivity-constrained Ward tree.
 
-No validation here: :func:`nipype_ward.ward.ward_tree` checks and converts the
+No validation here: :func:`nipype_ward.core.ward.ward_tree` checks and converts the
 inputs, this module only runs the merge loop on preallocated arrays.
 
 Exactness contract with scikit-learn's ``ward_tree``

@@ -1,8 +1,8 @@
 """NIfTI images <-> arrays, with the checks users need.
 
-Every problem with an input file raises :class:`~nipype_ward.fileio.InputError`,
+Every problem with an input file raises :class:`~nipype_ward.io.errors.InputError`,
 one message that names the file and says what is wrong with it. Writers go
-through a temporary file and a rename (:func:`nipype_ward.fileio.save_atomically`).
+through a temporary file and a rename (:func:`nipype_ward.io.files.save_atomically`).
 
 A 4D series is read in **one pass** (:func:`read_series`): the file is opened
 once, decompressed once (by ISA-L, about 1.4x faster than zlib here), and
@@ -23,8 +23,9 @@ import nibabel as nb
 import numpy as np
 from isal import igzip
 
-from nipype_ward.fileio import InputError, save_atomically
-from nipype_ward.headers import (
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import save_atomically
+from nipype_ward.io.headers import (
     check_extensions,
     check_extensions_of,
     check_gzip_size,

@@ -24,10 +24,10 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from nipype_ward import cifti, gifti, image, masking
-from nipype_ward.fileio import DataWarning, InputError
-from nipype_ward.formats import is_cifti
-from nipype_ward.parcels import parcel_centroids, parcel_sizes
+from nipype_ward.core.parcels import parcel_centroids, parcel_sizes
+from nipype_ward.io import cifti, gifti, masking, nifti
+from nipype_ward.io.errors import DataWarning, InputError
+from nipype_ward.io.formats import is_cifti
 
 __all__ = [
     "Geometry",
@@ -50,14 +50,14 @@ __all__ = [
 def load(path, *, ndim: int | tuple[int, ...] = 3):
     """A file of values on points, header only: a NIfTI image, or a CIFTI-2 file of maps.
 
-    NIfTI images are checked as :func:`nipype_ward.image.load_image` checks
+    NIfTI images are checked as :func:`nipype_ward.io.nifti.load_image` checks
     them (``ndim``); a CIFTI-2 file (``.dscalar.nii``, ``.dlabel.nii``: the
     points, means and labels of surface data) is returned as it is:
     :func:`values_of` reads its values.
     """
     if is_cifti(path):
         return cifti.load_cifti(path)
-    return image.load_image(path, ndim=ndim)
+    return nifti.load_image(path, ndim=ndim)
 
 
 def _is_surface(img) -> bool:
@@ -70,7 +70,7 @@ def values_of(img) -> np.ndarray:
     The data of an image from :func:`load` are read here: an error reading
     them (truncated, corrupt file) is an :class:`InputError` naming it.
     """
-    data = image.data_of(img)
+    data = nifti.data_of(img)
     if _is_surface(img):
         if data.ndim != 2 or data.shape[0] == 0:
             raise InputError(img.get_filename() or "image",
@@ -83,7 +83,7 @@ def check_same_grid(img, img_path, reference, reference_path) -> None:
     """Raise :class:`InputError` unless ``img`` is on the points of ``reference``.
 
     Volumes: the same grid and affine
-    (:func:`nipype_ward.image.check_same_grid`); surface data: the same
+    (:func:`nipype_ward.io.nifti.check_same_grid`); surface data: the same
     brain models (structures, vertices and voxels, in the same order).
     """
     if _is_surface(img) or _is_surface(reference):
@@ -92,7 +92,7 @@ def check_same_grid(img, img_path, reference, reference_path) -> None:
             raise InputError(img_path, f"its grayordinates differ from those of "
                              f"{reference_path}: both must have the same brain models")
         return
-    image.check_same_grid(img, img_path, reference, reference_path)
+    nifti.check_same_grid(img, img_path, reference, reference_path)
 
 
 def load_mask(path, *, reference=None, reference_path=None) -> tuple[np.ndarray, object]:
@@ -207,7 +207,7 @@ class VolumeGeometry(Geometry):
         Inside a given mask (an EPI mask rarely keeps them), voxels outside the
         field of view or zeroed by resampling would each become a parcel of
         their own. Returns the series and geometry without them and their
-        number, and warns (:class:`~nipype_ward.fileio.DataWarning`) when
+        number, and warns (:class:`~nipype_ward.io.errors.DataWarning`) when
         there are any.
         """
         constant = self._constant(X)
@@ -225,22 +225,22 @@ class VolumeGeometry(Geometry):
         return np.ascontiguousarray(X[~constant]), self.restricted(kept_mask), n_constant
 
     def save_mask(self, path) -> Path:
-        return image.save_image(masking.mask_image(self.mask, self.reference), path)
+        return nifti.save_image(masking.mask_image(self.mask, self.reference), path)
 
     def save_mean(self, mean, path) -> Path:
         """A temporal mean, given on the whole grid."""
-        return image.save_image(masking.mean_image(mean, self.reference), path)
+        return nifti.save_image(masking.mean_image(mean, self.reference), path)
 
     def save_labels(self, labels, path) -> Path:
         """0-based labels of the mask's voxels as an int32 image: 1..K inside, 0 outside."""
-        img = image.unmask(np.asarray(labels) + 1, self.mask, self.reference, dtype=np.int32)
+        img = nifti.unmask(np.asarray(labels) + 1, self.mask, self.reference, dtype=np.int32)
         img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
         img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1
-        return image.save_image(img, path)
+        return nifti.save_image(img, path)
 
     def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None) -> Path:
         """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``)."""
-        return image.save_series_image(volumes, self.mask, self.reference, path,
+        return nifti.save_series_image(volumes, self.mask, self.reference, path,
                                        n_volumes=n_volumes, dtype=dtype, t_r=t_r)
 
     def save_parcel_series(self, means, label_values, labels, path, *, t_r=None) -> None:

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 import nibabel as nb
 import numpy as np
 
-from nipype_ward.image import unmask
-from nipype_ward.validation import check_int
-
+from nipype_ward.core.validation import check_int
+from nipype_ward.io.nifti import unmask
 
 #: How a brain mask is computed from an EPI series, as nilearn's maskers'
 #: ``mask_strategy``: "epi" (:func:`nilearn.masking.compute_epi_mask`) or
@@ -103,7 +102,7 @@ def compute_epi_mask(img, options: EPIMaskOptions = EPIMaskOptions()) -> np.ndar
 
     :func:`nilearn.masking.compute_epi_mask` itself (same options, same
     mask; ``options.strategy`` is not looked at). Given the mean image (as
-    :func:`nipype_ward.image.read_series` computes it, with nilearn's
+    :func:`nipype_ward.io.nifti.read_series` computes it, with nilearn's
     values), nilearn does not read the series again: its mean of a 3D image
     is that image.
     """

@@ -10,7 +10,7 @@ def check_labels(labels, n_voxels: int | None = None) -> tuple[np.ndarray, int]:
     """Validate 0-based parcel labels and return them as intp with their count.
 
     Labels must be ``0 .. n_parcels - 1`` with every value used, as returned by
-    :func:`nipype_ward.ward.cut_tree`.
+    :func:`nipype_ward.core.ward.cut_tree`.
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:

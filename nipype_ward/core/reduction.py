@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import linalg
 
-from nipype_ward.validation import check_int
+from nipype_ward.core.validation import check_int
 
 REDUCTIONS = ("exact", "migp")
 

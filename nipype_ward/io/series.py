@@ -7,8 +7,8 @@ points (the grayordinates of surface data; a volume's are its mask's), its
 repetition time, the grid other files must share, the memory the heavy
 nodes need, and how its results are delivered (one file, or one a
 hemisphere; with CIFTI-2 parcel series or not). The format modules
-(:mod:`nipype_ward.image`, :mod:`nipype_ward.cifti`,
-:mod:`nipype_ward.gifti`) sit below and import nothing from here.
+(:mod:`nipype_ward.io.nifti`, :mod:`nipype_ward.io.cifti`,
+:mod:`nipype_ward.io.gifti`) sit below and import nothing from here.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
-from nipype_ward import cifti, gifti, image
-from nipype_ward.fileio import InputError, sidecar_path
-from nipype_ward.formats import is_cifti, is_gifti, is_surface
-from nipype_ward.geometry import Geometry, SurfaceGeometry, VolumeGeometry
+from nipype_ward.io import cifti, gifti, nifti
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import sidecar_path
+from nipype_ward.io.formats import is_cifti, is_gifti, is_surface
+from nipype_ward.io.geometry import Geometry, SurfaceGeometry, VolumeGeometry
 
 
 def sources_of(series) -> tuple[Path, ...]:
@@ -74,7 +75,7 @@ def read_header(series) -> SeriesHeader:
     sources = sources_of(series)
     first = sources[0]
     if not is_surface(first):
-        img = image.load_bold(first)
+        img = nifti.load_bold(first)
         return SeriesHeader(sources, int(img.shape[3]), None, img)
     if len(sources) == 1:
         if not is_cifti(first):
@@ -121,14 +122,14 @@ def count_volumes(series) -> int:
         return gifti.series_shape(path)[1]
     if is_cifti(path):
         return int(cifti.load_cifti(path).shape[0])
-    return int(image.load_bold(path).shape[3])
+    return int(nifti.load_bold(path).shape[3])
 
 
 def estimate_mem_gb(series) -> dict[str, float]:
     """Memory (GB) of the heavy nodes for a series (one path, or a GIFTI pair), from its header.
 
     Upper bounds, taking the mask as large as the grid (``n`` values in all,
-    held in :func:`nipype_ward.image.series_dtype`, ``s`` bytes each):
+    held in :func:`nipype_ward.io.nifti.series_dtype`, ``s`` bytes each):
 
     * ``prepare``: the masked series and its prepared copy (``2 n s``), one
       block of volumes, and nilearn's cleaning, which works in float64 on
@@ -144,9 +145,9 @@ def estimate_mem_gb(series) -> dict[str, float]:
         itemsize = 4
     else:
         img = cifti.load_cifti(sources[0]) if is_cifti(sources[0]) \
-            else image.load_bold(sources[0])
+            else nifti.load_bold(sources[0])
         n_values = int(np.prod(img.shape))
-        itemsize = image.series_dtype(img.get_data_dtype()).itemsize
+        itemsize = nifti.series_dtype(img.get_data_dtype()).itemsize
         # nibabel moves the scale factors from the header to the data proxy.
         if (getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)) != (1.0, 0.0):
             itemsize = 8  # scaled data are read as float64
@@ -185,7 +186,7 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
         img = bold_img
     else:
         img = cifti.load_cifti(bold_path) if is_cifti(bold_path) \
-            else image.load_bold(bold_path)
+            else nifti.load_bold(bold_path)
     if isinstance(img, nb.cifti2.Cifti2Image):
         try:
             axis = img.header.get_axis(0)
@@ -196,7 +197,7 @@ def read_repetition_time(bold_path, bold_img=None) -> float | None:
         unit = getattr(axis, "unit", "SECOND")
         return float(axis.step) if unit == "SECOND" and np.isfinite(axis.step) \
             and axis.step > 0 else None
-    return image.header_repetition_time(img)
+    return nifti.header_repetition_time(img)
 
 
 class SeriesData(NamedTuple):
@@ -214,7 +215,7 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
 
     A volume's points are the voxels of ``mask`` (from ``mask_path``) or of
     ``compute_mask(mean_img)``, read in one pass
-    (:func:`nipype_ward.image.read_series`); surface data's are every
+    (:func:`nipype_ward.io.nifti.read_series`); surface data's are every
     grayordinate (no mask is taken). ``before_reading(img, n_volumes)`` is
     called with the header before the data are read (for a GIFTI pair, once
     both are read). Errors name the file.
@@ -222,7 +223,7 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
     sources = sources_of(series)
     first = sources[0]
     if not is_surface(first):
-        X, mask, mean_img, img = image.read_series(
+        X, mask, mean_img, img = nifti.read_series(
             first, mask=mask, mask_path=mask_path, compute_mask=compute_mask,
             before_reading=None if before_reading is None
             else lambda img: before_reading(img, img.shape[3]), spill_dir=spill_dir)
@@ -244,7 +245,7 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
         models = cifti.grayordinates_of_gifti(pair.vertices, pair.n_vertices)
     if X.shape[1] < 2:
         raise InputError(first, f"a series needs at least 2 volumes, got {X.shape[1]}")
-    X = np.asarray(X, dtype=image.series_dtype(X.dtype))
+    X = np.asarray(X, dtype=nifti.series_dtype(X.dtype))
     if before_reading is not None:
         before_reading(header_img, X.shape[1])
     points_img = cifti.points_image(header_img if header_img is not None else models)

@@ -6,7 +6,7 @@ CIFTI-2 grayordinates (one file for both hemispheres and the subcortical
 structures) or GIFTI (one file a hemisphere). Whatever the input, the
 points, labels and series a run writes for surface data are CIFTI-2, and
 a GIFTI input gets its results back one hemisphere a file
-(:func:`nipype_ward.geometry.split_hemispheres`).
+(:func:`nipype_ward.io.geometry.split_hemispheres`).
 
 This module imports nothing of the package: every other one may ask it.
 """

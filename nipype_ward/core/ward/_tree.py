@@ -9,8 +9,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
-from nipype_ward.validation import check_int
-from nipype_ward.ward import _ward_fast
+from nipype_ward.core.validation import check_int
+from nipype_ward.core.ward import _ward_fast
 
 #: Above this many disconnected pieces the top joins (a dense pairwise
 #: search) would be too slow to be worth it: such a mask is not a brain mask.

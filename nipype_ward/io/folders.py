@@ -1,7 +1,7 @@
 """The folders a run writes into: output, staging, work; their locks and their identity.
 
 Every file a run delivers is first complete somewhere else (a staging folder,
-or a hidden temporary file beside its target: :func:`nipype_ward.fileio.save_atomically`)
+or a hidden temporary file beside its target: :func:`nipype_ward.io.files.save_atomically`)
 and then renamed into place, so a kill, a full disk or a failed subject never
 leaves a truncated or half-written output. Runs that share a folder (array
 jobs on a cluster, a second command started by hand) coordinate through
@@ -29,7 +29,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nipype_ward.fileio import TEMPORARY, InputError, host_name
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import TEMPORARY, host_name
+
 
 def _alive(pid: int) -> bool:
     try:

@@ -30,10 +30,14 @@ import numpy as np
 from nibabel import cifti2
 
 from nipype_ward._compat import cifti_as_nifti
-from nipype_ward.connectivity import block_connectivity, grid_connectivity, mesh_connectivity
-from nipype_ward.fileio import InputError, save_atomically
-from nipype_ward.headers import check_extensions
-
+from nipype_ward.core.connectivity import (
+    block_connectivity,
+    grid_connectivity,
+    mesh_connectivity,
+)
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import save_atomically
+from nipype_ward.io.headers import check_extensions
 
 _SURFACE = "CIFTI_MODEL_TYPE_SURFACE"
 _VOXELS = "CIFTI_MODEL_TYPE_VOXELS"

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
-from nipype_ward.fileio import InputError, save_atomically
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import save_atomically
 
 HEMISPHERES = ("L", "R")
 _INTENTS = nb.nifti1.intent_codes

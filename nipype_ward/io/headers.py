@@ -3,8 +3,8 @@
 The header's dimensions, data type, affine and size against the file
 (:func:`check_header`), a ``.nii.gz``'s size from its last four bytes
 (:func:`check_gzip_size`), and the header extensions (:func:`check_extensions`).
-Shared by the NIfTI reader (:mod:`nipype_ward.image`) and the CIFTI-2 one
-(:mod:`nipype_ward.cifti`, whose XML is a NIfTI-2 header extension); it
+Shared by the NIfTI reader (:mod:`nipype_ward.io.nifti`) and the CIFTI-2 one
+(:mod:`nipype_ward.io.cifti`, whose XML is a NIfTI-2 header extension); it
 imports neither.
 """
 
@@ -17,7 +17,7 @@ import nibabel as nb
 import numpy as np
 from isal import igzip
 
-from nipype_ward.fileio import InputError
+from nipype_ward.io.errors import InputError
 
 
 def check_extensions(path) -> None:

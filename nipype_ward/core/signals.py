@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward.validation import check_real
+from nipype_ward.core.validation import check_real
 
 #: Accepted values of ``standardize`` (nilearn's meanings): no scaling, each
 #: voxel z-scored in time (sample standard deviation), or percent signal change.

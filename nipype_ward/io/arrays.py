@@ -1,0 +1,126 @@
+"""The arrays a run passes between its nodes: the prepared series, the graph, the tree.
+
+The *prepared series* (:func:`save_series`, :func:`load_series`) is the seam
+between the reader of a format and everything downstream: a memory-mappable
+``.npy`` array of shape (n_points, n_volumes), points in the order of their
+geometry (the C order of a volume mask). What the array cannot hold
+(repetition time, source, preparation) travels beside it as a plain dict
+(``PrepareSignals``' ``series_info`` output), not as a file Nipype would
+not know to keep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from nipype_ward.core.ward import WardTree
+from nipype_ward.io.errors import InputError
+from nipype_ward.io.files import save_atomically
+
+
+# --------------------------------------------------------------------------
+# Prepared series
+# --------------------------------------------------------------------------
+def save_series(X, path) -> Path:
+    """Write a (n_voxels, n_volumes) series as a C-ordered ``.npy``."""
+    X = np.ascontiguousarray(X)
+
+    def write(tmp):
+        with open(tmp, "wb") as fobj:
+            np.save(fobj, X, allow_pickle=False)
+
+    return save_atomically(write, path)
+
+
+def load_series(path, *, n_voxels: int | None = None) -> np.ndarray:
+    """Read a series written by :func:`save_series`, memory-mapped (read-only).
+
+    Returns
+    -------
+    X : memory map of shape (n_voxels, n_volumes), float32 or float64
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputError(path, f"not a .npy series ({exc})") from exc
+    if X.ndim != 2 or X.dtype not in (np.float32, np.float64):
+        raise InputError(
+            path, f"a series is a 2D float array (voxels x volumes), got {X.dtype} {X.shape}"
+        )
+    if n_voxels is not None and X.shape[0] != n_voxels:
+        raise InputError(
+            path,
+            f"series has {X.shape[0]} voxels but the mask has {n_voxels}: "
+            "was it taken in another mask?",
+        )
+    return X
+
+
+# --------------------------------------------------------------------------
+# Graphs and trees
+# --------------------------------------------------------------------------
+def save_connectivity(connectivity, path) -> Path:
+    return save_atomically(
+        lambda tmp: sparse.save_npz(tmp, sparse.csr_matrix(connectivity)), path
+    )
+
+
+def load_connectivity(path, *, n_voxels: int | None = None) -> sparse.csr_matrix:
+    """Read a ``.npz`` adjacency written by :func:`save_connectivity`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        connectivity = sparse.load_npz(path).tocsr()
+    except Exception as exc:
+        raise InputError(path, f"not a scipy sparse .npz file ({exc})") from exc
+    if n_voxels is not None and connectivity.shape != (n_voxels, n_voxels):
+        raise InputError(
+            path,
+            f"connectivity is {connectivity.shape[0]} x {connectivity.shape[1]} "
+            f"but the mask has {n_voxels} voxels: was it computed from another mask?",
+        )
+    return connectivity
+
+
+def save_tree(tree: WardTree, path) -> Path:
+    """Write a Ward tree (merges, distances, sizes) as ``.npz``."""
+
+    def write(tmp):
+        with open(tmp, "wb") as fobj:
+            np.savez(
+                fobj,
+                children=tree.children,
+                distances=tree.distances,
+                sizes=tree.sizes,
+                n_components=np.array(tree.n_components),
+            )
+
+    return save_atomically(write, path)
+
+
+def load_tree(path, *, n_leaves: int | None = None) -> WardTree:
+    """Read a tree written by :func:`save_tree`, optionally checking its size."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        with np.load(path) as data:
+            tree = WardTree(
+                data["children"], data["distances"], data["sizes"], int(data["n_components"])
+            )
+    except Exception as exc:
+        raise InputError(path, f"not a Ward tree file ({exc})") from exc
+    if n_leaves is not None and tree.n_leaves != n_leaves:
+        raise InputError(
+            path,
+            f"tree has {tree.n_leaves} leaves but the mask has {n_leaves} voxels: "
+            "was it built from another mask?",
+        )
+    return tree

@@ -108,8 +108,18 @@ window.addEventListener('load', () => {
                        .map(i => i.getAttribute('src'));
   document.body.setAttribute('data-images', images.length);
   document.body.setAttribute('data-broken', JSON.stringify(broken));
+  // Bootstrap's styles and scripts and jQuery, from the page itself.
+  const navbar = document.querySelector('nav.navbar');
+  document.body.setAttribute('data-navbar', navbar ? getComputedStyle(navbar).position : 'none');
+  document.body.setAttribute('data-scripts',
+    [typeof jQuery, typeof bootstrap, typeof bootstrap === 'object' && bootstrap.Dropdown
+     ? 'dropdown' : 'none'].join(','));
 });
 </script></body>"""
+
+#: Chromium with no network: every host name fails to resolve, as on an HPC
+#: login node or in a secure enclave.
+_OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost"
 
 
 def _chromium(*args, timeout=120):
@@ -141,15 +151,20 @@ def test_report_renders_in_chromium(app_output):
         probe = report.with_name(f".probe-{report.name}")
         probe.write_text(html.replace("</body>", _IMAGE_PROBE))
         try:
-            dom = _chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri()).stdout
+            dom = _chromium(_OFFLINE, "--virtual-time-budget=10000", "--dump-dom",
+                            probe.as_uri()).stdout
         finally:
             probe.unlink()
         body = re.search(r"<body[^>]*>", dom).group(0)
         assert f'data-images="{len(sources)}"' in body and 'data-broken="[]"' in body, body
+        # Styled and scripted offline: Bootstrap fixes the navigation bar at the top, and
+        # jQuery and Bootstrap's dropdowns are defined, all from the page itself.
+        assert 'data-navbar="fixed"' in body and 'data-scripts="function,object,dropdown"' in body
+        assert not re.findall(r'<(?:script|link)[^>]*(?:src|href)="https?://', html)
         for source in sources:
             assert mpimg.imread(app_output / source).shape[0] > 100
     screenshot = app_output.parent / "sub-01_report.png"
-    proc = _chromium("--window-size=1280,14000", f"--screenshot={screenshot}",
+    proc = _chromium(_OFFLINE, "--window-size=1280,14000", f"--screenshot={screenshot}",
                      (app_output / "sub-01.html").as_uri())
     assert screenshot.is_file(), proc.stderr
     pixels = mpimg.imread(screenshot)

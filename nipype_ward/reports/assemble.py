@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +12,40 @@ from nipype_ward.reports.html import MIGP_CITATION, group_summary, methods
 
 #: nireports' bootstrap of our report: its sections and reportlets.
 REPORT_SPEC = resources.files("nipype_ward") / "data" / "reports-spec.yml"
+
+#: The styles and scripts a report needs, shipped with the package (see its README).
+ASSETS = resources.files("nipype_ward") / "data" / "report"
+
+#: A ``<script src>`` or stylesheet ``<link href>`` on another host, and the file of ours
+#: that replaces it (by the library its URL names).
+_REMOTE = re.compile(r'<script [^>]*src="https?://[^"]*?(?P<js>jquery|bootstrap)[^"]*"[^>]*>'
+                     r'\s*</script>|<link [^>]*href="https?://[^"]*?(?P<css>bootstrap)[^"]*\.css"'
+                     r'[^>]*/?>')
+_FILES = {"jquery": "jquery.min.js", "bootstrap": "bootstrap.bundle.min.js"}
+
+
+def _asset(name: str) -> str:
+    """One shipped file, without its source-map comment (no map is shipped)."""
+    text = (ASSETS / name).read_text(encoding="utf-8")
+    return re.sub(r"\n?/[*/]# sourceMappingURL=\S+( \*/)?\s*$", "", text)
+
+
+def inline_assets(html: str) -> str:
+    """A page whose CDN scripts and styles (Bootstrap, jQuery) are written into it.
+
+    A report then looks the same without a network. Any other script or
+    stylesheet on another host is an error: the page would depend on it.
+    """
+    def replace(match):
+        if match.group("css"):
+            return f"<style>\n{_asset('bootstrap.min.css')}\n</style>"
+        return f"<script>\n{_asset(_FILES[match.group('js')])}\n</script>"
+
+    html = _REMOTE.sub(replace, html)
+    left = re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="https?://[^"]*"', html)
+    if left:
+        raise RuntimeError(f"the report still loads from the network: {left}")
+    return html
 
 
 def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: dict,
@@ -38,6 +73,8 @@ def write_subject_report(output_dir, subject: str, *, run_id: str, parameters: d
         Report(output_dir, run_id, bootstrap_file=str(REPORT_SPEC),
                out_filename=str(Path(tmp).absolute()), reportlets_dir=output_dir,
                metadata={"filename": f"sub-{subject}"}, subject=subject).generate_report()
+        Path(tmp).write_text(inline_assets(Path(tmp).read_text(encoding="utf-8")),
+                             encoding="utf-8")
 
     return save_atomically(write, output_dir / f"sub-{subject}.html")
 
@@ -68,8 +105,9 @@ def write_group_report(atlas_dir, *, parameters: dict, surface: bool = False) ->
     body = "\n".join(sections) + "<h2>Methods</h2>" + methods(parameters, software_versions(), surface=surface) \
         + f"<p>[5] {escape(MIGP_CITATION)}</p>"
     html = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>nipype-ward group "
-            "atlases</title></head><body><h1>nipype-ward group atlases</h1>" + body
-            + "</body></html>")
+            f"atlases</title><style>\n{_asset('bootstrap.min.css')}\n</style></head>"
+            "<body><div class=\"container py-4\"><h1>nipype-ward group atlases</h1>" + body
+            + "</div></body></html>")
     out = atlas_dir / "report.html"
     save_atomically(lambda tmp: Path(tmp).write_text(html), out)
     return out

@@ -222,13 +222,16 @@ def plot_quality(metrics_files, table_files, out_png):
     order = np.argsort([m["n_parcels"] for m in metrics])
     ks = [metrics[i]["n_parcels"] for i in order]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label, marker in (("r2", "R2 of the compression", "o"),
-                               ("homogeneity", "homogeneity", "s"),
-                               ("split_half_ari", "split-half ARI", "^")):
+    # R2 and homogeneity are often nearly equal: a filled marker on a solid line
+    # and a larger hollow one on a dashed line keep both visible where they meet.
+    for key, label, style in (
+            ("r2", "R2 of the compression", {"marker": "o", "ls": "-", "ms": 5}),
+            ("homogeneity", "homogeneity", {"marker": "s", "ls": "--", "ms": 9,
+                                            "mfc": "none", "mew": 1.5}),
+            ("split_half_ari", "split-half ARI", {"marker": "^", "ls": ":", "ms": 6})):
         values = [metrics[i].get(key) for i in order]
         if any(v is not None for v in values):
-            left.plot(ks, [np.nan if v is None else v for v in values], marker=marker,
-                      label=label)
+            left.plot(ks, [np.nan if v is None else v for v in values], label=label, **style)
     left.set_xlabel("number of parcels K")
     left.set_ylim(bottom=0)
     left.set_title("Quality against K")
@@ -238,9 +241,21 @@ def plot_quality(metrics_files, table_files, out_png):
         with open(table_files[i]) as stream:
             unit = "voxels" if "n_voxels" in stream.readline().split() else "grayordinates"
         sizes = tables.load_table_column(table_files[i], f"n_{unit}")
-        right.hist(sizes, bins=30, histtype="step", label=f"K = {metrics[i]['n_parcels']}")
-    right.set_xlabel(f"{unit} per parcel")
-    right.set_ylabel("parcels")
+        # Log bins and counts: one very large parcel is a visible bar, not a pixel.
+        bins = np.geomspace(max(sizes.min(), 1), max(sizes.max(), 2), 31)
+        right.hist(sizes, bins=bins, histtype="step", log=True,
+                   label=f"K = {metrics[i]['n_parcels']}")
+    right.set_xscale("log")
+    from matplotlib import ticker
+
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")  # not powers of ten
+    some = ticker.FuncFormatter(lambda value, _: f"{value:g}" if f"{value:g}"[0] in "25" else "")
+    right.xaxis.set_major_formatter(plain)
+    right.xaxis.set_minor_formatter(some)
+    right.yaxis.set_major_formatter(plain)
+    right.yaxis.set_minor_formatter(some)
+    right.set_xlabel(f"{unit} per parcel (log)")
+    right.set_ylabel("parcels (log)")
     right.set_title("Parcel sizes")
     right.legend(frameon=False, fontsize=8)
     figure.tight_layout()

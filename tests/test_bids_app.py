@@ -131,10 +131,11 @@ def _chromium(*args, timeout=120):
                           timeout=timeout)
 
 
-def test_report_renders_in_chromium(app_output):
+def test_report_renders_in_chromium(app_output, fmriprep_dir):
     import re
 
     from matplotlib import image as mpimg
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
 
     for subject, n_runs in (("01", 2), ("02", 1)):
         report = app_output / f"sub-{subject}.html"
@@ -146,6 +147,14 @@ def test_report_renders_in_chromium(app_output):
         for reference in ("Ward, J. H. (1963)", "Thirion", "Abraham", "Gorgolewski"):
             assert reference in html
         assert html.count("no volume censored") == n_runs  # 'simple' censors nothing
+        # The confounds regressed out, by name and count: those nilearn's 'simple'
+        # strategy selects from each run's fMRIPrep table.
+        listed = re.findall(r"Confounds regressed out \((\d+)\): <code>([^<]*)</code>", html)
+        bolds = sorted(fmriprep_dir.glob(f"sub-{subject}/**/*_{SPACE}_desc-preproc_bold.nii.gz"))
+        expected = sorted(tuple(load_confounds_strategy(str(bold), denoise_strategy="simple")[0]
+                                .columns) for bold in bolds)
+        assert sorted(tuple(names.split(", ")) for _, names in listed) == expected
+        assert all(int(count) == len(names.split(", ")) for count, names in listed)
         sources = re.findall(r'<img[^>]*src="\./([^"]+)"', html)
         assert len(sources) == n_runs * (1 + 2 * len(K))  # quality + 2 figures per K
         probe = report.with_name(f".probe-{report.name}")

@@ -89,6 +89,16 @@ def load_table_column(path, name: str) -> np.ndarray:
     return np.array([np.nan if row[column] == "n/a" else float(row[column]) for row in rows[1:]])
 
 
+def table_header(path) -> list[str]:
+    """The column names of a TSV (its first line), read without the rest."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.readline().rstrip("\r\n").split("\t")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot be read ({exc})") from exc
+
+
 def load_confounds(path, n_volumes: int, columns=None) -> np.ndarray:
     """Read confound regressors from a TSV (e.g. fMRIPrep's ``desc-confounds_timeseries``).
 
@@ -212,6 +222,8 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
     confounds : ndarray of shape (n_volumes, n_confounds), float64
     sample_mask : ndarray of int or None
         Indices of the kept volumes; None when all are kept.
+    names : list of str
+        The confounds' column names, in the order of ``confounds``.
     """
     from nilearn.interfaces.fmriprep import load_confounds_strategy
 
@@ -254,4 +266,5 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
                 f"{'have' if len(names) > 1 else 'has'} no value, but the '{strategy}' strategy "
                 f"regresses {it} out: re-run fMRIPrep, or choose a strategy without {it}",
             )
-    return values, (None if sample_mask is None else np.asarray(sample_mask))
+    return (values, None if sample_mask is None else np.asarray(sample_mask),
+            [str(column) for column in table.columns])

@@ -61,6 +61,14 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
         "<p>Preparation: " + escape(", ".join(f"{k}={v}" for k, v in sorted(preparation.items())
                                               if v not in (None, False, ()))) + ".</p>",
     ]
+    names = series_info.get("confounds")
+    if names is None and series_info.get("runs"):  # combined runs: each run's own
+        names = sorted({name for run in series_info["runs"] for name in run.get("confounds", [])})
+    if names:
+        lines.append(f"<p>Confounds regressed out ({len(names)}): <code>"
+                     + escape(", ".join(names)) + "</code>.</p>")
+    elif names is not None:
+        lines.append("<p>No confound regressed out.</p>")
     rows = [
         (m["n_parcels"], f"{m['r2']:.3f}",
          "n/a" if m.get("homogeneity") is None else f"{m['homogeneity']:.3f}",

@@ -119,6 +119,7 @@ class ResolvedPreparation(NamedTuple):
     t_r: float | None
     confounds: np.ndarray | None  #: (n_volumes, n_confounds)
     sample_mask: np.ndarray | None  #: kept volumes (scrubbing), None for all
+    confound_names: tuple[str, ...] = ()  #: the columns of ``confounds``
 
 
 def resolve_preparation(
@@ -151,18 +152,21 @@ def resolve_preparation(
     except ValueError as exc:
         raise InputError(bold_path, str(exc)) from exc
     confounds = sample_mask = None
+    names = []
     if preparation.confounds_file:
         confounds = tables.load_confounds(
             preparation.confounds_file, n_volumes, preparation.confounds_columns
         )
+        names = list(preparation.confounds_columns) \
+            or tables.table_header(preparation.confounds_file)
     elif preparation.confounds_strategy:
-        confounds, sample_mask = tables.load_fmriprep_confounds(
+        confounds, sample_mask, names = tables.load_fmriprep_confounds(
             bold_path if len(sources) == 1 else list(sources),
             preparation.confounds_strategy, n_volumes,
             fd_threshold=preparation.fd_threshold,
             dvars_threshold=preparation.dvars_threshold,
         )
-    return ResolvedPreparation(t_r, confounds, sample_mask)
+    return ResolvedPreparation(t_r, confounds, sample_mask, tuple(names))
 
 
 class VoxelSeries(NamedTuple):
@@ -176,6 +180,7 @@ class VoxelSeries(NamedTuple):
     n_volumes_acquired: int  #: volumes of the BOLD, before any censoring
     sample_mask: list | None  #: the kept volumes when some were censored
     n_constant: int = 0  #: voxels of the given mask left out for a constant series
+    confounds: tuple[str, ...] = ()  #: the confounds regressed out, by name
 
     @property
     def mask(self) -> np.ndarray:
@@ -280,6 +285,7 @@ def read_prepared(
         kept = [int(i) for i in found.sample_mask]
     return VoxelSeries(
         X, geometry, found.t_r, str(source), asdict(preparation), n_volumes, kept, n_constant,
+        found.confound_names,
     ), data.mean_img
 
 
@@ -333,6 +339,7 @@ def series_info(series: VoxelSeries) -> dict:
         "n_volumes_acquired": series.n_volumes_acquired,
         "sample_mask": series.sample_mask,
         "n_voxels_constant": series.n_constant,
+        "confounds": list(series.confounds),
         "dtype": str(series.X.dtype),
     }
 

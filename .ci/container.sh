@@ -89,8 +89,8 @@ fi
 "${run[@]}" --entrypoint cat "$IMAGE" /opt/venv/requirements-frozen.txt > /tmp/nipype-ward-image-freeze.txt
 .venv/bin/python -m pip freeze --all --exclude-editable > /tmp/nipype-ward-host-freeze.txt
 .venv/bin/python - <<'EOF'
-image = dict(line.split("==") for line in open("/tmp/nipype-ward-image-freeze.txt")
-             if "==" in line and not line.startswith("nipype-ward"))
+image = dict(line.strip().split("==") for line in open("/tmp/nipype-ward-image-freeze.txt")
+             if "==" in line and line.split("==")[0] not in ("nipype-ward", "pip", "setuptools"))
 host = dict(line.strip().split("==") for line in open("/tmp/nipype-ward-host-freeze.txt")
             if "==" in line)
 same = [name for name in image if host.get(name) == image[name]]

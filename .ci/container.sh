@@ -96,8 +96,8 @@ host = dict(line.strip().split("==") for line in open("/tmp/nipype-ward-host-fre
 same = [name for name in image if host.get(name) == image[name]]
 other = [f"{name} {host.get(name, 'absent')} (image {image[name]})"
          for name in image if host.get(name) != image[name]]
-print(f"container.sh: {len(same)} of the image's {len(image)} packages at the host's version;"
-      + (" differing on the host: " + ", ".join(other) if other else ""))
+print(f"container.sh: {len(same)} of the image's {len(image)} packages at the host's version"
+      + ("; differing on the host: " + ", ".join(other) if other else ""))
 EOF
 
 scratch=$(mktemp -d /tmp/nipype-ward-ci.XXXXXX)

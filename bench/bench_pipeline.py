@@ -83,8 +83,11 @@ sys.exit(rc if rc >= 0 else 128 - rc)
 def command(which: str, bold: Path, out: Path, ours_args: list[str]) -> list[str]:
     """The command line of one contender, writing into ``out``."""
     if which == "ours":
+        # A work folder of its own beside ``out``: the command's default (./work)
+        # would be Nipype's cache of the run before, and a cached run measures nothing.
         return [sys.executable, "workflows/rest_clustering.py", "--bold", str(bold),
-                "--output-dir", str(out), "--n-clusters", *N_CLUSTERS, *ours_args]
+                "--output-dir", str(out), "--work-dir", str(out.parent / "work"),
+                "--n-clusters", *N_CLUSTERS, *ours_args]
     script = {"seed": "bench/seed_rest_clustering.py",
               "nilearn": "bench/nilearn_parcellations.py"}[which]
     return [sys.executable, script, str(bold), str(out), "--n-clusters", *N_CLUSTERS]

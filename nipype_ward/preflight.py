@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nipype_ward import bids
+from nipype_ward.core.reduction import choose_reduction
 from nipype_ward.io import geometry
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.folders import same_or_inside
@@ -101,7 +102,7 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
 
     Returns the settings with ``--group-reduction auto`` resolved, and warnings.
     """
-    warnings, total_volumes = [], 0
+    warnings, choices = [], set()
     by_space: dict[tuple, list[bids.Run]] = {}
     for run in runs:
         by_space.setdefault(space_key(run), []).append(run)
@@ -131,12 +132,11 @@ def check_group(settings: AppSettings, runs: list[bids.Run]) -> tuple[AppSetting
             warnings.append(f"the group mask keeps {int(common.sum())} voxels, "
                             f"{100 * common.sum() / smallest:.0f}% of the smallest run mask: "
                             "check the runs' masks")
-        total_volumes = max(total_volumes, int(np.sum([
-            count_volumes(run.sources) for run in space_runs])))
+        n_volumes = int(np.sum([count_volumes(run.sources) for run in space_runs]))
+        choices.add(choose_reduction(int(common.sum()), n_volumes, settings.group.n_components))
     group = settings.group
     if group.reduction == "auto":
-        group = replace(group, reduction="exact" if total_volumes <= group.n_components
-                        else "migp")
+        group = replace(group, reduction="migp" if "migp" in choices else "exact")
     return replace(settings, group=group), warnings
 
 

@@ -39,6 +39,9 @@ class GroupSettings:
 
     reduction: str = "exact"  #: "exact" (concatenation) or "migp"
     n_components: int = 500  #: features MIGP keeps
+    #: also measure the atlases: split-half agreement of two halves of the
+    #: subjects, each run on the atlases against its own parcellation
+    quality: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)

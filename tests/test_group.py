@@ -14,6 +14,7 @@ from conftest import RUNS, SPACE, run_app
 from scipy import ndimage
 
 from nipype_ward.core.reduction import (
+    choose_reduction,
     concatenate,
     migp,
     reduce_features,
@@ -82,6 +83,16 @@ def test_migp_truncated_equals_numpys_migp(rng):
     np.testing.assert_allclose(ours @ ours.T, reference @ reference.T, rtol=1e-7, atol=1e-7)
 
 
+def test_auto_reduction_is_exact_up_to_a_gigabyte_of_float32():
+    # 69,765 voxels (the 3 mm grid's brain): 3,583 volumes take 999,871,980 bytes,
+    # 3,584 volumes 1,000,151,040.
+    assert choose_reduction(69765, 3583, 500) == "exact"
+    assert choose_reduction(69765, 3584, 500) == "migp"
+    # Up to n_components volumes MIGP truncates nothing: exact, however many voxels.
+    assert choose_reduction(10**7, 500, 500) == "exact"
+    assert choose_reduction(10**7, 501, 500) == "migp"
+
+
 def test_bad_reductions_are_refused(rng):
     with pytest.raises(ValueError, match="n_components must be a positive integer"):
         reduce_features(rng.normal(size=(5, 4)), 0)
@@ -114,7 +125,7 @@ def _common_mask(fmriprep_dir):
 
 @pytest.fixture(scope="module")
 def group_output(fmriprep_dir, tmp_path_factory):
-    """A participant run, then the group level with the same work dir (no confounds)."""
+    """A participant run, then the group level, measured, with the same work dir (no confounds)."""
     root = tmp_path_factory.mktemp("group")
     common = ["--n-clusters", *K, "--confounds-strategy", "none", "-w", root / "work",
               "--nprocs", 2]
@@ -123,7 +134,7 @@ def group_output(fmriprep_dir, tmp_path_factory):
     series = sorted((root / "work").rglob("prepare_signals/*_series.npy"))
     assert len(series) == 3
     mtimes = [path.stat().st_mtime_ns for path in series]
-    proc = run_app(fmriprep_dir, root / "out", "group", *common, cwd=root)
+    proc = run_app(fmriprep_dir, root / "out", "group", *common, "--group-quality", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "exact reduction" in proc.stdout
     return {"root": root, "out": root / "out", "atlases": root / "out" / "atlases",
@@ -216,6 +227,33 @@ def test_group_atlas_is_scikit_learns_ward_on_the_concatenated_runs(group_output
                                                               abs=1e-12)
 
 
+def test_unmeasured_group_level_gives_the_same_atlases_faster(group_output, fmriprep_dir,
+                                                               tmp_path):
+    """Without --group-quality: the same atlases, no run's own tree, no Quality recorded."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = run_app(fmriprep_dir, out, "group", "--n-clusters", *K, "--confounds-strategy",
+                   "none", "-w", work, "--nprocs", 2, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    measured = group_output["atlases"] / f"tpl-{TEMPLATE}"
+    for k in K:
+        name = f"tpl-{TEMPLATE}_atlas-ward{k}_dseg"
+        ours = nb.load(out / "atlases" / f"tpl-{TEMPLATE}" / f"{name}.nii.gz")
+        np.testing.assert_array_equal(np.asanyarray(ours.dataobj),
+                                      np.asanyarray(nb.load(measured / f"{name}.nii.gz").dataobj))
+        meta = json.loads((out / "atlases" / f"tpl-{TEMPLATE}" / f"{name}.json").read_text())
+        assert "Quality" not in meta and meta["Subjects"] == ["01", "02"]
+        assert "Quality" not in json.loads(
+            (out / "atlases" / f"atlas-ward{k}_description.json").read_text())
+    nodes = {path.parent.name for path in work.rglob("result_*.pklz")}
+    assert "prepare_signals" in nodes and "group_series" in nodes
+    assert not nodes & {"ward_tree_half1", "compare_parcellations", "parcel_compress",
+                        "cut_tree_half1"}
+    assert len(list(work.rglob("ward_tree/result_*.pklz"))) == 1  # the group's tree alone
+    html = (out / "atlases" / "report.html").read_text()
+    assert "Quality not measured" in html and "desc-quality" not in html
+    assert not list((out / "atlases" / "figures").glob("*desc-quality*"))
+
+
 def _r2(X, labels):
     """1 - residual / total sum of squares, X volumes x voxels, parcel means by NumPy."""
     fitted = np.empty_like(X)
@@ -277,10 +315,10 @@ def test_participant_atlas_gives_nilearns_parcel_means(group_output, fmriprep_di
 @pytest.mark.heavy
 def test_migp_group_level_runs_and_records_its_reduction(fmriprep_dir, tmp_path):
     proc = run_app(fmriprep_dir, tmp_path / "out", "group", "--n-clusters", 30,
-                   "--group-reduction", "auto", "--group-dimensions", 100, "--no-split-half",
+                   "--group-reduction", "migp", "--group-dimensions", 100, "--no-split-half",
                    "-w", tmp_path / "work", "--nprocs", 2, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "migp reduction" in proc.stdout  # 360 volumes > 100: auto picks MIGP
+    assert "migp reduction" in proc.stdout
     atlas = tmp_path / "out/atlases" / f"tpl-{TEMPLATE}/tpl-{TEMPLATE}_atlas-ward30_dseg"
     meta = json.loads(Path(f"{atlas}.json").read_text())
     assert meta["Reduction"] == {"reduction": "migp", "n_components": 100,
@@ -291,8 +329,8 @@ def test_migp_group_level_runs_and_records_its_reduction(fmriprep_dir, tmp_path)
     (group_series,) = (tmp_path / "work").rglob("group_series/group_series.npy")
     ours = np.load(group_series)
     reduced = [np.load(path) for path in sorted((tmp_path / "work").rglob("reduce_sub_*/*.npy"))]
-    # The halves (sub-01, sub-02) first, then MIGP of their two MIGPs.
-    reference = _numpy_migp([_numpy_migp([part], 100) for part in reduced], 100)
+    # The subjects one after the other (sub-01's two runs, 240 volumes, reduced to 100 first).
+    reference = _numpy_migp(reduced, 100)
     _assert_same_gram(ours, reference, rtol=1e-6, atol=1e-6)
 
 
@@ -316,6 +354,7 @@ def _assert_same_gram(ours, reference, *, rtol, atol, rows=512):
         (["group", "--combine-runs"], "--combine-runs belongs to the participant level"),
         (["group", "--group-dimensions", "0"], "--group-dimensions must be at least 1"),
         (["participant", "--atlas", "nope.nii.gz"], "--atlas: no such file"),
+        (["participant", "--group-quality"], "--group-quality belongs to the group level"),
     ],
 )
 def test_bad_group_options_fail_early(fmriprep_dir, tmp_path, args, message):

@@ -274,7 +274,7 @@ def test_group_atlas_on_fslr_is_a_bids_atlas_xcpd_reads(fmriprep_dir, tmp_path,
 
     out = tmp_path / "out"
     proc = run_app(fmriprep_dir, out, "group", "--space", "fsLR", "--n-clusters", 60,
-                   "-w", tmp_path / "work", "--nprocs", 2, cwd=tmp_path,
+                   "--group-quality", "-w", tmp_path / "work", "--nprocs", 2, cwd=tmp_path,
                    env={"TEMPLATEFLOW_HOME": str(templateflow_home)})
     assert proc.returncode == 0, proc.stderr
     atlases = out / "atlases"

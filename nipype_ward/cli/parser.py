@@ -96,10 +96,18 @@ def get_parser() -> argparse.ArgumentParser:
                        help="how subjects are combined before the group tree: 'exact' "
                        "concatenates their series in time (memory grows with the group), "
                        "'migp' is MIGP's incremental group PCA to --group-dimensions features "
-                       "(flat memory); 'auto' (default): exact while the group has at most "
+                       "(flat memory); 'auto' (default): exact while the group matrix (voxels "
+                       "x all volumes, float32) takes at most 1 GB or has at most "
                        "--group-dimensions volumes, else migp")
     group.add_argument("--group-dimensions", type=int, default=500, metavar="M",
                        help="features MIGP keeps (default: 500)")
+    group.add_argument("--group-quality", action="store_true",
+                       help="also measure the atlases, in their sidecars and report: the "
+                       "agreement (ARI) of the atlases of two halves of the subjects (unless "
+                       "--no-split-half), and each run's R2 and homogeneity on the atlases "
+                       "against its own parcellation at the same K (a tree per run and two "
+                       "more group trees: about twice the run time); the atlases are the same "
+                       "with or without it")
 
     denoise = parser.add_argument_group(
         "denoising", "applied before the tree and the parcel time series (nilearn)"
@@ -233,6 +241,8 @@ def parse_settings(argv=None) -> AppSettings:
                              "combines every run of every subject already)")
         if atlases and args.analysis_level != "participant":
             raise ValueError("--atlas belongs to the participant level")
+        if args.group_quality and args.analysis_level != "group":
+            raise ValueError("--group-quality belongs to the group level")
         if len({label for label, _ in atlases}) < len(atlases):
             raise ValueError("--atlas: two atlases have the same label; name them LABEL=FILE")
         file_plugin, plugin_args = (load_plugin_file(args.use_plugin) if args.use_plugin
@@ -270,7 +280,8 @@ def parse_settings(argv=None) -> AppSettings:
         combine_runs=args.combine_runs,
         surfaces=None if args.surfaces is None
         else tuple(path.absolute() for path in args.surfaces),
-        group=GroupSettings(reduction=args.group_reduction, n_components=args.group_dimensions),
+        group=GroupSettings(reduction=args.group_reduction, n_components=args.group_dimensions,
+                            quality=args.group_quality),
         atlases=atlases,
         plugin=plugin,
         plugin_args=plugin_args,

@@ -12,9 +12,8 @@ time axis changes no tree. Two ways to bring many subjects to one matrix:
   Biobank: a running matrix of ``n_components`` features, updated as
   subjects come: their series are appended in time, then the result is
   projected on its ``n_components`` leading principal axes in time. MIGPs
-  of parts of a group combine by one more MIGP of their running matrices
-  (the group level builds the two halves' first, in parallel, for its
-  split-half agreement, then the whole group's from them). Its
+  of parts of a group combine by one more MIGP of their running matrices.
+  Its
   memory is that of the running matrix plus one subject, whatever the
   number of subjects. When the total number of volumes does not exceed
   ``n_components`` nothing is truncated and the Gram matrix (hence the
@@ -34,6 +33,25 @@ from scipy import linalg
 from nipype_ward.core.validation import check_int
 
 REDUCTIONS = ("exact", "migp")
+
+#: ``auto`` keeps the exact reduction while the group matrix (voxels x all the
+#: group's volumes, float32) is at most this large: below it the exact tree
+#: is both exact and faster than MIGP (measured by ``bench/bench_group.py``).
+EXACT_MAX_BYTES = 10**9
+
+
+def choose_reduction(n_voxels: int, n_volumes: int, n_components: int) -> str:
+    """``auto``'s choice for a group of ``n_volumes`` volumes in all on ``n_voxels`` voxels.
+
+    ``"exact"`` while the concatenated group matrix in float32 takes at most
+    :data:`EXACT_MAX_BYTES` or has at most ``n_components`` volumes (MIGP
+    would then truncate nothing), else ``"migp"``, whose memory does not
+    grow with the group. It depends on the data's size alone, never on the
+    machine: the same group gives the same atlas everywhere.
+    """
+    if n_volumes <= n_components or 4 * n_voxels * n_volumes <= EXACT_MAX_BYTES:
+        return "exact"
+    return "migp"
 
 
 def _check_block(X, n_voxels: int | None) -> np.ndarray:

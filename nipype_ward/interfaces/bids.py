@@ -430,10 +430,11 @@ class AtlasSidecars(SimpleInterface):
     """What the group atlases record: sources, subjects, parameters, reduction, quality.
 
     ``Sources`` are BIDS URIs of every run's BOLD and mask; ``Reduction``
-    says how the subjects were combined; ``Quality`` holds the split-half
-    agreement across subjects and, for every run, the R2 and homogeneity of
-    the group atlas against those of the run's own parcellation at the same
-    K (on the same voxels).
+    says how the subjects were combined; ``Quality`` (when the group level
+    measured it, ``--group-quality``: ``records`` or ``split_half_ari`` are
+    given) holds the split-half agreement across subjects and, for every
+    run, the R2 and homogeneity of the group atlas against those of the
+    run's own parcellation at the same K (on the same voxels).
     """
 
     input_spec = _AtlasSidecarsInputSpec
@@ -452,6 +453,7 @@ class AtlasSidecars(SimpleInterface):
         for item in (self.inputs.records if isdefined(self.inputs.records) else []):
             flat += item if isinstance(item, list) else [item]
         ari = self.inputs.split_half_ari if isdefined(self.inputs.split_half_ari) else []
+        measured = isdefined(self.inputs.records) or isdefined(self.inputs.split_half_ari)
         reduction = {key: info.get(key) for key in ("reduction", "n_components", "n_volumes_total",
                                                     "n_volumes")}
         reduction["n_features"] = reduction.pop("n_volumes")
@@ -496,10 +498,12 @@ class AtlasSidecars(SimpleInterface):
                 f"{reduction['reduction']} reduction), in the voxels inside every run's mask"
             )
             columns = bids.SURFACE_DSEG_COLUMNS if surface else bids.DSEG_COLUMNS
-            metas.append({**common, **columns, "NumberOfParcels": int(k),
-                          "Description": description, "SpatialReference": self.inputs.template,
-                          "Quality": quality})
-            descriptions.append({
+            meta = {**common, **columns, "NumberOfParcels": int(k), "Description": description,
+                    "SpatialReference": self.inputs.template}
+            if measured:
+                meta["Quality"] = quality
+            metas.append(meta)
+            described = {
                 "AtlasName": bids.atlas_label(k),
                 "Name": f"nipype-ward group Ward atlas, {k} parcels",
                 "Description": description,
@@ -514,6 +518,9 @@ class AtlasSidecars(SimpleInterface):
                 "Reduction": reduction,
                 "Quality": {key: value for key, value in quality.items() if key != "Runs"},
                 "Software": common["Software"],
-            })
+            }
+            if not measured:
+                del described["Quality"]
+            descriptions.append(described)
         self._results.update(dseg_meta=metas, descriptions=descriptions)
         return runtime

@@ -148,14 +148,20 @@ def group_summary(metas: list[dict], figures: dict) -> str:
         f"<p>{len(first['Subjects'])} subjects ({escape(', '.join(first['Subjects']))}), "
         f"{reduction['n_volumes_total']} volumes in all; {escape(how)}; one Ward tree on the "
         "voxels inside every run's mask, cut at each K.</p>",
-        _table([(m["NumberOfParcels"],
+    ]
+    measured = all("Quality" in meta for meta in metas)
+    if not measured:
+        lines.append("<p>Quality not measured: the group level's <code>--group-quality</code> "
+                     "adds the split-half agreement of two halves of the subjects and each "
+                     "run's R2 on the atlases against its own parcellation.</p>")
+    else:
+        rows = [(m["NumberOfParcels"],
                  "n/a" if m["Quality"]["SplitHalfARI"] is None
                  else f"{m['Quality']['SplitHalfARI']:.3f}",
                  f"{m['Quality']['MeanGroupR2']:.3f}", f"{m['Quality']['MeanOwnR2']:.3f}")
-                for m in metas],
-               ("K", "split-half ARI (subjects)", "mean R2, group atlas",
-                "mean R2, own parcellation")),
-    ]
+                for m in metas]
+        lines.append(_table(rows, ("K", "split-half ARI (subjects)", "mean R2, group atlas",
+                                   "mean R2, own parcellation")))
     for meta in metas:
         k = meta["NumberOfParcels"]
         lines.append(f"<h3>K = {k}</h3>")
@@ -163,6 +169,8 @@ def group_summary(metas: list[dict], figures: dict) -> str:
             if (k, kind) in figures:
                 lines.append(f'<img src="{escape(figures[k, kind])}" alt="{kind}, K = {k}" '
                              'style="max-width: 48%">')
+        if not measured:
+            continue
         lines.append(_table(
             [(run["source"], f"{run['group_r2']:.3f}", f"{run['own_r2']:.3f}",
               f"{run['group_homogeneity']:.3f}", f"{run['own_homogeneity']:.3f}")

@@ -29,6 +29,7 @@ from nipype_ward.templates import surface_meshes
 from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
 from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import (
+    init_prepared_series_wf,
     init_ward_parcellation_wf,
     set_preparation,
 )
@@ -126,6 +127,17 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
     if run.mask is not None:
         parcellation.inputs.inputnode.mask_file = str(run.mask)
     return parcellation
+
+
+def run_series_wf(run: Run, settings: AppSettings):
+    """One run read and prepared, as :func:`run_parcellation_wf` does it (same names, same cache)."""
+    series = init_prepared_series_wf(
+        preparation=settings.parcellation.preparation, mem_gb=estimate_mem_gb(run.sources),
+    )
+    series.inputs.inputnode.bold_file = [str(path) for path in run.sources]
+    if run.mask is not None:
+        series.inputs.inputnode.mask_file = str(run.mask)
+    return series
 
 
 def run_meshes(run: Run, settings: AppSettings):

@@ -2,23 +2,26 @@
 
 The graph (``nipype-ward BIDS_DIR OUTPUT_DIR group``):
 
-* every selected run is prepared and parcellated (its own tree, for the
-  comparison below) by the participant level's nodes under the same names
-  (:func:`~nipype_ward.workflows.base.run_parcellation_wf`), so a group run
-  after a participant run with the same work dir finds its prepared series
-  in Nipype's cache (and its trees and cuts too when that run had
-  ``--no-split-half``: the group level builds no per-run halves);
+* every selected run is prepared by the participant level's node under
+  the same name (:func:`~nipype_ward.workflows.base.run_series_wf`), so a
+  group run after a participant run with the same work dir finds its
+  prepared series in Nipype's cache;
 * per space, one :class:`~nipype_ward.interfaces.group.GroupMask` (the
   voxels inside every run's mask), then one
   :class:`~nipype_ward.interfaces.group.ReduceSubject` node *per subject*
   (the execution plugin spreads them over cores or cluster jobs), one
   :class:`~nipype_ward.interfaces.group.GroupSeries` (exact concatenation
   or MIGP), the group tree, its cuts, and the atlas files;
-* quality: the atlases of two halves of the subjects (alternating in
-  sorted order) and their ARI at each K; for every run, the R2 and
+* with ``--group-quality`` (``settings.group.quality``), their quality:
+  every run is also parcellated on its own
+  (:func:`~nipype_ward.workflows.base.run_parcellation_wf`, without halves:
+  a participant run with ``--no-split-half`` leaves its trees and cuts in the
+  cache), the atlases of two halves of the subjects (alternating in sorted
+  order) give their ARI at each K, and every run gets the R2 and
   homogeneity of the group atlas against those of its own parcellation at
   the same K (:class:`~nipype_ward.interfaces.group.CompareParcellations`);
-  both go into the atlas sidecars.
+  both go into the atlas sidecars. The atlases are the same with or
+  without it.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from nipype_ward.settings import AppSettings
 from nipype_ward.workflows.base import (
     run_meshes,
     run_parcellation_wf,
+    run_series_wf,
     run_workflow_name,
 )
 
@@ -104,19 +108,24 @@ def init_group_level_wf(*, settings: AppSettings, runs: list[Run], name: str = "
     for key in sorted(by_space):
         space_runs = by_space[key]
         group_wf = init_group_atlas_wf(runs=space_runs, settings=settings)
+        fields = {field: listed for field, listed in RUN_FIELDS.items()
+                  if settings.group.quality or listed != "own_labels"}
         gather = {field: pe.Node(niu.Merge(len(space_runs), no_flatten=True),
                                  name=f"{group_wf.name[:-3]}_{listed}",
                                  run_without_submitting=True)
-                  for field, listed in RUN_FIELDS.items()}
+                  for field, listed in fields.items()}
         for index, run in enumerate(space_runs, 1):
             run_wf = pe.Workflow(name=run_workflow_name(run))
-            run_wf.add_nodes([run_parcellation_wf(run, settings, split_half=False,
-                                                  save_compressed=False)])
+            if settings.group.quality:  # the run's own parcellations, to compare
+                run_wf.add_nodes([run_parcellation_wf(run, settings, split_half=False,
+                                                      save_compressed=False)])
+            else:
+                run_wf.add_nodes([run_series_wf(run, settings)])
             prefix = "ward_parcellation_wf.outputnode."
             workflow.connect([(run_wf, gather[field], [(prefix + field, f"in{index}")])
-                              for field in RUN_FIELDS])
+                              for field in fields])
         workflow.connect([(gather[field], group_wf, [("out", f"inputnode.{listed}")])
-                          for field, listed in RUN_FIELDS.items()])
+                          for field, listed in fields.items()])
     return workflow
 
 
@@ -225,22 +234,14 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
                           for n, subject in enumerate(members, 1)])
         return node
 
-    def group_series(members, suffix="", parts=None):
-        """GroupSeries of the subjects ``members`` (from the series of ``parts`` if given)."""
+    def group_series(members, suffix=""):
+        """GroupSeries of the subjects ``members``."""
         series = pe.Node(GroupSeries(**reduction), name=f"group_series{suffix}", mem_gb=group_mem)
         workflow.connect([
             (merged(members, "subject_info", suffix), series, [("out", "subject_infos")]),
+            (merged(members, "reduced_file", suffix), series, [("out", "reduced_files")]),
             (group_mask, series, [("mask_file", "group_mask_file")]),
         ])
-        if parts is None:
-            workflow.connect([(merged(members, "reduced_file", suffix), series,
-                               [("out", "reduced_files")])])
-        else:
-            files = pe.Node(niu.Merge(len(parts)), name=f"merge_part_series{suffix}",
-                            run_without_submitting=True)
-            workflow.connect([(part, files, [("series_file", f"in{n}")])
-                              for n, part in enumerate(parts, 1)]
-                             + [(files, series, [("out", "reduced_files")])])
         return series
 
     def group_tree(series, suffix=""):
@@ -252,16 +253,8 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
         ])
         return tree
 
-    halves = split_subjects(subjects) if len(subjects) >= 2 else None
-    half_series = None
-    if halves and (group.reduction == "migp" or options.split_half):
-        half_series = [group_series(half, f"_half{n}") for n, half in enumerate(halves, 1)]
-    if group.reduction == "migp" and half_series:
-        # MIGP of the two halves' MIGPs: the halves run in parallel, and the
-        # whole group costs one more update instead of one per subject.
-        series = group_series(subjects, parts=half_series)
-    else:
-        series = group_series(subjects)
+    # The atlases: from every subject at once, whether or not they are measured.
+    series = group_series(subjects)
     tree = group_tree(series)
     cut = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree",
                      run_without_submitting=True)
@@ -287,7 +280,27 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
         sidecars.inputs.density = str(den)
     workflow.connect([(series, sidecars, [("series_info", "series_info")])])
 
-    if options.split_half and half_series:
+    if group.quality:
+        _measure_atlases(workflow, (inputnode, group_mask, cut, sidecars),
+                         (group_series, group_tree), subjects, settings)
+    _deliver_atlases(workflow, settings, runs, cut, tables, sidecars, group_mask,
+                     quality=group.quality)
+    return workflow
+
+
+def _measure_atlases(workflow, nodes, factories, subjects: list[str],
+                     settings: AppSettings) -> None:
+    """``--group-quality``: the halves' agreement and each run against its own parcellation.
+
+    ``nodes`` are the atlas workflow's inputnode, group mask, cuts and
+    sidecars; ``factories`` make a group series of some subjects and its tree.
+    """
+    inputnode, group_mask, cut, sidecars = nodes
+    group_series, group_tree = factories
+    n_clusters = list(settings.parcellation.n_clusters)
+    if settings.parcellation.split_half and len(subjects) >= 2:
+        half_series = [group_series(half, f"_half{n}")
+                       for n, half in enumerate(split_subjects(subjects), 1)]
         half_trees = [group_tree(part, f"_half{n}") for n, part in enumerate(half_series, 1)]
         merge_halves = pe.Node(niu.Merge(2), name="merge_half_trees", run_without_submitting=True)
         split_half = pe.Node(GroupSplitHalf(n_clusters=n_clusters), name="group_split_half")
@@ -313,6 +326,15 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
         (records, sidecars, [("out", "records")]),
     ])
 
+
+def _deliver_atlases(workflow, settings: AppSettings, runs: list[Run], cut, tables, sidecars,
+                     group_mask, *, quality: bool) -> None:
+    """The atlases, their tables, sidecars and figures (``quality``: and its figure), sunk."""
+    first = runs[0]
+    template = str(first.entities["space"])
+    res, den = first.entities.get("res"), first.entities.get("den")
+    meshes = run_meshes(first, settings)
+    n_clusters = list(settings.parcellation.n_clusters)
     atlas_dir = str(settings.output_dir / ATLAS_DIR)
     common = {"base_directory": atlas_dir, "template": template}
     if res:
@@ -356,13 +378,15 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
         (group_mask, figures, [("mean_file", "mean_file"), ("mask_file", "mask_file")]),
         (figures, ds_figures, [("out_file", "in_file")]),
     ])
-    quality = pe.MapNode(PlotGroupQuality(), iterfield=["meta_dict"], name="plot_group_quality")
+    if not quality:
+        return
+    plot_quality = pe.MapNode(PlotGroupQuality(), iterfield=["meta_dict"],
+                              name="plot_group_quality")
     ds_quality = pe.MapNode(AtlasSink(**common, figure_desc="quality"),
                             iterfield=["in_file", "atlas"], name="ds_quality_figures",
                             run_without_submitting=True)
     ds_quality.inputs.atlas = labels
     workflow.connect([
-        (sidecars, quality, [("dseg_meta", "meta_dict")]),
-        (quality, ds_quality, [("out_file", "in_file")]),
+        (sidecars, plot_quality, [("dseg_meta", "meta_dict")]),
+        (plot_quality, ds_quality, [("out_file", "in_file")]),
     ])
-    return workflow

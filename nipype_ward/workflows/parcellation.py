@@ -24,6 +24,9 @@ from nipype_ward.steps import SignalPreparation
 #: 2 mm MNI-grid float32 BOLD series of 300 volumes (see ``series.estimate_mem_gb``).
 DEFAULT_MEM_GB = {"prepare": 6.8, "tree": 5.7, "compress": 1.7}
 
+#: What the preparation gives every later node (outputnode fields of both factories).
+SERIES_FIELDS = ("series_file", "series_info", "mask_file", "mean_file")
+
 
 def init_ward_parcellation_wf(
     *,
@@ -157,10 +160,9 @@ def init_ward_parcellation_wf(
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
     workflow = pe.Workflow(name=name)
-    series_fields = ["series_file", "series_info", "mask_file", "mean_file"]
     inputnode = pe.Node(
         niu.IdentityInterface(
-            fields=[*series_fields, "true_regions_file"] if prepared
+            fields=[*SERIES_FIELDS, "true_regions_file"] if prepared
             else ["bold_file", "mask_file", "confounds_file", "true_regions_file"]
         ),
         name="inputnode",
@@ -188,16 +190,9 @@ def init_ward_parcellation_wf(
     if prepared:
         source = inputnode
     else:
-        # The only node that reads the BOLD; the preparation options are set
-        # here and nowhere else (they are part of its cache key, K is not).
-        source = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
-                         mem_gb=mem_gb["prepare"])
-        set_preparation(source, preparation)
-        workflow.connect([
-            (inputnode, source, [("bold_file", "in_file"),
-                                 ("mask_file", "brain_mask_file"),
-                                 ("confounds_file", "confounds_file")]),
-        ])
+        # The only node that reads the BOLD.
+        source = _prepare_signals(workflow, inputnode, preparation, mask_strategy,
+                                  mem_gb["prepare"])
     if surfaces is None:
         grid_connectivity = pe.Node(
             GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
@@ -244,7 +239,7 @@ def init_ward_parcellation_wf(
         (cut_tree, parcel_compress, [("labels_file", "labels_file")]),
         (grid_connectivity, parcel_compress, [("connectivity_file", "connectivity_file")]),
         (ward_tree, parcel_compress, [("half_tree_files", "half_tree_files")]),
-        (source, outputnode, [(field, field) for field in series_fields]),
+        (source, outputnode, [(field, field) for field in SERIES_FIELDS]),
         (grid_connectivity, outputnode, [("connectivity_file", "connectivity_file")]),
         (ward_tree, outputnode, [("tree_file", "tree_file")]),
         (cut_tree, outputnode, [("labels_file", "labels_files")]),
@@ -257,6 +252,57 @@ def init_ward_parcellation_wf(
         workflow.connect([(parcel_compress, outputnode,
                           [("ptseries_file", "parcel_series_files")])])
     return workflow
+
+
+def init_prepared_series_wf(
+    *,
+    preparation: SignalPreparation | None = None,
+    mask_strategy: str = "epi",
+    mem_gb: dict[str, float] | None = None,
+    name: str = "ward_parcellation_wf",
+):
+    """A BOLD series read and prepared, nothing more: the group level's share of a run.
+
+    The ``prepare_signals`` node of :func:`init_ward_parcellation_wf`, under
+    the same names (a participant run with the same work directory leaves
+    it in Nipype's cache, and the other way round), without the run's own
+    tree, cuts and compressions.
+
+    Inputs
+    ------
+    bold_file, mask_file, confounds_file
+        As :func:`init_ward_parcellation_wf`'s.
+
+    Outputs
+    -------
+    mask_file, mean_file, series_file, series_info
+        As :func:`init_ward_parcellation_wf`'s.
+    """
+    mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["bold_file", "mask_file", "confounds_file"]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=list(SERIES_FIELDS)), name="outputnode")
+    source = _prepare_signals(workflow, inputnode, preparation or SignalPreparation(),
+                              mask_strategy, mem_gb["prepare"])
+    workflow.connect([(source, outputnode, [(field, field) for field in SERIES_FIELDS])])
+    return workflow
+
+
+def _prepare_signals(workflow, inputnode, preparation: SignalPreparation, mask_strategy: str,
+                     mem_gb: float):
+    """The node that reads the BOLD, fed by ``inputnode`` inside ``workflow``."""
+    # The preparation options are set here and nowhere else (they are part of
+    # its cache key, K is not).
+    node = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
+                   mem_gb=mem_gb)
+    set_preparation(node, preparation)
+    workflow.connect([
+        (inputnode, node, [("bold_file", "in_file"),
+                           ("mask_file", "brain_mask_file"),
+                           ("confounds_file", "confounds_file")]),
+    ])
+    return node
 
 
 def set_preparation(node, preparation: SignalPreparation) -> None:

@@ -77,23 +77,25 @@ def reduce_features(X, n_components: int) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_voxels, min(n_features, n_components)), float64
+    ndarray of shape (n_voxels, min(n_features, n_components))
         ``X @ V``, ``V`` the leading eigenvectors of ``X.T @ X`` (largest
         first): the best rank-``n_components`` approximation of the voxels'
-        Gram matrix ``X @ X.T``. With ``n_features <= n_components``,
-        ``X`` itself (as float64): nothing to reduce.
+        Gram matrix ``X @ X.T``, in ``X``'s precision (float32 for float32
+        data, else float64; see :func:`migp`). With
+        ``n_features <= n_components``, ``X`` itself: nothing to reduce.
     """
     n_components = _check_n_components(n_components)
     X = _check_block(X, None)
+    dtype = _precision(X.dtype)
     n_features = X.shape[1]
     if n_features <= n_components:
-        return np.asarray(X, dtype=np.float64)
-    gram = _gram(X)  # a block of voxels at a time: no float64 copy of a float32 X
+        return np.asarray(X, dtype=dtype)
+    gram = _gram(X, dtype)  # a block of voxels at a time
     _, vectors = linalg.eigh(gram, subset_by_index=[n_features - n_components, n_features - 1])
-    vectors = np.ascontiguousarray(vectors[:, ::-1])
-    out = np.empty((X.shape[0], n_components))
+    vectors = np.ascontiguousarray(vectors[:, ::-1], dtype=dtype)
+    out = np.empty((X.shape[0], n_components), dtype=dtype)
     for rows in _voxel_blocks(X.shape[0]):
-        out[rows] = np.asarray(X[rows], dtype=np.float64) @ vectors
+        out[rows] = np.asarray(X[rows], dtype=dtype) @ vectors
     return out
 
 
@@ -123,7 +125,9 @@ def migp(blocks: Iterable, n_components: int) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_voxels, min(total features, n_components)), float64
+    ndarray of shape (n_voxels, min(total features, n_components))
+        float32 when every block is float32 (the prepared series are), else
+        float64.
 
     Notes
     -----
@@ -136,6 +140,12 @@ def migp(blocks: Iterable, n_components: int) -> np.ndarray:
     ``W.T @ X`` and ``X.T @ X``, and the projection is taken a block of
     voxels at a time, so ``[W, X]`` is never built. Memory: the running
     matrix, its successor, and the pending subjects' series.
+
+    Precision: the products run in the blocks' precision (float32 for
+    float32 series: half the time and memory of float64) and the Gram
+    matrices are summed in float64, a block of voxels at a time; the
+    eigendecomposition is float64. MIGP approximates the group's Gram matrix
+    by design; float32 rounding (1e-7 relative) is far below that.
     """
     n_components = _check_n_components(n_components)
     running, gram_running, n_voxels = None, None, None
@@ -158,12 +168,14 @@ def migp(blocks: Iterable, n_components: int) -> np.ndarray:
 def _migp_update(running, gram_running, pending, n_components):
     """``[running, *pending]`` projected on the leading eigenvectors of its Gram matrix."""
     n_voxels = pending[0].shape[0]
+    dtype = _precision(*(block.dtype for block in pending),
+                       *(() if running is None else (running.dtype,)))
     r = 0 if running is None else running.shape[1]
     t = sum(block.shape[1] for block in pending)
     gram = np.empty((r + t, r + t))
     cross, own = np.zeros((r, t)), np.zeros((t, t))
     for rows in _voxel_blocks(n_voxels):
-        part = np.hstack([np.asarray(block[rows], dtype=np.float64) for block in pending])
+        part = _side_by_side(pending, rows, dtype)
         own += part.T @ part
         if r:
             cross += running[rows].T @ part
@@ -172,20 +184,31 @@ def _migp_update(running, gram_running, pending, n_components):
     gram[r:, r:] = own
     keep = min(n_components, r + t)
     values, vectors = linalg.eigh(gram, subset_by_index=[r + t - keep, r + t - 1])
-    values, vectors = values[::-1], np.ascontiguousarray(vectors[:, ::-1])
-    updated = np.empty((n_voxels, keep))
+    values = values[::-1]
+    vectors = np.ascontiguousarray(vectors[:, ::-1], dtype=dtype)
+    updated = np.empty((n_voxels, keep), dtype=dtype)
     for rows in _voxel_blocks(n_voxels):
-        part = np.hstack([np.asarray(block[rows], dtype=np.float64) for block in pending])
-        updated[rows] = part @ vectors[r:]
+        updated[rows] = _side_by_side(pending, rows, dtype) @ vectors[r:]
         if r:
             updated[rows] += running[rows] @ vectors[:r]
     return updated, np.diag(np.clip(values, 0.0, None))
 
 
-def _gram(X) -> np.ndarray:
+def _side_by_side(blocks, rows, dtype) -> np.ndarray:
+    """The rows ``rows`` of every block, one block after the other in features."""
+    return np.hstack([np.asarray(block[rows], dtype=dtype) for block in blocks])
+
+
+def _precision(*dtypes) -> np.dtype:
+    """float32 when every given dtype is float32, else float64."""
+    single = all(np.dtype(dtype) == np.float32 for dtype in dtypes)
+    return np.dtype(np.float32 if single else np.float64)
+
+
+def _gram(X, dtype) -> np.ndarray:
     gram = np.zeros((X.shape[1], X.shape[1]))
     for rows in _voxel_blocks(X.shape[0]):
-        part = np.asarray(X[rows], dtype=np.float64)
+        part = np.asarray(X[rows], dtype=dtype)
         gram += part.T @ part
     return gram
 

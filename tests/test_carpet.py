@@ -1,4 +1,4 @@
-"""The carpet sample and DVARS (arrays), and the node that writes them.
+"""The carpet sample and DVARS (arrays), their node, their figures.
 
 References are independent of the code under test: DVARS by hand on a tiny
 array and by nipype's ``compute_dvars`` on a NIfTI run; the tree's leaf
@@ -20,7 +20,7 @@ from nipype_ward.core.carpet import (
     tree_rows,
 )
 from nipype_ward.core.ward import cut_tree
-from nipype_ward.interfaces import PrepareSignals
+from nipype_ward.interfaces import PlotDenoisingCarpet, PrepareSignals
 from nipype_ward.io import arrays, tables
 from nipype_ward.io.errors import InputError
 
@@ -179,3 +179,15 @@ def test_bad_carpet_and_confounds_files_are_one_line_errors(tmp_path, rng):
     with pytest.raises(InputError, match="has 2 rows but the BOLD series has 3 volumes"):
         tables.load_motion_traces(table, 3)
 
+
+def test_a_run_without_confounds_table_or_tree_gets_its_carpet(small_data, tmp_path):
+    """DVARS from the data, no FD trace, rows in the mask's order: still a carpet."""
+    from matplotlib import image as mpimg
+
+    outputs = _prepare(small_data, tmp_path, standardize="zscore_sample", carpet=True)
+    node = pe.Node(PlotDenoisingCarpet(carpet_file=outputs.carpet_file,
+                                       series_info=outputs.series_info),
+                   name="plot_carpet", base_dir=str(tmp_path))
+    png = node.run().outputs.out_file
+    pixels = mpimg.imread(png)
+    assert pixels.shape[1] > 1500 and pixels.shape[0] > 1000 and pixels.std() > 0.1

@@ -36,6 +36,7 @@ def init_ward_parcellation_wf(
     prepared: bool = False,
     surfaces: tuple | None = None,
     mem_gb: dict[str, float] | None = None,
+    carpet: bool = False,
     name: str = "ward_parcellation_wf",
 ):
     """Learn Ward parcellations of a BOLD series and compress it with each.
@@ -100,6 +101,11 @@ def init_ward_parcellation_wf(
         Memory of the heavy nodes, keys ``"mask"``, ``"tree"`` and ``"compress"``, e.g.
         from :func:`nipype_ward.io.series.estimate_mem_gb`; defaults suit a 2 mm
         MNI BOLD series of 300 volumes.
+    carpet : bool, default=False
+        ``prepare_signals`` also writes the run's carpet sample
+        (``outputnode.carpet_file``: the rows a carpet plot shows, before and
+        after preparation, and their DVARS; a few percent of its time). Not
+        with ``prepared``.
     name : str, default="ward_parcellation_wf"
         Name of the workflow.
 
@@ -149,10 +155,16 @@ def init_ward_parcellation_wf(
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
         sizes, non-contiguous parcels, split-half ARI
         (:func:`nipype_ward.core.metrics.compression_summary`).
+    carpet_file
+        With ``carpet``: the carpet sample (``.npz``,
+        :func:`nipype_ward.io.arrays.save_carpet`).
     """
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:
         raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
+    if carpet and prepared:
+        raise ValueError("carpet needs the BOLD series (prepared=False): a prepared series "
+                         "has no 'before' to show")
     preparation = preparation or SignalPreparation()
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
@@ -180,6 +192,7 @@ def init_ward_parcellation_wf(
                 "compressed_files",
                 "metrics_files",
             ] + (["parcel_series_files"] if surfaces is not None else [])
+            + (["carpet_file"] if carpet else [])
         ),
         name="outputnode",
     )
@@ -193,6 +206,9 @@ def init_ward_parcellation_wf(
         source = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
                          mem_gb=mem_gb["prepare"])
         set_preparation(source, preparation)
+        if carpet:
+            source.inputs.carpet = True
+            workflow.connect([(source, outputnode, [("carpet_file", "carpet_file")])])
         workflow.connect([
             (inputnode, source, [("bold_file", "in_file"),
                                  ("mask_file", "brain_mask_file"),

@@ -423,6 +423,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     if carpets:
         carpet_figures = init_carpet_figures_wf(confounds_file=runs[0].confounds)
         connect_carpets(workflow, parcellation, carpet_figures)
+        workflow.connect([(parcellation, summary, [("outputnode.carpet_file", "carpet_file")])])
         workflow.connect([(carpet_figures, ds_run, [
             ("outputnode.carpet_figure", "inputnode.carpet_figure"),
             ("outputnode.parcel_carpet_figures", "inputnode.parcel_carpet_figures"),

@@ -110,10 +110,12 @@ def carpet_sample(before, after, *, kept=None, max_points: int = MAX_CARPET_POIN
         raise ValueError(f"after must have shape {(n_points, kept.size)} (the points of before, "
                          f"its kept volumes), got {after.shape}")
     points = carpet_points(n_points, max_points)
+    dvars_before = dvars(before)
+    # Nothing prepared (the series itself): its DVARS once.
+    dvars_after = dvars_before.copy() if after is before else dvars(after)
     return CarpetSample(
         points, np.asarray(before[points], dtype=np.float32),
-        np.asarray(after[points], dtype=np.float32), dvars(before), dvars(after), kept,
-        n_points,
+        np.asarray(after[points], dtype=np.float32), dvars_before, dvars_after, kept, n_points,
     )
 
 

@@ -120,7 +120,7 @@ def _carpet(figure, cell, rows, segments, *, t_r, censored, title, bars):
 def _restore_carpets(bars, bottom):
     """Undo what each nireports carpet did to the axes drawn before it.
 
-    Since nireports 24, ``plot_carpet`` hides the spines and axes of every
+    nireports 26's ``plot_carpet`` hides the spines and axes of every
     axes already in the figure: the carpets drawn first get back their
     coloured branch bars; only the bottom carpet keeps its time axis.
     """
@@ -129,6 +129,7 @@ def _restore_carpets(bars, bottom):
         ax.spines["left"].set_color(colour)
         ax.set_ylabel("")  # one segment's label: the title says it
         ax.get_xaxis().set_visible(ax is bottom)
+        ax.spines["bottom"].set_visible(ax is bottom)  # nireports 23 draws each one's
     bottom.tick_params(axis="x", labelsize=14)
     bottom.xaxis.label.set_fontsize(14)
 

@@ -99,6 +99,38 @@ def test_labels_time_series_and_sidecars(app_output, fmriprep_dir):
     assert len(logs) == 1 and "participant" in json.loads(logs[0].read_text())["command"]
 
 
+def test_carpets_are_delivered_under_nipreps_names(app_output, fmriprep_dir):
+    """Every run's denoising carpet and parcel carpets, and its DVARS in numbers."""
+    import re
+
+    from matplotlib import image as mpimg
+
+    for run in RUNS:
+        subject = run.split("/")[0]
+        stem = app_output / subject / "figures" / f"{Path(run).name}_{SPACE}"
+        carpet = mpimg.imread(f"{stem}_desc-carpet_bold.png")
+        assert carpet.shape[0] > 1000 and carpet.shape[1] > 1500 and carpet.std() > 0.1
+        for k in K:
+            parcels = mpimg.imread(f"{stem}_seg-ward_scale-{k}_desc-parcelcarpet_bold.png")
+            assert parcels.shape[1] > 1500 and parcels.std() > 0.1
+    # The summary's DVARS before preparation is nipype's (fMRIPrep's) non-standardized
+    # DVARS of the BOLD inside its mask.
+    pytest.importorskip("nitime")
+    from nipype.algorithms.confounds import compute_dvars
+
+    run = RUNS[2]
+    bold = fmriprep_dir / f"{run}_{SPACE}_desc-preproc_bold.nii.gz"
+    mask = fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz"
+    reference = compute_dvars(str(bold), str(mask), intensity_normalization=0)[1]
+    summary = (app_output / "sub-02" / "figures" /
+               f"{Path(run).name}_{SPACE}_seg-ward_desc-summary_bold.html").read_text()
+    before, after = re.findall(r"median ([0-9.e+-]+), mean ([0-9.e+-]+)", summary)
+    assert float(before[0]) == pytest.approx(np.median(reference), rel=1e-3)
+    assert float(before[1]) == pytest.approx(np.mean(reference), rel=1e-3)
+    assert float(after[0]) < float(before[0])  # z-scored: about 1.4 against about 27
+    assert f"over the {N_VOLUMES} of {N_VOLUMES} volumes kept" in summary
+
+
 #: Injected before </body> of a copy of a report: once the page has loaded,
 #: the browser itself counts the images and lists those that did not decode.
 _IMAGE_PROBE = """<script>
@@ -108,6 +140,10 @@ window.addEventListener('load', () => {
                        .map(i => i.getAttribute('src'));
   document.body.setAttribute('data-images', images.length);
   document.body.setAttribute('data-broken', JSON.stringify(broken));
+  // The carpets (FD and DVARS traces above them), decoded: their pixel widths.
+  document.body.setAttribute('data-carpets', JSON.stringify(
+    images.filter(i => /_desc-carpet_bold\\.png$/.test(i.getAttribute('src')))
+          .map(i => i.naturalWidth)));
   // Bootstrap's styles and scripts and jQuery, from the page itself.
   const navbar = document.querySelector('nav.navbar');
   document.body.setAttribute('data-navbar', navbar ? getComputedStyle(navbar).position : 'none');
@@ -142,7 +178,9 @@ def test_report_renders_in_chromium(app_output, fmriprep_dir):
         html = report.read_text()
         for text in ("the series, its censored volumes",  # the reportlets' captions
                      "the share of the temporal variance kept", "The parcels over the mean EPI",
-                     "A volume of the prepared series", "Methods", "Software"):
+                     "A volume of the prepared series", "Methods", "Software",
+                     "framewise displacement (FD, mm) and standardized DVARS",
+                     "The mean series of every parcel", "DVARS (the root mean square"):
             assert text in html, text
         for reference in ("Ward, J. H. (1963)", "Thirion", "Abraham", "Gorgolewski"):
             assert reference in html
@@ -156,7 +194,9 @@ def test_report_renders_in_chromium(app_output, fmriprep_dir):
         assert sorted(tuple(names.split(", ")) for _, names in listed) == expected
         assert all(int(count) == len(names.split(", ")) for count, names in listed)
         sources = re.findall(r'<img[^>]*src="\./([^"]+)"', html)
-        assert len(sources) == n_runs * (1 + 2 * len(K))  # quality + 2 figures per K
+        # Per run: quality and carpet, and per K: parcellation, compression, parcel carpet.
+        assert len(sources) == n_runs * (2 + 3 * len(K))
+        assert sum("_desc-carpet_bold.png" in source for source in sources) == n_runs
         probe = report.with_name(f".probe-{report.name}")
         probe.write_text(html.replace("</body>", _IMAGE_PROBE))
         try:
@@ -166,6 +206,9 @@ def test_report_renders_in_chromium(app_output, fmriprep_dir):
             probe.unlink()
         body = re.search(r"<body[^>]*>", dom).group(0)
         assert f'data-images="{len(sources)}"' in body and 'data-broken="[]"' in body, body
+        carpets = json.loads(re.search(r"data-carpets=\"([^\"]*)\"", body).group(1)
+                             .replace("&quot;", '"'))
+        assert len(carpets) == n_runs and min(carpets) > 1500, body
         # Styled and scripted offline: Bootstrap fixes the navigation bar at the top, and
         # jQuery and Bootstrap's dropdowns are defined, all from the page itself.
         assert 'data-navbar="fixed"' in body and 'data-scripts="function,object,dropdown"' in body

@@ -25,7 +25,9 @@ from nipype_ward.interfaces import (
     MeshConnectivity,
     ParcelCompress,
     PlotCompression,
+    PlotDenoisingCarpet,
     PlotGroupQuality,
+    PlotParcelCarpet,
     PlotParcellation,
     PrepareSignals,
     ReduceSubject,
@@ -37,12 +39,14 @@ from nipype_ward.interfaces.bids import SplitHemispheres
 OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "confounds_columns", "connectivity_file", "half_tree_files", "mask_file",
             "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold",
-            "dvars_threshold", "left_surface", "right_surface"}
+            "dvars_threshold", "left_surface", "right_surface",
+            # The carpet sample: not written, not drawn, not in the summary.
+            "carpet", "carpet_file", "tree_file"}
 
 INTERFACES = [EPIMask, GridConnectivity, MeshConnectivity, WardAgglomerate, ParcelCompress,
               WardTree, CutWardTree, PrepareSignals, PlotParcellation, PlotCompression, GroupMask,
               ReduceSubject, GroupSeries, GroupSplitHalf, CompareParcellations, PlotGroupQuality,
-              SplitHemispheres]
+              SplitHemispheres, PlotDenoisingCarpet, PlotParcelCarpet]
 
 PUBLIC_CONTRACT = {
     EPIMask: ({"in_file", "lower_cutoff", "upper_cutoff", "connected", "opening",

@@ -166,9 +166,12 @@ def test_fslr_outputs_have_their_tables_sidecars_and_figures(fslr_output):
             assert metrics["n_parcels"] == k and metrics["n_noncontiguous"] == 0
             figures = fslr_output / run.split("/")[0] / "figures"
             name = Path(run).name + f"_space-fsLR_seg-ward_scale-{k}_den-91k"
-            for kind in ("parcellation", "compression"):
+            for kind in ("parcellation", "compression", "parcelcarpet"):
                 png = figures / f"{name}_desc-{kind}_bold.png"
                 assert png.stat().st_size > 10_000  # drawn, not empty
+        # The run's denoising carpet, rows sampled from its grayordinates.
+        carpet = figures / f"{Path(run).name}_space-fsLR_den-91k_desc-carpet_bold.png"
+        assert carpet.stat().st_size > 100_000
     # The original volume is drawn with contrast: its cortex spans the grey scale (the
     # test data's subcortical voxels hold outliers that would leave it black).
     import matplotlib.image as mpimg
@@ -231,6 +234,10 @@ def test_fsaverage5_gifti_pair_is_scikit_learns_on_each_hemisphere(fmriprep_dir,
     series = pd.read_csv(out / f"{run}_space-fsaverage5_seg-ward_scale-{K_FSAVERAGE}"
                                "_stat-mean_timeseries.tsv", sep="\t")
     assert series.shape == (120, K_FSAVERAGE)
+    # A GIFTI pair's carpets: one for the pair, one parcel carpet for its K.
+    figures = out / "sub-02" / "figures" / f"{Path(run).name}_space-fsaverage5"
+    assert Path(f"{figures}_desc-carpet_bold.png").stat().st_size > 100_000
+    assert Path(f"{figures}_seg-ward_scale-{K_FSAVERAGE}_desc-parcelcarpet_bold.png").is_file()
     assert _validator_errors(out) == []
 
 

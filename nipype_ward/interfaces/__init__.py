@@ -1,5 +1,6 @@
 """Nipype interfaces of nipype-ward: one module per concern, each delegating
 to :mod:`nipype_ward.steps` (figures: :mod:`nipype_ward.reports`)."""
+from nipype_ward.interfaces.carpets import PlotDenoisingCarpet, PlotParcelCarpet
 from nipype_ward.interfaces.compression import ParcelCompress
 from nipype_ward.interfaces.connectivity import GridConnectivity, MeshConnectivity
 from nipype_ward.interfaces.group import (
@@ -40,7 +41,9 @@ __all__ = [
     "MeshConnectivity",
     "ParcelCompress",
     "PlotCompression",
+    "PlotDenoisingCarpet",
     "PlotGroupQuality",
+    "PlotParcelCarpet",
     "PlotParcellation",
     "PlotQuality",
     "PrepareSignals",

@@ -8,6 +8,7 @@ from nipype.interfaces.base import (
 )
 
 from nipype_ward.interfaces._naming import output_path
+from nipype_ward.io.arrays import load_carpet
 from nipype_ward.io.files import load_json
 from nipype_ward.reports import (
     cut_coords_of,
@@ -136,6 +137,8 @@ class _RunSummaryInputSpec(BaseInterfaceInputSpec):
     metrics_files = InputMultiObject(
         File(exists=True), mandatory=True, desc="the metrics JSON of each K (ParcelCompress)"
     )
+    carpet_file = File(exists=True, desc="the run's carpet sample (PrepareSignals' "
+                       "carpet_file): its DVARS before and after preparation, in numbers")
 
 
 class _RunSummaryOutputSpec(TraitedSpec):
@@ -143,7 +146,7 @@ class _RunSummaryOutputSpec(TraitedSpec):
 
 
 class RunSummary(SimpleInterface):
-    """A run's summary for the report: volumes kept and censored, the quality at each K."""
+    """A run's summary for the report: volumes kept and censored, DVARS, the quality at each K."""
 
     input_spec = _RunSummaryInputSpec
     output_spec = _RunSummaryOutputSpec
@@ -151,7 +154,11 @@ class RunSummary(SimpleInterface):
     def _run_interface(self, runtime):
         out_file = Path(runtime.cwd) / "summary.html"
         metrics = [load_json(path) for path in self.inputs.metrics_files]
-        out_file.write_text(run_summary(self.inputs.series_info, metrics))
+        dvars = None
+        if isdefined(self.inputs.carpet_file):
+            sample = load_carpet(self.inputs.carpet_file)
+            dvars = (sample.dvars_before, sample.dvars_after)
+        out_file.write_text(run_summary(self.inputs.series_info, metrics, dvars=dvars))
         self._results["out_file"] = str(out_file)
         return runtime
 

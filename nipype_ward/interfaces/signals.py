@@ -32,6 +32,13 @@ class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSp
         "given, nilearn's mask of the temporal mean is computed (mask_strategy and the "
         "options above)",
     )
+    # No default: unset, it leaves the node's hash (and so every cache made
+    # before it existed) as it was.
+    carpet = traits.Bool(
+        desc="also write carpet_file: an evenly spread sample of at most 2,000 points' "
+        "series before and after preparation and the DVARS of both, for the carpet plot "
+        "(one more pass over the series in memory: a few percent of the node's time)",
+    )
 
 
 class _PrepareSignalsOutputSpec(TraitedSpec):
@@ -48,6 +55,11 @@ class _PrepareSignalsOutputSpec(TraitedSpec):
     mean_file = File(exists=True, desc="temporal mean of the BOLD series, float32")
     n_voxels = traits.Int(desc="number of voxels in the mask (constant voxels left out)")
     n_volumes = traits.Int(desc="number of volumes of the series")
+    carpet_file = File(
+        exists=True,
+        desc="with carpet: the carpet sample (.npz: points, before, after, dvars_before, "
+        "dvars_after, kept, n_points; see nipype_ward.io.arrays.save_carpet)",
+    )
 
 
 class PrepareSignals(SimpleInterface):
@@ -76,6 +88,8 @@ class PrepareSignals(SimpleInterface):
             "mask_file": output_path(in_file, "_mask", runtime.cwd, points),
             "mean_file": output_path(in_file, "_mean", runtime.cwd, points),
         }
+        if self.inputs.carpet:
+            outputs["carpet_file"] = output_path(in_file, "_carpet", runtime.cwd, ".npz")
         series = steps.prepare_series(
             self.inputs.in_file,
             outputs["series_file"],
@@ -85,6 +99,7 @@ class PrepareSignals(SimpleInterface):
             epi_options=epi_options_from_inputs(self.inputs),
             preparation=preparation_from_inputs(self.inputs),
             spill_dir=runtime.cwd,
+            out_carpet=outputs.get("carpet_file"),
         )
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)

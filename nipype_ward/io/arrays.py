@@ -6,7 +6,8 @@ between the reader of a format and everything downstream: a memory-mappable
 geometry (the C order of a volume mask). What the array cannot hold
 (repetition time, source, preparation) travels beside it as a plain dict
 (``PrepareSignals``' ``series_info`` output), not as a file Nipype would
-not know to keep.
+not know to keep. A run's *carpet sample* (:func:`save_carpet`) is the few
+rows of its series, before and after preparation, that its carpet plot shows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from nipype_ward.core.carpet import CarpetSample
 from nipype_ward.core.ward import WardTree
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.files import save_atomically
@@ -124,3 +126,34 @@ def load_tree(path, *, n_leaves: int | None = None) -> WardTree:
             "was it built from another mask?",
         )
     return tree
+
+
+# --------------------------------------------------------------------------
+# Carpet samples
+# --------------------------------------------------------------------------
+def save_carpet(sample: CarpetSample, path) -> Path:
+    """Write a :class:`~nipype_ward.core.carpet.CarpetSample` as ``.npz`` (uncompressed)."""
+
+    def write(tmp):
+        with open(tmp, "wb") as fobj:
+            np.savez(fobj, **sample._asdict())
+
+    return save_atomically(write, path)
+
+
+def load_carpet(path) -> CarpetSample:
+    """Read a carpet sample written by :func:`save_carpet`, its shapes checked."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            sample = CarpetSample(**{name: data[name] for name in CarpetSample._fields})
+    except Exception as exc:
+        raise InputError(path, f"not a carpet sample file ({exc})") from exc
+    n_sampled = sample.points.size
+    if sample.before.shape[0] != n_sampled or sample.after.shape != (n_sampled, sample.kept.size) \
+            or sample.dvars_before.size != sample.before.shape[1] - 1 \
+            or sample.dvars_after.size != sample.kept.size - 1:
+        raise InputError(path, "a carpet sample's arrays do not agree in shape")
+    return sample._replace(n_points=int(sample.n_points))

@@ -268,3 +268,55 @@ def load_fmriprep_confounds(bold_path, strategy: str, n_volumes: int, *, fd_thre
             )
     return (values, None if sample_mask is None else np.asarray(sample_mask),
             [str(column) for column in table.columns])
+
+
+#: The columns of fMRIPrep's confounds table a carpet plot draws above its carpet.
+MOTION_TRACES = ("framewise_displacement", "std_dvars")
+
+
+def load_motion_traces(path, n_volumes: int) -> dict[str, np.ndarray]:
+    """fMRIPrep's framewise displacement and standardized DVARS of a run, those it has.
+
+    Returns ``{column: values}`` for the columns of :data:`MOTION_TRACES`
+    that the table holds, one float per volume, ``n/a`` (the first row of
+    both) as NaN. A table of another length than the series is an error
+    naming it.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    header = table_header(path)
+    present = [name for name in MOTION_TRACES if name in header]
+    try:
+        table = pd.read_csv(path, sep="\t", usecols=present, na_values=["n/a"])
+    except Exception as exc:
+        raise InputError(path, f"not a readable TSV file ({exc})") from exc
+    if len(table) != n_volumes:
+        raise InputError(path, f"has {len(table)} rows but the BOLD series has {n_volumes} "
+                         "volumes")
+    try:
+        return {name: table[name].to_numpy(dtype=np.float64) for name in present}
+    except ValueError as exc:
+        raise InputError(path, f"a motion column is not numeric ({exc})") from exc
+
+
+def load_parcel_series(path, values) -> np.ndarray:
+    """The parcel series of a time-series TSV (:func:`save_timeseries`), in the order of ``values``.
+
+    ``values`` are the parcels' labels, which name the columns. Returns
+    (n_parcels, n_volumes) floats (``n/a``: NaN); a label without its column
+    is an error naming the table.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype=np.float64)
+    except Exception as exc:
+        raise InputError(path, f"not a readable table of parcel series ({exc})") from exc
+    names = [str(int(value)) for value in values]
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        raise InputError(path, f"no column for the parcel(s) {', '.join(missing[:5])} of the "
+                         "labels: was it written from another parcellation?")
+    return table[names].to_numpy().T

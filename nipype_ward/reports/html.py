@@ -45,8 +45,13 @@ def _table(rows, header) -> str:
     return f'<table class="table table-sm"><tr>{head}</tr>{body}</table>'
 
 
-def run_summary(series_info: dict, metrics: list[dict]) -> str:
-    """A run's summary: the series, the censored volumes, the quality at each K."""
+def run_summary(series_info: dict, metrics: list[dict], *, dvars=None) -> str:
+    """A run's summary: the series, the censored volumes, the quality at each K.
+
+    ``dvars``: the DVARS of the series before and after its preparation
+    (:attr:`~nipype_ward.core.carpet.CarpetSample.dvars_before`, ``dvars_after``),
+    summed up in numbers when given.
+    """
     censored = censored_volumes(series_info)
     preparation = series_info.get("preparation") or {}
     lines = [
@@ -61,6 +66,8 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
         "<p>Preparation: " + escape(", ".join(f"{k}={v}" for k, v in sorted(preparation.items())
                                               if v not in (None, False, ()))) + ".</p>",
     ]
+    if dvars is not None:
+        lines.append(_dvars_line(*dvars, series_info))
     names = series_info.get("confounds")
     if names is None and series_info.get("runs"):  # combined runs: each run's own
         names = sorted({name for run in series_info["runs"] for name in run.get("confounds", [])})
@@ -80,6 +87,20 @@ def run_summary(series_info: dict, metrics: list[dict]) -> str:
     lines.append(_table(rows, ("K", "R2", "homogeneity", "split-half ARI",
                                "sizes min/median/max", "non-contiguous")))
     return "\n".join(lines)
+
+
+def _dvars_line(before, after, series_info: dict) -> str:
+    """DVARS before and after preparation, median and mean, with the volumes kept."""
+    import numpy as np
+
+    def numbers(values):
+        return f"median {np.median(values):.4g}, mean {np.mean(values):.4g}"
+
+    return (f"<p>DVARS (the root mean square over the {_points(series_info['source'])} of the "
+            f"change from one volume to the next): before preparation {numbers(before)} "
+            f"(the BOLD's units); after preparation {numbers(after)} (the prepared series' "
+            f"units, over the {series_info['n_volumes']} of "
+            f"{series_info['n_volumes_acquired']} volumes kept).</p>")
 
 
 def _points(source: str) -> str:

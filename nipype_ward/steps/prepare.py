@@ -17,6 +17,7 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
+from nipype_ward.core.carpet import CarpetSample, carpet_sample
 from nipype_ward.core.signals import (
     CONFOUND_STRATEGIES,
     check_preparation,
@@ -181,6 +182,7 @@ class VoxelSeries(NamedTuple):
     sample_mask: list | None  #: the kept volumes when some were censored
     n_constant: int = 0  #: voxels of the given mask left out for a constant series
     confounds: tuple[str, ...] = ()  #: the confounds regressed out, by name
+    carpet: CarpetSample | None = None  #: rows before and after preparation, when asked
 
     @property
     def mask(self) -> np.ndarray:
@@ -239,6 +241,7 @@ def read_prepared(
     epi_options: masking.EPIMaskOptions | None = None,
     preparation: SignalPreparation | None = None,
     spill_dir=None,
+    carpet: bool = False,
 ):
     """Read a BOLD series once and prepare it: the one heavy read of a run.
 
@@ -250,7 +253,10 @@ def read_prepared(
     Points whose series is constant are left out of a volume's mask, kept
     on surfaces (:meth:`~nipype_ward.io.geometry.VolumeGeometry.drop_constant`).
     The preparation's TR, confounds and cutoffs are checked from the header
-    before any data are read.
+    before any data are read. With ``carpet``, the series' ``carpet`` is
+    the sample of its rows before and after preparation and their DVARS
+    (:func:`nipype_ward.core.carpet.carpet_sample`), taken while both are in
+    memory.
 
     Returns
     -------
@@ -274,6 +280,7 @@ def read_prepared(
     )
     X, geometry, n_constant = data.geometry.drop_constant(data.X, source)
     n_volumes, found = X.shape[1], resolved["preparation"]
+    raw = X if carpet else None  # else released as soon as it is prepared
     if preparation.requested:
         try:
             X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
@@ -283,9 +290,10 @@ def read_prepared(
     kept = None
     if found.sample_mask is not None and len(found.sample_mask) < n_volumes:
         kept = [int(i) for i in found.sample_mask]
+    sample = carpet_sample(raw, X, kept=kept) if carpet else None
     return VoxelSeries(
         X, geometry, found.t_r, str(source), asdict(preparation), n_volumes, kept, n_constant,
-        found.confound_names,
+        found.confound_names, sample,
     ), data.mean_img
 
 
@@ -299,6 +307,7 @@ def prepare_series(
     epi_options: masking.EPIMaskOptions | None = None,
     preparation: SignalPreparation | None = None,
     spill_dir=None,
+    out_carpet=None,
 ) -> VoxelSeries:
     """Write the masked, prepared series of a BOLD series, its mask and its mean.
 
@@ -307,12 +316,15 @@ def prepare_series(
     (:func:`nipype_ward.io.arrays.save_series`), the mask and the mean by its
     geometry (uint8 and float32 NIfTI for a volume, CIFTI-2 maps of the
     grayordinates for surface data). :func:`series_info` of the result says
-    the rest.
+    the rest. With ``out_carpet``, the carpet sample is written there too
+    (:func:`nipype_ward.io.arrays.save_carpet`).
     """
     series, mean_img = read_prepared(
         bold_path, mask_path=brain_mask_path, epi_options=epi_options,
-        preparation=preparation, spill_dir=spill_dir,
+        preparation=preparation, spill_dir=spill_dir, carpet=out_carpet is not None,
     )
+    if out_carpet is not None:
+        arrays.save_carpet(series.carpet, out_carpet)
     points = geometry_of(series.mask, mean_img)
     points.save_mask(out_mask)
     points.save_mean(values_of(mean_img), out_mean)

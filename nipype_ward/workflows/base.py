@@ -26,7 +26,12 @@ from nipype_ward.interfaces.bids import (
 from nipype_ward.io.series import estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
 from nipype_ward.templates import surface_meshes
-from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
+from nipype_ward.workflows.figures import (
+    connect_carpets,
+    connect_figures,
+    init_carpet_figures_wf,
+    init_parcellation_figures_wf,
+)
 from nipype_ward.workflows.outputs import init_ds_run_wf
 from nipype_ward.workflows.parcellation import (
     init_prepared_series_wf,
@@ -122,6 +127,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
         mem_gb=estimate_mem_gb(run.sources),
+        carpet=True,  # both levels: one prepare_signals, one cache
     )
     parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
     if run.mask is not None:
@@ -133,6 +139,7 @@ def run_series_wf(run: Run, settings: AppSettings):
     """One run read and prepared, as :func:`run_parcellation_wf` does it (same names, same cache)."""
     series = init_prepared_series_wf(
         preparation=settings.parcellation.preparation, mem_gb=estimate_mem_gb(run.sources),
+        carpet=True,  # as run_parcellation_wf's: one prepare_signals, one cache
     )
     series.inputs.inputnode.bold_file = [str(path) for path in run.sources]
     if run.mask is not None:
@@ -386,6 +393,8 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
     save_compressed = options.save_compressed and desc is None
+    # A run's own carpets (runs combined: each was prepared in its own mask, without a tree).
+    carpets = desc is None
     header = read_header(runs[0].sources)
     ds_run = init_ds_run_wf(
         output_dir=settings.output_dir,
@@ -396,6 +405,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         desc=desc,
         hemispheres=header.hemispheres,
         parcel_series=header.parcel_series,
+        carpets=carpets,
     )
     # fmt: off
     workflow.connect([
@@ -423,6 +433,14 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         workflow.connect([
             (parcellation, ds_run, [("outputnode.compressed_files", "inputnode.compressed_files")]),
         ])
+    if carpets:
+        carpet_figures = init_carpet_figures_wf(confounds_file=runs[0].confounds)
+        connect_carpets(workflow, parcellation, carpet_figures)
+        workflow.connect([(parcellation, summary, [("outputnode.carpet_file", "carpet_file")])])
+        workflow.connect([(carpet_figures, ds_run, [
+            ("outputnode.carpet_figure", "inputnode.carpet_figure"),
+            ("outputnode.parcel_carpet_figures", "inputnode.parcel_carpet_figures"),
+        ])])
     if header.parcel_series:
         workflow.connect([
             (parcellation, ds_run, [("outputnode.parcel_series_files", "inputnode.parcel_series_files")]),

@@ -26,6 +26,10 @@ PER_K_OUTPUTS = {
         {"datatype": "figures", "segmentation": "ward", "desc": "compression", "suffix": "bold"},
         None,
     ),
+    "parcel_carpet_figures": (
+        {"datatype": "figures", "segmentation": "ward", "desc": "parcelcarpet", "suffix": "bold"},
+        None,
+    ),
     # Surface data: the parcel series as a CIFTI-2 file too, as XCP-D names it.
     "parcel_series_files": (
         {"segmentation": "ward", "statistic": "mean", "suffix": "timeseries"}, None
@@ -43,7 +47,12 @@ PER_RUN_OUTPUTS = {
                        "suffix": "bold"},
     "summary_html": {"datatype": "figures", "segmentation": "ward", "desc": "summary",
                      "suffix": "bold"},
+    # The run's denoising, rows in its tree's order (a run's, not a K's).
+    "carpet_figure": {"datatype": "figures", "desc": "carpet", "suffix": "bold"},
 }
+
+#: What only a run parcellated with its carpet sample delivers (``carpets=True``).
+CARPET_OUTPUTS = ("carpet_figure", "parcel_carpet_figures")
 
 
 def init_ds_run_wf(
@@ -57,6 +66,7 @@ def init_ds_run_wf(
     fields: Sequence[str] | None = None,
     hemispheres: bool = False,
     parcel_series: bool = False,
+    carpets: bool = False,
     name: str = "ds_run_wf",
 ):
     """Deliver a run's parcellations, tables, time series and metrics under BIDS names.
@@ -76,6 +86,7 @@ def init_ds_run_wf(
     one GIFTI file per hemisphere (``hemi-L``, ``hemi-R``), everything else
     once for both. With ``parcel_series`` (CIFTI data), the parcel series are
     also delivered as CIFTI-2 parcel series (sharing the TSV's sidecar).
+    With ``carpets``, the run's carpet figures too (:data:`CARPET_OUTPUTS`).
 
     Inputs
     ------
@@ -85,6 +96,8 @@ def init_ds_run_wf(
         Surface data: the parcel series as CIFTI-2 files, one per K.
     parcellation_figures, compression_figures
         One PNG per K.
+    carpet_figure, parcel_carpet_figures
+        With ``carpets``: the run's denoising carpet, its parcel carpet per K.
     tree_file, quality_figure, summary_html
         The run's Ward tree, its quality figure and its summary for the report.
     dseg_meta, timeseries_meta, bold_meta
@@ -108,6 +121,8 @@ def init_ds_run_wf(
     wanted = set(fields) if fields is not None else set(inputs)
     if not parcel_series:
         wanted.discard("parcel_series_files")
+    if not carpets:
+        wanted -= set(CARPET_OUTPUTS)
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=inputs), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files", "labels_files"]),

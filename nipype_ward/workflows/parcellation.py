@@ -39,6 +39,7 @@ def init_ward_parcellation_wf(
     prepared: bool = False,
     surfaces: tuple | None = None,
     mem_gb: dict[str, float] | None = None,
+    carpet: bool = False,
     name: str = "ward_parcellation_wf",
 ):
     """Learn Ward parcellations of a BOLD series and compress it with each.
@@ -103,6 +104,11 @@ def init_ward_parcellation_wf(
         Memory of the heavy nodes, keys ``"mask"``, ``"tree"`` and ``"compress"``, e.g.
         from :func:`nipype_ward.io.series.estimate_mem_gb`; defaults suit a 2 mm
         MNI BOLD series of 300 volumes.
+    carpet : bool, default=False
+        ``prepare_signals`` also writes the run's carpet sample
+        (``outputnode.carpet_file``: the rows a carpet plot shows, before and
+        after preparation, and their DVARS; a few percent of its time). Not
+        with ``prepared``.
     name : str, default="ward_parcellation_wf"
         Name of the workflow.
 
@@ -152,10 +158,16 @@ def init_ward_parcellation_wf(
         Metrics (JSON), one per number of parcels: R2, homogeneity, parcel
         sizes, non-contiguous parcels, split-half ARI
         (:func:`nipype_ward.core.metrics.compression_summary`).
+    carpet_file
+        With ``carpet``: the carpet sample (``.npz``,
+        :func:`nipype_ward.io.arrays.save_carpet`).
     """
     n_clusters = check_n_clusters(n_clusters)
     if neighbourhood not in NEIGHBOURHOODS:
         raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
+    if carpet and prepared:
+        raise ValueError("carpet needs the BOLD series (prepared=False): a prepared series "
+                         "has no 'before' to show")
     preparation = preparation or SignalPreparation()
     mem_gb = {**DEFAULT_MEM_GB, **(mem_gb or {})}
 
@@ -182,6 +194,7 @@ def init_ward_parcellation_wf(
                 "compressed_files",
                 "metrics_files",
             ] + (["parcel_series_files"] if surfaces is not None else [])
+            + (["carpet_file"] if carpet else [])
         ),
         name="outputnode",
     )
@@ -192,7 +205,9 @@ def init_ward_parcellation_wf(
     else:
         # The only node that reads the BOLD.
         source = _prepare_signals(workflow, inputnode, preparation, mask_strategy,
-                                  mem_gb["prepare"])
+                                  mem_gb["prepare"], carpet=carpet)
+        if carpet:
+            workflow.connect([(source, outputnode, [("carpet_file", "carpet_file")])])
     if surfaces is None:
         grid_connectivity = pe.Node(
             GridConnectivity(neighbourhood=neighbourhood), name="grid_connectivity"
@@ -259,6 +274,7 @@ def init_prepared_series_wf(
     preparation: SignalPreparation | None = None,
     mask_strategy: str = "epi",
     mem_gb: dict[str, float] | None = None,
+    carpet: bool = False,
     name: str = "ward_parcellation_wf",
 ):
     """A BOLD series read and prepared, nothing more: the group level's share of a run.
@@ -273,6 +289,9 @@ def init_prepared_series_wf(
     bold_file, mask_file, confounds_file
         As :func:`init_ward_parcellation_wf`'s.
 
+    ``carpet`` as :func:`init_ward_parcellation_wf`'s (the sample is written,
+    not output: it is there for a participant run sharing the cache).
+
     Outputs
     -------
     mask_file, mean_file, series_file, series_info
@@ -284,19 +303,25 @@ def init_prepared_series_wf(
                         name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=list(SERIES_FIELDS)), name="outputnode")
     source = _prepare_signals(workflow, inputnode, preparation or SignalPreparation(),
-                              mask_strategy, mem_gb["prepare"])
+                              mask_strategy, mem_gb["prepare"], carpet=carpet)
     workflow.connect([(source, outputnode, [(field, field) for field in SERIES_FIELDS])])
     return workflow
 
 
 def _prepare_signals(workflow, inputnode, preparation: SignalPreparation, mask_strategy: str,
-                     mem_gb: float):
-    """The node that reads the BOLD, fed by ``inputnode`` inside ``workflow``."""
+                     mem_gb: float, *, carpet: bool = False):
+    """The node that reads the BOLD, fed by ``inputnode`` inside ``workflow``.
+
+    ``carpet``: it also writes the report's carpet sample (set only when
+    asked, so that the node's cache key is unchanged otherwise).
+    """
     # The preparation options are set here and nowhere else (they are part of
     # its cache key, K is not).
     node = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
                    mem_gb=mem_gb)
     set_preparation(node, preparation)
+    if carpet:
+        node.inputs.carpet = True
     workflow.connect([
         (inputnode, node, [("bold_file", "in_file"),
                            ("mask_file", "brain_mask_file"),

@@ -139,3 +139,12 @@ def test_group_graph(fmriprep_dir, tmp_path):
         assert nx.has_path(flat, gather, select)
         assert {gathered[i] for i in select.inputs.index} == {
             name for name, run in zip(run_names, runs) if run.entities["subject"] == subject}
+    # The group step asks the scheduler for its matrix and tree, not for a run's tree
+    # per run: 0.3 GB + 20 bytes per voxel (of the first run's mask) and volume.
+    import nibabel as nib
+    import numpy as np
+
+    n_voxels = int((np.asanyarray(nib.load(runs[0].mask).dataobj) > 0).sum())
+    n_volumes = sum(nib.load(run.bold).shape[3] for run in runs)
+    (series,) = [node for node in flat.nodes() if node.name == "group_series"]
+    assert series.mem_gb == round(0.3 + n_voxels * n_volumes * 20 / 1e9, 2)

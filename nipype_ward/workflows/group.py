@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -54,6 +55,7 @@ from nipype_ward.interfaces.group import (
     GroupSplitHalf,
     ReduceSubject,
 )
+from nipype_ward.io.geometry import load_mask
 from nipype_ward.io.series import count_volumes, estimate_mem_gb, read_header
 from nipype_ward.preflight import space_key
 from nipype_ward.settings import AppSettings
@@ -63,6 +65,11 @@ from nipype_ward.workflows.base import (
     run_series_wf,
     run_workflow_name,
 )
+
+
+#: Bytes per point and feature of the group step: the group matrix and the tree's
+#: float64 sums and centroids (as ``estimate_mem_gb``'s tree: its series' 4 bytes + 16).
+GROUP_BYTES = 20
 
 
 def _safe(text: str) -> str:
@@ -183,11 +190,7 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     mem = estimate_mem_gb(first.sources)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
-    if group.reduction == "exact":
-        group_mem = mem["tree"] * len(runs)
-    else:
-        volumes = count_volumes(first.bold)
-        group_mem = mem["tree"] * max(1.0, 3 * group.n_components / volumes)
+    group_mem = _group_mem_gb(runs, group.reduction, group.n_components)
 
     inputnode = pe.Node(niu.IdentityInterface(fields=list(RUN_FIELDS.values())),
                         name="inputnode")
@@ -286,6 +289,25 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     _deliver_atlases(workflow, settings, runs, cut, tables, sidecars, group_mask,
                      quality=group.quality)
     return workflow
+
+
+def _group_mem_gb(runs: list[Run], reduction: str, n_components: int) -> float:
+    """Memory (GB) of the group series and tree nodes: points x features x bytes, + 0.3.
+
+    Points: the first run's mask (the group mask is inside it) or its
+    grayordinates. Features: all the group's volumes (``exact``), or twice
+    MIGP's (the running matrix and the subjects pending, then the tree).
+    """
+    first = runs[0]
+    if first.mask is not None and not first.is_surface:
+        n_points = int(load_mask(first.mask)[0].sum())
+    else:
+        header = read_header(first.sources)
+        n_points = header.n_points or int(np.prod(header.grid.shape[:3]))
+    n_features = sum(count_volumes(run.sources) for run in runs)
+    if reduction == "migp":
+        n_features = min(n_features, 2 * n_components)
+    return round(0.3 + n_points * n_features * GROUP_BYTES / 1e9, 2)
 
 
 def _measure_atlases(workflow, nodes, factories, subjects: list[str],

@@ -97,7 +97,7 @@ def get_parser() -> argparse.ArgumentParser:
                        "concatenates their series in time (memory grows with the group), "
                        "'migp' is MIGP's incremental group PCA to --group-dimensions features "
                        "(flat memory); 'auto' (default): exact while the group matrix (voxels "
-                       "x all volumes, float32) takes at most 1 GB or has at most "
+                       "x all volumes, float32) takes at most 0.5 GB or has at most "
                        "--group-dimensions volumes, else migp")
     group.add_argument("--group-dimensions", type=int, default=500, metavar="M",
                        help="features MIGP keeps (default: 500)")

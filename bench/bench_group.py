@@ -615,7 +615,8 @@ def main(argv=None) -> int:
                     return 1
                 extra = ""
                 if which == "ours":
-                    extra = f"  reduce_sub_* max {result['reduce_mb']:.0f} MB"
+                    extra = (f"  reduce_sub_* max {result['reduce_mb']:.0f} MB"
+                             if result["reduce_mb"] == result["reduce_mb"] else "")
                     if not result["monitored"]:
                         extra += "  (the resource monitor recorded nothing!)"
                 print(f"  N={n:<3} {which:8} {result['wall']:8.2f} s  "

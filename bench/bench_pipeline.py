@@ -40,6 +40,15 @@ Measured, per run:
   run only and not this parent (on Linux a child's ``ru_maxrss`` starts at
   its parent's peak); descendants never waited for are not covered.
 
+Before the contenders, the floor any reader of the file pays: one
+single-threaded ISA-L decompression of BOLD (``isal.igzip``, read to the
+end in 16 MB chunks, in its own process; best of ``--repeat``), for a
+``.nii.gz``. After them, issue #27's targets, each "met" or "NOT met": the
+seed job >= 5x the seed script and >= 6x nilearn; ours' wall time <= 2.5x
+the floor and ours' peak process RSS <= 1.5x the masked float32 series
+(voxels of ours' ``mask.nii.gz`` x volumes x 4 bytes) + 0.5 GB (the targets
+of a 2 mm run of 1,200 volumes; printed for any input).
+
 Each run writes into a fresh empty OUT in a temporary folder, deleted after
 the run; nothing in the repository is written. With ``--repeat R`` the
 contenders run R times in rotating order (ours, seed, nilearn, then seed,
@@ -60,6 +69,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,6 +149,68 @@ def run_once(cmd: list[str], run_dir: Path, *, cwd: Path = REPO, env: dict | Non
     return {"rc": proc.returncode, "wall": wall, "tree_mb": peak / 2**20,
             "proc_mb": maxrss / 2**20, "sampler_cpu": cpu,
             "stderr": (run_dir / "stderr").read_text(errors="replace")}
+
+
+#: Reads a .nii.gz to the end with ISA-L, one thread; prints the seconds taken.
+DECOMPRESS = """\
+import sys, time
+from isal import igzip
+start = time.perf_counter()
+with igzip.open(sys.argv[1], "rb") as f:
+    while f.read(1 << 24):
+        pass
+print(time.perf_counter() - start)
+"""
+#: Issue #27's targets.
+SEED_TARGETS = {"seed": 5.0, "nilearn": 6.0}
+FLOOR_TARGET = 2.5  # ours' wall time, in decompressions of the file
+MEMORY_TARGET = (1.5, 0.5)  # ours' peak process RSS <= a x the masked float32 series + b GB
+
+
+def decompression_floor(bold: Path, repeat: int) -> float | None:
+    """Seconds of one single-threaded ISA-L decompression of ``bold`` (best of ``repeat``)."""
+    if not bold.name.endswith(".gz"):
+        return None
+    times = [float(subprocess.run([sys.executable, "-c", DECOMPRESS, str(bold)], check=True,
+                                  capture_output=True, text=True).stdout)
+             for _ in range(repeat)]
+    return min(times)
+
+
+def masked_series_gb(out: Path, n_volumes: int) -> float | None:
+    """The masked float32 series' size (GB), from the mask ours wrote in ``out``."""
+    import nibabel as nib
+
+    mask = out / "mask.nii.gz"
+    if not mask.exists():
+        return None
+    return int((np.asanyarray(nib.load(mask).dataobj) > 0).sum()) * n_volumes * 4 / 1e9
+
+
+def report_targets(med: dict, floor: float | None, series_gb: float | None) -> None:
+    """Issue #27's targets, each met or not."""
+    lines = []
+    if "ours" in med:
+        ours = med["ours"]
+        for ref, target in SEED_TARGETS.items():
+            if ref in med:
+                ratio = med[ref]["wall"] / ours["wall"]
+                lines.append((f"seed job >= {target:g}x {ref} ({ratio:.2f}x)", ratio >= target))
+        if floor is not None:
+            ratio = ours["wall"] / floor
+            lines.append((f"ours' wall <= {FLOOR_TARGET:g}x one ISA-L decompression "
+                          f"({ours['wall']:.2f} s = {ratio:.2f}x {floor:.2f} s)",
+                          ratio <= FLOOR_TARGET))
+        if series_gb is not None:
+            a, b = MEMORY_TARGET
+            limit = (a * series_gb + b) * 1e3
+            lines.append((f"ours' peak process RSS <= {a:g}x the masked float32 series "
+                          f"({series_gb * 1e3:.0f} MB) + {b:g} GB ({ours['proc_mb'] * 2**20 / 1e6:.0f}"
+                          f" MB against {limit:.0f} MB)", ours["proc_mb"] * 2**20 / 1e6 <= limit))
+    if lines:
+        print()
+        for text, met in lines:
+            print(f"target: {text}: {'met' if met else 'NOT met'}")
 
 
 def resolve_bold(args) -> tuple[Path, str]:
@@ -235,6 +307,11 @@ def main(argv=None) -> int:
 
     bold, source = resolve_bold(args)
     describe(bold, source)
+    floor = decompression_floor(bold, args.repeat)
+    if floor is not None:
+        print(f"floor     : {floor:.2f} s, one single-threaded ISA-L decompression of the file "
+              f"(best of {args.repeat})")
+    series_gb = None
     print(f"runs      : {' '.join(contenders)}  x{args.repeat}  "
           f"(ours extra args: {ours_args or 'none'})", flush=True)
 
@@ -251,8 +328,15 @@ def main(argv=None) -> int:
                       file=sys.stderr)
                 return 1
             results[which].append(result)
+            if which == "ours" and series_gb is None:
+                import nibabel as nib
+
+                series_gb = masked_series_gb(run_dir / "out", nib.load(bold).shape[3])
             shutil.rmtree(run_dir / "out")
     report(results)
+    med = {which: {key: statistics.median(r[key] for r in runs) for key in ("wall", "proc_mb")}
+           for which, runs in results.items()}
+    report_targets(med, floor, series_gb)
     return 0
 
 

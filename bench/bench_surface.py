@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 # The helpers of bench_pipeline.py and bench_group.py (this folder is on sys.path when run).
-from bench_group import fmriprep_confounds, ours_executable
+from bench_group import ours_executable
 from bench_pipeline import run_once
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,7 +110,9 @@ def prepare(data_dir: Path, n_volumes: int) -> dict:
     from nibabel import cifti2
     from scipy import sparse
 
-    from nipype_ward.datasets import simulate_surface_fmri
+    import pandas as pd
+
+    from nipype_ward.datasets import fmriprep_confounds, simulate_surface_fmri
     from nipype_ward.io import cifti, gifti
 
     start = time.perf_counter()
@@ -131,8 +133,10 @@ def prepare(data_dir: Path, n_volumes: int) -> dict:
     cifti.save_dtseries(raw, models, bold, t_r=T_R)
     bold.with_name(bold.name.replace(".dtseries.nii", ".json")).write_text(
         json.dumps({"RepetitionTime": T_R, "TaskName": "rest"}))
-    fmriprep_confounds(n_volumes, np.random.default_rng(0)).to_csv(
-        root / f"{RUN}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+    columns, metadata = fmriprep_confounds(n_volumes, np.random.default_rng(0))
+    pd.DataFrame(columns).to_csv(root / f"{RUN}_desc-confounds_timeseries.tsv", sep="\t",
+                                 index=False, na_rep="n/a")
+    (root / f"{RUN}_desc-confounds_timeseries.json").write_text(json.dumps(metadata))
     # nilearn's input: the whole meshes' series (medial wall 0) and the cortex mask.
     for hemi, structure, data in zip("LR", ("CortexLeft", "CortexRight"), sim.series):
         _gifti_series(data, data_dir / f"hemi-{hemi}_bold.func.gii", structure)

@@ -109,8 +109,9 @@ def test_participant_graph(fmriprep_dir, tmp_path, options):
         assert source.fullname.split(".")[1] == target.fullname.split(".")[1]
 
 
-def test_group_graph(fmriprep_dir, tmp_path):
-    settings = _settings(fmriprep_dir, tmp_path, "group", "--group-reduction", "exact")
+@pytest.mark.parametrize("reduction", [("exact",), ("migp", "--group-dimensions", "50")])
+def test_group_graph(fmriprep_dir, tmp_path, reduction):
+    settings = _settings(fmriprep_dir, tmp_path, "group", "--group-reduction", *reduction)
     runs = collect_runs(fmriprep_dir, settings.selection)
     workflow = init_group_level_wf(settings=settings, runs=runs)
     run_names = [run_workflow_name(run) for run in runs]
@@ -131,8 +132,17 @@ def test_group_graph(fmriprep_dir, tmp_path):
         for _, in_field in data["connect"]:
             gathered[int(in_field[2:]) - 1] = source.fullname.split(".")[1]
     assert sorted(gathered.values()) == sorted(run_names)
-    for subject in ("01", "02"):
-        # ... and each subject's reduction selects its own runs' series from that list.
+    (series,) = [node for node in flat.nodes() if node.name == "group_series"]
+    if reduction[0] == "exact":
+        # ... straight to the group series (no subject needs its own reduction), with
+        # each run's subject in the same order.
+        assert not [node for node in flat.nodes() if node.name.startswith("reduce_sub_")]
+        assert nx.has_path(flat, gather, series)
+        assert series.inputs.run_subjects == [run.entities["subject"] for run in runs]
+        assert not isdefined(series.inputs.reduced_files)
+    for subject in ("01", "02") if reduction[0] == "migp" else ():
+        # ... or, sub-01 having 240 volumes > 50, through each subject's reduction, which
+        # selects its own runs' series from that list.
         (select,) = [source for source, target, data in flat.in_edges(data=True)
                      if target.name == f"reduce_sub_{subject}"
                      and ("out", "series_files") in data["connect"]]
@@ -146,5 +156,6 @@ def test_group_graph(fmriprep_dir, tmp_path):
 
     n_voxels = int((np.asanyarray(nib.load(runs[0].mask).dataobj) > 0).sum())
     n_volumes = sum(nib.load(run.bold).shape[3] for run in runs)
-    (series,) = [node for node in flat.nodes() if node.name == "group_series"]
+    if reduction[0] == "migp":
+        n_volumes = min(n_volumes, 2 * 50)  # MIGP's running matrix and pending subjects
     assert series.mem_gb == round(0.3 + n_voxels * n_volumes * 20 / 1e9, 2)

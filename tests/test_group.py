@@ -92,6 +92,58 @@ def test_migp_of_float32_series_runs_in_float32(rng):
     np.testing.assert_allclose(gram, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
+def _runs_on_disk(tmp_path, rng):
+    """Three runs of two subjects in three masks of one 4x4x3 grid, and their group mask."""
+    masks = [rng.random((4, 4, 3)) < 0.9 for _ in range(3)]
+    common = np.logical_and.reduce(masks)
+    runs = []
+    for i, (mask, n_volumes) in enumerate(zip(masks, (7, 5, 6))):
+        nb.save(nb.Nifti1Image(mask.astype(np.uint8), np.eye(4)), tmp_path / f"mask{i}.nii.gz")
+        series = rng.normal(size=(int(mask.sum()), n_volumes)).astype(np.float32)
+        np.save(tmp_path / f"series{i}.npy", series)
+        runs.append((series, mask))
+    nb.save(nb.Nifti1Image(common.astype(np.uint8), np.eye(4)), tmp_path / "group.nii.gz")
+    infos = [{"source": f"run{i}", "t_r": 2.0, "n_volumes": n, "preparation": None}
+             for i, n in enumerate((7, 5, 6))]
+    files = ([str(tmp_path / f"series{i}.npy") for i in range(3)],
+             [str(tmp_path / f"mask{i}.nii.gz") for i in range(3)], infos)
+    return runs, common, files
+
+
+def test_group_series_of_runs_restricts_and_concatenates_as_numpy_does(tmp_path, rng):
+    from nipype_ward.steps import group_series_of_runs
+
+    runs, common, (series, masks, infos) = _runs_on_disk(tmp_path, rng)
+    # sub-b's two runs (2, 0 in that order), then sub-a's run 1: subjects sorted.
+    subjects = ["b", "a", "b"]
+    parts = [runs[i][0][common[runs[i][1]]] for i in range(3)]
+    per_subject = [parts[1], np.hstack([parts[0], parts[2]])]
+    out = tmp_path / "group.npy"
+    info, records = group_series_of_runs(series, masks, infos, subjects,
+                                         str(tmp_path / "group.nii.gz"), out,
+                                         reduction="exact")
+    assert [r["subject"] for r in records] == ["a", "b"] == info["subjects"]
+    assert [r["n_volumes"] for r in records] == [5, 13] and info["n_volumes_total"] == 18
+    np.testing.assert_array_equal(np.load(out), np.hstack(per_subject))
+
+
+def test_group_series_of_runs_migp_is_numpys_and_refuses_a_long_subject(tmp_path, rng):
+    from nipype_ward.steps import group_series_of_runs
+
+    runs, common, (series, masks, infos) = _runs_on_disk(tmp_path, rng)
+    parts = [runs[i][0][common[runs[i][1]]].astype(np.float64) for i in range(3)]
+    group = str(tmp_path / "group.nii.gz")
+    group_series_of_runs(series, masks, infos, ["a", "b", "c"], group, tmp_path / "g.npy",
+                         reduction="migp", n_components=8)
+    ours = np.load(tmp_path / "g.npy").astype(np.float64)
+    reference = _numpy_migp(parts, 8)
+    np.testing.assert_allclose(ours @ ours.T, reference @ reference.T, rtol=0,
+                               atol=1e-5 * np.abs(reference @ reference.T).max())
+    with pytest.raises(ValueError, match="subject b has 13 volumes, more than n_components"):
+        group_series_of_runs(series, masks, infos, ["b", "a", "b"], group, tmp_path / "h.npy",
+                             reduction="migp", n_components=8)
+
+
 def test_auto_reduction_is_exact_up_to_half_a_gigabyte_of_float32():
     # 69,765 voxels (the 3 mm grid's brain): 1,791 volumes take 499,796,460 bytes,
     # 1,792 volumes 500,075,520.

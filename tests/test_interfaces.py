@@ -41,7 +41,10 @@ OPTIONAL = {"brain_mask_file", "high_pass", "low_pass", "t_r", "confounds_file",
             "series_info", "true_regions_file", "title", "confounds_strategy", "fd_threshold",
             "dvars_threshold", "left_surface", "right_surface",
             # The carpet sample: not written, not drawn, not in the summary.
-            "carpet", "carpet_file", "tree_file"}
+            "carpet", "carpet_file", "tree_file",
+            # GroupSeries: the subjects' reduced series, or the runs' series (xor).
+            "reduced_files", "subject_infos", "series_files", "mask_files", "series_infos",
+            "run_subjects"}
 
 INTERFACES = [EPIMask, GridConnectivity, MeshConnectivity, WardAgglomerate, ParcelCompress,
               WardTree, CutWardTree, PrepareSignals, PlotParcellation, PlotCompression, GroupMask,

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from nipype.interfaces.base import (
-    BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
+    BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, isdefined,
+    traits,
 )
 
 from nipype_ward import steps
@@ -97,12 +98,24 @@ class ReduceSubject(SimpleInterface):
 
 class _GroupSeriesInputSpec(_ReductionInputSpec):
     reduced_files = InputMultiObject(
-        File(exists=True), mandatory=True,
+        File(exists=True), xor=["series_files"],
         desc="each subject's reduced series (ReduceSubject); with 'migp', also the group "
         "series of parts of the group (GroupSeries), combined by one more MIGP",
     )
-    subject_infos = traits.List(traits.Dict, mandatory=True,
-                                desc="the record of every subject the result covers")
+    subject_infos = traits.List(traits.Dict,
+                                desc="with reduced_files: the record of every subject the "
+                                "result covers")
+    series_files = InputMultiObject(
+        File(exists=True), xor=["reduced_files"],
+        desc="instead of reduced_files, when no subject needs its own reduction: every "
+        "run's prepared series (PrepareSignals), restricted to the group mask as read",
+    )
+    mask_files = InputMultiObject(File(exists=True),
+                                  desc="with series_files: each run's mask, same order")
+    series_infos = traits.List(traits.Dict,
+                               desc="with series_files: each run's series_info, same order")
+    run_subjects = traits.List(traits.Str,
+                               desc="with series_files: each run's subject, same order")
 
 
 class _GroupSeriesOutputSpec(TraitedSpec):
@@ -115,7 +128,11 @@ class GroupSeries(SimpleInterface):
 
     See :func:`nipype_ward.steps.group_series`: the subjects concatenated
     (``exact``) or MIGP (``migp``), whose memory does not grow with the
-    number of subjects.
+    number of subjects. From the subjects' reduced series
+    (:class:`ReduceSubject`), or, when no subject needs its own reduction,
+    straight from every run's prepared series
+    (:func:`nipype_ward.steps.group_series_of_runs`: the same matrix,
+    without a file per subject).
     """
 
     input_spec = _GroupSeriesInputSpec
@@ -123,10 +140,21 @@ class GroupSeries(SimpleInterface):
 
     def _run_interface(self, runtime):
         out = str(Path(runtime.cwd) / "group_series.npy")
-        info = steps.group_series(
-            self.inputs.reduced_files, self.inputs.subject_infos, self.inputs.group_mask_file,
-            out, reduction=self.inputs.reduction, n_components=self.inputs.n_components,
-        )
+        options = {"reduction": self.inputs.reduction, "n_components": self.inputs.n_components}
+        if isdefined(self.inputs.series_files):
+            needed = ("mask_files", "series_infos", "run_subjects")
+            missing = [name for name in needed if not isdefined(getattr(self.inputs, name))]
+            if missing:
+                raise ValueError(f"series_files need {', '.join(missing)} too")
+            info, _ = steps.group_series_of_runs(
+                self.inputs.series_files, self.inputs.mask_files, self.inputs.series_infos,
+                self.inputs.run_subjects, self.inputs.group_mask_file, out, **options)
+        elif isdefined(self.inputs.reduced_files) and isdefined(self.inputs.subject_infos):
+            info = steps.group_series(self.inputs.reduced_files, self.inputs.subject_infos,
+                                      self.inputs.group_mask_file, out, **options)
+        else:
+            raise ValueError("give reduced_files and subject_infos, or series_files with "
+                             "mask_files, series_infos and run_subjects")
         self._results.update(series_file=out, series_info=info)
         return runtime
 

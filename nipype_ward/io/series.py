@@ -26,7 +26,7 @@ from nipype_ward.io import cifti, gifti, nifti
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.files import sidecar_path
 from nipype_ward.io.formats import is_cifti, is_gifti, is_surface
-from nipype_ward.io.geometry import Geometry, SurfaceGeometry, VolumeGeometry
+from nipype_ward.io.geometry import Geometry, SurfaceGeometry, VolumeGeometry, load_geometry
 
 
 def sources_of(series) -> tuple[Path, ...]:
@@ -213,7 +213,8 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
                 spill_dir=None) -> SeriesData:
     """Read a series (one path, or a GIFTI pair) once: its values at its points and their mean.
 
-    A volume's points are the voxels of ``mask`` (from ``mask_path``) or of
+    A volume's points are the voxels of ``mask`` (or of the mask file
+    ``mask_path``, read here when ``mask`` is not given) or of
     ``compute_mask(mean_img)``, read in one pass
     (:func:`nipype_ward.io.nifti.read_series`); surface data's are every
     grayordinate (no mask is taken). ``before_reading(img, n_volumes)`` is
@@ -223,6 +224,8 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
     sources = sources_of(series)
     first = sources[0]
     if not is_surface(first):
+        if mask is None and mask_path is not None:
+            mask = load_geometry(mask_path).mask
         X, mask, mean_img, img = nifti.read_series(
             first, mask=mask, mask_path=mask_path, compute_mask=compute_mask,
             before_reading=None if before_reading is None

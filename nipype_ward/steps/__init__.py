@@ -17,6 +17,7 @@ from nipype_ward.steps.combine import (
     compare_parcellations,
     group_mask,
     group_series,
+    group_series_of_runs,
     reduce_subject,
 )
 from nipype_ward.steps.compress import compare_labels, parcel_compress, parcel_table
@@ -55,6 +56,7 @@ __all__ = [
     "epi_mask",
     "group_mask",
     "group_series",
+    "group_series_of_runs",
     "load_voxel_series",
     "mesh_connectivity",
     "parcel_compress",

@@ -148,26 +148,39 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     if not (len(series_paths) == len(mask_paths) == len(infos)) or not series_paths:
         raise ValueError("give one series, mask and info per run")
     common, group_img = load_mask(group_mask_path)
+    X = _subject_series(series_paths, mask_paths, common, group_img, group_mask_path)
+    n_volumes = X.shape[1]
+    if reduction == "migp" and X.shape[1] > n_components:
+        X = reduce_features(X, n_components)
+    arrays.save_series(X, out_series)
+    return _subject_record(subject, infos, n_volumes, X)
+
+
+def _subject_series(series_paths, mask_paths, common, group_img, group_mask_path) -> np.ndarray:
+    """A subject's runs restricted to the group mask ``common``, one after the other in time."""
     parts = []
-    for path, mask_path, info in zip(series_paths, mask_paths, infos):
+    for path, mask_path in zip(series_paths, mask_paths):
         mask, _ = load_mask(mask_path, reference=group_img, reference_path=group_mask_path)
         if (common & ~mask).any():
             raise InputError(mask_path, "the group mask has voxels outside this run's mask")
         parts.append(arrays.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
-    dtype = np.result_type(*parts)
-    X = np.empty((int(common.sum()), sum(part.shape[1] for part in parts)), dtype=dtype)
+    if len(parts) == 1:
+        return parts[0]
+    X = np.empty((int(common.sum()), sum(part.shape[1] for part in parts)),
+                 dtype=np.result_type(*parts))
     offset = 0
     for part in parts:
         X[:, offset:offset + part.shape[1]] = part
         offset += part.shape[1]
-    del parts
-    if reduction == "migp" and X.shape[1] > n_components:
-        X = reduce_features(X, n_components)
-    arrays.save_series(X, out_series)
+    return X
+
+
+def _subject_record(subject: str, infos, n_volumes: int, X) -> dict:
+    """A subject's record in the group sidecars."""
     return {
         "subject": subject,
         "sources": [info["source"] for info in infos],
-        "n_volumes": int(offset),
+        "n_volumes": int(n_volumes),
         "n_features": int(X.shape[1]),
         "t_r": sorted({info.get("t_r") for info in infos}, key=str),
         "preparation": infos[0].get("preparation"),
@@ -201,18 +214,78 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
         for path in reduced_paths:
             yield arrays.load_series(path, n_voxels=n_voxels)
 
-    if reduction == "migp":
-        X = migp(blocks(), n_components)
-    else:
-        headers = [(block.shape[1], block.dtype) for block in blocks()]
-        X = np.empty((n_voxels, sum(n for n, _ in headers)),
-                     dtype=np.result_type(*(dtype for _, dtype in headers)))
-        offset = 0
-        for block in blocks():
-            X[:, offset:offset + block.shape[1]] = block
-            offset += block.shape[1]
-            del block
+    X = _combine(blocks(), n_voxels, reduction, n_components,
+                 list(blocks()) if reduction == "exact" else [])
     arrays.save_series(X, out_series)
+    return _group_info(X, subject_infos, n_voxels, reduction, n_components)
+
+
+def group_series_of_runs(series_paths, mask_paths, infos, subjects, group_mask_path, out_series,
+                         *, reduction: str = "exact", n_components: int = 500):
+    """The group's voxel-feature matrix straight from the runs' prepared series.
+
+    What :func:`reduce_subject` for each subject then :func:`group_series`
+    give, without a file per subject, when no subject needs its own
+    reduction (``exact``, or MIGP with every subject at most
+    ``n_components`` volumes: a subject above it is refused): each
+    subject's runs (``subjects`` names each run's subject; subjects in
+    sorted order, their runs in the order given) are restricted to the
+    group mask as they are read. Returns the series info and the subjects'
+    records.
+    """
+    _check_reduction(reduction, n_components)
+    if not (len(series_paths) == len(mask_paths) == len(infos) == len(subjects)) \
+            or not series_paths:
+        raise ValueError("give one series, mask, info and subject per run")
+    common, group_img = load_mask(group_mask_path)
+    n_voxels = int(common.sum())
+    order = sorted(set(subjects))
+    runs = {subject: [i for i, name in enumerate(subjects) if name == subject]
+            for subject in order}
+    records = []
+
+    def blocks():
+        # One subject in memory at a time.
+        for subject in order:
+            X = _subject_series([series_paths[i] for i in runs[subject]],
+                                [mask_paths[i] for i in runs[subject]],
+                                common, group_img, group_mask_path)
+            if reduction == "migp" and X.shape[1] > n_components:
+                raise ValueError(f"subject {subject} has {X.shape[1]} volumes, more than "
+                                 f"n_components ({n_components}): reduce it on its own first "
+                                 "(reduce_subject)")
+            records.append(_subject_record(subject, [infos[i] for i in runs[subject]],
+                                           X.shape[1], X))
+            yield X
+
+    # Mapped, not read: the concatenation's size and dtype.
+    series = [arrays.load_series(path) for path in series_paths] if reduction == "exact" else []
+    X = _combine(blocks(), n_voxels, reduction, n_components, series)
+    arrays.save_series(X, out_series)
+    return _group_info(X, records, n_voxels, reduction, n_components), records
+
+
+def _combine(blocks, n_voxels: int, reduction: str, n_components: int,
+             series) -> np.ndarray:
+    """The blocks (an iterable) concatenated in time, or their MIGP.
+
+    ``series`` are the memory-mapped files the blocks come from: the
+    concatenation's size and dtype, read before any block is.
+    """
+    if reduction == "migp":
+        return migp(blocks, n_components)
+    X = np.empty((n_voxels, sum(part.shape[1] for part in series)),
+                 dtype=np.result_type(*series))
+    offset = 0
+    for block in blocks:
+        X[:, offset:offset + block.shape[1]] = block
+        offset += block.shape[1]
+        del block
+    return X
+
+
+def _group_info(X, subject_infos, n_voxels: int, reduction: str, n_components: int) -> dict:
+    """The group series' info, for the tree and the sidecars."""
     t_rs = sorted({t_r for info in subject_infos for t_r in info["t_r"]}, key=str)
     return {
         "source": "; ".join(source for info in subject_infos for source in info["sources"]),

@@ -27,7 +27,6 @@ from nipype_ward.core.signals import (
 from nipype_ward.core.validation import check_real
 from nipype_ward.io import arrays, masking, tables
 from nipype_ward.io.errors import InputError
-from nipype_ward.io.formats import is_surface
 from nipype_ward.io.geometry import (
     Geometry,
     VolumeGeometry,
@@ -271,10 +270,8 @@ def read_prepared(
     def check_header(img, n_volumes):
         resolved["preparation"] = resolve_preparation(preparation, bold_path, img, n_volumes)
 
-    mask = load_geometry(mask_path).mask if mask_path is not None and \
-        not is_surface(source) else None
     data = read_series(
-        bold_path, mask=mask, mask_path=mask_path,
+        bold_path, mask_path=mask_path,
         compute_mask=lambda mean: _epi_mask(mean, epi_options, source),
         before_reading=check_header, spill_dir=spill_dir,
     )

@@ -7,11 +7,14 @@ The graph (``nipype-ward BIDS_DIR OUTPUT_DIR group``):
   group run after a participant run with the same work dir finds its
   prepared series in Nipype's cache;
 * per space, one :class:`~nipype_ward.interfaces.group.GroupMask` (the
-  voxels inside every run's mask), then one
-  :class:`~nipype_ward.interfaces.group.ReduceSubject` node *per subject*
-  (the execution plugin spreads them over cores or cluster jobs), one
+  voxels inside every run's mask), one
   :class:`~nipype_ward.interfaces.group.GroupSeries` (exact concatenation
-  or MIGP), the group tree, its cuts, and the atlas files;
+  or MIGP) reading every run's prepared series in the group mask, the
+  group tree, its cuts, and the atlas files; when some subject has more
+  volumes than MIGP keeps, one
+  :class:`~nipype_ward.interfaces.group.ReduceSubject` node *per subject*
+  (the execution plugin spreads them over cores or cluster jobs) reduces
+  each subject first, and the group series is made of theirs;
 * with ``--group-quality`` (``settings.group.quality``), their quality:
   every run is also parcellated on its own
   (:func:`~nipype_ward.workflows.base.run_parcellation_wf`, without halves:
@@ -198,28 +201,6 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     workflow.connect([(inputnode, group_mask, [("mask_files", "mask_files"),
                                                ("mean_files", "mean_files")])])
 
-    # One reduction per subject: the plugin runs them in parallel.
-    reduced = {}
-    for subject in subjects:
-        indices = [i for i, run in enumerate(runs) if run.entities["subject"] == subject]
-        merges = {}
-        for field in ("series_file", "series_info", "mask_file"):
-            merges[field] = pe.Node(niu.Function(function=_select, input_names=["inlist", "index"],
-                                                 output_names=["out"]),
-                                    name=f"sub_{_safe(subject)}_{field}s",
-                                    run_without_submitting=True)
-            merges[field].inputs.index = indices
-            workflow.connect([(inputnode, merges[field], [(RUN_FIELDS[field], "inlist")])])
-        reduce = pe.Node(ReduceSubject(subject=subject, **reduction),
-                         name=f"reduce_sub_{_safe(subject)}", mem_gb=mem["prepare"] * len(indices))
-        workflow.connect([
-            (group_mask, reduce, [("mask_file", "group_mask_file")]),
-            (merges["series_file"], reduce, [("out", "series_files")]),
-            (merges["series_info"], reduce, [("out", "series_infos")]),
-            (merges["mask_file"], reduce, [("out", "mask_files")]),
-        ])
-        reduced[subject] = reduce
-
     if meshes is None:
         connectivity = pe.Node(GridConnectivity(neighbourhood=options.neighbourhood),
                                name="grid_connectivity")
@@ -230,22 +211,15 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
                 setattr(connectivity.inputs, field, str(path))
     workflow.connect([(group_mask, connectivity, [("mask_file", "mask_file")])])
 
-    def merged(members, field, suffix):
-        node = pe.Node(niu.Merge(len(members)), name=f"merge_{field}s{suffix}",
-                       run_without_submitting=True)
-        workflow.connect([(reduced[subject], node, [(field, f"in{n}")])
-                          for n, subject in enumerate(members, 1)])
-        return node
-
-    def group_series(members, suffix=""):
-        """GroupSeries of the subjects ``members``."""
-        series = pe.Node(GroupSeries(**reduction), name=f"group_series{suffix}", mem_gb=group_mem)
-        workflow.connect([
-            (merged(members, "subject_info", suffix), series, [("out", "subject_infos")]),
-            (merged(members, "reduced_file", suffix), series, [("out", "reduced_files")]),
-            (group_mask, series, [("mask_file", "group_mask_file")]),
-        ])
-        return series
+    volumes = {subject: sum(count_volumes(run.sources) for run in runs
+                            if run.entities["subject"] == subject) for subject in subjects}
+    if group.reduction == "migp" and max(volumes.values()) > group.n_components:
+        # Some subject is reduced on its own first: one node a subject, run in parallel.
+        group_series = _reduced_group_series(workflow, inputnode, group_mask, runs, subjects,
+                                             reduction, mem, group_mem)
+    else:
+        group_series = _runs_group_series(workflow, inputnode, group_mask, runs, reduction,
+                                          group_mem)
 
     def group_tree(series, suffix=""):
         tree = pe.Node(WardTree(), name=f"ward_tree{suffix}", mem_gb=group_mem)
@@ -289,6 +263,83 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     _deliver_atlases(workflow, settings, runs, cut, tables, sidecars, group_mask,
                      quality=group.quality)
     return workflow
+
+
+def _runs_group_series(workflow, inputnode, group_mask, runs: list[Run], reduction: dict,
+                       group_mem: float):
+    """A factory of GroupSeries nodes fed with the runs' series (no subject reduced on its own).
+
+    ``group_series(members, suffix)`` makes the node of the subjects
+    ``members``: every run's series, mask and info, or those of the
+    members' runs through one selection node a field.
+    """
+    fields = {"series_files": "series_files", "mask_files": "mask_files",
+              "series_infos": "series_infos"}
+
+    def group_series(members, suffix=""):
+        indices = [i for i, run in enumerate(runs) if run.entities["subject"] in members]
+        series = pe.Node(GroupSeries(**reduction, run_subjects=[
+            runs[i].entities["subject"] for i in indices]), name=f"group_series{suffix}",
+            mem_gb=group_mem)
+        workflow.connect([(group_mask, series, [("mask_file", "group_mask_file")])])
+        for listed, field in fields.items():
+            if len(indices) == len(runs):
+                workflow.connect([(inputnode, series, [(listed, field)])])
+                continue
+            select = pe.Node(niu.Function(function=_select, input_names=["inlist", "index"],
+                                          output_names=["out"]),
+                             name=f"select_{listed}{suffix}", run_without_submitting=True)
+            select.inputs.index = indices
+            workflow.connect([(inputnode, select, [(listed, "inlist")]),
+                              (select, series, [("out", field)])])
+        return series
+
+    return group_series
+
+
+def _reduced_group_series(workflow, inputnode, group_mask, runs: list[Run], subjects, reduction,
+                          mem, group_mem):
+    """One ReduceSubject node a subject, and a factory of GroupSeries nodes fed by them."""
+    # One reduction per subject: the plugin runs them in parallel.
+    reduced = {}
+    for subject in subjects:
+        indices = [i for i, run in enumerate(runs) if run.entities["subject"] == subject]
+        merges = {}
+        for field in ("series_file", "series_info", "mask_file"):
+            merges[field] = pe.Node(niu.Function(function=_select, input_names=["inlist", "index"],
+                                                 output_names=["out"]),
+                                    name=f"sub_{_safe(subject)}_{field}s",
+                                    run_without_submitting=True)
+            merges[field].inputs.index = indices
+            workflow.connect([(inputnode, merges[field], [(RUN_FIELDS[field], "inlist")])])
+        reduce = pe.Node(ReduceSubject(subject=subject, **reduction),
+                         name=f"reduce_sub_{_safe(subject)}", mem_gb=mem["prepare"] * len(indices))
+        workflow.connect([
+            (group_mask, reduce, [("mask_file", "group_mask_file")]),
+            (merges["series_file"], reduce, [("out", "series_files")]),
+            (merges["series_info"], reduce, [("out", "series_infos")]),
+            (merges["mask_file"], reduce, [("out", "mask_files")]),
+        ])
+        reduced[subject] = reduce
+
+    def merged(members, field, suffix):
+        node = pe.Node(niu.Merge(len(members)), name=f"merge_{field}s{suffix}",
+                       run_without_submitting=True)
+        workflow.connect([(reduced[subject], node, [(field, f"in{n}")])
+                          for n, subject in enumerate(members, 1)])
+        return node
+
+    def group_series(members, suffix=""):
+        """GroupSeries of the subjects ``members``."""
+        series = pe.Node(GroupSeries(**reduction), name=f"group_series{suffix}", mem_gb=group_mem)
+        workflow.connect([
+            (merged(members, "subject_info", suffix), series, [("out", "subject_infos")]),
+            (merged(members, "reduced_file", suffix), series, [("out", "reduced_files")]),
+            (group_mask, series, [("mask_file", "group_mask_file")]),
+        ])
+        return series
+
+    return group_series
 
 
 def _group_mem_gb(runs: list[Run], reduction: str, n_components: int) -> float:

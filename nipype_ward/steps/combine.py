@@ -153,17 +153,14 @@ def reduce_subject(series_paths, mask_paths, infos, group_mask_path, out_series,
     if reduction == "migp" and X.shape[1] > n_components:
         X = reduce_features(X, n_components)
     arrays.save_series(X, out_series)
-    return _subject_record(subject, infos, n_volumes, X)
+    return _subject_record(subject, infos, n_volumes, X.shape[1], X.dtype)
 
 
 def _subject_series(series_paths, mask_paths, common, group_img, group_mask_path) -> np.ndarray:
     """A subject's runs restricted to the group mask ``common``, one after the other in time."""
-    parts = []
-    for path, mask_path in zip(series_paths, mask_paths):
-        mask, _ = load_mask(mask_path, reference=group_img, reference_path=group_mask_path)
-        if (common & ~mask).any():
-            raise InputError(mask_path, "the group mask has voxels outside this run's mask")
-        parts.append(arrays.load_series(path, n_voxels=int(mask.sum()))[common[mask]])
+    parts = [X[rows] for X, rows in (
+        _run_in_group(path, mask_path, common, group_img, group_mask_path)
+        for path, mask_path in zip(series_paths, mask_paths))]
     if len(parts) == 1:
         return parts[0]
     X = np.empty((int(common.sum()), sum(part.shape[1] for part in parts)),
@@ -175,16 +172,25 @@ def _subject_series(series_paths, mask_paths, common, group_img, group_mask_path
     return X
 
 
-def _subject_record(subject: str, infos, n_volumes: int, X) -> dict:
+def _run_in_group(series_path, mask_path, common, group_img, group_mask_path):
+    """A run's series, memory-mapped, and the indices of its rows in the group mask."""
+    mask, _ = load_mask(mask_path, reference=group_img, reference_path=group_mask_path)
+    if (common & ~mask).any():
+        raise InputError(mask_path, "the group mask has voxels outside this run's mask")
+    return (arrays.load_series(series_path, n_voxels=int(mask.sum())),
+            np.flatnonzero(common[mask]))
+
+
+def _subject_record(subject: str, infos, n_volumes: int, n_features: int, dtype) -> dict:
     """A subject's record in the group sidecars."""
     return {
         "subject": subject,
         "sources": [info["source"] for info in infos],
         "n_volumes": int(n_volumes),
-        "n_features": int(X.shape[1]),
+        "n_features": int(n_features),
         "t_r": sorted({info.get("t_r") for info in infos}, key=str),
         "preparation": infos[0].get("preparation"),
-        "dtype": str(X.dtype),
+        "dtype": str(np.dtype(dtype)),
     }
 
 
@@ -214,10 +220,12 @@ def group_series(reduced_paths, subject_infos, group_mask_path, out_series, *,
         for path in reduced_paths:
             yield arrays.load_series(path, n_voxels=n_voxels)
 
-    X = _combine(blocks(), n_voxels, reduction, n_components,
-                 list(blocks()) if reduction == "exact" else [])
-    arrays.save_series(X, out_series)
-    return _group_info(X, subject_infos, n_voxels, reduction, n_components)
+    if reduction == "migp":
+        arrays.save_series(migp(blocks(), n_components), out_series)
+    else:
+        arrays.save_series_in_time([(X, None) for X in blocks()], out_series)
+    return _group_info(arrays.load_series(out_series), subject_infos, n_voxels, reduction,
+                       n_components)
 
 
 def group_series_of_runs(series_paths, mask_paths, infos, subjects, group_mask_path, out_series,
@@ -243,45 +251,36 @@ def group_series_of_runs(series_paths, mask_paths, infos, subjects, group_mask_p
     runs = {subject: [i for i, name in enumerate(subjects) if name == subject]
             for subject in order}
     records = []
-
-    def blocks():
-        # One subject in memory at a time.
+    if reduction == "exact":
+        # Each run mapped, its rows in the group mask picked a block at a time.
+        parts = []
         for subject in order:
-            X = _subject_series([series_paths[i] for i in runs[subject]],
-                                [mask_paths[i] for i in runs[subject]],
-                                common, group_img, group_mask_path)
-            if reduction == "migp" and X.shape[1] > n_components:
-                raise ValueError(f"subject {subject} has {X.shape[1]} volumes, more than "
-                                 f"n_components ({n_components}): reduce it on its own first "
-                                 "(reduce_subject)")
+            mapped = [_run_in_group(series_paths[i], mask_paths[i], common, group_img,
+                                    group_mask_path) for i in runs[subject]]
+            n_volumes = sum(X.shape[1] for X, _ in mapped)
             records.append(_subject_record(subject, [infos[i] for i in runs[subject]],
-                                           X.shape[1], X))
-            yield X
+                                           n_volumes, n_volumes,
+                                           np.result_type(*(X.dtype for X, _ in mapped))))
+            parts += mapped
+        arrays.save_series_in_time(parts, out_series)
+    else:
+        def blocks():
+            # One subject in memory at a time.
+            for subject in order:
+                X = _subject_series([series_paths[i] for i in runs[subject]],
+                                    [mask_paths[i] for i in runs[subject]],
+                                    common, group_img, group_mask_path)
+                if X.shape[1] > n_components:
+                    raise ValueError(f"subject {subject} has {X.shape[1]} volumes, more than "
+                                     f"n_components ({n_components}): reduce it on its own "
+                                     "first (reduce_subject)")
+                records.append(_subject_record(subject, [infos[i] for i in runs[subject]],
+                                               X.shape[1], X.shape[1], X.dtype))
+                yield X
 
-    # Mapped, not read: the concatenation's size and dtype.
-    series = [arrays.load_series(path) for path in series_paths] if reduction == "exact" else []
-    X = _combine(blocks(), n_voxels, reduction, n_components, series)
-    arrays.save_series(X, out_series)
+        arrays.save_series(migp(blocks(), n_components), out_series)
+    X = arrays.load_series(out_series)
     return _group_info(X, records, n_voxels, reduction, n_components), records
-
-
-def _combine(blocks, n_voxels: int, reduction: str, n_components: int,
-             series) -> np.ndarray:
-    """The blocks (an iterable) concatenated in time, or their MIGP.
-
-    ``series`` are the memory-mapped files the blocks come from: the
-    concatenation's size and dtype, read before any block is.
-    """
-    if reduction == "migp":
-        return migp(blocks, n_components)
-    X = np.empty((n_voxels, sum(part.shape[1] for part in series)),
-                 dtype=np.result_type(*series))
-    offset = 0
-    for block in blocks:
-        X[:, offset:offset + block.shape[1]] = block
-        offset += block.shape[1]
-        del block
-    return X
 
 
 def _group_info(X, subject_infos, n_voxels: int, reduction: str, n_components: int) -> dict:

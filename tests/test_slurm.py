@@ -192,11 +192,13 @@ def test_plugin_file_and_per_node_batch_options(tmp_path):
 def test_the_group_level_reduces_each_subject_in_its_own_job(slurm, fmriprep_dir, tmp_path):
     queue = _Queue()
     queue.start()
+    # MIGP to 50 features: each subject (240 and 120 volumes) is reduced on its own first,
+    # one job a subject (with fewer volumes than that, the group series reads the runs).
     proc = subprocess.run(
         [sys.executable, "-m", "nipype_ward.cli.run", str(fmriprep_dir), str(tmp_path / "out"),
-         "group", "--n-clusters", "20", "--no-split-half", "-w", str(tmp_path / "work"),
-         "--plugin", "SLURM"], capture_output=True, text=True, timeout=900, cwd=tmp_path,
-        env=_environment())
+         "group", "--n-clusters", "20", "--group-reduction", "migp", "--group-dimensions", "50",
+         "-w", str(tmp_path / "work"), "--plugin", "SLURM"], capture_output=True, text=True,
+        timeout=900, cwd=tmp_path, env=_environment())
     queue.stop.set()
     queue.join()
     assert proc.returncode == 0, proc.stderr

@@ -291,14 +291,14 @@ def test_get_data_dir_precedence(tmp_path, monkeypatch):
 @pytest.fixture
 def count_simulations(monkeypatch):
     calls = []
-    real = datasets.simulate_rest_fmri
+    real = datasets.simulate_rest_volumes
 
     def counting(**kwargs):
         calls.append(kwargs)
         return real(**kwargs)
 
     # Where load_simulated_rest looks the simulation up.
-    monkeypatch.setattr(_cache, "simulate_rest_fmri", counting)
+    monkeypatch.setattr(_cache, "simulate_rest_volumes", counting)
     return calls
 
 
@@ -318,10 +318,17 @@ def test_load_simulated_rest_caches(tmp_path, count_simulations):
     assert second.t_r == 2.0 and "Simulated" in second.description
 
     # Files hold exactly what the simulation returns.
+    # The series, written a volume at a time, is the image nibabel writes of
+    # the simulation held whole: same values, grid, codes and timing.
     sim = datasets.simulate_rest_fmri(**TINY, random_state=0)
-    np.testing.assert_array_equal(
-        np.asarray(nib.load(first.func).dataobj), np.asarray(sim.bold_img.dataobj)
-    )
+    written = nib.load(first.func)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(sim.bold_img.dataobj))
+    assert written.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(written.affine, sim.bold_img.affine)
+    assert written.header.get_zooms() == sim.bold_img.header.get_zooms()
+    assert written.header.get_xyzt_units() == ("mm", "sec")
+    for form in ("qform", "sform"):
+        assert int(written.header[f"{form}_code"]) == int(sim.bold_img.header[f"{form}_code"]) == 4
     np.testing.assert_array_equal(
         np.asarray(nib.load(first.regions).dataobj), np.asarray(sim.regions_img.dataobj)
     )
@@ -364,23 +371,28 @@ def test_incomplete_cache_regenerated(tmp_path, count_simulations):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    real_write = nib.Nifti1Image.to_file_map
+    real = datasets.simulate_rest_volumes
 
-    def crash_on_bold(img, file_map=None, **kwargs):
-        if img.ndim == 4:
-            # Start writing, as a real interruption would, then fail.
-            file_map["image"].fileobj.write(b"truncated")
-            raise KeyboardInterrupt
-        return real_write(img, file_map, **kwargs)
+    def interrupted(**kwargs):
+        # The series is being written a volume at a time: stop it after three.
+        run = real(**kwargs)
 
-    monkeypatch.setattr(nib.Nifti1Image, "to_file_map", crash_on_bold)
+        def volumes():
+            for t, volume in enumerate(run.volumes):
+                if t == 3:
+                    raise KeyboardInterrupt
+                yield volume
+
+        return run._replace(volumes=volumes())
+
+    monkeypatch.setattr(_cache, "simulate_rest_volumes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         datasets.load_simulated_rest(**TINY, data_dir=tmp_path)
     files = [p for p in (tmp_path / "simulated_rest").rglob("*") if p.is_file()]
     assert all(not p.name.startswith("bold") for p in files)
     assert all(".tmp" not in p.name for p in files)
 
-    monkeypatch.setattr(nib.Nifti1Image, "to_file_map", real_write)
+    monkeypatch.setattr(_cache, "simulate_rest_volumes", real)
     bunch = datasets.load_simulated_rest(**TINY, data_dir=tmp_path)
     assert nib.load(bunch.func).shape[-1] == TINY["n_volumes"]
 

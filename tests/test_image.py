@@ -100,6 +100,28 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
 
 
+def test_volumes_written_one_at_a_time(tmp_path, rng):
+    """save_volumes writes what nibabel reads back; fewer volumes than promised leave nothing."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-10, -20, 5]
+    reference = nb.Nifti1Image(np.zeros((4, 5, 3), np.uint8), affine)
+    reference.set_qform(affine, code=4)
+    reference.set_sform(affine, code=4)
+    data = rng.standard_normal((4, 5, 3, 7)).astype(np.float32)
+    path = nifti.save_volumes((data[..., t] for t in range(7)), reference,
+                              tmp_path / "bold.nii.gz", n_volumes=7, t_r=0.8)
+    img = nb.load(path)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), data)
+    np.testing.assert_array_equal(img.affine, affine)
+    assert img.header.get_zooms() == (2.0, 2.0, 2.0, 0.8)
+    assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 4
+
+    with pytest.raises(ValueError, match="6 volumes written, the header says 7"):
+        nifti.save_volumes((data[..., t] for t in range(6)), reference,
+                           tmp_path / "short.nii.gz", n_volumes=7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bold.nii.gz"]
+
+
 def test_connectivity_from_another_mask(tmp_path):
     from scipy import sparse
 

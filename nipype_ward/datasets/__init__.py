@@ -31,7 +31,9 @@ from nipype_ward.datasets._surface import SimulatedSurface, simulate_surface_fmr
 from nipype_ward.datasets._volume import (
     SIMULATION_VERSION,
     SimulatedRest,
+    SimulatedVolumes,
     simulate_rest_fmri,
+    simulate_rest_volumes,
 )
 
 __all__ = [
@@ -40,12 +42,14 @@ __all__ = [
     "Bunch",
     "SimulatedRest",
     "SimulatedSurface",
+    "SimulatedVolumes",
     "fetch_adhd_subject",
     "fmriprep_confounds",
     "get_data_dir",
     "load_bold_dataset",
     "load_simulated_rest",
     "simulate_rest_fmri",
+    "simulate_rest_volumes",
     "simulate_surface_fmri",
     "write_fmriprep_example",
 ]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from nipype_ward.core.validation import check_int, check_real
 from nipype_ward.datasets._bunch import Bunch
-from nipype_ward.datasets._volume import SIMULATION_VERSION, simulate_rest_fmri
-from nipype_ward.io.nifti import save_image
+from nipype_ward.datasets._volume import SIMULATION_VERSION, simulate_rest_volumes
+from nipype_ward.io.nifti import save_image, save_volumes
 
 #: Environment variable that overrides the default data directory.
 DATA_DIR_ENV = "NIPYPE_WARD_DATA"
@@ -104,18 +104,21 @@ def load_simulated_rest(
     # some exist (run interrupted between two files) regenerate them all, the
     # simulation being deterministic.
     if not all(p.is_file() for p in paths.values()):
-        sim = simulate_rest_fmri(
+        run = simulate_rest_volumes(
             resolution=resolution,
             n_volumes=n_volumes,
             t_r=t_r,
             n_regions=n_regions,
             random_state=random_state,
         )
-        # The 240 MB series last: it is the slowest write, and the small
-        # files being present alone does not count as a complete cache.
-        save_image(sim.brain_mask_img, paths["mask"])
-        save_image(sim.regions_img, paths["regions"])
-        save_image(sim.bold_img, paths["func"])
+        # The series last: it is the slowest write, and the small files being
+        # present alone does not count as a complete cache. It is written a
+        # volume at a time as they are drawn (a 2 mm run of 1,200 volumes is
+        # 4.3 GB of float32).
+        save_image(run.brain_mask_img, paths["mask"])
+        save_image(run.regions_img, paths["regions"])
+        save_volumes(run.volumes, run.brain_mask_img, paths["func"], n_volumes=n_volumes,
+                     t_r=t_r)
 
     description = (
         "Simulated resting-state fMRI (nipype-ward, simulation version "

@@ -45,6 +45,7 @@ __all__ = [
     "read_series",
     "save_image",
     "save_series_image",
+    "save_volumes",
     "series_dtype",
     "unmask",
 ]
@@ -447,6 +448,29 @@ def _series_header(reference_img, n_volumes: int, dtype, t_r) -> nb.Nifti1Header
     return header
 
 
+def _save_stream(header: nb.Nifti1Header, blocks, path, n_volumes: int) -> Path:
+    """Write a 4D image atomically from its header and its data in blocks of whole volumes.
+
+    ``blocks`` yields C-contiguous arrays of shape (volumes, grid voxels in
+    Fortran order), the NIfTI on-disk order, of the header's data type; they
+    must hold ``n_volumes`` volumes in all.
+    """
+
+    def write(tmp):
+        opener = _gzip_writer if str(tmp).endswith(".gz") else (lambda p: open(p, "wb"))
+        written = 0
+        with opener(tmp) as stream:
+            header.write_to(stream)
+            stream.write(b"\x00" * (int(header["vox_offset"]) - stream.tell()))
+            for rows in blocks:
+                stream.write(rows.data)
+                written += rows.shape[0]
+        if written != n_volumes:  # the header would promise volumes the file lacks
+            raise ValueError(f"{written} volumes written, the header says {n_volumes}")
+
+    return save_atomically(write, path)
+
+
 def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dtype=np.float32,
                       t_r=None) -> Path:
     """Write a 4D image a block of volumes at a time, never holding it whole.
@@ -456,24 +480,32 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
     is 0. The grid, affine and codes are those of the 3D ``reference_img``,
     the TR ``t_r`` (seconds).
     """
-    header = _series_header(reference_img, n_volumes, dtype, t_r)
     positions = _fortran_positions(mask)
     n_grid = int(np.prod(mask.shape))
 
-    def write(tmp):
-        opener = _gzip_writer if str(tmp).endswith(".gz") else (lambda p: open(p, "wb"))
+    def blocks():
         # One buffer for every block: outside the mask stays 0 throughout.
         buffer = np.zeros((min(BLOCK_VOLUMES, n_volumes), n_grid), dtype=dtype)
-        with opener(tmp) as stream:
-            header.write_to(stream)
-            stream.write(b"\x00" * (int(header["vox_offset"]) - stream.tell()))
-            for start in range(0, n_volumes, BLOCK_VOLUMES):
-                stop = min(start + BLOCK_VOLUMES, n_volumes)
-                rows = buffer[: stop - start]
-                rows[:, positions] = np.asarray(volumes(start, stop)).T
-                stream.write(rows.data)
+        for start in range(0, n_volumes, BLOCK_VOLUMES):
+            stop = min(start + BLOCK_VOLUMES, n_volumes)
+            rows = buffer[: stop - start]
+            rows[:, positions] = np.asarray(volumes(start, stop)).T
+            yield rows
 
-    return save_atomically(write, path)
+    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks(), path,
+                        n_volumes)
+
+
+def save_volumes(volumes, reference_img, path, *, n_volumes: int, dtype=np.float32,
+                 t_r=None) -> Path:
+    """Write a 4D image from its volumes, given one at a time, never holding it whole.
+
+    ``volumes`` yields the ``n_volumes`` 3D arrays on the grid of the 3D
+    ``reference_img`` (affine, codes, zooms); ``t_r`` is the TR (seconds).
+    """
+    blocks = (np.asarray(volume, dtype=dtype).ravel(order="F")[None] for volume in volumes)
+    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks, path,
+                        n_volumes)
 
 
 # --------------------------------------------------------------------------

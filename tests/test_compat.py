@@ -51,6 +51,20 @@ def test_nibabel_cifti_internals():
     assert "_Cifti2AsNiftiImage" in source
 
 
+def test_numpy_huge_page_switch():
+    """nipype_ward._compat.small_pages turns numpy's switch off, then back as it was."""
+    from nipype_ward._compat import small_pages
+
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _set_madvise_hugepage
+    before = _set_madvise_hugepage(True)
+    with small_pages():
+        assert _set_madvise_hugepage(False) is False  # it was off inside
+    assert _set_madvise_hugepage(before) is True  # and on again after
+
+
 def test_no_other_module_uses_their_private_names():
     import ast
     from pathlib import Path

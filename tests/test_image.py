@@ -122,6 +122,119 @@ def test_volumes_written_one_at_a_time(tmp_path, rng):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bold.nii.gz"]
 
 
+def _epi_run(tmp_path):
+    from nipype_ward.datasets import simulate_rest_fmri
+
+    sim = simulate_rest_fmri(resolution=6, n_volumes=40, n_regions=20, random_state=1)
+    path = tmp_path / "bold.nii.gz"
+    nb.save(sim.bold_img, path)
+    return path, np.asarray(sim.bold_img.dataobj)
+
+
+def test_epi_masked_run_read_in_one_pass_is_nilearns(tmp_path, monkeypatch):
+    """Without a mask, the run is read once (no spill file), as nilearn masks it.
+
+    Reference: nilearn's mean_img, compute_epi_mask and apply_mask.
+    """
+    from nilearn.image import mean_img
+    from nilearn.masking import apply_mask, compute_epi_mask
+
+    from nipype_ward.io import masking
+
+    path, data = _epi_run(tmp_path)
+
+    def no_spill(*args, **kwargs):
+        raise AssertionError("the run went through a spill file")
+
+    monkeypatch.setattr(nifti.tempfile, "TemporaryFile", no_spill)
+    X, mask, mean, _ = nifti.read_series(path, compute_mask=masking.compute_epi_mask)
+    ref_mask = compute_epi_mask(mean_img(nb.load(path), copy_header=True))
+    np.testing.assert_array_equal(mask, np.asarray(ref_mask.dataobj) > 0)
+    np.testing.assert_array_equal(X, apply_mask(nb.load(path), ref_mask).T)
+    assert X.flags.c_contiguous and X.flags.owndata and X.base is None
+    np.testing.assert_array_equal(np.asarray(mean.dataobj), data.mean(axis=-1))
+
+
+def test_mask_beyond_the_guess_and_no_guess_read_all_the_same(tmp_path):
+    """A mask reaching past the first block's (second pass), or none from it (spill file)."""
+    path, data = _epi_run(tmp_path)
+    small = np.zeros(data.shape[:3], bool)
+    small[10:12, 10:12, 10:12] = True
+    large = np.zeros(data.shape[:3], bool)
+    large[2:-2, 3:-3, 2:-2] = True  # far beyond small grown by the margin
+    calls = []
+
+    def beyond(mean_img):
+        calls.append(mean_img)
+        return small if len(calls) == 1 else large
+
+    X, mask, *_ = nifti.read_series(path, compute_mask=beyond)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(mask, large)
+    np.testing.assert_array_equal(X, data[large])
+
+    def no_guess(mean_img):
+        calls.append(mean_img)
+        if len(calls) == 3:
+            raise nifti.InputError(path, "no brain in the first volumes")
+        return large
+
+    X, mask, *_ = nifti.read_series(path, compute_mask=no_guess)
+    np.testing.assert_array_equal(X, data[large])
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+# ISA-L finds the corruption at the end (its CRC): the volumes before it are garbage.
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
+def test_series_read_by_isal_or_rapidgzip_is_nibabels(parallel, tmp_path, monkeypatch, rng):
+    """Both decompressors give nibabel's values; a truncated or corrupt file is named.
+
+    rapidgzip takes files from PARALLEL_GZIP_BYTES on: lowered here to this
+    small file, on 2 CPUs. Reference: nibabel's get_fdata of the same file.
+    """
+    import rapidgzip
+    from isal import igzip
+
+    monkeypatch.setattr(nifti, "PARALLEL_GZIP_BYTES", 0 if parallel else 2**62)
+    monkeypatch.setattr(nifti, "_usable_cpus", lambda: 2)
+    opened = []
+    for module in (rapidgzip, igzip):
+        real = module.open
+        monkeypatch.setattr(module, "open", lambda *a, _real=real, _m=module.__name__, **k:
+                            opened.append(_m) or _real(*a, **k))
+    data = rng.normal(1000, 50, (12, 10, 9, 40)).astype(">f4")  # big-endian, as stored
+    mask = rng.random((12, 10, 9)) < 0.5
+    path = tmp_path / "bold.nii.gz"
+    nb.save(nb.Nifti1Image(data, np.eye(4)), path)
+    X, *_ = nifti.read_series(path, mask=mask)
+    assert opened == ["rapidgzip" if parallel else "isal.igzip"]
+    np.testing.assert_array_equal(X, nb.load(path).get_fdata()[mask])
+    assert X.dtype == np.float32
+
+    raw = path.read_bytes()
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.raises(nifti.InputError, match="truncated.nii.gz.*truncated or corrupt"):
+        nifti.read_series(truncated, mask=mask)
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(raw[: len(raw) // 2] + bytes(100) + raw[len(raw) // 2 + 100:])
+    with pytest.raises(nifti.InputError, match="corrupt.nii.gz"):
+        nifti.read_series(corrupt, mask=mask)
+
+
+def test_keep_rows_in_place(rng):
+    """keep_rows gives numpy's X[keep] in X's own memory; a view is copied."""
+    X = rng.standard_normal((1000, 7)).astype(np.float32)
+    keep = rng.random(1000) < 0.6
+    expected = X[keep]
+    kept = nifti.keep_rows(X, keep)
+    np.testing.assert_array_equal(kept, expected)
+    assert kept is X and X.flags.owndata  # the same array, shrunk
+    view = np.ones((10, 3))[::2]
+    np.testing.assert_array_equal(nifti.keep_rows(view, [True, False] * 2 + [True]), view[[0, 2, 4]])
+
+
 def test_connectivity_from_another_mask(tmp_path):
     from scipy import sparse
 

@@ -65,6 +65,27 @@ def test_zscore_alone_is_nilearns_bit_for_bit_without_importing_it(dtype, rng, t
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("n_voxels", [13, 14, 2])
+def test_zscore_by_blocks_and_in_place_is_nilearns_bit_for_bit(n_voxels, rng, monkeypatch):
+    """Blocks of a few voxels (a last block of one joining the one before), in place.
+
+    Reference: nilearn.signal.clean on the whole series at once.
+    """
+    from nipype_ward.core import signals
+
+    monkeypatch.setattr(signals, "ZSCORE_BLOCK_VALUES", 3 * 50)  # 3 voxels of 50 volumes
+    X = rng.normal(1000, 100, (n_voxels, 50)).astype(np.float32)
+    X[1] = 3  # constant: divided by 1, as nilearn does
+    ref = clean(X.T, detrend=False, standardize="zscore_sample", filter=False,
+                ensure_finite=False).T
+    copied = prepare_signals(X, standardize="zscore_sample")
+    np.testing.assert_array_equal(copied, ref)
+    assert copied is not X and not np.array_equal(X, ref)
+    in_place = prepare_signals(X, standardize="zscore_sample", copy=False)
+    assert in_place is X
+    np.testing.assert_array_equal(X, ref)
+
+
 def test_confounds_are_regressed_out(rng):
     confounds = rng.standard_normal((40, 2))
     X = rng.standard_normal((10, 40)) + rng.standard_normal((10, 2)) @ confounds.T * 5

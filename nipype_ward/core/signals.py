@@ -91,6 +91,7 @@ def prepare_signals(
     t_r: float | None = None,
     confounds=None,
     sample_mask=None,
+    copy: bool = True,
 ) -> np.ndarray:
     """Clean voxel signals before clustering or compression.
 
@@ -113,6 +114,11 @@ def prepare_signals(
         Volumes kept (scrubbing): the others are censored, as
         :func:`nilearn.signal.clean` does (interpolated for filtering, then
         removed); None keeps all.
+    copy : bool, default=True
+        False lets a z-scoring alone (``standardize='zscore_sample'`` and
+        nothing else) overwrite ``X`` (C-contiguous floats) a block of voxels
+        at a time, instead of returning a new array: a long run is then not
+        held twice. Other preparations go through nilearn, which copies.
 
     Returns
     -------
@@ -153,7 +159,7 @@ def prepare_signals(
         return X
     if options["standardize"] == "zscore_sample" and not (
             options["detrend"] or filtering or confounds is not None or sample_mask is not None):
-        return _zscore_sample(X)
+        return _zscore_sample(X, out=None if copy else X)
     # Imported here: nilearn.signal takes about 2 s to import, paid only
     # when signals are prepared (not by the seed default, nor by --help).
     from nilearn import signal as nsignal
@@ -175,7 +181,11 @@ def prepare_signals(
     return np.ascontiguousarray(cleaned.T)
 
 
-def _zscore_sample(X: np.ndarray) -> np.ndarray:
+#: Values z-scored at once (8 MB of float32) by :func:`_zscore_sample`.
+ZSCORE_BLOCK_VALUES = 1 << 21
+
+
+def _zscore_sample(X: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """What ``nilearn.signal.clean(X.T, standardize="zscore_sample")`` returns, transposed.
 
     With nothing else asked, nilearn's clean only z-scores, by the lines of
@@ -184,19 +194,37 @@ def _zscore_sample(X: np.ndarray) -> np.ndarray:
     ``nilearn.signal`` (about 2 s, the first node of a run on denoised data
     such as XCP-D's waits for it). A series of one volume is returned as
     it is, as nilearn does (with its warning).
+
+    The voxels are z-scored a block at a time, each block copied to the
+    (volumes, voxels) layout nilearn works on: numpy reduces that layout's
+    first axis one volume after the other for each voxel alike, whatever
+    the number of voxels beside it, so every voxel gets the bits of the
+    whole-array computation. A block has at least 2 voxels (with one, numpy
+    would sum it pairwise instead). The result goes to ``out`` (``X`` itself
+    for an in-place z-scoring), else to a new array.
     """
-    signals = X.T.copy()  # C order, as nilearn copies it
-    if signals.dtype.kind != "f":  # nilearn's _ensure_float
-        signals = signals.astype(np.float64 if signals.dtype.itemsize == 8 else np.float32)
-    if signals.shape[0] == 1:
+    dtype = X.dtype
+    if dtype.kind != "f":  # nilearn's _ensure_float
+        dtype = np.dtype(np.float64 if dtype.itemsize == 8 else np.float32)
+    if X.shape[1] == 1:
         import warnings
 
         warnings.warn("Standardization of 3D signal has been requested but would lead to zero "
                       "values. Skipping.", stacklevel=3)
-        return np.ascontiguousarray(signals.T)
-    signals = signals - signals.mean(axis=0)
-    std = signals.std(axis=0, ddof=1)
-    std[std < np.finfo(np.float64).eps] = 1.0
-    signals /= std
-    return np.ascontiguousarray(signals.T)
-
+        return np.array(X, dtype=dtype) if out is None else out
+    if out is None:
+        out = np.empty(X.shape, dtype=dtype)
+    n_voxels = X.shape[0]
+    step = max(2, ZSCORE_BLOCK_VALUES // X.shape[1])
+    starts = list(range(0, n_voxels, step))
+    if len(starts) > 1 and n_voxels - starts[-1] < 2:
+        starts.pop()  # a last block of one voxel joins the one before
+    for start, stop in zip(starts, starts[1:] + [n_voxels]):
+        # (volumes, voxels) in C order, as nilearn copies it.
+        signals = np.array(X[start:stop].T, dtype=dtype, order="C")
+        signals = signals - signals.mean(axis=0)
+        std = signals.std(axis=0, ddof=1)
+        std[std < np.finfo(np.float64).eps] = 1.0
+        signals /= std
+        out[start:stop] = signals.T
+    return out

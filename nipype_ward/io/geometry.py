@@ -206,8 +206,9 @@ class VolumeGeometry(Geometry):
 
         Inside a given mask (an EPI mask rarely keeps them), voxels outside the
         field of view or zeroed by resampling would each become a parcel of
-        their own. Returns the series and geometry without them and their
-        number, and warns (:class:`~nipype_ward.io.errors.DataWarning`) when
+        their own. Returns the series (``X`` itself, its rows moved up in place
+        when it owns them: :func:`~nipype_ward.io.nifti.keep_rows`) and geometry
+        without them and their number, and warns (:class:`~nipype_ward.io.errors.DataWarning`) when
         there are any.
         """
         constant = self._constant(X)
@@ -222,7 +223,8 @@ class VolumeGeometry(Geometry):
             "(no signal): left out of the parcels (label 0), counted as n_voxels_constant"))
         kept_mask = self.mask.copy()
         kept_mask[self.mask] = ~constant
-        return np.ascontiguousarray(X[~constant]), self.restricted(kept_mask), n_constant
+        # In place where X owns its rows (as read): the series is not held twice.
+        return nifti.keep_rows(X, ~constant), self.restricted(kept_mask), n_constant
 
     def save_mask(self, path) -> Path:
         return nifti.save_image(masking.mask_image(self.mask, self.reference), path)

@@ -280,8 +280,10 @@ def read_prepared(
     raw = X if carpet else None  # else released as soon as it is prepared
     if preparation.requested:
         try:
+            # In place unless the carpet needs the series before preparation.
             X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
-                                confounds=found.confounds, sample_mask=found.sample_mask)
+                                confounds=found.confounds, sample_mask=found.sample_mask,
+                                copy=carpet)
         except ValueError as exc:  # e.g. scrubbing kept too few volumes
             raise InputError(source, str(exc)) from exc
     kept = None

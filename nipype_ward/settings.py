@@ -47,6 +47,19 @@ class GroupSettings:
         return asdict(self)
 
 
+def local_memory_gb(plugin: str, plugin_args: dict) -> float | None:
+    """The memory (GB) MultiProc may use for its nodes (``memory_gb``, else Nipype's 90 % of
+    the machine's); None for other plugins (Linear runs one node at a time, batch
+    plugins ask each job's memory of the cluster)."""
+    if plugin != "MultiProc":
+        return None
+    if plugin_args.get("memory_gb") is not None:
+        return float(plugin_args["memory_gb"])
+    from nipype.utils.profiler import get_system_total_memory_gb
+
+    return get_system_total_memory_gb() * 0.9
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Everything a run of the BIDS App needs, read once from the command line."""
@@ -68,3 +81,8 @@ class AppSettings:
     write_provenance: bool = False
     debug: bool = False
     run_id: str = "unnamed"  #: this run's ``<date>_<uuid>``, its log folder
+
+    @property
+    def memory_limit_gb(self) -> float | None:
+        """The memory no node may be estimated above (:func:`local_memory_gb`)."""
+        return local_memory_gb(self.plugin, self.plugin_args)

@@ -85,5 +85,6 @@ def test_settings_from_arguments(tmp_path):
     assert preparation.standardize is False
     assert settings.plugin == "MultiProc"
     assert settings.plugin_args == {"n_procs": 3, "memory_gb": 8.0, "maxtasksperchild": 1}
+    assert settings.memory_limit_gb == 8.0  # no node's memory is estimated above it
     assert settings.parcellation.n_clusters == (1000, 2000)
     assert settings.work_dir.is_absolute()

@@ -268,7 +268,10 @@ def test_no_preparation_gives_scikit_learns_labels(fmriprep_dir, tmp_path):
     out = tmp_path / "out"
     proc = run_app(fmriprep_dir, out, "participant", "--participant-label", "sub-02",
                    "--n-clusters", 30, "--confounds-strategy", "none", "--standardize", "none",
-                   "--no-split-half", "-w", tmp_path / "work", "--nprocs", 1, cwd=tmp_path)
+                   "--no-split-half", "-w", tmp_path / "work",
+                   # Every node's memory bound (0.3 GB and up) is above what MultiProc is
+                   # given: each runs alone, where MultiProc refuses such a run outright.
+                   "--nprocs", 2, "--mem-gb", 0.25, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run = RUNS[2]
     mask = nb.load(fmriprep_dir / f"{run}_{SPACE}_desc-brain_mask.nii.gz").get_fdata() > 0

@@ -279,6 +279,16 @@ def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
                                    rel=1e-9)
     for node, b in per_value.items():
         assert bigger[node] - big[node] == pytest.approx(0.5 * b, rel=1e-9)
+    # With its brain mask (a quarter of the grid: 2.5e5 voxels x 1500 volumes,
+    # 0.375e9 values), the bounds are the mask's; capped at limit_gb.
+    mask = np.zeros((100, 100, 100), np.uint8)
+    mask[:50, :50] = 1
+    nb.save(nb.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
+    masked = series.estimate_mem_gb(path, mask=tmp_path / "mask.nii.gz")
+    assert masked == pytest.approx({node: round(0.3 + 0.375 * b, 2)
+                                    for node, b in per_value.items()}, abs=1e-9)
+    capped = series.estimate_mem_gb(path, limit_gb=2.0)
+    assert capped == {node: min(value, 2.0) for node, value in bigger.items()}
 
 
 def test_tables_are_the_bytes_pandas_writes(tmp_path):

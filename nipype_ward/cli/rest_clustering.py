@@ -29,6 +29,7 @@ from nipype_ward.core.signals import STANDARDIZE
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.io import errors, files, folders, geometry, nifti, series
 from nipype_ward.io.masking import MASK_STRATEGIES
+from nipype_ward.settings import local_memory_gb
 from nipype_ward.steps import (
     SignalPreparation,
     check_n_clusters_in_mask,
@@ -248,7 +249,9 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
         preparation=settings.preparation,
         mask_strategy=settings.mask_strategy,
         figures=settings.figures,
-        mem_gb=series.estimate_mem_gb(settings.bold),
+        mem_gb=series.estimate_mem_gb(
+            settings.bold, mask=settings.mask,
+            limit_gb=local_memory_gb(settings.plugin, {"n_procs": settings.nprocs})),
     )
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:

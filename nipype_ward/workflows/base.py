@@ -126,7 +126,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         split_half=options.split_half if split_half is None else split_half,
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
-        mem_gb=estimate_mem_gb(run.sources),
+        mem_gb=estimate_mem_gb(run.sources, mask=run.mask, limit_gb=settings.memory_limit_gb),
         carpet=True,  # both levels: one prepare_signals, one cache
     )
     parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -138,7 +138,8 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
 def run_series_wf(run: Run, settings: AppSettings):
     """One run read and prepared, as :func:`run_parcellation_wf` does it (same names, same cache)."""
     series = init_prepared_series_wf(
-        preparation=settings.parcellation.preparation, mem_gb=estimate_mem_gb(run.sources),
+        preparation=settings.parcellation.preparation,
+        mem_gb=estimate_mem_gb(run.sources, mask=run.mask, limit_gb=settings.memory_limit_gb),
         carpet=True,  # as run_parcellation_wf's: one prepare_signals, one cache
     )
     series.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -229,18 +230,21 @@ def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str |
     options = settings.parcellation
     first = runs[0]
     workflow = pe.Workflow(name=name or combined_workflow_name(runs))
-    mem_gb = estimate_mem_gb(first.sources)
+    limit = settings.memory_limit_gb
+    mem_gb = estimate_mem_gb(first.sources, mask=first.mask)
+    # The combined series' nodes hold every run: each bound times the runs, capped.
+    combined = {key: min(value * len(runs), limit) if limit else value * len(runs)
+                for key, value in mem_gb.items()}
     # Each run's own files (its series' one or two files, its brain mask) are mapped with it.
     masks = [str(run.mask) for run in runs if run.mask is not None]
     prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file"] + (["brain_mask_file"]
                                                                      if masks else []),
-                         name="prepare_runs", mem_gb=mem_gb["prepare"])
+                         name="prepare_runs", mem_gb=min(mem_gb["prepare"], limit or float("inf")))
     set_preparation(prepare, options.preparation)
     prepare.inputs.in_file = [[str(path) for path in run.sources] for run in runs]
     if masks:
         prepare.inputs.brain_mask_file = masks
-    combine = pe.Node(CombineSeries(), name="combine_series",
-                      mem_gb=mem_gb["prepare"] * len(runs))
+    combine = pe.Node(CombineSeries(), name="combine_series", mem_gb=combined["prepare"])
     parcellation = init_ward_parcellation_wf(
         n_clusters=options.n_clusters,
         neighbourhood=options.neighbourhood,
@@ -248,7 +252,7 @@ def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str |
         save_compressed=False,
         prepared=True,
         surfaces=run_meshes(first, settings),
-        mem_gb={key: value * len(runs) for key, value in mem_gb.items()},
+        mem_gb=combined,
     )
     # fmt: off
     workflow.connect([

@@ -190,7 +190,7 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     n_clusters = list(options.n_clusters)
     workflow = pe.Workflow(name=name or "group_" + _safe(
         f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
-    mem = estimate_mem_gb(first.sources)
+    mem = estimate_mem_gb(first.sources, mask=first.mask, limit_gb=settings.memory_limit_gb)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
     group_mem = _group_mem_gb(runs, group.reduction, group.n_components)

@@ -313,6 +313,11 @@ def test_unmeasured_group_level_gives_the_same_atlases_faster(group_output, fmri
     html = (out / "atlases" / "report.html").read_text()
     assert "Quality not measured" in html and "desc-quality" not in html
     assert not list((out / "atlases" / "figures").glob("*desc-quality*"))
+    # Its atlas dataset is valid BIDS as it is (the official validator: no error).
+    proc = subprocess.run(["bids-validator-deno", "--json", str(out / "atlases")],
+                          capture_output=True, text=True, timeout=300)
+    issues = json.loads(proc.stdout)["issues"]["issues"]
+    assert [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"] == []
 
 
 def _r2(X, labels):

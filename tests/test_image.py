@@ -4,7 +4,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from nipype_ward.io import arrays, files, geometry, nifti, series, tables
+from nipype_ward.io import arrays, files, geometry, nifti, nifti_write, series, tables
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -108,7 +108,7 @@ def test_volumes_written_one_at_a_time(tmp_path, rng):
     reference.set_qform(affine, code=4)
     reference.set_sform(affine, code=4)
     data = rng.standard_normal((4, 5, 3, 7)).astype(np.float32)
-    path = nifti.save_volumes((data[..., t] for t in range(7)), reference,
+    path = nifti_write.save_volumes((data[..., t] for t in range(7)), reference,
                               tmp_path / "bold.nii.gz", n_volumes=7, t_r=0.8)
     img = nb.load(path)
     np.testing.assert_array_equal(np.asarray(img.dataobj), data)
@@ -117,7 +117,7 @@ def test_volumes_written_one_at_a_time(tmp_path, rng):
     assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 4
 
     with pytest.raises(ValueError, match="6 volumes written, the header says 7"):
-        nifti.save_volumes((data[..., t] for t in range(6)), reference,
+        nifti_write.save_volumes((data[..., t] for t in range(6)), reference,
                            tmp_path / "short.nii.gz", n_volumes=7)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bold.nii.gz"]
 
@@ -289,6 +289,8 @@ def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
                                     for node, b in per_value.items()}, abs=1e-9)
     capped = series.estimate_mem_gb(path, limit_gb=2.0)
     assert capped == {node: min(value, 2.0) for node, value in bigger.items()}
+    limit = 1 / 3  # rounded, 0.33 would be below it, 0.34 above: the limit itself
+    assert series.estimate_mem_gb(path, limit_gb=limit)["tree"] == limit
 
 
 def test_tables_are_the_bytes_pandas_writes(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from nipype_ward.core.validation import check_int, check_real
 from nipype_ward.datasets._bunch import Bunch
 from nipype_ward.datasets._volume import SIMULATION_VERSION, simulate_rest_volumes
-from nipype_ward.io.nifti import save_image, save_volumes
+from nipype_ward.io.nifti_write import save_image, save_volumes
 
 #: Environment variable that overrides the default data directory.
 DATA_DIR_ENV = "NIPYPE_WARD_DATA"

@@ -25,7 +25,7 @@ import nibabel as nb
 import numpy as np
 
 from nipype_ward.core.parcels import parcel_centroids, parcel_sizes
-from nipype_ward.io import cifti, gifti, masking, nifti
+from nipype_ward.io import cifti, gifti, masking, nifti, nifti_write
 from nipype_ward.io.errors import DataWarning, InputError
 from nipype_ward.io.formats import is_cifti
 
@@ -227,22 +227,22 @@ class VolumeGeometry(Geometry):
         return nifti.keep_rows(X, ~constant), self.restricted(kept_mask), n_constant
 
     def save_mask(self, path) -> Path:
-        return nifti.save_image(masking.mask_image(self.mask, self.reference), path)
+        return nifti_write.save_image(masking.mask_image(self.mask, self.reference), path)
 
     def save_mean(self, mean, path) -> Path:
         """A temporal mean, given on the whole grid."""
-        return nifti.save_image(masking.mean_image(mean, self.reference), path)
+        return nifti_write.save_image(masking.mean_image(mean, self.reference), path)
 
     def save_labels(self, labels, path) -> Path:
         """0-based labels of the mask's voxels as an int32 image: 1..K inside, 0 outside."""
-        img = nifti.unmask(np.asarray(labels) + 1, self.mask, self.reference, dtype=np.int32)
+        img = nifti_write.unmask(np.asarray(labels) + 1, self.mask, self.reference, dtype=np.int32)
         img.header["intent_code"] = 1002  # NIFTI_INTENT_LABEL
         img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1
-        return nifti.save_image(img, path)
+        return nifti_write.save_image(img, path)
 
     def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None) -> Path:
         """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``)."""
-        return nifti.save_series_image(volumes, self.mask, self.reference, path,
+        return nifti_write.save_series_image(volumes, self.mask, self.reference, path,
                                        n_volumes=n_volumes, dtype=dtype, t_r=t_r)
 
     def save_parcel_series(self, means, label_values, labels, path, *, t_r=None) -> None:

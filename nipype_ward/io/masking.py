@@ -8,7 +8,7 @@ import nibabel as nb
 import numpy as np
 
 from nipype_ward.core.validation import check_int
-from nipype_ward.io.nifti import unmask
+from nipype_ward.io.nifti_write import unmask
 
 #: How a brain mask is computed from an EPI series, as nilearn's maskers'
 #: ``mask_strategy``: "epi" (:func:`nilearn.masking.compute_epi_mask`) or

@@ -8,9 +8,7 @@ A 4D series is read in **one pass** (:func:`read_series`): the file is opened
 once, decompressed once (by ISA-L, about 1.4x faster than zlib here), and
 read a block of volumes at a time, giving both the temporal mean of every
 voxel (for the EPI mask and the mean image) and the voxel series inside the
-mask. ``.nii.gz`` outputs are compressed by ISA-L too (level
-:data:`GZIP_LEVEL`), about 8x faster than nibabel's zlib level 1 for files of
-the same size, readable by nibabel, nilearn, FSL and any gzip.
+mask. Writing is :mod:`nipype_ward.io.nifti_write`'s.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from scipy import ndimage
 
 from nipype_ward._compat import small_pages
 from nipype_ward.io.errors import InputError
-from nipype_ward.io.files import save_atomically
 from nipype_ward.io.headers import (
     check_extensions,
     check_extensions_of,
@@ -38,9 +35,9 @@ from nipype_ward.io.headers import (
 
 __all__ = [
     "AFFINE_ATOL",
-    "GZIP_LEVEL",
     "InputError",
     "check_same_grid",
+    "fortran_positions",
     "header_repetition_time",
     "keep_rows",
     "load_bold",
@@ -48,21 +45,11 @@ __all__ = [
     "open_image",
     "read_mean",
     "read_series",
-    "save_image",
-    "save_series_image",
-    "save_volumes",
     "series_dtype",
-    "unmask",
 ]
 
 #: Tolerance on affines when checking that two images share a grid (mm).
 AFFINE_ATOL = 1e-3
-
-#: ISA-L compression level of ``.nii.gz`` outputs. Measured on the compressed
-#: 4D series of the embedded data (238 MB raw): level 2 took 0.15-0.22 s and
-#: gave 11.9 MB, level 1 0.22 s and 12.0 MB, level 3 0.7-0.9 s and 12.9 MB;
-#: nibabel's zlib level 1 took 1.65 s for 11.2 MB.
-GZIP_LEVEL = 2
 
 #: Volumes read at once: a block of the 3 mm MNI grid is 22 MB of float32.
 BLOCK_VOLUMES = 16
@@ -350,7 +337,7 @@ def read_mean(path) -> tuple[np.ndarray, nb.Nifti1Image]:
         return acc.mean(), img
 
 
-def _fortran_positions(mask) -> np.ndarray:
+def fortran_positions(mask) -> np.ndarray:
     """Where the mask's voxels, in C order, lie in a volume flattened in file (F) order."""
     return np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
 
@@ -477,7 +464,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
                     if kept is None:
                         spill = stack.enter_context(tempfile.TemporaryFile(dir=spill_dir))
                     else:
-                        positions = _fortran_positions(kept)
+                        positions = fortran_positions(kept)
                         with small_pages():  # filled a block of volumes at a time
                             X = np.empty((positions.size, n_volumes), dtype=dtype)
                 acc.add(block)
@@ -504,7 +491,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
 
 def _read_spill(spill, img, mask, blocks, dtype, block_dtype) -> np.ndarray:
     """The series inside ``mask``, read back from the decompressed volumes ``spill`` holds."""
-    positions = _fortran_positions(mask)
+    positions = fortran_positions(mask)
     with small_pages():
         X = np.empty((positions.size, blocks[-1][1]), dtype=dtype)
     spill.seek(0)
@@ -524,7 +511,7 @@ def _read_beyond(path, X, kept, mask) -> np.ndarray:
     full[in_kept] = X[mask[kept]]
     del X
     beyond = mask & ~kept
-    positions = _fortran_positions(beyond)
+    positions = fortran_positions(beyond)
     with small_pages():
         rows = np.empty((positions.size, full.shape[1]), dtype=full.dtype)
     with open_image(path, ndim=4) as img:
@@ -557,128 +544,6 @@ def keep_rows(X: np.ndarray, keep) -> np.ndarray:
     # realloc: a large array shrinks where it lies, without a copy.
     X.resize((rows.size, X.shape[1]), refcheck=False)
     return X
-
-
-# --------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------
-@contextlib.contextmanager
-def _gzip_writer(path):
-    """A deterministic ISA-L gzip stream (no name, no time stamp in its header)."""
-    with open(path, "wb") as raw, igzip.IGzipFile(
-        filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0
-    ) as stream:
-        yield stream
-
-
-def save_image(img, path) -> Path:
-    """Write an image atomically; ``.nii.gz`` through ISA-L."""
-
-    def write(tmp):
-        if str(tmp).endswith(".gz"):
-            with _gzip_writer(tmp) as stream:
-                holder = nb.FileHolder(fileobj=stream)
-                img.to_file_map({"image": holder, "header": holder})
-        else:
-            nb.save(img, tmp)
-
-    return save_atomically(write, path)
-
-
-def unmask(values, mask, reference_img, *, dtype=np.float32) -> nb.Nifti1Image:
-    """Put voxel values (n_voxels,) or (n_voxels, n_volumes) back on the grid.
-
-    The output keeps the reference's affine, qform/sform codes and spatial
-    zooms (and the TR for 4D outputs); outside the mask is 0.
-    """
-    values = np.asarray(values)
-    shape = mask.shape + values.shape[1:]
-    data = np.zeros(shape, dtype=dtype)
-    data[mask] = values
-    header = reference_img.header.copy()
-    header.set_data_dtype(dtype)
-    img = nb.Nifti1Image(data, reference_img.affine, header)
-    if data.ndim == 3:
-        img.header.set_zooms(reference_img.header.get_zooms()[:3])
-    # Scaling of the source (e.g. int16 EPI) must not be applied to our values.
-    img.header.set_slope_inter(1.0, 0.0)
-    return img
-
-
-def _series_header(reference_img, n_volumes: int, dtype, t_r) -> nb.Nifti1Header:
-    """A 4D header on the grid of a 3D reference (affine, codes, zooms) with a TR."""
-    source = reference_img.header
-    header = nb.Nifti1Header()
-    header.set_data_shape(tuple(reference_img.shape[:3]) + (n_volumes,))
-    header.set_data_dtype(dtype)
-    qform, qcode = source.get_qform(coded=True)
-    sform, scode = source.get_sform(coded=True)
-    header.set_qform(qform if qform is not None else reference_img.affine, int(qcode))
-    header.set_sform(sform if sform is not None else reference_img.affine, int(scode))
-    header.set_zooms(tuple(source.get_zooms()[:3]) + (float(t_r) if t_r else 0.0,))
-    header.set_xyzt_units("mm", "sec" if t_r else "unknown")
-    header.set_slope_inter(1.0, 0.0)
-    return header
-
-
-def _save_stream(header: nb.Nifti1Header, blocks, path, n_volumes: int) -> Path:
-    """Write a 4D image atomically from its header and its data in blocks of whole volumes.
-
-    ``blocks`` yields C-contiguous arrays of shape (volumes, grid voxels in
-    Fortran order), the NIfTI on-disk order, of the header's data type; they
-    must hold ``n_volumes`` volumes in all.
-    """
-
-    def write(tmp):
-        opener = _gzip_writer if str(tmp).endswith(".gz") else (lambda p: open(p, "wb"))
-        written = 0
-        with opener(tmp) as stream:
-            header.write_to(stream)
-            stream.write(b"\x00" * (int(header["vox_offset"]) - stream.tell()))
-            for rows in blocks:
-                stream.write(rows.data)
-                written += rows.shape[0]
-        if written != n_volumes:  # the header would promise volumes the file lacks
-            raise ValueError(f"{written} volumes written, the header says {n_volumes}")
-
-    return save_atomically(write, path)
-
-
-def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dtype=np.float32,
-                      t_r=None) -> Path:
-    """Write a 4D image a block of volumes at a time, never holding it whole.
-
-    ``volumes(start, stop)`` returns the values inside ``mask`` of volumes
-    ``start`` to ``stop``, shape (n_voxels, stop - start); outside the mask
-    is 0. The grid, affine and codes are those of the 3D ``reference_img``,
-    the TR ``t_r`` (seconds).
-    """
-    positions = _fortran_positions(mask)
-    n_grid = int(np.prod(mask.shape))
-
-    def blocks():
-        # One buffer for every block: outside the mask stays 0 throughout.
-        buffer = np.zeros((min(BLOCK_VOLUMES, n_volumes), n_grid), dtype=dtype)
-        for start in range(0, n_volumes, BLOCK_VOLUMES):
-            stop = min(start + BLOCK_VOLUMES, n_volumes)
-            rows = buffer[: stop - start]
-            rows[:, positions] = np.asarray(volumes(start, stop)).T
-            yield rows
-
-    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks(), path,
-                        n_volumes)
-
-
-def save_volumes(volumes, reference_img, path, *, n_volumes: int, dtype=np.float32,
-                 t_r=None) -> Path:
-    """Write a 4D image from its volumes, given one at a time, never holding it whole.
-
-    ``volumes`` yields the ``n_volumes`` 3D arrays on the grid of the 3D
-    ``reference_img`` (affine, codes, zooms); ``t_r`` is the TR (seconds).
-    """
-    blocks = (np.asarray(volume, dtype=dtype).ravel(order="F")[None] for volume in volumes)
-    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks, path,
-                        n_volumes)
 
 
 # --------------------------------------------------------------------------

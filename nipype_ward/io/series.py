@@ -167,7 +167,8 @@ def estimate_mem_gb(series, *, mask=None, limit_gb: float | None = None) -> dict
         "tree": 0.3 + gb * (itemsize + 16),
         "compress": 0.3 + gb * (itemsize + 1),
     }
-    return {node: round(min(value, limit_gb) if limit_gb else value, 2)
+    # Rounded first: a bound rounded up past the limit would still be refused.
+    return {node: min(round(value, 2), limit_gb) if limit_gb else round(value, 2)
             for node, value in bounds.items()}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nipype_ward.io import arrays, cifti, files, geometry, gifti, nifti, tables
+from nipype_ward.io import arrays, cifti, files, geometry, gifti, nifti_write, tables
 from nipype_ward.reports import surface
 
 
@@ -81,7 +81,7 @@ def plot_compression(series_file, mask_file, labels_file, out_png, *, cut_coords
         (compressed, axes[1], f"Compressed representation ({len(sizes)} parcels)"),
     ):
         plotting.plot_epi(
-            nifti.unmask(voxels, mask, mask_img),
+            nifti_write.unmask(voxels, mask, mask_img),
             cut_coords=cut_coords,
             title=title,
             vmin=vmin,

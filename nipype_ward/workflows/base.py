@@ -27,8 +27,9 @@ from nipype_ward.io.series import estimate_mem_gb, read_header
 from nipype_ward.settings import AppSettings
 from nipype_ward.templates import surface_meshes
 from nipype_ward.workflows.figures import (
-    connect_carpets,
-    connect_figures,
+    CARPET_INPUTS,
+    FIGURE_INPUTS,
+    connect_fields,
     init_carpet_figures_wf,
     init_parcellation_figures_wf,
 )
@@ -393,7 +394,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
     tables = pe.MapNode(ParcelTable(), iterfield=["labels_file"], name="dseg_tables",
                         run_without_submitting=True)
     figures = init_parcellation_figures_wf(surfaces=run_meshes(runs[0], settings))
-    connect_figures(workflow, parcellation, figures)
+    connect_fields(workflow, parcellation, figures, FIGURE_INPUTS)
     quality = pe.Node(PlotQuality(), name="plot_quality")
     summary = pe.Node(RunSummary(), name="run_summary")
     save_compressed = options.save_compressed and desc is None
@@ -439,7 +440,7 @@ def _add_deliveries(workflow, parcellation, runs: list[Run], settings: AppSettin
         ])
     if carpets:
         carpet_figures = init_carpet_figures_wf(confounds_file=runs[0].confounds)
-        connect_carpets(workflow, parcellation, carpet_figures)
+        connect_fields(workflow, parcellation, carpet_figures, CARPET_INPUTS)
         workflow.connect([(parcellation, summary, [("outputnode.carpet_file", "carpet_file")])])
         workflow.connect([(carpet_figures, ds_run, [
             ("outputnode.carpet_figure", "inputnode.carpet_figure"),

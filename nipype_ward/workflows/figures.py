@@ -63,10 +63,11 @@ def init_parcellation_figures_wf(*, surfaces=None, name: str = "parcellation_fig
     return workflow
 
 
-def connect_figures(workflow, parcellation, figures) -> None:
-    """Feed a figures sub-workflow from a parcellation workflow, inside ``workflow``."""
-    workflow.connect([(parcellation, figures, [
-        (f"outputnode.{field}", f"inputnode.{field}") for field in FIGURE_INPUTS
+def connect_fields(workflow, source, target, fields) -> None:
+    """Feed a sub-workflow's ``inputnode`` fields from another's ``outputnode`` fields of the
+    same names (:data:`FIGURE_INPUTS`, :data:`CARPET_INPUTS`), inside ``workflow``."""
+    workflow.connect([(source, target, [
+        (f"outputnode.{field}", f"inputnode.{field}") for field in fields
     ])])
 
 
@@ -144,10 +145,3 @@ def init_carpet_figures_wf(*, confounds_file=None, name: str = "carpet_figures_w
     ])
     # fmt: on
     return workflow
-
-
-def connect_carpets(workflow, parcellation, carpets) -> None:
-    """Feed a carpet figures sub-workflow from a parcellation workflow, inside ``workflow``."""
-    workflow.connect([(parcellation, carpets, [
-        (f"outputnode.{field}", f"inputnode.{field}") for field in CARPET_INPUTS
-    ])])

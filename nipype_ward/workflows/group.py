@@ -193,7 +193,10 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     mem = estimate_mem_gb(first.sources, mask=first.mask, limit_gb=settings.memory_limit_gb)
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
-    group_mem = _group_mem_gb(runs, group.reduction, group.n_components)
+    # Each subject's volumes, from the runs' headers: the reduction and the memory read them.
+    volumes = {subject: sum(count_volumes(run.sources) for run in runs
+                            if run.entities["subject"] == subject) for subject in subjects}
+    group_mem = _group_mem_gb(runs, sum(volumes.values()), group.reduction, group.n_components)
 
     inputnode = pe.Node(niu.IdentityInterface(fields=list(RUN_FIELDS.values())),
                         name="inputnode")
@@ -211,8 +214,6 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
                 setattr(connectivity.inputs, field, str(path))
     workflow.connect([(group_mask, connectivity, [("mask_file", "mask_file")])])
 
-    volumes = {subject: sum(count_volumes(run.sources) for run in runs
-                            if run.entities["subject"] == subject) for subject in subjects}
     if group.reduction == "migp" and max(volumes.values()) > group.n_components:
         # Some subject is reduced on its own first: one node a subject, run in parallel.
         group_series = _reduced_group_series(workflow, inputnode, group_mask, runs, subjects,
@@ -342,12 +343,12 @@ def _reduced_group_series(workflow, inputnode, group_mask, runs: list[Run], subj
     return group_series
 
 
-def _group_mem_gb(runs: list[Run], reduction: str, n_components: int) -> float:
+def _group_mem_gb(runs: list[Run], n_volumes: int, reduction: str, n_components: int) -> float:
     """Memory (GB) of the group series and tree nodes: points x features x bytes, + 0.3.
 
     Points: the first run's mask (the group mask is inside it) or its
-    grayordinates. Features: all the group's volumes (``exact``), or twice
-    MIGP's (the running matrix and the subjects pending, then the tree).
+    grayordinates. Features: all the group's ``n_volumes`` (``exact``), or
+    twice MIGP's (the running matrix and the subjects pending, then the tree).
     """
     first = runs[0]
     if first.mask is not None and not first.is_surface:
@@ -355,7 +356,7 @@ def _group_mem_gb(runs: list[Run], reduction: str, n_components: int) -> float:
     else:
         header = read_header(first.sources)
         n_points = header.n_points or int(np.prod(header.grid.shape[:3]))
-    n_features = sum(count_volumes(run.sources) for run in runs)
+    n_features = n_volumes
     if reduction == "migp":
         n_features = min(n_features, 2 * n_components)
     return round(0.3 + n_points * n_features * GROUP_BYTES / 1e9, 2)

@@ -11,7 +11,11 @@ from nipype.pipeline import engine as pe
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.interfaces import ExportFiles
 from nipype_ward.steps import SignalPreparation
-from nipype_ward.workflows.figures import connect_figures, init_parcellation_figures_wf
+from nipype_ward.workflows.figures import (
+    FIGURE_INPUTS,
+    connect_fields,
+    init_parcellation_figures_wf,
+)
 from nipype_ward.workflows.parcellation import init_ward_parcellation_wf
 
 #: Files delivered once per run, by the output of the parcellation workflow.
@@ -111,7 +115,7 @@ def init_rest_clustering_wf(
                    for field, pattern in PER_K_FILES.items()]
     if figures:
         figures_wf = init_parcellation_figures_wf()
-        connect_figures(workflow, parcellation, figures_wf)
+        connect_fields(workflow, parcellation, figures_wf, FIGURE_INPUTS)
         deliveries += [(figures_wf, f"outputnode.{field}", per_k(pattern))
                        for field, pattern in FIGURE_FILES.items()]
 

@@ -1,0 +1,156 @@
+"""Writing NIfTI images: atomically, ``.nii.gz`` by ISA-L, 4D series a block of volumes at a time.
+
+Writers go through a temporary file and a rename
+(:func:`nipype_ward.io.files.save_atomically`): a failed write leaves the
+user's previous file as it was. ``.nii.gz`` outputs are compressed by ISA-L
+(level :data:`GZIP_LEVEL`), about 8x faster than nibabel's zlib level 1 for
+files of the same size, readable by nibabel, nilearn, FSL and any gzip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+from isal import igzip
+
+from nipype_ward.io.files import save_atomically
+from nipype_ward.io.nifti import BLOCK_VOLUMES, fortran_positions
+
+__all__ = [
+    "GZIP_LEVEL",
+    "save_image",
+    "save_series_image",
+    "save_volumes",
+    "unmask",
+]
+
+#: ISA-L compression level of ``.nii.gz`` outputs. Measured on the compressed
+#: 4D series of the embedded data (238 MB raw): level 2 took 0.15-0.22 s and
+#: gave 11.9 MB, level 1 0.22 s and 12.0 MB, level 3 0.7-0.9 s and 12.9 MB;
+#: nibabel's zlib level 1 took 1.65 s for 11.2 MB.
+GZIP_LEVEL = 2
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _gzip_writer(path):
+    """A deterministic ISA-L gzip stream (no name, no time stamp in its header)."""
+    with open(path, "wb") as raw, igzip.IGzipFile(
+        filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0
+    ) as stream:
+        yield stream
+
+
+def save_image(img, path) -> Path:
+    """Write an image atomically; ``.nii.gz`` through ISA-L."""
+
+    def write(tmp):
+        if str(tmp).endswith(".gz"):
+            with _gzip_writer(tmp) as stream:
+                holder = nb.FileHolder(fileobj=stream)
+                img.to_file_map({"image": holder, "header": holder})
+        else:
+            nb.save(img, tmp)
+
+    return save_atomically(write, path)
+
+
+def unmask(values, mask, reference_img, *, dtype=np.float32) -> nb.Nifti1Image:
+    """Put voxel values (n_voxels,) or (n_voxels, n_volumes) back on the grid.
+
+    The output keeps the reference's affine, qform/sform codes and spatial
+    zooms (and the TR for 4D outputs); outside the mask is 0.
+    """
+    values = np.asarray(values)
+    shape = mask.shape + values.shape[1:]
+    data = np.zeros(shape, dtype=dtype)
+    data[mask] = values
+    header = reference_img.header.copy()
+    header.set_data_dtype(dtype)
+    img = nb.Nifti1Image(data, reference_img.affine, header)
+    if data.ndim == 3:
+        img.header.set_zooms(reference_img.header.get_zooms()[:3])
+    # Scaling of the source (e.g. int16 EPI) must not be applied to our values.
+    img.header.set_slope_inter(1.0, 0.0)
+    return img
+
+
+def _series_header(reference_img, n_volumes: int, dtype, t_r) -> nb.Nifti1Header:
+    """A 4D header on the grid of a 3D reference (affine, codes, zooms) with a TR."""
+    source = reference_img.header
+    header = nb.Nifti1Header()
+    header.set_data_shape(tuple(reference_img.shape[:3]) + (n_volumes,))
+    header.set_data_dtype(dtype)
+    qform, qcode = source.get_qform(coded=True)
+    sform, scode = source.get_sform(coded=True)
+    header.set_qform(qform if qform is not None else reference_img.affine, int(qcode))
+    header.set_sform(sform if sform is not None else reference_img.affine, int(scode))
+    header.set_zooms(tuple(source.get_zooms()[:3]) + (float(t_r) if t_r else 0.0,))
+    header.set_xyzt_units("mm", "sec" if t_r else "unknown")
+    header.set_slope_inter(1.0, 0.0)
+    return header
+
+
+def _save_stream(header: nb.Nifti1Header, blocks, path, n_volumes: int) -> Path:
+    """Write a 4D image atomically from its header and its data in blocks of whole volumes.
+
+    ``blocks`` yields C-contiguous arrays of shape (volumes, grid voxels in
+    Fortran order), the NIfTI on-disk order, of the header's data type; they
+    must hold ``n_volumes`` volumes in all.
+    """
+
+    def write(tmp):
+        opener = _gzip_writer if str(tmp).endswith(".gz") else (lambda p: open(p, "wb"))
+        written = 0
+        with opener(tmp) as stream:
+            header.write_to(stream)
+            stream.write(b"\x00" * (int(header["vox_offset"]) - stream.tell()))
+            for rows in blocks:
+                stream.write(rows.data)
+                written += rows.shape[0]
+        if written != n_volumes:  # the header would promise volumes the file lacks
+            raise ValueError(f"{written} volumes written, the header says {n_volumes}")
+
+    return save_atomically(write, path)
+
+
+def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dtype=np.float32,
+                      t_r=None) -> Path:
+    """Write a 4D image a block of volumes at a time, never holding it whole.
+
+    ``volumes(start, stop)`` returns the values inside ``mask`` of volumes
+    ``start`` to ``stop``, shape (n_voxels, stop - start); outside the mask
+    is 0. The grid, affine and codes are those of the 3D ``reference_img``,
+    the TR ``t_r`` (seconds).
+    """
+    positions = fortran_positions(mask)
+    n_grid = int(np.prod(mask.shape))
+
+    def blocks():
+        # One buffer for every block: outside the mask stays 0 throughout.
+        buffer = np.zeros((min(BLOCK_VOLUMES, n_volumes), n_grid), dtype=dtype)
+        for start in range(0, n_volumes, BLOCK_VOLUMES):
+            stop = min(start + BLOCK_VOLUMES, n_volumes)
+            rows = buffer[: stop - start]
+            rows[:, positions] = np.asarray(volumes(start, stop)).T
+            yield rows
+
+    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks(), path,
+                        n_volumes)
+
+
+def save_volumes(volumes, reference_img, path, *, n_volumes: int, dtype=np.float32,
+                 t_r=None) -> Path:
+    """Write a 4D image from its volumes, given one at a time, never holding it whole.
+
+    ``volumes`` yields the ``n_volumes`` 3D arrays on the grid of the 3D
+    ``reference_img`` (affine, codes, zooms); ``t_r`` is the TR (seconds).
+    """
+    blocks = (np.asarray(volume, dtype=dtype).ravel(order="F")[None] for volume in volumes)
+    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks, path,
+                        n_volumes)

@@ -75,7 +75,7 @@ the clusters in them, then their centroids and lists, rounds of cache misses
 anywhere in ~100 MB. Each round is prefetched as a whole as soon as its
 addresses are known (see "Prefetching").
 """
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, int64_t
 from libc.math cimport fabs, sqrt
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
@@ -828,7 +828,8 @@ def ward_merge(const real[:, ::1] X,
                const intp_t[::1] indices,
                intp_t[:, ::1] children,
                float64_t[::1] inertia,
-               intp_t[::1] sizes):
+               intp_t[::1] sizes,
+               bint check_finite=True):
     """Run the constrained Ward merges until no two touching clusters remain.
 
     Parameters
@@ -844,6 +845,12 @@ def ward_merge(const real[:, ::1] X,
         Filled with the Ward inertia of each merge.
     sizes : ndarray of shape (n_samples - 1,), intp
         Filled with the number of samples under each new node.
+    check_finite : bool
+        Return None, without merging, if the squared norm of a sample is not
+        finite: a NaN or an infinity in it (or, for float64 samples only,
+        finite values whose squares overflow: the caller tells them apart and
+        then calls again with False). The first pass reads every sample
+        anyway, so this spares the caller a pass over X.
 
     Returns
     -------
@@ -913,6 +920,7 @@ def ward_merge(const real[:, ::1] X,
     cdef const float64_t* other
     cdef Py_ssize_t capacity
     cdef bint out_of_memory = False
+    cdef bint not_finite = False
 
     if not (slot_store.allocate(n_samples) and heap_key.allocate(n_samples)
             and heap_slot.allocate(n_samples) and heap_pos.allocate(n_samples)
@@ -959,6 +967,9 @@ def ward_merge(const real[:, ::1] X,
         norm_max = 0.0
         for i in range(n_samples):
             v = norm2(&X[i, 0], n_features)
+            if check_finite and not (v <= 1.7976931348623157e308):  # NaN or inf
+                not_finite = True
+                break
             if v > norm_max:
                 norm_max = v
             for p in range(indptr[i], indptr[i + 1]):
@@ -973,7 +984,7 @@ def ward_merge(const real[:, ::1] X,
                         pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
                         _store_pairs(slots, pair_a, pair_b, lane_sum, q)
                         q = 0
-        if q > 0:
+        if q > 0 and not not_finite:
             pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
             _store_pairs(slots, pair_a, pair_b, lane_sum, q)
         # |c_k - c_a| is |c_a - c_b| w_b / w_k only up to the rounding of the
@@ -983,7 +994,7 @@ def ward_merge(const real[:, ::1] X,
         # More than twice that, plus 1e-150 for underflows, in distance units.
         slack = 8.0 * 1.1102230246251565e-16 * sqrt(norm_max) * (1.0 + rel) * (1.0 + 1e-6) + 1e-150
 
-        for i in range(n_samples):
+        for i in range(0 if not_finite else n_samples):  # no merge then
             if slots[i].n_edges > 0:
                 slots[i].key = _best_edge(slots, <int32_t>i, &slots[i].best, &slots[i].lazy)
                 heap.key[heap.size] = slots[i].key
@@ -1212,6 +1223,8 @@ def ward_merge(const real[:, ::1] X,
 
     if out_of_memory:
         raise MemoryError("out of memory in the Ward merge loop")
+    if not_finite:
+        return None
     roots_list = []
     for i in range(n_samples):
         if slots[i].node_id >= 0:
@@ -1262,6 +1275,73 @@ def _simd_level(level=None):
     if level is None:
         return simd_level
     return set_simd_level(int(level))
+
+
+ctypedef fused csr_index:
+    int32_t
+    int64_t
+
+
+def symmetric_offdiagonal(const csr_index[::1] indptr, const csr_index[::1] indices):
+    """The off-diagonal part of a CSR structure in canonical format (each row
+    sorted, without duplicates) as intp ``(indptr, indices)``, or None if it
+    is not symmetric; two compiled passes.
+
+    The symmetry check visits the rows in increasing order; ``unmatched[j]``
+    is the first entry of row ``j`` not yet matched with its reverse. Row
+    ``i`` matches each of its entries ``j > i`` with the first unmatched
+    entry of row ``j``, which must be ``i`` (the entries of row ``j`` below
+    ``j`` are met in increasing order, as the rows that list them are
+    visited). When row ``i`` is reached, all its entries below ``i`` must have
+    been matched, so its first unmatched entry, if any, must exceed ``i``.
+    Hence a pass without failure means that every entry has its reverse.
+    """
+    cdef intp_t n = indptr.shape[0] - 1
+    cdef intp_t i, j, p, q, end
+    cdef bint ok = True
+    if n < 0 or indptr[0] != 0:
+        return None
+    out_indptr = np.empty(n + 1, dtype=np.intp)
+    out_indices = np.empty(indptr[n], dtype=np.intp)
+    cdef intp_t[::1] optr = out_indptr
+    cdef intp_t[::1] oind = out_indices
+    cdef vector[intp_t] unmatched
+    unmatched.resize(n)
+    with nogil:
+        q = 0
+        optr[0] = 0
+        for i in range(n):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j < 0 or j >= n:
+                    ok = False
+                    break
+                if j != i:
+                    oind[q] = j
+                    q += 1
+            if not ok:
+                break
+            optr[i + 1] = q
+        if ok:
+            for i in range(n):
+                unmatched[i] = optr[i]
+            for i in range(n):
+                end = optr[i + 1]
+                p = unmatched[i]
+                if p < end and oind[p] < i:
+                    ok = False
+                    break
+                for p in range(p, end):
+                    j = oind[p]
+                    if unmatched[j] >= optr[j + 1] or oind[unmatched[j]] != i:
+                        ok = False
+                        break
+                    unmatched[j] += 1
+                if not ok:
+                    break
+    if not ok:
+        return None
+    return out_indptr, out_indices[:q]
 
 
 def cut_labels(const intp_t[:, ::1] children, intp_t n_leaves, intp_t n_clusters):

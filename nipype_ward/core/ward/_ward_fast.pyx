@@ -243,6 +243,8 @@ cdef extern from * nogil:
         }
         /* No allocation: the free list had room for it when it was taken. */
         void give_back(void* chunk) { free_.push_back(chunk); }
+        /* The chunk the next take() returns, if one is free, else nullptr. */
+        void* next() const { return free_.empty() ? nullptr : free_.back(); }
       private:
         std::vector<void*> blocks_;
         std::vector<void*> free_;
@@ -289,6 +291,16 @@ cdef extern from * nogil:
         }
     #else
         (void)p; (void)n_bytes; (void)far;
+    #endif
+    }
+    /* Into L1, for writing: lines about to be overwritten. */
+    static inline void nw_prefetch_write(void* p, Py_ssize_t n_bytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        char* c = static_cast<char*>(p);
+        for (Py_ssize_t i = 0; i < n_bytes; i += 64) __builtin_prefetch(c + i, 1, 3);
+        __builtin_prefetch(c + n_bytes - 1, 1, 3);
+    #else
+        (void)p; (void)n_bytes;
     #endif
     }
 
@@ -586,6 +598,7 @@ cdef extern from * nogil:
     cdef cppclass NwChunkPool:
         void set_sizes(size_t chunk_bytes, size_t block_bytes)
         void* take()
+        void* next()
         void give_back(void* chunk)
 
     cdef cppclass NwListPool:
@@ -594,6 +607,7 @@ cdef extern from * nogil:
         void give_back(void* lst, Py_ssize_t capacity)
 
     void prefetch "nw_prefetch"(const void* p, Py_ssize_t n_bytes, int far)
+    void prefetch_write "nw_prefetch_write"(void* p, Py_ssize_t n_bytes)
     void centroid_lanes "nw_centroid_lanes"(const double* c, const void** rows,
                                             int n_lanes, int n_float, Py_ssize_t n,
                                             double* out)
@@ -802,11 +816,16 @@ cdef struct Prefetcher:
     bint x_float32          # samples are read as float32 lanes
 
 
-cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s) noexcept nogil:
-    """Into L1: the sums, centroid and list of a cluster about to merge."""
+cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) noexcept nogil:
+    """Into L1: the sums and list of a cluster about to merge, and its
+    centroid too (``whole``) if its row will hold the new cluster's (the
+    lines are about to be rewritten)."""
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
-        prefetch(sl.row, 2 * pf.n_features * sizeof(float64_t), 0)
+        if whole:
+            prefetch_write(sl.row, 2 * pf.n_features * sizeof(float64_t))
+        else:
+            prefetch(sl.row, pf.n_features * sizeof(float64_t), 0)
     else:
         prefetch(pf.x_data + s * pf.x_row_bytes, pf.x_row_bytes, 0)
     if sl.n_edges > 0:
@@ -1090,8 +1109,12 @@ def ward_merge(const real[:, ::1] X,
                     _rescan(&heap, slots, b)
                 continue
             key = heap.key[0]
-            _prefetch_child(&pf, a)
-            _prefetch_child(&pf, b)
+            # The new cluster's sums go to a's row if it has one, else to b's,
+            # else to a recycled row (see below).
+            _prefetch_child(&pf, a, True)
+            _prefetch_child(&pf, b, sa.row == NULL)
+            if sa.row == NULL and sb.row == NULL and row_pool.next() != NULL:
+                prefetch_write(row_pool.next(), 2 * n_features * sizeof(float64_t))
             for p in range(sa.n_edges):
                 prefetch(&slots[sa.edge[p].slot], sizeof(Slot), 0)
             for p in range(sb.n_edges):

@@ -1205,7 +1205,10 @@ def ward_merge(const real[:, ::1] X,
                             around_merged.push_back(edge)
                         if sr.n_edges > 0:  # into L1: rewritten in this merge
                             prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
-                        if sr.best == a or sr.best == b or not (bound > sr.key.inertia):
+                        # (The first LANES always: all are computed when
+                        # they fit in one batch, see below.)
+                        if (around.size() + around_merged.size() <= LANES
+                                or sr.best == a or sr.best == b or not (bound > sr.key.inertia)):
                             _prefetch_centroid(&pf, r, 1)
                     elif sr.row == NULL:
                         for q in range(<intp_t>around.size()):

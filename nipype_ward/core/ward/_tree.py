@@ -87,6 +87,19 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
         )
     shape = (n_samples, n_samples)
     graph = connectivity.tocsr()  # the caller's matrix is never modified
+    if graph.has_canonical_format and graph.data.all():
+        # The common case (a mesh, grid_to_graph): sorted, no duplicates nor
+        # explicit zeros, symmetric; the diagonal dropped and the symmetry
+        # checked in two compiled passes.
+        offdiagonal = _ward_fast.symmetric_offdiagonal(graph.indptr, graph.indices)
+        if offdiagonal is not None:
+            indptr, indices = offdiagonal
+            pattern = sparse.csr_matrix(
+                (np.ones(len(indices), dtype=bool), indices, indptr), shape=shape
+            )
+            pattern.indptr = indptr  # intp, whatever the constructor chose
+            pattern.indices = indices
+            return pattern
     if graph.has_canonical_format:
         # The common case (grid_to_graph): sorted, no duplicates; only the
         # diagonal and explicit zeros to drop.
@@ -138,13 +151,16 @@ def _warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
-def check_samples(X) -> np.ndarray:
+def check_samples(X, *, check_finite: bool = True) -> np.ndarray:
     """Validate the data matrix and return it as a C-ordered float array.
 
     float32 and float64 data are used as given (no copy when C-ordered): the
     kernel only reads them, converting to float64 on the fly, which is exact.
     Other real dtypes are converted to float64, as scikit-learn does when it
-    copies them into its float64 moments.
+    copies them into its float64 moments. NaN and infinite values raise a
+    ``ValueError`` unless ``check_finite`` is False (:func:`build_ward_tree`
+    leaves that check to the kernel's first pass over X, see
+    ``_ward_fast.ward_merge``).
     """
     X = np.asarray(X)
     if X.ndim != 2:
@@ -158,13 +174,19 @@ def check_samples(X) -> np.ndarray:
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     X = np.ascontiguousarray(X)
+    if check_finite:
+        _check_finite(X)
+    return X
+
+
+def _check_finite(X: np.ndarray) -> None:
+    """Raise a ``ValueError`` if X has NaN or infinite values."""
     # Row blocks of about 1 MB: no temporary the size of X.
     step = max(1, (1 << 20) // (X.shape[1] * X.itemsize))
     for start in range(0, X.shape[0], step):
         if not np.isfinite(X[start:start + step]).all():
             bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
             raise ValueError(f"X has NaN or infinite values in {bad} samples")
-    return X
 
 
 def ward_tree(
@@ -233,7 +255,7 @@ def ward_tree(
 
 def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTree:
     """Like :func:`ward_tree`, returning a :class:`WardTree` with sizes."""
-    samples = check_samples(X)
+    samples = check_samples(X, check_finite=False)  # checked by the kernel
     n_samples = samples.shape[0]
     graph = check_connectivity(connectivity, n_samples)
 
@@ -241,9 +263,14 @@ def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTre
     children = np.empty((n_merges_total, 2), dtype=np.intp)
     inertia = np.empty(n_merges_total, dtype=np.float64)
     sizes = np.empty(n_merges_total, dtype=np.intp)
-    n_merges, roots, root_sums, root_sizes = _ward_fast.ward_merge(
-        samples, graph.indptr, graph.indices, children, inertia, sizes
-    )
+    arrays = (samples, graph.indptr, graph.indices, children, inertia, sizes)
+    merged = _ward_fast.ward_merge(*arrays, check_finite=True)
+    if merged is None:
+        # A sample's squared norm is not finite: NaN or infinite values
+        # (raised here), or float64 values too large to square.
+        _check_finite(samples)
+        merged = _ward_fast.ward_merge(*arrays, check_finite=False)
+    n_merges, roots, root_sums, root_sizes = merged
     n_components = len(roots)
     if n_components > 1:
         if n_components > MAX_COMPONENTS:

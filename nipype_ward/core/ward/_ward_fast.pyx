@@ -68,7 +68,8 @@ Memory
 ------
 Only the sums and centroids of the merged clusters alive at a time are stored
 (about a quarter of the samples on a brain mask), in recycled rows; the lists
-and the per-cluster fields are small. Big blocks are huge-page backed, and up
+and the per-cluster fields are small. Big blocks are huge-page backed (the first
+64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
 memory pressure): fresh pages come zeroed by the system, at a cost of 5 to
 10 % of a tree on a cortical mesh.
@@ -122,6 +123,18 @@ cdef extern from * nogil:
     static const size_t NW_HUGE = size_t(1) << 21;
     static const size_t NW_CACHE_BYTES = size_t(64) << 20;
 
+    /* Bytes of fresh blocks that may still ask for huge pages, set before
+       each tree (nw_set_huge_budget: _tree.HUGE_PAGE_BYTES, where why). */
+    static size_t nw_huge_budget = SIZE_MAX;
+    static std::mutex nw_huge_mutex;
+
+    static inline size_t nw_set_huge_budget(size_t n_bytes) {
+        std::lock_guard<std::mutex> lock(nw_huge_mutex);
+        const size_t previous = nw_huge_budget;
+        nw_huge_budget = n_bytes;
+        return previous;
+    }
+
     #if defined(__linux__)
     struct NwCachedBlock { void* p; size_t n_bytes; };
     static std::vector<NwCachedBlock> nw_cache;
@@ -155,7 +168,13 @@ cdef extern from * nogil:
             if (aligned > base) munmap(base, aligned - base);
             munmap(aligned + rounded, (base + rounded + NW_HUGE) - (aligned + rounded));
     #if defined(MADV_HUGEPAGE)
-            madvise(aligned, rounded, MADV_HUGEPAGE);
+            {
+                std::lock_guard<std::mutex> lock(nw_huge_mutex);
+                if (rounded <= nw_huge_budget) {
+                    nw_huge_budget -= rounded;
+                    madvise(aligned, rounded, MADV_HUGEPAGE);
+                }
+            }
     #endif
             return aligned;
         }
@@ -620,6 +639,7 @@ cdef extern from * nogil:
     double norm2 "nw_norm2"(const float64_t* x, Py_ssize_t n)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
+    size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
 
 
 ctypedef fused real:
@@ -1367,6 +1387,17 @@ def _simd_level(level=None):
     if level is None:
         return simd_level
     return set_simd_level(int(level))
+
+
+def _huge_page_budget(n_bytes):
+    """Let the next fresh blocks ask for huge pages up to ``n_bytes`` in all (None: no limit).
+
+    Returns the budget that was left. :func:`nipype_ward.core.ward._tree.build_ward_tree`
+    sets it to ``HUGE_PAGE_BYTES`` before each tree.
+    """
+    cdef size_t budget = <size_t>-1 if n_bytes is None else <size_t>max(0, int(n_bytes))
+    cdef size_t previous = set_huge_budget(budget)
+    return None if previous == <size_t>-1 else int(previous)
 
 
 ctypedef fused csr_index:

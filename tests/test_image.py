@@ -319,3 +319,21 @@ def test_tables_are_the_bytes_pandas_writes(tmp_path):
     np.testing.assert_array_equal(tables.load_table_column(ours, "x"), read["x"].to_numpy())
     with pytest.raises(ValueError, match="different lengths"):
         tables.save_table({"a": [1, 2], "b": [1]}, tmp_path / "bad.tsv")
+
+
+def test_a_work_folder_removed_while_checked_is_made_again(tmp_path, monkeypatch):
+    """Another run that made the folder and failed removes it between mkdir and the write test."""
+    from nipype_ward.io import folders
+
+    real = folders.tempfile.TemporaryFile
+    removed = []
+
+    def racing(*args, dir=None, **kwargs):
+        if not removed:
+            removed.append(dir)
+            Path(dir).rmdir()  # what the other run's cleanup does at that moment
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(folders.tempfile, "TemporaryFile", racing)
+    folders.check_writable(tmp_path / "work", "work folder (-w)")
+    assert removed == [tmp_path / "work"] and (tmp_path / "work").is_dir()

@@ -101,13 +101,21 @@ def check_writable(folder, what: str) -> None:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(folder, f"the {what} is a file, not a folder: give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc}): "
-                         "give a folder you can write to") from exc
+    for _ in range(100):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+            return
+        except FileNotFoundError:
+            # Removed between the two by another run that had made it and failed
+            # (it removes only a folder no run holds): made again.
+            continue
+        except OSError as exc:
+            raise InputError(folder, f"the {what} cannot be written ({exc.strerror or exc}): "
+                             "give a folder you can write to") from exc
+    raise InputError(folder, f"the {what} keeps being removed by another process: give "
+                     "another folder")
 
 
 def _identity(path: Path):

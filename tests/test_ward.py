@@ -29,6 +29,7 @@ from nipype_ward.core.ward import (
     cut_tree,
     ward_tree,
 )
+from nipype_ward.core.ward._tree import check_samples
 
 # No example database in the working tree; no deadline (timings vary on a
 # loaded machine, and each example also runs scikit-learn).
@@ -201,6 +202,20 @@ def test_input_dtypes_and_layouts(rng):
         children, distances = ward_tree(X, variant)
         np.testing.assert_array_equal(children, ref[0])
         np.testing.assert_array_equal(distances, ref[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_strided_views_are_read_in_place(rng, dtype):
+    """A split half (a slice of the columns), every other row, a column per two:
+    the same tree as scikit-learn's on a contiguous copy; rows that are
+    contiguous are read where they are, without a copy."""
+    graph = random_connected_graph(rng, 40, 60)
+    X = rng.standard_normal((80, 12)).astype(dtype)
+    views = {"first half": X[:40, :6], "second half": X[:40, 6:],
+             "every other row": X[::2, 1:11], "every other column": X[:40, ::2]}
+    for name, view in views.items():
+        assert np.shares_memory(check_samples(view), X) == (name != "every other column")
+        assert_same_as_sklearn(view, graph)
 
 
 # --------------------------------------------------------------------------

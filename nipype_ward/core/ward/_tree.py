@@ -161,10 +161,12 @@ def _warn(message: str) -> None:
 
 
 def check_samples(X, *, check_finite: bool = True) -> np.ndarray:
-    """Validate the data matrix and return it as a C-ordered float array.
+    """Validate the data matrix and return it as a float array with contiguous rows.
 
-    float32 and float64 data are used as given (no copy when C-ordered): the
-    kernel only reads them, converting to float64 on the fly, which is exact.
+    float32 and float64 data are used as given (no copy when each row is
+    contiguous, as in a slice of the columns of a C-ordered array, e.g. the
+    volumes of a split half): the kernel only reads them, converting to
+    float64 on the fly, which is exact.
     Other real dtypes are converted to float64, as scikit-learn does when it
     copies them into its float64 moments. NaN and infinite values raise a
     ``ValueError`` unless ``check_finite`` is False (:func:`build_ward_tree`
@@ -182,10 +184,16 @@ def check_samples(X, *, check_finite: bool = True) -> np.ndarray:
         raise ValueError(f"X has {X.shape[0]} samples, more than supported ({MAX_SAMPLES - 1})")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    X = np.ascontiguousarray(X)
+    if not _rows_contiguous(X):
+        X = np.ascontiguousarray(X)
     if check_finite:
         _check_finite(X)
     return X
+
+
+def _rows_contiguous(X: np.ndarray) -> bool:
+    """Whether the kernel reads ``X`` as it is: each row contiguous, rows in order."""
+    return (X.shape[1] == 1 or X.strides[1] == X.itemsize) and X.strides[0] > 0
 
 
 def _check_finite(X: np.ndarray) -> None:

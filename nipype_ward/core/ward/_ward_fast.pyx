@@ -831,7 +831,8 @@ cdef inline void _release_list(Slot* sl, NwListPool* pool, const Edge* first_beg
 cdef struct Prefetcher:
     const Slot* slots
     const char* x_data      # X, for the rows of samples
-    intp_t x_row_bytes
+    intp_t x_stride         # bytes from a row of X to the next
+    intp_t x_row_bytes      # bytes of a row's values
     intp_t n_features
     bint x_float32          # samples are read as float32 lanes
 
@@ -847,7 +848,7 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
         else:
             prefetch(sl.row, pf.n_features * sizeof(float64_t), 0)
     else:
-        prefetch(pf.x_data + s * pf.x_row_bytes, pf.x_row_bytes, 0)
+        prefetch(pf.x_data + s * pf.x_stride, pf.x_row_bytes, 0)
     if sl.n_edges > 0:
         prefetch(sl.edge, sl.n_edges * sizeof(Edge), 0)
 
@@ -857,7 +858,7 @@ cdef inline const void* _centroid(const Prefetcher* pf, int32_t s) noexcept nogi
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
         return sl.row + pf.n_features
-    return pf.x_data + s * pf.x_row_bytes
+    return pf.x_data + s * pf.x_stride
 
 
 cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) noexcept nogil:
@@ -909,7 +910,7 @@ cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
 # The merge loop
 
 
-def ward_merge(const real[:, ::1] X,
+def ward_merge(const real[:, :] X,
                const intp_t[::1] indptr,
                const intp_t[::1] indices,
                intp_t[:, ::1] children,
@@ -920,8 +921,11 @@ def ward_merge(const real[:, ::1] X,
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32 or float64, C order
-        The samples; read only. ``n_samples < 2**30``.
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+        The samples; read only. ``n_samples < 2**30``. Each row contiguous;
+        rows any (positive) number of bytes apart, so that a slice of the
+        columns of a C-ordered array (the volumes of a split half) is used
+        as it is, without a copy.
     indptr, indices : ndarray of intp
         CSR structure of a symmetric adjacency without diagonal nor
         duplicate entries.
@@ -955,6 +959,9 @@ def ward_merge(const real[:, ::1] X,
     cdef intp_t n_pairs = indptr[n_samples] // 2  # each edge is listed twice
     if n_samples >= 2**30 or n_samples < 1 or n_features < 1:
         raise ValueError(f"unsupported data shape {X.shape[0], X.shape[1]}")
+    if (n_features > 1 and X.strides[1] != sizeof(real)) or X.strides[0] <= 0:
+        raise ValueError("each row of X must be contiguous, rows in increasing order "
+                         f"(strides {X.strides[0], X.strides[1]})")
     cdef intp_t row_bytes = n_features * sizeof(real)
 
     cdef NwArray[Slot] slot_store
@@ -1004,6 +1011,8 @@ def ward_merge(const real[:, ::1] X,
     cdef float64_t* row_k
     cdef const float64_t* centroid_k
     cdef const float64_t* other
+    cdef const real* xa
+    cdef const real* xb
     cdef Py_ssize_t capacity
     cdef bint out_of_memory = False
     cdef bint not_finite = False
@@ -1026,6 +1035,7 @@ def ward_merge(const real[:, ::1] X,
     todo.reserve(64)
     pf.slots = slots
     pf.x_data = <const char*>&X[0, 0]
+    pf.x_stride = X.strides[0]
     pf.x_row_bytes = row_bytes
     pf.n_features = n_features
     pf.x_float32 = real is float32_t
@@ -1155,19 +1165,23 @@ def ward_merge(const real[:, ::1] X,
             if sa.row == NULL and sb.row != NULL:
                 row_k = sb.row
                 sb.row = NULL
+                xa = &X[a, 0]
                 for t in range(n_features):
-                    row_k[t] += <float64_t>X[a, t]
+                    row_k[t] += <float64_t>xa[t]
             elif sa.row == NULL:
                 row_k = <float64_t*>row_pool.take()
                 if row_k == NULL:
                     out_of_memory = True
                     break
+                xa = &X[a, 0]
+                xb = &X[b, 0]
                 for t in range(n_features):
-                    row_k[t] = <float64_t>X[a, t] + <float64_t>X[b, t]
+                    row_k[t] = <float64_t>xa[t] + <float64_t>xb[t]
             elif sb.row == NULL:
                 row_k = sa.row
+                xb = &X[b, 0]
                 for t in range(n_features):
-                    row_k[t] += <float64_t>X[b, t]
+                    row_k[t] += <float64_t>xb[t]
             else:
                 row_k = sa.row
                 other = sb.row

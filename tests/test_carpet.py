@@ -141,12 +141,14 @@ def _prepare(small_data, cwd, **options):
     return node.run().outputs
 
 
+@pytest.mark.parametrize("detrend", [True, False], ids=["through nilearn", "in place"])
 def test_prepare_signals_writes_the_carpet_sample_and_nothing_else_changes(small_data,
-                                                                           tmp_path):
+                                                                           tmp_path, detrend):
+    """z-scoring alone prepares the series in place: the rows before are sampled first."""
     plain = _prepare(small_data, tmp_path / "plain", standardize="zscore_sample",
-                     detrend=True)
+                     detrend=detrend)
     outputs = _prepare(small_data, tmp_path / "carpet", standardize="zscore_sample",
-                       detrend=True, carpet=True)
+                       detrend=detrend, carpet=True)
     for name in ("series_file", "mask_file", "mean_file"):
         assert open(getattr(plain, name), "rb").read() == open(getattr(outputs, name),
                                                                 "rb").read()
@@ -160,6 +162,8 @@ def test_prepare_signals_writes_the_carpet_sample_and_nothing_else_changes(small
     np.testing.assert_array_equal(sample.after, prepared[sample.points].astype(np.float32))
     np.testing.assert_allclose(sample.dvars_after, np.sqrt(
         (np.diff(prepared.astype(np.float64), axis=1) ** 2).mean(axis=0)), rtol=1e-6)
+    np.testing.assert_allclose(sample.dvars_before, np.sqrt(
+        (np.diff(raw.astype(np.float64), axis=1) ** 2).mean(axis=0)), rtol=1e-6)
     np.testing.assert_array_equal(sample.kept, np.arange(raw.shape[1]))
     # Unset, the option leaves the node's hash as it was before it existed.
     assert "carpet" not in str(PrepareSignals(in_file=[str(small_data["bold"])])

@@ -97,10 +97,40 @@ def carpet_sample(before, after, *, kept=None, max_points: int = MAX_CARPET_POIN
         all by default.
     max_points : int, default=MAX_CARPET_POINTS
         Rows kept at most (:func:`carpet_points`).
+
+    The same as :func:`carpet_after` of :func:`carpet_before`: those two let
+    a series be prepared in place between them, without a copy kept for its
+    carpet.
     """
+    return carpet_after(carpet_before(before, max_points=max_points), after, kept=kept,
+                        same=after is before)
+
+
+class CarpetBefore(NamedTuple):
+    """What a carpet needs of a series before its preparation (:func:`carpet_before`)."""
+
+    points: np.ndarray  #: the sampled rows, increasing
+    before: np.ndarray  #: (n_sampled, n_volumes) float32: those rows
+    dvars_before: np.ndarray  #: :func:`dvars` of the whole series
+    n_points: int  #: rows of the whole series
+
+
+def carpet_before(before, *, max_points: int = MAX_CARPET_POINTS) -> CarpetBefore:
+    """The sampled rows of a series not yet prepared and its DVARS (one pass over it)."""
     before = _check_series(before, "before")
+    points = carpet_points(before.shape[0], max_points)
+    return CarpetBefore(points, np.asarray(before[points], dtype=np.float32), dvars(before),
+                        before.shape[0])
+
+
+def carpet_after(first: CarpetBefore, after, *, kept=None, same: bool = False) -> CarpetSample:
+    """The carpet sample of a series once prepared, from :func:`carpet_before` of it.
+
+    ``after`` and ``kept`` are those of :func:`carpet_sample`; with ``same``,
+    ``after`` is the series unprepared (its DVARS is not computed again).
+    """
     after = _check_series(after, "after")
-    n_points, n_volumes = before.shape
+    n_points, n_volumes = first.n_points, first.before.shape[1]
     kept = np.arange(n_volumes, dtype=np.intp) if kept is None \
         else np.asarray(kept, dtype=np.intp)
     if kept.ndim != 1 or (kept.size and (kept[0] < 0 or kept[-1] >= n_volumes)) \
@@ -109,13 +139,11 @@ def carpet_sample(before, after, *, kept=None, max_points: int = MAX_CARPET_POIN
     if after.shape != (n_points, kept.size):
         raise ValueError(f"after must have shape {(n_points, kept.size)} (the points of before, "
                          f"its kept volumes), got {after.shape}")
-    points = carpet_points(n_points, max_points)
-    dvars_before = dvars(before)
     # Nothing prepared (the series itself): its DVARS once.
-    dvars_after = dvars_before.copy() if after is before else dvars(after)
+    dvars_after = first.dvars_before.copy() if same else dvars(after)
     return CarpetSample(
-        points, np.asarray(before[points], dtype=np.float32),
-        np.asarray(after[points], dtype=np.float32), dvars_before, dvars_after, kept, n_points,
+        first.points, first.before, np.asarray(after[first.points], dtype=np.float32),
+        first.dvars_before, dvars_after, kept, n_points,
     )
 
 

@@ -400,6 +400,13 @@ def _finite_rows(X, path) -> None:
         )
 
 
+def new_rows(shape, dtype) -> np.ndarray:
+    """An empty series to fill a block of volumes at a time, in 4 kB pages
+    (see :func:`~nipype_ward._compat.small_pages`)."""
+    with small_pages():  # filled a block of volumes at a time
+        return np.empty(shape, dtype=dtype)
+
+
 def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
                 spill_dir=None, min_volumes: int = 2):
     """Read a 4D series once: its temporal mean and the voxel series inside a mask.
@@ -465,8 +472,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
                         spill = stack.enter_context(tempfile.TemporaryFile(dir=spill_dir))
                     else:
                         positions = fortran_positions(kept)
-                        with small_pages():  # filled a block of volumes at a time
-                            X = np.empty((positions.size, n_volumes), dtype=dtype)
+                        X = new_rows((positions.size, n_volumes), dtype)
                 acc.add(block)
                 if spill is None:
                     _put_block(X, start, stop, block, positions)
@@ -492,8 +498,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
 def _read_spill(spill, img, mask, blocks, dtype, block_dtype) -> np.ndarray:
     """The series inside ``mask``, read back from the decompressed volumes ``spill`` holds."""
     positions = fortran_positions(mask)
-    with small_pages():
-        X = np.empty((positions.size, blocks[-1][1]), dtype=dtype)
+    X = new_rows((positions.size, blocks[-1][1]), dtype)
     spill.seek(0)
     part = np.empty(img.shape[:3] + (BLOCK_VOLUMES,), dtype=block_dtype, order="F")
     for start, stop in blocks:
@@ -506,14 +511,12 @@ def _read_spill(spill, img, mask, blocks, dtype, block_dtype) -> np.ndarray:
 def _read_beyond(path, X, kept, mask) -> np.ndarray:
     """The series inside ``mask`` from ``X`` (read inside ``kept``) and a second pass for the rest."""
     in_kept = kept[mask]  # the mask's voxels, in its C order, that X holds
-    with small_pages():
-        full = np.empty((int(mask.sum()), X.shape[1]), dtype=X.dtype)
+    full = new_rows((int(mask.sum()), X.shape[1]), X.dtype)
     full[in_kept] = X[mask[kept]]
     del X
     beyond = mask & ~kept
     positions = fortran_positions(beyond)
-    with small_pages():
-        rows = np.empty((positions.size, full.shape[1]), dtype=full.dtype)
+    rows = new_rows((positions.size, full.shape[1]), full.dtype)
     with open_image(path, ndim=4) as img:
         for start, stop, block in _blocks_of(img, path):
             _put_block(rows, start, stop, block, positions)

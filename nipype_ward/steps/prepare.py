@@ -17,7 +17,7 @@ from typing import NamedTuple
 import nibabel as nb
 import numpy as np
 
-from nipype_ward.core.carpet import CarpetSample, carpet_sample
+from nipype_ward.core.carpet import CarpetSample, carpet_after, carpet_before
 from nipype_ward.core.signals import (
     CONFOUND_STRATEGIES,
     check_preparation,
@@ -254,8 +254,8 @@ def read_prepared(
     The preparation's TR, confounds and cutoffs are checked from the header
     before any data are read. With ``carpet``, the series' ``carpet`` is
     the sample of its rows before and after preparation and their DVARS
-    (:func:`nipype_ward.core.carpet.carpet_sample`), taken while both are in
-    memory.
+    (:func:`nipype_ward.core.carpet.carpet_sample`), its part before
+    taken before the series is prepared in place (not copied for it).
 
     Returns
     -------
@@ -277,19 +277,20 @@ def read_prepared(
     )
     X, geometry, n_constant = data.geometry.drop_constant(data.X, source)
     n_volumes, found = X.shape[1], resolved["preparation"]
-    raw = X if carpet else None  # else released as soon as it is prepared
+    first = carpet_before(X) if carpet else None
     if preparation.requested:
         try:
-            # In place unless the carpet needs the series before preparation.
             X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
                                 confounds=found.confounds, sample_mask=found.sample_mask,
-                                copy=carpet)
+                                copy=False)
         except ValueError as exc:  # e.g. scrubbing kept too few volumes
             raise InputError(source, str(exc)) from exc
     kept = None
     if found.sample_mask is not None and len(found.sample_mask) < n_volumes:
         kept = [int(i) for i in found.sample_mask]
-    sample = carpet_sample(raw, X, kept=kept) if carpet else None
+    sample = None
+    if carpet:
+        sample = carpet_after(first, X, kept=kept, same=not preparation.requested)
     return VoxelSeries(
         X, geometry, found.t_r, str(source), asdict(preparation), n_volumes, kept, n_constant,
         found.confound_names, sample,

@@ -75,6 +75,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from nipype_ward.io.nifti import usable_cpus
+
 REPO = Path(__file__).resolve().parent.parent
 GRIDS = {"3mm": 3, "2mm": 2}
 N_CLUSTERS = ("1000", "2000")
@@ -243,8 +245,7 @@ def describe(bold: Path, source: str) -> None:
 
 def describe_machine(extra: str = "") -> None:
     """The machine's CPUs, Python and the versions of what is measured (every bench prints them)."""
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    cpus, usable = os.cpu_count(), usable_cpus()
     print(f"machine   : {cpus} CPUs ({usable} usable)  python {sys.version.split()[0]}"
           + (f"  {extra}" if extra else ""))
     print("versions  : " + "  ".join(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nipype_ward.io import arrays, files, geometry, nifti, nifti_write, series, tables
+from nipype_ward.settings import cap_mem_gb
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -198,7 +199,7 @@ def test_series_read_by_isal_or_rapidgzip_is_nibabels(parallel, tmp_path, monkey
     from isal import igzip
 
     monkeypatch.setattr(nifti, "PARALLEL_GZIP_BYTES", 0 if parallel else 2**62)
-    monkeypatch.setattr(nifti, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(nifti, "usable_cpus", lambda: 2)
     opened = []
     for module in (rapidgzip, igzip):
         real = module.open
@@ -281,17 +282,18 @@ def test_estimate_mem_gb_by_hand(tmp_path, dtype, slope, itemsize):
     for node, b in per_value.items():
         assert bigger[node] - big[node] == pytest.approx(0.5 * b, rel=1e-9)
     # With its brain mask (a quarter of the grid: 2.5e5 voxels x 1500 volumes,
-    # 0.375e9 values), the bounds are the mask's; capped at limit_gb.
+    # 0.375e9 values), the bounds are the mask's; capped at a scheduler's limit.
     mask = np.zeros((100, 100, 100), np.uint8)
     mask[:50, :50] = 1
     nb.save(nb.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
     masked = series.estimate_mem_gb(path, mask=tmp_path / "mask.nii.gz")
     assert masked == pytest.approx({node: round(0.3 + 0.375 * b, 2)
                                     for node, b in per_value.items()}, abs=1e-9)
-    capped = series.estimate_mem_gb(path, limit_gb=2.0)
+    capped = cap_mem_gb(series.estimate_mem_gb(path), 2.0)
     assert capped == {node: min(value, 2.0) for node, value in bigger.items()}
     limit = 1 / 3  # rounded, 0.33 would be below it, 0.34 above: the limit itself
-    assert series.estimate_mem_gb(path, limit_gb=limit)["tree"] == limit
+    assert cap_mem_gb(series.estimate_mem_gb(path), limit)["tree"] == limit
+    assert cap_mem_gb(0.25, limit) == 0.25 and cap_mem_gb(5.0, None) == 5.0
 
 
 def test_tables_are_the_bytes_pandas_writes(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from nipype_ward.core.connectivity import NEIGHBOURHOODS
 from nipype_ward.core.signals import CONFOUND_STRATEGIES
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.io.errors import InputError
+from nipype_ward.io.nifti import usable_cpus
 from nipype_ward.settings import AppSettings, GroupSettings, ParcellationSettings
 from nipype_ward.steps import SignalPreparation
 
@@ -131,8 +131,9 @@ def get_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("running")
     run.add_argument("-w", "--work-dir", type=Path, default=Path("work"),
                      help="Nipype's working directory; a re-run reuses it (default: ./work)")
-    run.add_argument("--nprocs", "--nthreads", type=int, default=os.cpu_count() or 1,
-                     help="processes of the MultiProc plugin (default: all cores)")
+    run.add_argument("--nprocs", "--nthreads", type=int, default=usable_cpus(),
+                     help="processes of the MultiProc plugin (default: every CPU this "
+                     "process may use, a Slurm job's or a container's)")
     run.add_argument("--mem-gb", type=float, help="memory MultiProc may use (GB)")
     run.add_argument("--plugin", default=None,
                      help="Nipype execution plugin: Linear, MultiProc, SLURM, ... (default: "

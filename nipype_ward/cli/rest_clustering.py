@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from nipype_ward.core.signals import STANDARDIZE
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.io import errors, files, folders, geometry, nifti, series
 from nipype_ward.io.masking import MASK_STRATEGIES
-from nipype_ward.settings import local_memory_gb
+from nipype_ward.settings import cap_mem_gb, local_memory_gb
 from nipype_ward.steps import (
     SignalPreparation,
     check_n_clusters_in_mask,
@@ -188,7 +187,7 @@ def parse_settings(argv=None) -> Settings:
         output_dir=output_dir,
         work_dir=args.work_dir.absolute(),
         plugin=plugin,
-        nprocs=args.nprocs or os.cpu_count() or 1,
+        nprocs=args.nprocs or nifti.usable_cpus(),
         preparation=preparation,
         mask_strategy=args.mask_strategy or "epi",
         confounds=args.confounds.absolute() if args.confounds else None,
@@ -249,9 +248,8 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
         preparation=settings.preparation,
         mask_strategy=settings.mask_strategy,
         figures=settings.figures,
-        mem_gb=series.estimate_mem_gb(
-            settings.bold, mask=settings.mask,
-            limit_gb=local_memory_gb(settings.plugin, {"n_procs": settings.nprocs})),
+        mem_gb=cap_mem_gb(series.estimate_mem_gb(settings.bold, mask=settings.mask),
+                          local_memory_gb(settings.plugin, {"n_procs": settings.nprocs})),
     )
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:

@@ -61,3 +61,14 @@ def check_n_clusters(n_clusters) -> list[int]:
     if len(set(values)) != len(values):
         raise InvalidOptionError(f"n_clusters has repeated values: {values}")
     return values
+
+
+def count_nonfinite_rows(X) -> int:
+    """Rows of a 2D array holding a NaN or an infinite value.
+
+    Scanned a block of rows (about 1 MB) at a time: no temporary the size
+    of ``X``, which may be a memory map.
+    """
+    step = max(1, (1 << 20) // max(1, X.shape[1] * X.itemsize))
+    return sum(int((~np.isfinite(X[start:start + step]).all(axis=1)).sum())
+               for start in range(0, X.shape[0], step))

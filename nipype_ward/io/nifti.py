@@ -25,6 +25,7 @@ from isal import igzip
 from scipy import ndimage
 
 from nipype_ward._compat import small_pages
+from nipype_ward.core.validation import count_nonfinite_rows
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.headers import (
     check_extensions,
@@ -139,7 +140,9 @@ def _nifti_class(stream):
     raise ValueError("no NIfTI-1 or NIfTI-2 header (sizeof_hdr is neither 348 nor 540)")
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a Slurm job's, a container's cpuset),
+    not the machine's: the default of ``--nprocs`` and of the parallel decompression."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -147,7 +150,7 @@ def _open_stream(path: Path):
     """A file's decompressed bytes: ISA-L for a ``.gz``, rapidgzip's threads for a large one."""
     if not path.name.endswith(".gz"):
         return open(path, "rb")
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
     if cpus > 1 and path.stat().st_size >= PARALLEL_GZIP_BYTES:
         return rapidgzip.open(str(path), parallelization=cpus)
     return igzip.open(path, "rb")
@@ -389,10 +392,8 @@ def _guess_points(block, img, compute_mask) -> np.ndarray | None:
 
 
 def _finite_rows(X, path) -> None:
-    """Refuse rows with NaN or infinite values, checked a block of rows at a time."""
-    bad = 0
-    for start in range(0, X.shape[0], 4096):
-        bad += int((~np.isfinite(X[start:start + 4096]).all(axis=1)).sum())
+    """Refuse rows with NaN or infinite values (:func:`~nipype_ward.core.validation.count_nonfinite_rows`)."""
+    bad = count_nonfinite_rows(X)
     if bad:
         raise InputError(
             path, f"{bad} of the mask's {X.shape[0]} voxels have NaN or infinite values: "
@@ -486,7 +487,8 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
             if mask is None:
                 mask = _check_mask_shape(compute_mask(mean_img), img, path)
                 if spill is not None:
-                    X = _read_spill(spill, img, mask, blocks, dtype, block.dtype)
+                    X = _gather(_spill_blocks(spill, img, blocks, block.dtype), mask,
+                                n_volumes, dtype)
                 elif (mask & ~kept).any():
                     X = _read_beyond(path, X, kept, mask)
                 else:
@@ -495,17 +497,23 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
     return X, mask, mean_img, img
 
 
-def _read_spill(spill, img, mask, blocks, dtype, block_dtype) -> np.ndarray:
-    """The series inside ``mask``, read back from the decompressed volumes ``spill`` holds."""
-    positions = fortran_positions(mask)
-    X = new_rows((positions.size, blocks[-1][1]), dtype)
+def _gather(blocks, inside, n_volumes: int, dtype) -> np.ndarray:
+    """The series of the voxels ``inside`` a mask, from ``(start, stop, block)`` of every volume."""
+    positions = fortran_positions(inside)
+    X = new_rows((positions.size, n_volumes), dtype)
+    for start, stop, block in blocks:
+        _put_block(X, start, stop, block, positions)
+    return X
+
+
+def _spill_blocks(spill, img, blocks, block_dtype):
+    """``(start, stop, block)`` of the decompressed volumes ``spill`` holds, as :func:`_blocks_of`."""
     spill.seek(0)
     part = np.empty(img.shape[:3] + (BLOCK_VOLUMES,), dtype=block_dtype, order="F")
     for start, stop in blocks:
         view = part[..., : stop - start]  # Fortran-contiguous still
         spill.readinto(view.T.data)
-        _put_block(X, start, stop, view, positions)
-    return X
+        yield start, stop, view
 
 
 def _read_beyond(path, X, kept, mask) -> np.ndarray:
@@ -514,13 +522,8 @@ def _read_beyond(path, X, kept, mask) -> np.ndarray:
     full = new_rows((int(mask.sum()), X.shape[1]), X.dtype)
     full[in_kept] = X[mask[kept]]
     del X
-    beyond = mask & ~kept
-    positions = fortran_positions(beyond)
-    rows = new_rows((positions.size, full.shape[1]), full.dtype)
     with open_image(path, ndim=4) as img:
-        for start, stop, block in _blocks_of(img, path):
-            _put_block(rows, start, stop, block, positions)
-    full[~in_kept] = rows
+        full[~in_kept] = _gather(_blocks_of(img, path), mask & ~kept, full.shape[1], full.dtype)
     return full
 
 

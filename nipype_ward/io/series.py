@@ -125,7 +125,7 @@ def count_volumes(series) -> int:
     return int(nifti.load_bold(path).shape[3])
 
 
-def estimate_mem_gb(series, *, mask=None, limit_gb: float | None = None) -> dict[str, float]:
+def estimate_mem_gb(series, *, mask=None) -> dict[str, float]:
     """Memory (GB) of the heavy nodes for a series (one path, or a GIFTI pair), from its header.
 
     Upper bounds for ``n`` values in all (the mask's voxels x the volumes
@@ -141,11 +141,9 @@ def estimate_mem_gb(series, *, mask=None, limit_gb: float | None = None) -> dict
     * ``compress``: the series (memory-mapped) and one block of voxels in
       float64 at a time for the metrics (``n s`` + small).
 
-    ``limit_gb`` caps each (the memory a local scheduler such as MultiProc
-    has): a node whose bound is above it runs alone, where MultiProc would
-    refuse the run, though its bound, taking the whole grid, is often several
-    times what it needs (a 2 mm run of 1,200 volumes, EPI-masked: 32 GB
-    bounded, 1.6 GB used to prepare it).
+    Plain bounds, rounded to 0.01 GB (first: a bound rounded up past a
+    scheduler's limit would still be refused); the workflows cap them at
+    what the scheduler has (:func:`nipype_ward.settings.cap_mem_gb`).
     """
     sources = sources_of(series)
     if is_gifti(sources[0]):  # a GIFTI pair: both hemispheres, float32
@@ -167,9 +165,7 @@ def estimate_mem_gb(series, *, mask=None, limit_gb: float | None = None) -> dict
         "tree": 0.3 + gb * (itemsize + 16),
         "compress": 0.3 + gb * (itemsize + 1),
     }
-    # Rounded first: a bound rounded up past the limit would still be refused.
-    return {node: min(round(value, 2), limit_gb) if limit_gb else round(value, 2)
-            for node, value in bounds.items()}
+    return {node: round(value, 2) for node, value in bounds.items()}
 
 
 def read_repetition_time(bold_path, bold_img=None) -> float | None:

@@ -127,7 +127,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         split_half=options.split_half if split_half is None else split_half,
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
-        mem_gb=estimate_mem_gb(run.sources, mask=run.mask, limit_gb=settings.memory_limit_gb),
+        mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
         carpet=True,  # both levels: one prepare_signals, one cache
     )
     parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -140,7 +140,7 @@ def run_series_wf(run: Run, settings: AppSettings):
     """One run read and prepared, as :func:`run_parcellation_wf` does it (same names, same cache)."""
     series = init_prepared_series_wf(
         preparation=settings.parcellation.preparation,
-        mem_gb=estimate_mem_gb(run.sources, mask=run.mask, limit_gb=settings.memory_limit_gb),
+        mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
         carpet=True,  # as run_parcellation_wf's: one prepare_signals, one cache
     )
     series.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -231,16 +231,14 @@ def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str |
     options = settings.parcellation
     first = runs[0]
     workflow = pe.Workflow(name=name or combined_workflow_name(runs))
-    limit = settings.memory_limit_gb
     mem_gb = estimate_mem_gb(first.sources, mask=first.mask)
-    # The combined series' nodes hold every run: each bound times the runs, capped.
-    combined = {key: min(value * len(runs), limit) if limit else value * len(runs)
-                for key, value in mem_gb.items()}
+    # The combined series' nodes hold every run: each bound times the runs.
+    combined = settings.node_mem_gb({key: value * len(runs) for key, value in mem_gb.items()})
     # Each run's own files (its series' one or two files, its brain mask) are mapped with it.
     masks = [str(run.mask) for run in runs if run.mask is not None]
     prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file"] + (["brain_mask_file"]
                                                                      if masks else []),
-                         name="prepare_runs", mem_gb=min(mem_gb["prepare"], limit or float("inf")))
+                         name="prepare_runs", mem_gb=settings.node_mem_gb(mem_gb["prepare"]))
     set_preparation(prepare, options.preparation)
     prepare.inputs.in_file = [[str(path) for path in run.sources] for run in runs]
     if masks:

@@ -190,13 +190,14 @@ def init_group_atlas_wf(*, runs: list[Run], settings: AppSettings, name: str | N
     n_clusters = list(options.n_clusters)
     workflow = pe.Workflow(name=name or "group_" + _safe(
         f"space-{template}" + (f"_res-{res}" if res else "")) + "_wf")
-    mem = estimate_mem_gb(first.sources, mask=first.mask, limit_gb=settings.memory_limit_gb)
+    mem = settings.node_mem_gb(estimate_mem_gb(first.sources, mask=first.mask))
     subjects = sorted({run.entities["subject"] for run in runs})
     reduction = {"reduction": group.reduction, "n_components": group.n_components}
     # Each subject's volumes, from the runs' headers: the reduction and the memory read them.
     volumes = {subject: sum(count_volumes(run.sources) for run in runs
                             if run.entities["subject"] == subject) for subject in subjects}
-    group_mem = _group_mem_gb(runs, sum(volumes.values()), group.reduction, group.n_components)
+    group_mem = settings.node_mem_gb(_group_mem_gb(runs, sum(volumes.values()), group.reduction,
+                                                   group.n_components))
 
     inputnode = pe.Node(niu.IdentityInterface(fields=list(RUN_FIELDS.values())),
                         name="inputnode")

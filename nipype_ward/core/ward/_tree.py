@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
-from nipype_ward.core.validation import check_int
+from nipype_ward.core.validation import check_int, count_nonfinite_rows
 from nipype_ward.core.ward import _ward_fast
 
 #: Above this many disconnected pieces the top joins (a dense pairwise
@@ -198,12 +198,9 @@ def _rows_contiguous(X: np.ndarray) -> bool:
 
 def _check_finite(X: np.ndarray) -> None:
     """Raise a ``ValueError`` if X has NaN or infinite values."""
-    # Row blocks of about 1 MB: no temporary the size of X.
-    step = max(1, (1 << 20) // (X.shape[1] * X.itemsize))
-    for start in range(0, X.shape[0], step):
-        if not np.isfinite(X[start:start + step]).all():
-            bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
-            raise ValueError(f"X has NaN or infinite values in {bad} samples")
+    bad = count_nonfinite_rows(X)
+    if bad:
+        raise ValueError(f"X has NaN or infinite values in {bad} samples")
 
 
 def ward_tree(

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nipype_ward.bids import Selection
+from nipype_ward.io.nifti import usable_cpus
 from nipype_ward.steps import SignalPreparation
 
 
@@ -60,6 +61,22 @@ def local_memory_gb(plugin: str, plugin_args: dict) -> float | None:
     return get_system_total_memory_gb() * 0.9
 
 
+def threads_per_node(plugin: str, n_procs: int | None) -> int:
+    """CPUs one heavy node may use (its ``n_procs``: fMRIPrep's ``omp_nthreads``).
+
+    Linear runs one node at a time: all of ``n_procs`` (the usable CPUs by
+    default). MultiProc runs nodes side by side on ``n_procs`` CPUs:
+    fMRIPrep's ``min(n_procs - 1, 8)``, at least 1. A batch plugin (Slurm,
+    SGE...) asks each job's CPUs of the cluster: 1, each job a CPU as before.
+    """
+    n_procs = max(1, int(n_procs or usable_cpus()))
+    if plugin == "Linear":
+        return n_procs
+    if plugin == "MultiProc":
+        return max(1, min(n_procs - 1, 8))
+    return 1
+
+
 def cap_mem_gb(mem_gb, limit_gb: float | None):
     """Nodes' memory bounds (one, or a dict of them), each capped at ``limit_gb``.
 
@@ -101,6 +118,11 @@ class AppSettings:
     def memory_limit_gb(self) -> float | None:
         """The memory no node may be estimated above (:func:`local_memory_gb`)."""
         return local_memory_gb(self.plugin, self.plugin_args)
+
+    @property
+    def omp_nthreads(self) -> int:
+        """CPUs each heavy node may use (:func:`threads_per_node`)."""
+        return threads_per_node(self.plugin, self.plugin_args.get("n_procs"))
 
     def node_mem_gb(self, mem_gb):
         """Nodes' memory bounds capped at :attr:`memory_limit_gb` (:func:`cap_mem_gb`)."""

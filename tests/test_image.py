@@ -1,3 +1,4 @@
+import gzip
 from pathlib import Path
 
 import nibabel as nb
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 
 from nipype_ward.io import arrays, files, geometry, nifti, nifti_write, series, tables
-from nipype_ward.settings import cap_mem_gb
+from nipype_ward.settings import cap_mem_gb, threads_per_node
 
 
 def _save(tmp_path, name, data, affine=None):
@@ -185,6 +186,26 @@ def test_mask_beyond_the_guess_and_no_guess_read_all_the_same(tmp_path):
     np.testing.assert_array_equal(X, data[large])
 
 
+def test_series_written_on_threads_are_the_same_bytes(tmp_path, rng):
+    """A 4D .nii.gz compressed by one or two threads of its own: the same bytes (blocks of
+    1 MB, each with the 32 kB before it as dictionary), which nibabel and gzip read back."""
+    mask = rng.random((20, 18, 16)) < 0.6
+    values = rng.normal(100, 10, (int(mask.sum()), 120)).astype(np.float32)  # 2.7 MB raw
+    reference = nb.Nifti1Image(np.zeros(mask.shape, np.float32), np.diag([2, 2, 2, 1]))
+    paths = []
+    for threads in (1, 2):
+        paths.append(nifti_write.save_series_image(
+            lambda start, stop: values[:, start:stop], mask, reference,
+            tmp_path / f"threads{threads}.nii.gz", n_volumes=120, t_r=2.0, threads=threads))
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    img = nb.load(paths[0])
+    assert img.shape == mask.shape + (120,) and img.header.get_zooms()[3] == 2.0
+    data = img.get_fdata(dtype=np.float32)
+    np.testing.assert_array_equal(data[mask], values)
+    assert not data[~mask].any()
+    assert len(gzip.decompress(paths[0].read_bytes())) == 352 + 20 * 18 * 16 * 120 * 4
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 # ISA-L finds the corruption at the end (its CRC): the volumes before it are garbage.
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
@@ -339,3 +360,11 @@ def test_a_work_folder_removed_while_checked_is_made_again(tmp_path, monkeypatch
     monkeypatch.setattr(folders.tempfile, "TemporaryFile", racing)
     folders.check_writable(tmp_path / "work", "work folder (-w)")
     assert removed == [tmp_path / "work"] and (tmp_path / "work").is_dir()
+
+
+def test_threads_per_node_follow_the_plugin(monkeypatch):
+    """Linear: a node has every CPU; MultiProc: fMRIPrep's omp_nthreads; batch jobs: 1."""
+    monkeypatch.setattr("nipype_ward.settings.usable_cpus", lambda: 6)
+    assert [threads_per_node("Linear", n) for n in (None, 1, 4)] == [6, 1, 4]
+    assert [threads_per_node("MultiProc", n) for n in (None, 1, 2, 4, 16)] == [5, 1, 1, 3, 8]
+    assert threads_per_node("SLURM", 16) == 1

@@ -322,18 +322,22 @@ def test_ward_agglomerate_equals_scikit_learn(small_data, epi_outputs, tmp_path)
         assert np.all(np.isfinite(tree["distances"]))
 
 
-def test_quality_metrics_of_a_ward_parcellation(small_data, tmp_path):
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_quality_metrics_of_a_ward_parcellation(small_data, tmp_path, num_threads):
+    """On 2 threads, the halves' trees are built at once and the 4D output compressed
+    by two: the same numbers."""
     mask_file = str(small_data["mask"])
     conn = GridConnectivity(mask_file=mask_file).run(cwd=_dir(tmp_path / "c"))
     ward = WardAgglomerate(
         in_file=str(small_data["bold"]), mask_file=mask_file, n_clusters=[45],
         connectivity_file=conn.outputs.connectivity_file, split_half=True,
+        num_threads=num_threads,
     ).run(cwd=_dir(tmp_path / "w"))
     assert len(ward.outputs.half_tree_files) == 2
     result = ParcelCompress(
         in_file=str(small_data["bold"]), labels_file=ward.outputs.labels_files[0],
         connectivity_file=conn.outputs.connectivity_file,
-        half_tree_files=ward.outputs.half_tree_files,
+        half_tree_files=ward.outputs.half_tree_files, num_threads=num_threads,
     ).run(cwd=_dir(tmp_path / "p"))
     metrics = json.loads(Path(result.outputs.metrics_file).read_text())
     assert metrics["n_noncontiguous"] == 0  # Ward parcels are connected pieces
@@ -349,6 +353,11 @@ def test_quality_metrics_of_a_ward_parcellation(small_data, tmp_path):
     labels = np.asanyarray(nb.load(ward.outputs.labels_files[0]).dataobj)[mask]
     assert metrics["homogeneity"] == pytest.approx(_numpy_homogeneity(X, labels), rel=1e-6)
     assert metrics["r2"] == pytest.approx(_numpy_r2(X, labels), rel=1e-6)
+    # The compressed image: each voxel's parcel mean (NumPy), nothing outside the mask.
+    compressed = nb.load(result.outputs.compressed_file).get_fdata(dtype=np.float32)
+    means = np.stack([X[labels == k].mean(axis=0) for k in range(1, 46)])
+    np.testing.assert_allclose(compressed[mask], means[labels - 1], rtol=1e-5, atol=1e-3)
+    assert not compressed[~mask].any()
     sizes = np.bincount(labels)[1:]  # labels 1..45 in the mask
     assert sizes.size == 45 and sizes.sum() == mask.sum()
     q1, median, q3 = np.percentile(sizes, [25, 50, 75])

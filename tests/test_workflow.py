@@ -254,6 +254,28 @@ def test_embedded_in_a_larger_workflow_with_multiproc(small_data, tmp_path):
     assert "bold_float32" in ward.outputs.tree_file
 
 
+def test_heavy_nodes_take_omp_nthreads_cpus_and_keep_their_cache(small_data, tmp_path):
+    """n_procs of the heavy nodes (MultiProc counts them, Slurm asks for them) is their
+    num_threads; the threads change no output, so no cache key either."""
+    wf = init_ward_parcellation_wf(n_clusters=(25,), omp_nthreads=3)
+    procs = {name: wf.get_node(name).n_procs
+             for name in ("prepare_signals", "ward_tree", "parcel_compress", "cut_tree")}
+    assert procs == {"prepare_signals": 3, "ward_tree": 2, "parcel_compress": 3, "cut_tree": 1}
+    assert wf.get_node("ward_tree").inputs.num_threads == 2  # two halves at most
+    alone = init_ward_parcellation_wf(n_clusters=(25,), omp_nthreads=3, split_half=False,
+                                      save_compressed=False)
+    assert alone.get_node("ward_tree").n_procs == alone.get_node("parcel_compress").n_procs == 1
+    # One run on 1 thread, then the same workflow on 2: every file from the cache.
+    stamps = []
+    for threads in (1, 2):
+        wf = init_ward_parcellation_wf(n_clusters=(25,), omp_nthreads=threads)
+        wf.inputs.inputnode.bold_file = str(small_data["bold"])
+        outputs, _ = _run(wf, tmp_path)
+        files = [outputs["mask_file"], outputs["tree_file"], *outputs["compressed_files"]]
+        stamps.append({path: Path(path).stat().st_mtime_ns for path in files})
+    assert stamps[0] == stamps[1]
+
+
 def _largest_label(labels_file):
     import nibabel as nb
     import numpy as np

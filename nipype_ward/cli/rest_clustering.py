@@ -28,7 +28,7 @@ from nipype_ward.core.signals import STANDARDIZE
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.io import errors, files, folders, geometry, nifti, series
 from nipype_ward.io.masking import MASK_STRATEGIES
-from nipype_ward.settings import cap_mem_gb, local_memory_gb
+from nipype_ward.settings import cap_mem_gb, local_memory_gb, threads_per_node
 from nipype_ward.steps import (
     SignalPreparation,
     check_n_clusters_in_mask,
@@ -250,6 +250,7 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
         figures=settings.figures,
         mem_gb=cap_mem_gb(series.estimate_mem_gb(settings.bold, mask=settings.mask),
                           local_memory_gb(settings.plugin, {"n_procs": settings.nprocs})),
+        omp_nthreads=threads_per_node(settings.plugin, settings.nprocs),
     )
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:

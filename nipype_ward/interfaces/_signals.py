@@ -55,7 +55,20 @@ class SignalPreparationInputSpec(BaseInterfaceInputSpec):
     )
 
 
-class VoxelSeriesInputSpec(SignalPreparationInputSpec):
+class ThreadsInputSpec(BaseInterfaceInputSpec):
+    # Nipype sets num_threads from the node's n_procs (and n_procs from it):
+    # the workflows set n_procs to their omp_nthreads. Not hashed: the
+    # outputs are the same on any number of threads.
+    num_threads = traits.Int(
+        1,
+        usedefault=True,
+        nohash=True,
+        desc="CPUs the node may use (the node's n_procs): to decompress a large .nii.gz, "
+        "to build the two split-half trees at once, to compress a 4D .nii.gz output",
+    )
+
+
+class VoxelSeriesInputSpec(SignalPreparationInputSpec, ThreadsInputSpec):
     """Either a prepared series and its mask, or a 4D BOLD series to read now."""
 
     series_file = File(

@@ -122,6 +122,7 @@ class ParcelCompress(SimpleInterface):
             true_regions_path=optional("true_regions_file"),
             atlas=self.inputs.atlas,
             out_ptseries=outputs.get("ptseries_file"),
+            threads=self.inputs.num_threads,
             **series_from_inputs(self.inputs),
         )
         self._results.update(outputs)

@@ -10,6 +10,7 @@ from nipype_ward import steps
 from nipype_ward.interfaces._naming import output_path
 from nipype_ward.interfaces._signals import (
     SignalPreparationInputSpec,
+    ThreadsInputSpec,
     preparation_from_inputs,
 )
 from nipype_ward.interfaces.masking import (
@@ -19,7 +20,8 @@ from nipype_ward.interfaces.masking import (
 from nipype_ward.io.formats import output_extension
 
 
-class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec):
+class _PrepareSignalsInputSpec(EPIMaskOptionsInputSpec, SignalPreparationInputSpec,
+                               ThreadsInputSpec):
     in_file = InputMultiObject(
         File(exists=True), mandatory=True,
         desc="BOLD series: one file (a 4D NIfTI, a CIFTI-2 dense series), or a GIFTI "
@@ -100,6 +102,7 @@ class PrepareSignals(SimpleInterface):
             preparation=preparation_from_inputs(self.inputs),
             spill_dir=runtime.cwd,
             out_carpet=outputs.get("carpet_file"),
+            threads=self.inputs.num_threads,
         )
         self._results.update(outputs)
         self._results["series_info"] = steps.series_info(series)

@@ -86,6 +86,7 @@ class WardTree(SimpleInterface):
             n_clusters=n_clusters,
             preparation=preparation_from_inputs(self.inputs),
             out_half_trees=half_tree_files or None,
+            threads=self.inputs.num_threads,
             **series_from_inputs(self.inputs),
         )
         self._results["tree_file"] = tree_file

@@ -240,10 +240,13 @@ class VolumeGeometry(Geometry):
         img.header["cal_min"], img.header["cal_max"] = 0, int(np.max(labels)) + 1
         return nifti_write.save_image(img, path)
 
-    def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None) -> Path:
-        """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``)."""
+    def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None,
+                    threads: int = 1) -> Path:
+        """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``),
+        compressed by ``threads`` threads."""
         return nifti_write.save_series_image(volumes, self.mask, self.reference, path,
-                                       n_volumes=n_volumes, dtype=dtype, t_r=t_r)
+                                             n_volumes=n_volumes, dtype=dtype, t_r=t_r,
+                                             threads=threads)
 
     def save_parcel_series(self, means, label_values, labels, path, *, t_r=None) -> None:
         """Volume data have no image of parcel series: their table is it."""
@@ -297,7 +300,8 @@ class SurfaceGeometry(Geometry):
         values[self.mask] = np.asarray(labels) + 1
         return cifti.save_dlabel(values, self.reference, path)
 
-    def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None) -> Path:
+    def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None,
+                    threads: int = 1) -> Path:
         values = self._full(np.asarray(volumes(0, n_volumes)), np.float32)
         return cifti.save_dtseries(values, self.reference, path, t_r=t_r)
 

@@ -146,30 +146,32 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _open_stream(path: Path):
+def _open_stream(path: Path, threads: int | None = None):
     """A file's decompressed bytes: ISA-L for a ``.gz``, rapidgzip's threads for a large one."""
     if not path.name.endswith(".gz"):
         return open(path, "rb")
-    cpus = usable_cpus()
+    cpus = usable_cpus() if threads is None else min(threads, usable_cpus())
     if cpus > 1 and path.stat().st_size >= PARALLEL_GZIP_BYTES:
         return rapidgzip.open(str(path), parallelization=cpus)
     return igzip.open(path, "rb")
 
 
 @contextlib.contextmanager
-def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int = 1):
+def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int = 1,
+               threads: int | None = None):
     """A NIfTI image whose data are read through one open, decompressing stream.
 
     Slicing ``img.dataobj[..., a:b]`` in increasing order of volumes reads
     the file once from start to end; a ``.nii.gz`` is decompressed by ISA-L,
-    or by rapidgzip on every usable CPU from :data:`PARALLEL_GZIP_BYTES` on.
-    Errors while reading name the file.
+    or from :data:`PARALLEL_GZIP_BYTES` on by rapidgzip on ``threads`` CPUs
+    (every usable CPU when None; ISA-L when 1). Errors while reading name
+    the file.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
     try:
-        stream = _open_stream(path)
+        stream = _open_stream(path, threads)
     except (OSError, RuntimeError, ValueError) as exc:
         raise InputError(path, f"cannot be read ({exc})") from exc
     with stream:
@@ -409,7 +411,7 @@ def new_rows(shape, dtype) -> np.ndarray:
 
 
 def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
-                spill_dir=None, min_volumes: int = 2):
+                spill_dir=None, min_volumes: int = 2, threads: int | None = None):
     """Read a 4D series once: its temporal mean and the voxel series inside a mask.
 
     Parameters
@@ -426,6 +428,9 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
         Where the decompressed series waits while the mask is computed, when
         the first volumes give no guess of it (an unnamed temporary file,
         deleted when closed); system default when None.
+    threads : int, optional
+        CPUs the decompression of a large ``.nii.gz`` may use (see
+        :func:`open_image`).
 
     Without ``mask``, the series is still read in one pass: the voxels kept
     while reading are those of ``compute_mask`` on the first block's mean,
@@ -451,7 +456,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
         On an unreadable, truncated or 3D file, a mask on another grid, or
         NaN/infinite values inside the mask.
     """
-    with open_image(path, ndim=4, min_volumes=min_volumes) as img:
+    with open_image(path, ndim=4, min_volumes=min_volumes, threads=threads) as img:
         if mask is not None and mask_path is not None:
             mask_img = load_image(mask_path, ndim=3)
             check_same_grid(mask_img, mask_path, img, path)

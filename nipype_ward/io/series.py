@@ -219,7 +219,7 @@ class SeriesData(NamedTuple):
 
 
 def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,
-                spill_dir=None) -> SeriesData:
+                spill_dir=None, threads: int | None = None) -> SeriesData:
     """Read a series (one path, or a GIFTI pair) once: its values at its points and their mean.
 
     A volume's points are the voxels of ``mask`` (or of the mask file
@@ -228,7 +228,8 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
     (:func:`nipype_ward.io.nifti.read_series`); surface data's are every
     grayordinate (no mask is taken). ``before_reading(img, n_volumes)`` is
     called with the header before the data are read (for a GIFTI pair, once
-    both are read). Errors name the file.
+    both are read). ``threads`` CPUs may decompress a large ``.nii.gz`` (all
+    usable when None). Errors name the file.
     """
     sources = sources_of(series)
     first = sources[0]
@@ -238,7 +239,8 @@ def read_series(series, *, mask=None, mask_path=None, compute_mask=None, before_
         X, mask, mean_img, img = nifti.read_series(
             first, mask=mask, mask_path=mask_path, compute_mask=compute_mask,
             before_reading=None if before_reading is None
-            else lambda img: before_reading(img, img.shape[3]), spill_dir=spill_dir)
+            else lambda img: before_reading(img, img.shape[3]), spill_dir=spill_dir,
+            threads=threads)
         return SeriesData(X, VolumeGeometry(mask, img), mean_img, img)
     if mask_path is not None:
         raise InputError(mask_path, "surface data need no brain mask: its vertices with "

@@ -55,6 +55,7 @@ def parcel_compress(
     true_regions_path=None,
     atlas: bool = False,
     out_ptseries=None,
+    threads: int = 1,
 ) -> dict:
     """Replace each voxel's signal by its parcel's mean.
 
@@ -87,6 +88,9 @@ def parcel_compress(
     increasing label order, each with its grayordinates), as Connectome
     Workbench and XCP-D write them
     (:meth:`~nipype_ward.io.geometry.SurfaceGeometry.save_parcel_series`).
+
+    ``threads`` threads compress a ``.nii.gz`` compressed image (see
+    :func:`nipype_ward.io.nifti_write.save_series_image`).
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,
@@ -144,7 +148,8 @@ def parcel_compress(
     tables.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None:
         geometry.save_series(lambda start, stop: means[labels, start:stop], out_compressed,
-                             n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r)
+                             n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,
+                             threads=threads)
     if out_ptseries is not None:
         geometry.save_parcel_series(means, label_values, labels, out_ptseries, t_r=series.t_r)
     files.save_json(metrics, out_metrics)

@@ -241,6 +241,7 @@ def read_prepared(
     preparation: SignalPreparation | None = None,
     spill_dir=None,
     carpet: bool = False,
+    threads: int | None = None,
 ):
     """Read a BOLD series once and prepare it: the one heavy read of a run.
 
@@ -256,6 +257,8 @@ def read_prepared(
     the sample of its rows before and after preparation and their DVARS
     (:func:`nipype_ward.core.carpet.carpet_sample`), its part before
     taken before the series is prepared in place (not copied for it).
+    ``threads`` CPUs may decompress a large ``.nii.gz`` (every usable one
+    when None; see :func:`nipype_ward.io.nifti.open_image`).
 
     Returns
     -------
@@ -273,7 +276,7 @@ def read_prepared(
     data = read_series(
         bold_path, mask_path=mask_path,
         compute_mask=lambda mean: _epi_mask(mean, epi_options, source),
-        before_reading=check_header, spill_dir=spill_dir,
+        before_reading=check_header, spill_dir=spill_dir, threads=threads,
     )
     X, geometry, n_constant = data.geometry.drop_constant(data.X, source)
     n_volumes, found = X.shape[1], resolved["preparation"]
@@ -308,6 +311,7 @@ def prepare_series(
     preparation: SignalPreparation | None = None,
     spill_dir=None,
     out_carpet=None,
+    threads: int | None = None,
 ) -> VoxelSeries:
     """Write the masked, prepared series of a BOLD series, its mask and its mean.
 
@@ -322,6 +326,7 @@ def prepare_series(
     series, mean_img = read_prepared(
         bold_path, mask_path=brain_mask_path, epi_options=epi_options,
         preparation=preparation, spill_dir=spill_dir, carpet=out_carpet is not None,
+        threads=threads,
     )
     if out_carpet is not None:
         arrays.save_carpet(series.carpet, out_carpet)

@@ -9,6 +9,7 @@ and the label image of a cut.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,7 @@ def ward_tree(
     n_clusters=(),
     preparation=None,
     out_half_trees=None,
+    threads: int = 1,
 ):
     """Build the Ward tree of a voxel series and write it.
 
@@ -105,6 +107,9 @@ def ward_tree(
     first and of the second half of the volumes are written too, for the
     split-half reproducibility of every cut; the halves are cut from the
     prepared series, so filtering and confound regression see the whole run.
+    With ``threads`` of 2 or more, the two halves' trees are built at once
+    (the kernel releases the GIL; the two take about the memory of the full
+    tree, built first and freed by then).
     """
     if n_clusters and mask_path is not None:
         check_n_clusters_in_mask(n_clusters, load_geometry(mask_path).n_points, mask_path)
@@ -125,8 +130,18 @@ def ward_tree(
     arrays.save_tree(tree, out_tree)
     if out_half_trees is not None:
         half = X.shape[1] // 2
-        for part, path in zip((X[:, :half], X[:, half:]), out_half_trees):
+
+        def half_tree(part, path):
             arrays.save_tree(build_ward_tree(part, adjacency, warn_components=False), path)
+
+        parts = zip((X[:, :half], X[:, half:]), out_half_trees)
+        if threads < 2:
+            for part, path in parts:
+                half_tree(part, path)
+        else:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for done in [pool.submit(half_tree, *job) for job in parts]:
+                    done.result()  # raises a half's error here
     return tree
 
 

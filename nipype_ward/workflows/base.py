@@ -128,6 +128,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
         mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
+        omp_nthreads=settings.omp_nthreads,
         carpet=True,  # both levels: one prepare_signals, one cache
     )
     parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -141,6 +142,7 @@ def run_series_wf(run: Run, settings: AppSettings):
     series = init_prepared_series_wf(
         preparation=settings.parcellation.preparation,
         mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
+        omp_nthreads=settings.omp_nthreads,
         carpet=True,  # as run_parcellation_wf's: one prepare_signals, one cache
     )
     series.inputs.inputnode.bold_file = [str(path) for path in run.sources]

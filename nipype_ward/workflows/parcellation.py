@@ -40,6 +40,7 @@ def init_ward_parcellation_wf(
     surfaces: tuple | None = None,
     mem_gb: dict[str, float] | None = None,
     carpet: bool = False,
+    omp_nthreads: int = 1,
     name: str = "ward_parcellation_wf",
 ):
     """Learn Ward parcellations of a BOLD series and compress it with each.
@@ -109,6 +110,11 @@ def init_ward_parcellation_wf(
         (``outputnode.carpet_file``: the rows a carpet plot shows, before and
         after preparation, and their DVARS; a few percent of its time). Not
         with ``prepared``.
+    omp_nthreads : int, default=1
+        CPUs each heavy node may use (``n_procs``, as fMRIPrep's
+        ``omp_nthreads``): ``prepare_signals`` decompresses a large
+        ``.nii.gz`` on them, ``ward_tree`` builds the two halves' trees at
+        once with 2, ``parcel_compress`` compresses its 4D image on them.
     name : str, default="ward_parcellation_wf"
         Name of the workflow.
 
@@ -205,7 +211,7 @@ def init_ward_parcellation_wf(
     else:
         # The only node that reads the BOLD.
         source = _prepare_signals(workflow, inputnode, preparation, mask_strategy,
-                                  mem_gb["prepare"], carpet=carpet)
+                                  mem_gb["prepare"], carpet=carpet, omp_nthreads=omp_nthreads)
         if carpet:
             workflow.connect([(source, outputnode, [("carpet_file", "carpet_file")])])
     if surfaces is None:
@@ -225,7 +231,8 @@ def init_ward_parcellation_wf(
     if not prepared:
         workflow.connect([(inputnode, check_counts, [(("bold_file", _first), "source_file")])])
     ward_tree = pe.Node(
-        WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"]
+        WardTree(split_half=split_half), name="ward_tree", mem_gb=mem_gb["tree"],
+        n_procs=min(omp_nthreads, 2) if split_half else 1,
     )
     # Cheap (a second): run by the scheduler itself, never a cluster job.
     cut_tree = pe.MapNode(CutWardTree(), iterfield=["n_clusters"], name="cut_tree",
@@ -236,6 +243,7 @@ def init_ward_parcellation_wf(
         iterfield=["labels_file"],
         name="parcel_compress",
         mem_gb=mem_gb["compress"],
+        n_procs=omp_nthreads if save_compressed else 1,
     )
 
     # fmt: off
@@ -275,6 +283,7 @@ def init_prepared_series_wf(
     mask_strategy: str = "epi",
     mem_gb: dict[str, float] | None = None,
     carpet: bool = False,
+    omp_nthreads: int = 1,
     name: str = "ward_parcellation_wf",
 ):
     """A BOLD series read and prepared, nothing more: the group level's share of a run.
@@ -290,7 +299,8 @@ def init_prepared_series_wf(
         As :func:`init_ward_parcellation_wf`'s.
 
     ``carpet`` as :func:`init_ward_parcellation_wf`'s (the sample is written,
-    not output: it is there for a participant run sharing the cache).
+    not output: it is there for a participant run sharing the cache), and
+    ``omp_nthreads``.
 
     Outputs
     -------
@@ -303,13 +313,14 @@ def init_prepared_series_wf(
                         name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=list(SERIES_FIELDS)), name="outputnode")
     source = _prepare_signals(workflow, inputnode, preparation or SignalPreparation(),
-                              mask_strategy, mem_gb["prepare"], carpet=carpet)
+                              mask_strategy, mem_gb["prepare"], carpet=carpet,
+                              omp_nthreads=omp_nthreads)
     workflow.connect([(source, outputnode, [(field, field) for field in SERIES_FIELDS])])
     return workflow
 
 
 def _prepare_signals(workflow, inputnode, preparation: SignalPreparation, mask_strategy: str,
-                     mem_gb: float, *, carpet: bool = False):
+                     mem_gb: float, *, carpet: bool = False, omp_nthreads: int = 1):
     """The node that reads the BOLD, fed by ``inputnode`` inside ``workflow``.
 
     ``carpet``: it also writes the report's carpet sample (set only when
@@ -318,7 +329,7 @@ def _prepare_signals(workflow, inputnode, preparation: SignalPreparation, mask_s
     # The preparation options are set here and nowhere else (they are part of
     # its cache key, K is not).
     node = pe.Node(PrepareSignals(mask_strategy=mask_strategy), name="prepare_signals",
-                   mem_gb=mem_gb)
+                   mem_gb=mem_gb, n_procs=omp_nthreads)
     set_preparation(node, preparation)
     if carpet:
         node.inputs.carpet = True

@@ -45,6 +45,7 @@ def init_rest_clustering_wf(
     split_half: bool = True,
     figures: bool = True,
     mem_gb: dict[str, float] | None = None,
+    omp_nthreads: int = 1,
     name: str = "rest_clustering_wf",
 ):
     """Ward parcellations of a rest-fMRI series, their figures, written into ``output_dir``.
@@ -72,7 +73,7 @@ def init_rest_clustering_wf(
         Absolute folder the files are copied into (it must exist when the
         sinks run). The command line passes a staging folder, renamed into
         place once the whole run succeeded.
-    n_clusters, neighbourhood, mask_strategy, split_half, mem_gb
+    n_clusters, neighbourhood, mask_strategy, split_half, mem_gb, omp_nthreads
         As in :func:`~nipype_ward.workflows.init_ward_parcellation_wf`.
     preparation : SignalPreparation, optional
         The signal preparation (none by default, as in the seed example).
@@ -97,6 +98,7 @@ def init_rest_clustering_wf(
         mask_strategy=mask_strategy,
         split_half=split_half,
         mem_gb=mem_gb,
+        omp_nthreads=omp_nthreads,
     )
     workflow = pe.Workflow(name=name)
     fields = ["bold_file", "mask_file", "confounds_file", "true_regions_file"]

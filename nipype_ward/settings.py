@@ -61,14 +61,17 @@ def local_memory_gb(plugin: str, plugin_args: dict) -> float | None:
     return get_system_total_memory_gb() * 0.9
 
 
-def threads_per_node(plugin: str, n_procs: int | None) -> int:
+def threads_per_node(plugin: str, n_procs: int | None, omp_nthreads: int | None = None) -> int:
     """CPUs one heavy node may use (its ``n_procs``: fMRIPrep's ``omp_nthreads``).
 
-    Linear runs one node at a time: all of ``n_procs`` (the usable CPUs by
-    default). MultiProc runs nodes side by side on ``n_procs`` CPUs:
-    fMRIPrep's ``min(n_procs - 1, 8)``, at least 1. A batch plugin (Slurm,
-    SGE...) asks each job's CPUs of the cluster: 1, each job a CPU as before.
+    ``omp_nthreads`` when given (``--omp-nthreads``). Otherwise: Linear runs
+    one node at a time, so all of ``n_procs`` (the usable CPUs by default);
+    MultiProc runs nodes side by side on ``n_procs`` CPUs, so fMRIPrep's
+    ``min(n_procs - 1, 8)``, at least 1; a batch plugin (Slurm, SGE...) asks
+    each job's CPUs of the cluster: 1.
     """
+    if omp_nthreads is not None:
+        return max(1, int(omp_nthreads))
     n_procs = max(1, int(n_procs or usable_cpus()))
     if plugin == "Linear":
         return n_procs
@@ -110,6 +113,7 @@ class AppSettings:
     atlases: tuple[tuple[str, Path], ...] = ()
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
+    omp_nthreads: int | None = None  #: CPUs a heavy node may use; None: by the plugin
     write_provenance: bool = False
     debug: bool = False
     run_id: str = "unnamed"  #: this run's ``<date>_<uuid>``, its log folder
@@ -119,10 +123,9 @@ class AppSettings:
         """The memory no node may be estimated above (:func:`local_memory_gb`)."""
         return local_memory_gb(self.plugin, self.plugin_args)
 
-    @property
-    def omp_nthreads(self) -> int:
+    def node_threads(self) -> int:
         """CPUs each heavy node may use (:func:`threads_per_node`)."""
-        return threads_per_node(self.plugin, self.plugin_args.get("n_procs"))
+        return threads_per_node(self.plugin, self.plugin_args.get("n_procs"), self.omp_nthreads)
 
     def node_mem_gb(self, mem_gb):
         """Nodes' memory bounds capped at :attr:`memory_limit_gb` (:func:`cap_mem_gb`)."""

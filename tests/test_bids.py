@@ -65,7 +65,7 @@ def test_plugin_args_as_json_or_pairs():
         parse_plugin_args("n_procs")
 
 
-def test_settings_from_arguments(tmp_path):
+def test_settings_from_arguments(tmp_path, capsys):
     filters = tmp_path / "f.json"
     filters.write_text(json.dumps({"bold": {"echo": None, "acquisition": "mb4"}}))
     settings = parse_settings([
@@ -86,5 +86,14 @@ def test_settings_from_arguments(tmp_path):
     assert settings.plugin == "MultiProc"
     assert settings.plugin_args == {"n_procs": 3, "memory_gb": 8.0, "maxtasksperchild": 1}
     assert settings.memory_limit_gb == 8.0  # no node's memory is estimated above it
+    assert settings.node_threads() == 2  # fMRIPrep's omp_nthreads: nprocs - 1
+    given = parse_settings([str(tmp_path / "in"), str(tmp_path / "out"), "participant",
+                            "--omp-nthreads", "4", "--nprocs", "3"])
+    assert given.node_threads() == 4
+    with pytest.raises(SystemExit):
+        parse_settings([str(tmp_path / "in"), str(tmp_path / "out"), "participant",
+                        "--omp-nthreads", "0"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: --omp-nthreads must be at least 1, got 0")
     assert settings.parcellation.n_clusters == (1000, 2000)
     assert settings.work_dir.is_absolute()

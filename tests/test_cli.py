@@ -125,7 +125,8 @@ def test_k_larger_than_the_epi_mask_fails_in_the_workflow(small_data, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--n-clusters", "0"], ["--n-clusters", "5", "5"],
-                                  ["--neighbourhood", "7"], ["--nprocs", "0"]])
+                                  ["--neighbourhood", "7"], ["--nprocs", "0"],
+                                  ["--omp-nthreads", "0"]])
 def test_bad_arguments(args, tmp_path):
     proc = run_script(*args, "--output-dir", tmp_path / "out", cwd=tmp_path)
     assert proc.returncode == 2

@@ -134,6 +134,10 @@ def get_parser() -> argparse.ArgumentParser:
     run.add_argument("--nprocs", "--nthreads", type=int, default=usable_cpus(),
                      help="processes of the MultiProc plugin (default: every CPU this "
                      "process may use, a Slurm job's or a container's)")
+    run.add_argument("--omp-nthreads", type=int,
+                     help="CPUs each heavy node may use: decompression, the two split-half "
+                     "trees, compression (default: fMRIPrep's, min(nprocs - 1, 8); all "
+                     "CPUs with the Linear plugin, 1 for a batch plugin's jobs)")
     run.add_argument("--mem-gb", type=float, help="memory MultiProc may use (GB)")
     run.add_argument("--plugin", default=None,
                      help="Nipype execution plugin: Linear, MultiProc, SLURM, ... (default: "
@@ -219,6 +223,8 @@ def parse_settings(argv=None) -> AppSettings:
         space, resolution, density = parse_space(args.space)
         if args.nprocs < 1:
             raise ValueError(f"--nprocs must be at least 1, got {args.nprocs}")
+        if args.omp_nthreads is not None and args.omp_nthreads < 1:
+            raise ValueError(f"--omp-nthreads must be at least 1, got {args.omp_nthreads}")
         for option, value, unit in (("--fd-thresh", args.fd_thresh, " (mm)"),
                                     ("--dvars-thresh", args.dvars_thresh, "")):
             if value is not None and args.confounds_strategy != "scrubbing":
@@ -286,6 +292,7 @@ def parse_settings(argv=None) -> AppSettings:
         atlases=atlases,
         plugin=plugin,
         plugin_args=plugin_args,
+        omp_nthreads=args.omp_nthreads,
         write_provenance=args.write_provenance,
         debug=args.debug,
         run_id=f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}_{uuid.uuid4()}",

@@ -54,6 +54,7 @@ class Settings:
     work_dir: Path
     plugin: str
     nprocs: int
+    omp_nthreads: int | None = None  #: CPUs a heavy node may use; None: by the plugin
     preparation: SignalPreparation = SignalPreparation()
     mask_strategy: str = "epi"
     confounds: Path | None = None
@@ -118,6 +119,12 @@ def get_parser() -> argparse.ArgumentParser:
         help="processes of the MultiProc plugin (default: all cores); more than 1 "
         "selects MultiProc",
     )
+    parser.add_argument(
+        "--omp-nthreads", type=int,
+        help="CPUs each heavy node may use: decompression, the two split-half trees, "
+        "compression (default: all cores with Linear; min(nprocs - 1, 8) with MultiProc, "
+        "as fMRIPrep's)",
+    )
     prep = parser.add_argument_group(
         "signal preparation",
         "applied before the Ward tree and the compression (nilearn.signal.clean); "
@@ -160,6 +167,8 @@ def parse_settings(argv=None) -> Settings:
         parser.error(str(exc))
     if args.nprocs is not None and args.nprocs < 1:
         parser.error(f"--nprocs must be at least 1, got {args.nprocs}")
+    if args.omp_nthreads is not None and args.omp_nthreads < 1:
+        parser.error(f"--omp-nthreads must be at least 1, got {args.omp_nthreads}")
     plugin = args.plugin or ("MultiProc" if (args.nprocs or 1) > 1 else "Linear")
     if args.confounds_columns and args.confounds is None:
         parser.error("--confounds-columns needs --confounds")
@@ -188,6 +197,7 @@ def parse_settings(argv=None) -> Settings:
         work_dir=args.work_dir.absolute(),
         plugin=plugin,
         nprocs=args.nprocs or nifti.usable_cpus(),
+        omp_nthreads=args.omp_nthreads,
         preparation=preparation,
         mask_strategy=args.mask_strategy or "epi",
         confounds=args.confounds.absolute() if args.confounds else None,
@@ -250,7 +260,7 @@ def run_workflow(settings: Settings, output_dir: Path) -> tuple[dict, dict]:
         figures=settings.figures,
         mem_gb=cap_mem_gb(series.estimate_mem_gb(settings.bold, mask=settings.mask),
                           local_memory_gb(settings.plugin, {"n_procs": settings.nprocs})),
-        omp_nthreads=threads_per_node(settings.plugin, settings.nprocs),
+        omp_nthreads=threads_per_node(settings.plugin, settings.nprocs, settings.omp_nthreads),
     )
     workflow.inputs.inputnode.bold_file = str(settings.bold)
     if settings.mask is not None:

@@ -128,7 +128,7 @@ def run_parcellation_wf(run: Run, settings: AppSettings, *, split_half: bool | N
         save_compressed=options.save_compressed if save_compressed is None else save_compressed,
         surfaces=run_meshes(run, settings),
         mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
-        omp_nthreads=settings.omp_nthreads,
+        omp_nthreads=settings.node_threads(),
         carpet=True,  # both levels: one prepare_signals, one cache
     )
     parcellation.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -142,7 +142,7 @@ def run_series_wf(run: Run, settings: AppSettings):
     series = init_prepared_series_wf(
         preparation=settings.parcellation.preparation,
         mem_gb=settings.node_mem_gb(estimate_mem_gb(run.sources, mask=run.mask)),
-        omp_nthreads=settings.omp_nthreads,
+        omp_nthreads=settings.node_threads(),
         carpet=True,  # as run_parcellation_wf's: one prepare_signals, one cache
     )
     series.inputs.inputnode.bold_file = [str(path) for path in run.sources]
@@ -240,7 +240,8 @@ def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str |
     masks = [str(run.mask) for run in runs if run.mask is not None]
     prepare = pe.MapNode(PrepareSignals(), iterfield=["in_file"] + (["brain_mask_file"]
                                                                      if masks else []),
-                         name="prepare_runs", mem_gb=settings.node_mem_gb(mem_gb["prepare"]))
+                         name="prepare_runs", mem_gb=settings.node_mem_gb(mem_gb["prepare"]),
+                         n_procs=settings.node_threads())
     set_preparation(prepare, options.preparation)
     prepare.inputs.in_file = [[str(path) for path in run.sources] for run in runs]
     if masks:
@@ -254,6 +255,7 @@ def init_combined_runs_wf(*, runs: list[Run], settings: AppSettings, name: str |
         prepared=True,
         surfaces=run_meshes(first, settings),
         mem_gb=combined,
+        omp_nthreads=settings.node_threads(),
     )
     # fmt: off
     workflow.connect([

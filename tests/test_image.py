@@ -368,3 +368,21 @@ def test_threads_per_node_follow_the_plugin(monkeypatch):
     assert [threads_per_node("Linear", n) for n in (None, 1, 4)] == [6, 1, 4]
     assert [threads_per_node("MultiProc", n) for n in (None, 1, 2, 4, 16)] == [5, 1, 1, 3, 8]
     assert threads_per_node("SLURM", 16) == 1
+
+
+@pytest.mark.parametrize("shape", [(1000, 7), (3, 4), (0, 5)])
+def test_a_consumed_series_is_the_file_numpy_writes(tmp_path, monkeypatch, rng, shape):
+    """Written from its last rows (4 kB at a time here), each block freed once written:
+    the same bytes as numpy.save, the array left empty; a view is written, not emptied."""
+    monkeypatch.setattr(arrays, "CONSUME_BLOCK_BYTES", 4096)
+    X = rng.standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "numpy.npy", X)
+    arrays.save_series(X.copy(), tmp_path / "ours.npy", consume=True)
+    assert (tmp_path / "ours.npy").read_bytes() == (tmp_path / "numpy.npy").read_bytes()
+    owned = X.copy()
+    arrays.save_series(owned, tmp_path / "again.npy", consume=True)
+    assert owned.shape == (0, shape[1])
+    view = X[::-1]
+    arrays.save_series(view, tmp_path / "view.npy", consume=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "view.npy"), X[::-1])
+    np.testing.assert_array_equal(view, X[::-1])

@@ -12,6 +12,7 @@ rows of its series, before and after preparation, that its carpet plot shows.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,44 @@ from nipype_ward.io.files import save_atomically
 # --------------------------------------------------------------------------
 # Prepared series
 # --------------------------------------------------------------------------
-def save_series(X, path) -> Path:
-    """Write a (n_voxels, n_volumes) series as a C-ordered ``.npy``."""
+#: Bytes of a series written at once by :func:`save_series` with ``consume``.
+CONSUME_BLOCK_BYTES = 64 << 20
+
+
+def save_series(X, path, *, consume: bool = False) -> Path:
+    """Write a (n_voxels, n_volumes) series as a C-ordered ``.npy``.
+
+    With ``consume``, a series that owns its memory (as read) is written
+    from its last rows to its first, 64 MB at a time, each block freed as
+    soon as it is written (the array shrinks where it lies): the page cache
+    the file fills takes the memory just freed, instead of memory not
+    touched yet, and the process never holds the series beside its copy
+    in the page cache. Writing a 2 mm series of 1,200 volumes (1.1 GB) on
+    the benches' 2-core VM, where fresh memory is slow to come by: 2.2-5.6 s
+    from 4 kB pages (as read), 0.5-0.9 s from huge pages, against 6.4-7.0 s
+    at once. ``X`` is then left empty; any other array is written as it is.
+    """
     X = np.ascontiguousarray(X)
+    header = np.lib.format.header_data_from_array_1_0(X)
+    in_place = consume and X.ndim == 2 and X.flags.owndata and X.flags.c_contiguous
 
     def write(tmp):
         with open(tmp, "wb") as fobj:
-            np.save(fobj, X, allow_pickle=False)
+            if not in_place:
+                np.save(fobj, X, allow_pickle=False)
+                return
+            np.lib.format.write_array_header_1_0(fobj, header)
+            fobj.flush()
+            offset, row = fobj.tell(), X.shape[1] * X.itemsize
+            step = max(1, CONSUME_BLOCK_BYTES // max(1, row))
+            for start in range((X.shape[0] - 1) // step * step, -1, -step):
+                block = memoryview(X[start:]).cast("B")
+                done = 0
+                while done < len(block):  # a write may stop short of its bytes
+                    done += os.pwrite(fobj.fileno(), block[done:], offset + start * row + done)
+                del block
+                # realloc: the written rows are given back where they lie.
+                X.resize((start, X.shape[1]), refcheck=False)
 
     return save_atomically(write, path)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nb
@@ -219,8 +220,10 @@ def _blocks_of(img, path):
 
     ``block`` is Fortran-ordered (x, y, z, volumes) and holds nibabel's
     values. Unscaled data (most series) are read from the stream straight
-    into one buffer, reused for every block: a block must not be kept past
-    its turn. Scaled data go through nibabel, which scales them.
+    into two buffers in turn, the next block decompressed by a thread of
+    its own while the caller works on this one (the decompressors release
+    the GIL): a block must not be kept past its turn. Scaled data go
+    through nibabel, which scales them.
     """
     proxy = img.dataobj
     stream = getattr(proxy, "file_like", None)
@@ -232,19 +235,29 @@ def _blocks_of(img, path):
             yield start, stop, np.asfortranarray(_read_block(img, path, start, stop))
         return
     dtype = np.dtype(proxy.dtype)  # as stored, byte order included: nibabel's unscaled values
-    buffer = np.empty(tuple(img.shape[:3]) + (blocks[0][1],), dtype=dtype, order="F")
+    shape = tuple(img.shape[:3]) + (blocks[0][1],)
+    buffers = [np.empty(shape, dtype=dtype, order="F") for _ in range(min(2, len(blocks)))]
     try:
         if stream.tell() != proxy.offset:
             stream.seek(proxy.offset)
     except Exception as exc:  # a stream that ends inside its header's extensions
         raise _unreadable_data(path, exc) from exc
-    for start, stop in blocks:
-        view = buffer[..., : stop - start]  # Fortran-contiguous still
-        try:
-            _read_fully(stream, memoryview(view.T).cast("B"))
-        except Exception as exc:  # truncated or corrupt data: gzip, EOF
-            raise _unreadable_data(path, exc) from exc
-        yield start, stop, view
+
+    def fill(turn: int, start: int, stop: int) -> np.ndarray:
+        view = buffers[turn % len(buffers)][..., : stop - start]  # Fortran-contiguous still
+        _read_fully(stream, memoryview(view.T).cast("B"))
+        return view
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nifti-read") as reader:
+        pending = reader.submit(fill, 0, *blocks[0])
+        for turn, (start, stop) in enumerate(blocks):
+            try:
+                view = pending.result()
+            except Exception as exc:  # truncated or corrupt data: gzip, EOF
+                raise _unreadable_data(path, exc) from exc
+            if turn + 1 < len(blocks):
+                pending = reader.submit(fill, turn + 1, *blocks[turn + 1])
+            yield start, stop, view
 
 
 def data_of(img) -> np.ndarray:

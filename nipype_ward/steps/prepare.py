@@ -320,7 +320,7 @@ def prepare_series(
     (:func:`nipype_ward.io.arrays.save_series`), the mask and the mean by its
     geometry (uint8 and float32 NIfTI for a volume, CIFTI-2 maps of the
     grayordinates for surface data). :func:`series_info` of the result says
-    the rest. With ``out_carpet``, the carpet sample is written there too
+    the rest; its series is the file written, memory-mapped. With ``out_carpet``, the carpet sample is written there too
     (:func:`nipype_ward.io.arrays.save_carpet`).
     """
     series, mean_img = read_prepared(
@@ -333,8 +333,9 @@ def prepare_series(
     points = geometry_of(series.mask, mean_img)
     points.save_mask(out_mask)
     points.save_mean(values_of(mean_img), out_mean)
-    arrays.save_series(series.X, out_series)
-    return series
+    # Written as it is freed; the series returned is the file, memory-mapped.
+    arrays.save_series(series.X, out_series, consume=True)
+    return series._replace(X=arrays.load_series(out_series))
 
 
 def censored_volumes(info: dict) -> list[int]:

@@ -386,3 +386,28 @@ def test_a_consumed_series_is_the_file_numpy_writes(tmp_path, monkeypatch, rng, 
     arrays.save_series(view, tmp_path / "view.npy", consume=True)
     np.testing.assert_array_equal(np.load(tmp_path / "view.npy"), X[::-1])
     np.testing.assert_array_equal(view, X[::-1])
+
+
+def test_a_read_left_early_leaves_no_reader_thread(tmp_path, rng):
+    """Blocks are decompressed ahead by a thread of their own: each block holds its
+    volumes (nibabel's reference) however far the caller gets, and a caller that stops
+    early (an error in its loop) leaves no reader thread behind."""
+    import threading
+
+    data = rng.normal(1000, 50, (6, 5, 4, 2 * nifti.BLOCK_VOLUMES + 3)).astype(np.float32)
+    path = tmp_path / "bold.nii.gz"
+    nb.save(nb.Nifti1Image(data, np.eye(4)), path)
+
+    def readers():
+        return [t for t in threading.enumerate() if t.name.startswith("nifti-read")]
+
+    with nifti.open_image(path, ndim=4) as img:
+        for start, stop, block in nifti._blocks_of(img, path):
+            np.testing.assert_array_equal(block, data[..., start:stop])
+    assert stop == data.shape[3] and not readers()
+    with pytest.raises(RuntimeError, match="the caller's own error"):
+        with nifti.open_image(path, ndim=4) as img:
+            for start, _, _ in nifti._blocks_of(img, path):
+                assert readers()  # the next block is being read
+                raise RuntimeError("the caller's own error")
+    assert not readers()

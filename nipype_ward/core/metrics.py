@@ -27,7 +27,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from nipype_ward.core.parcels import check_labels, parcel_sizes
-from nipype_ward.core.validation import check_int
+from nipype_ward.core.validation import check_int, count_nonfinite_rows
 from nipype_ward.core.ward import build_ward_tree, check_connectivity, cut_tree
 
 __all__ = [
@@ -131,9 +131,7 @@ def _check_data(X, *, min_samples: int = 1, as_float64: bool = True) -> np.ndarr
         )
     if as_float64:
         X = np.asarray(X, dtype=np.float64)
-    bad = sum(
-        int(np.count_nonzero(~np.isfinite(X[rows]).all(axis=1))) for rows in _row_blocks(X)
-    )
+    bad = count_nonfinite_rows(X)
     if bad:
         raise ValueError(f"X has NaN or infinite values in {bad} voxels")
     return X

@@ -45,7 +45,6 @@ def save_series(X, path, *, consume: bool = False) -> Path:
     at once. ``X`` is then left empty; any other array is written as it is.
     """
     X = np.ascontiguousarray(X)
-    header = np.lib.format.header_data_from_array_1_0(X)
     in_place = consume and X.ndim == 2 and X.flags.owndata and X.flags.c_contiguous
 
     def write(tmp):
@@ -53,7 +52,8 @@ def save_series(X, path, *, consume: bool = False) -> Path:
             if not in_place:
                 np.save(fobj, X, allow_pickle=False)
                 return
-            np.lib.format.write_array_header_1_0(fobj, header)
+            np.lib.format.write_array_header_1_0(
+                fobj, np.lib.format.header_data_from_array_1_0(X))
             fobj.flush()
             offset, row = fobj.tell(), X.shape[1] * X.itemsize
             step = max(1, CONSUME_BLOCK_BYTES // max(1, row))

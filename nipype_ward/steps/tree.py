@@ -135,13 +135,9 @@ def ward_tree(
             arrays.save_tree(build_ward_tree(part, adjacency, warn_components=False), path)
 
         parts = zip((X[:, :half], X[:, half:]), out_half_trees)
-        if threads < 2:
-            for part, path in parts:
-                half_tree(part, path)
-        else:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for done in [pool.submit(half_tree, *job) for job in parts]:
-                    done.result()  # raises a half's error here
+        with ThreadPoolExecutor(max_workers=min(max(1, threads), 2)) as pool:
+            for done in [pool.submit(half_tree, *job) for job in parts]:
+                done.result()  # raises a half's error here
     return tree
 
 

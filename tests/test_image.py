@@ -1,4 +1,5 @@
 import gzip
+import sys
 from pathlib import Path
 
 import nibabel as nb
@@ -256,6 +257,31 @@ def test_keep_rows_in_place(rng):
     assert kept is X and X.flags.owndata  # the same array, shrunk
     view = np.ones((10, 3))[::2]
     np.testing.assert_array_equal(nifti.keep_rows(view, [True, False] * 2 + [True]), view[[0, 2, 4]])
+
+
+def _resident_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_WRITE is Linux's")
+def test_new_rows_are_resident_at_once_and_shrink_in_place():
+    """new_rows' pages are faulted in by the call (the process's RSS, read from
+    /proc, grows by the array's size before anything is written), values kept;
+    the array owns its memory, so keep_rows still shrinks it where it lies."""
+    from nipype_ward.io import memory
+
+    if not memory.populate(np.empty(4 * 4096, dtype=np.uint8)):
+        pytest.skip("MADV_POPULATE_WRITE needs Linux 5.14 or later")
+    before = _resident_kb()
+    X = memory.new_rows((4096, 4096), np.float32)  # 64 MB
+    grown = _resident_kb() - before
+    assert grown >= 0.95 * X.nbytes / 1024
+    X[:] = 3.0
+    assert memory.populate(X) and (X == 3.0).all()  # populating again changes nothing
+    assert X.flags.owndata and X.flags.c_contiguous
+    kept = nifti.keep_rows(X, np.arange(4096) < 10)
+    assert kept is X and X.shape == (10, 4096) and (X == 3.0).all()
 
 
 def test_connectivity_from_another_mask(tmp_path):

@@ -12,6 +12,7 @@ modules above the formats. Below them, one module a format
 and trees (:mod:`~nipype_ward.io.arrays`), tables and confounds
 (:mod:`~nipype_ward.io.tables`), JSON and atomic writes
 (:mod:`~nipype_ward.io.files`), the run's folders and locks
-(:mod:`~nipype_ward.io.folders`), EPI masks (:mod:`~nipype_ward.io.masking`)
-and the errors users see (:mod:`~nipype_ward.io.errors`).
+(:mod:`~nipype_ward.io.folders`), EPI masks (:mod:`~nipype_ward.io.masking`),
+the large arrays a reader fills (:mod:`~nipype_ward.io.memory`) and the
+errors users see (:mod:`~nipype_ward.io.errors`).
 """

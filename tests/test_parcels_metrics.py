@@ -4,6 +4,7 @@ from sklearn.cluster import FeatureAgglomeration
 
 from nipype_ward.core.metrics import compression_summary, reconstruction_r2
 from nipype_ward.core.parcels import (
+    adjusted_rand_index,
     expand_parcels,
     parcel_means,
     parcel_sizes,
@@ -12,6 +13,25 @@ from nipype_ward.core.validation import check_n_clusters
 
 X = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [10.0, 10.0, 16.0]])
 LABELS = np.array([0, 0, 1])
+
+
+@pytest.mark.parametrize("n, k_a, k_b", [(1, 1, 1), (2, 1, 2), (2, 2, 2), (7, 7, 7), (7, 1, 1),
+                                         (5, 5, 1), (1000, 30, 7), (50000, 2000, 1000)])
+def test_adjusted_rand_index_is_scikit_learns(n, k_a, k_b, rng):
+    """Any integer labels (negative, sparse values) and the edge cases (one voxel, all
+    singletons, one parcel) give scikit-learn's adjusted_rand_score."""
+    from sklearn.metrics import adjusted_rand_score
+
+    a = rng.integers(0, k_a, n) * 7 - 3
+    b = rng.integers(0, k_b, n)
+    for first, second in ((a, b), (b, a), (a, a * 2), (np.arange(n), np.arange(n)[::-1])):
+        assert adjusted_rand_index(first, second) == pytest.approx(
+            adjusted_rand_score(first, second), rel=1e-12, abs=1e-15)
+    # By hand: {0, 1}{2, 3} against {0, 1, 2}{3}, 6 pairs: 2 together in the first, 3 in
+    # the second, 1 in both; ARI = (1 - 2 * 3 / 6) / ((2 + 3) / 2 - 2 * 3 / 6) = 0.
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="label 3 and 2 voxels"):
+        adjusted_rand_index([0, 1, 2], [0, 1])
 
 
 def test_parcel_means_by_hand():

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from nipype_ward.core.parcels import check_labels, parcel_sizes
+from nipype_ward.core.parcels import adjusted_rand_index, check_labels, parcel_sizes
 from nipype_ward.core.validation import check_int, count_nonfinite_rows
 from nipype_ward.core.ward import build_ward_tree, check_connectivity, cut_tree
 
@@ -447,7 +447,9 @@ def truth_agreement(labels, true_labels) -> Agreement:
     Returns
     -------
     Agreement
-        ``(ari, ami)``: scikit-learn's ``adjusted_rand_score`` and
+        ``(ari, ami)``: the adjusted Rand index
+        (:func:`~nipype_ward.core.parcels.adjusted_rand_index`, scikit-learn's
+        ``adjusted_rand_score``) and scikit-learn's
         ``adjusted_mutual_info_score`` (arithmetic normalisation). Both are
         symmetric, 1 for the same partition up to numbering and about 0 for
         unrelated partitions.
@@ -459,12 +461,12 @@ def truth_agreement(labels, true_labels) -> Agreement:
     regions); the AMI is less severe. Compare methods at the same number of
     parcels.
     """
-    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+    from sklearn.metrics import adjusted_mutual_info_score
 
     labels = _check_any_labels(labels, "labels")
     true_labels = _check_any_labels(true_labels, "true_labels", labels.shape[0])
     return Agreement(
-        ari=float(adjusted_rand_score(true_labels, labels)),
+        ari=adjusted_rand_index(true_labels, labels),
         ami=float(adjusted_mutual_info_score(true_labels, labels)),
     )
 
@@ -516,8 +518,6 @@ def split_half_agreement(
     float
         The adjusted Rand index of the two halves' labels.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     X = _check_data(X, min_samples=4 if standardize else 2)
     n_voxels, n_samples = X.shape
     check_connectivity(connectivity, n_voxels)
@@ -535,7 +535,7 @@ def split_half_agreement(
         half = _zscore_rows(half) if standardize else np.ascontiguousarray(half)
         result = cluster(half, connectivity, n_clusters)
         labels.append(_check_any_labels(result, f"the labels of half {index + 1}", n_voxels))
-    return float(adjusted_rand_score(labels[0], labels[1]))
+    return adjusted_rand_index(labels[0], labels[1])
 
 
 # --------------------------------------------------------------------------

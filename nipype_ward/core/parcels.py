@@ -110,3 +110,38 @@ def parcel_centroids(labels, coordinates) -> np.ndarray:
         [np.bincount(labels, weights=axis, minlength=n_parcels) / sizes for axis in coordinates.T],
         axis=1,
     )
+
+
+def adjusted_rand_index(labels_a, labels_b) -> float:
+    """Adjusted Rand index of two partitions of the same voxels (any integer labels).
+
+    Hubert and Arabie's index from the pairs of voxels: 1 for the same
+    partition up to numbering, about 0 for unrelated ones; symmetric.
+    scikit-learn's ``adjusted_rand_score`` computes the same from its pair
+    confusion matrix (its conventions too: 1.0 when no pair is split one way
+    and joined the other, e.g. one voxel, or both partitions all singletons);
+    here in plain numpy and exact integers, without importing scikit-learn
+    (0.85 s, most of a small run's compress step).
+    """
+    a = np.asarray(labels_a).ravel()
+    b = np.asarray(labels_b).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"the partitions label {a.size} and {b.size} voxels")
+    n = a.size
+    _, a = np.unique(a, return_inverse=True)
+    _, b = np.unique(b, return_inverse=True)
+    joint = np.unique(a.astype(np.int64) * (int(b.max(initial=0)) + 1) + b, return_counts=True)[1]
+
+    def squares(counts) -> int:
+        return int(np.dot(counts.astype(np.int64), counts.astype(np.int64)))
+
+    # Ordered pairs of distinct voxels, from the contingency table n_ij.
+    together = squares(joint)  # sum of n_ij^2
+    apart_in_a = squares(np.bincount(b)) - together  # together in b, apart in a
+    apart_in_b = squares(np.bincount(a)) - together  # together in a, apart in b
+    both = together - n  # together in both
+    neither = n * n - apart_in_a - apart_in_b - together
+    if apart_in_a == 0 and apart_in_b == 0:
+        return 1.0
+    return 2.0 * (both * neither - apart_in_a * apart_in_b) / (
+        (both + apart_in_b) * (apart_in_b + neither) + (both + apart_in_a) * (apart_in_a + neither))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nipype_ward.core.connectivity import connected_components, grid_connectivity
+from nipype_ward.core.parcels import adjusted_rand_index
 from nipype_ward.core.validation import check_n_clusters
 from nipype_ward.core.ward import build_ward_tree, cut_tree
 from nipype_ward.io import arrays, cifti, errors, gifti
@@ -151,12 +152,10 @@ def cut(tree_path, mask_path, n_clusters: int, out_labels) -> Path:
 
 def split_half_ari(half_tree_paths, n_clusters: int, n_voxels: int) -> float:
     """ARI between the trees of the two halves of a run, both cut at ``n_clusters``."""
-    from sklearn.metrics import adjusted_rand_score
-
     if len(half_tree_paths) != 2:
         raise ValueError(f"split halves need two tree files, got {len(half_tree_paths)}")
     first, second = (
         cut_tree(arrays.load_tree(path, n_leaves=n_voxels).children, n_clusters)
         for path in half_tree_paths
     )
-    return float(adjusted_rand_score(first, second))
+    return adjusted_rand_index(first, second)

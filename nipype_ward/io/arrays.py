@@ -134,8 +134,12 @@ def load_series(path, *, n_voxels: int | None = None) -> np.ndarray:
 # Graphs and trees
 # --------------------------------------------------------------------------
 def save_connectivity(connectivity, path) -> Path:
+    """Write an adjacency as an uncompressed ``.npz``: a graph is written once and read by
+    every tree and compression, and at 2 mm zlib took 0.38 s to write it (2.8 MB instead
+    of 20 MB) and 4x longer to read it."""
     return save_atomically(
-        lambda tmp: sparse.save_npz(tmp, sparse.csr_matrix(connectivity)), path
+        lambda tmp: sparse.save_npz(tmp, sparse.csr_matrix(connectivity), compressed=False),
+        path,
     )
 
 

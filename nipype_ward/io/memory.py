@@ -12,7 +12,6 @@ series of 1,200 volumes (1.3 GB, 334,000 pages) took 4.6 s, of which
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import sys
 
@@ -27,12 +26,11 @@ _MADV_POPULATE_WRITE = 23
 
 
 def _madvise():
-    """libc's ``madvise``, or None where there is none to call (not Linux)."""
+    """libc's ``madvise`` (a symbol of the process), or None where there is none (not Linux)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        function = libc.madvise
+        function = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -46,11 +44,10 @@ _MADVISE = _madvise()
 def populate(array: np.ndarray) -> bool:
     """Fault in the whole pages of a C-contiguous array's memory now, in one call.
 
-    The values are unchanged (pages not yet touched hold zeros, as they
-    would when first touched). Returns False, having done nothing, where the
-    system cannot (not Linux, a kernel older than 5.14, an array too small
-    to hold a whole page): the pages are then faulted in as they are
-    touched, as for any array.
+    The values are unchanged (the advice only faults pages in). Returns
+    False, having done nothing, where the system cannot (not Linux, a kernel
+    older than 5.14, an array too small to hold a whole page): the pages are
+    then faulted in as they are touched, as for any array.
     """
     if _MADVISE is None or not array.flags.c_contiguous:
         return False

@@ -380,10 +380,10 @@ def _put_block(X, start, stop, block, positions, order) -> None:
     """``X[:, start:stop]`` = a Fortran-ordered block's values at ``positions``.
 
     The block is viewed as (n_volumes, n_grid) rows, one volume each, and
-    the points taken in file ``order`` (:func:`file_order`) by the compiled
-    :func:`~nipype_ward.io._volumes.gather_volumes`: 2x numpy's ``take``
-    then transposed copy, a cache-sized run of voxels at a time, which is
-    left for the types it does not read.
+    the points are taken in file ``order`` (:func:`file_order`) by the
+    compiled :func:`~nipype_ward.io._volumes.gather_volumes`, 2x numpy's
+    ``take`` then transposed copy. Types it does not read go through numpy,
+    a cache-sized run of voxels at a time.
     """
     rows = block.T.reshape(block.shape[3], -1)
     if (rows.dtype.isnative and rows.dtype.char in _GATHERED_TYPES and X.flags.c_contiguous

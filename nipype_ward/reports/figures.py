@@ -61,12 +61,12 @@ def plot_parcellation(labels_file, mean_file, out_png, *, title=None, cut_coords
     from nilearn import plotting
 
     labels_img = geometry.load(labels_file)
-    data = np.asanyarray(labels_img.dataobj)
-    n_parcels = int(np.unique(data[data > 0]).size)
+    shown = display_labels(np.asanyarray(labels_img.dataobj))
+    n_parcels = int(shown.max())  # the parcels are numbered 1 .. n
     header = labels_img.header.copy()
     header.set_data_dtype(np.int32)
     display = plotting.plot_roi(
-        type(labels_img)(display_labels(data), labels_img.affine, header),
+        type(labels_img)(shown, labels_img.affine, header),
         geometry.load(mean_file),
         title=title or f"Ward parcellation ({n_parcels} parcels)",
         display_mode="ortho",

@@ -302,6 +302,22 @@ def test_a_full_disk_keeps_the_last_complete_outputs(volumes_dir, small_disk, tm
     assert after == before  # nothing replaced, nothing half-written, nothing left behind
 
 
+def test_a_series_larger_than_the_disk_is_refused_before_a_byte_is_copied(small_disk):
+    """The prepared series is copied into a memory map of its file, whose blocks are
+    reserved first: a disk too small is an error naming the file (not a SIGBUS that
+    kills the run), and the series is neither written nor consumed."""
+    from nipype_ward.io import arrays
+    from nipype_ward.io.errors import WriteError
+
+    X = np.arange(2000 * 1000, dtype=np.float32).reshape(2000, 1000)  # 8 MB on 6 MB
+    with pytest.raises(WriteError) as error:
+        arrays.save_series(X, small_disk / "series.npy", consume=True)
+    assert str(error.value).startswith(f"{small_disk / 'series.npy'}: cannot be written "
+                                       "(No space left on device)")
+    assert list(small_disk.iterdir()) == []
+    assert X.shape == (2000, 1000) and X[-1, -1] == 2000 * 1000 - 1
+
+
 def test_the_report_is_replaced_only_by_a_complete_one(volumes_dir, small_disk, tmp_path):  # noqa: F811
     from nipype_ward.io.errors import WriteError
     from nipype_ward.reports.assemble import write_subject_report

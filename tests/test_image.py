@@ -442,11 +442,16 @@ def test_threads_per_node_follow_the_plugin(monkeypatch):
     assert threads_per_node("SLURM", 16) == 1
 
 
+@pytest.mark.parametrize("mapped", [True, False])
 @pytest.mark.parametrize("shape", [(1000, 7), (3, 4), (0, 5)])
-def test_a_consumed_series_is_the_file_numpy_writes(tmp_path, monkeypatch, rng, shape):
-    """Written from its last rows (4 kB at a time here), each block freed once written:
-    the same bytes as numpy.save, the array left empty; a view is written, not emptied."""
+def test_a_consumed_series_is_the_file_numpy_writes(tmp_path, monkeypatch, rng, shape, mapped):
+    """Copied into the file's memory map from its last rows (4 kB at a time here), each
+    block freed once copied, or written as numpy writes where the file's blocks cannot be
+    reserved: the same bytes as numpy.save, the array left empty; a view is written, not
+    emptied."""
     monkeypatch.setattr(arrays, "CONSUME_BLOCK_BYTES", 4096)
+    if not mapped:
+        monkeypatch.setattr(arrays, "_reserve", lambda fobj, size: False)
     X = rng.standard_normal(shape).astype(np.float32)
     np.save(tmp_path / "numpy.npy", X)
     arrays.save_series(X.copy(), tmp_path / "ours.npy", consume=True)

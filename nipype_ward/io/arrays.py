@@ -61,6 +61,15 @@ def _copy_rows(X, put, consume: bool) -> None:
             X.resize((start, X.shape[1]), refcheck=False)
 
 
+def _put_into(out):
+    """``put(start, rows)`` for :func:`_copy_rows` into the array ``out``."""
+
+    def put(start, rows):
+        out[start:start + rows.shape[0]] = rows
+
+    return put
+
+
 def _pwrite_all(fd, data, offset: int) -> None:
     """All of ``data`` at ``offset`` (a write may stop short of its bytes)."""
     data = memoryview(data).cast("B")
@@ -107,14 +116,9 @@ def save_series(X, path, *, consume: bool = False) -> Path:
                 return
             mapped = mmap.mmap(fd, offset + X.nbytes)
             try:
-                out = np.frombuffer(mapped, dtype=X.dtype, count=X.size, offset=offset)
-                out = out.reshape(X.shape)
-
-                def put(start, rows):
-                    out[start:start + rows.shape[0]] = rows
-
-                _copy_rows(X, put, consume)
-                del out, put
+                _copy_rows(X, _put_into(np.frombuffer(
+                    mapped, dtype=X.dtype, count=X.size, offset=offset).reshape(X.shape)),
+                    consume)
             finally:
                 try:
                     mapped.close()

@@ -72,6 +72,37 @@ def test_matches_feature_agglomeration_transform(rng):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtype):
+    """Rows read in parcel order, 3 to a block here, so parcels straddle blocks; labels
+    shuffled, constant voxels among them: each sum is numpy's over the parcel's rows."""
+    from nipype_ward.core import metrics
+
+    n_voxels, n_samples, n_parcels = 61, 9, 7
+    monkeypatch.setattr(metrics, "MOMENT_BLOCK_BYTES", 3 * 8 * n_samples)
+    X = rng.standard_normal((n_voxels, n_samples)).astype(dtype) * 10 + 100
+    X[[4, 30, 31]] = 5.0  # constant voxels
+    labels = rng.permutation(np.arange(n_voxels) % n_parcels)
+    moments = metrics.parcel_moments(X, labels, n_parcels)
+    values = X.astype(np.float64)
+    centred = values - values.mean(axis=1, keepdims=True)
+    centred[[4, 30, 31]] = 0.0
+    norms = np.linalg.norm(centred, axis=1)
+    unit = np.divide(centred, norms[:, None], out=np.zeros_like(centred),
+                     where=norms[:, None] > 0)
+    for parcel in range(n_parcels):
+        rows = labels == parcel
+        assert moments.sizes[parcel] == rows.sum()
+        np.testing.assert_allclose(moments.sums[parcel], values[rows].sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(moments.centred_sums[parcel], centred[rows].sum(axis=0),
+                                   rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(moments.unit_sums[parcel], unit[rows].sum(axis=0),
+                                   rtol=1e-10, atol=1e-12)
+        assert moments.n_varying[parcel] == rows.sum() - np.isin(np.flatnonzero(rows),
+                                                                 [4, 30, 31]).sum()
+    assert moments.total_variance == pytest.approx((centred ** 2).sum(), rel=1e-12)
+
+
 def test_compression_summary_by_hand():
     summary = compression_summary(X, LABELS)
     assert summary == {

@@ -209,29 +209,35 @@ MOMENT_BLOCK_BYTES = 4 << 20
 def parcel_moments(X, labels, n_parcels: int) -> ParcelMoments:
     """The sums behind parcel means, R2 and homogeneity, a block of voxels at a time.
 
-    ``X`` (float32 or float64, a memory map included) is read once, a
-    cache-sized block of voxels at a time converted to float64 in one
-    buffer, so the memory used does not grow with the number of voxels
-    beyond the (n_parcels, n_samples) sums. Inputs are assumed checked
-    (finite ``X``, ``labels`` 0 .. n_parcels - 1).
+    ``X`` (float32 or float64, a memory map included) is read once, in the
+    order of the voxels' parcels, a cache-sized block of rows at a time
+    converted to float64 in one buffer, so the memory used does not grow
+    with the number of voxels beyond the (n_parcels, n_samples) sums. Inputs
+    are assumed checked (finite ``X``, ``labels`` 0 .. n_parcels - 1).
 
-    Each block is centred once, and one sparse product gives both the
-    centred sums and the unit-norm sums; the plain sums are the centred ones
-    plus each parcel's sum of voxel means (on a 2 mm run of 1,200 volumes,
-    1.0 s where three products on fresh copies took 2.4 s).
+    Each block is centred once; as its rows are sorted by parcel, the
+    centred and unit-norm sums of its parcels are sums of consecutive rows
+    (``np.add.reduceat``), added to those parcels' rows only. The plain sums
+    are the centred ones plus each parcel's sum of voxel means. On a 2 mm run
+    of 1,200 volumes: 0.76 s at K = 1,000 or 2,000, where a sparse product
+    over every parcel for each block (the output zeroed and added whole each
+    time) took 1.2 and 2.0 s.
     """
     n_voxels, n_samples = X.shape
-    both = np.zeros((2 * n_parcels, n_samples))  # centred sums, then unit-norm sums
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    centred_sums = np.zeros((n_parcels, n_samples))
+    unit_sums = np.zeros((n_parcels, n_samples))
     mean_sums = np.zeros(n_parcels)
     n_varying = np.zeros(n_parcels)
     total = 0.0
     step = max(1, MOMENT_BLOCK_BYTES // (8 * max(1, n_samples)))
     buffer = np.empty((min(step, n_voxels), n_samples))
     for start in range(0, n_voxels, step):
-        source = X[start:start + step]
-        block = buffer[: source.shape[0]]
-        np.copyto(block, source)
-        block_labels = labels[start:start + step]
+        rows = order[start:start + step]
+        block = buffer[: rows.size]
+        np.copyto(block, X[rows])
+        block_labels = sorted_labels[start:start + step]
         # A voxel is constant when all its values are equal (exactly: the
         # rounding error of its mean must not become a unit-norm series).
         varying = block.max(axis=1) != block.min(axis=1)
@@ -242,17 +248,14 @@ def parcel_moments(X, labels, n_parcels: int) -> ParcelMoments:
         total += float(squares.sum())
         scale = np.zeros_like(squares)
         np.divide(1.0, np.sqrt(squares), out=scale, where=squares > 0)
-        n = block.shape[0]
-        members = sparse.csr_matrix(
-            (np.concatenate([np.ones(n), scale]),
-             (np.concatenate([block_labels, block_labels + n_parcels]), np.tile(np.arange(n), 2))),
-            shape=(2 * n_parcels, n),
-        )
-        both += members @ block
+        firsts = np.flatnonzero(np.r_[True, block_labels[1:] != block_labels[:-1]])
+        present = block_labels[firsts]  # each once: the rows are sorted by parcel
+        centred_sums[present] += np.add.reduceat(block, firsts, axis=0)
+        block *= scale[:, None]
+        unit_sums[present] += np.add.reduceat(block, firsts, axis=0)
         mean_sums += np.bincount(block_labels, weights=means, minlength=n_parcels)
         n_varying += np.bincount(block_labels, weights=varying, minlength=n_parcels)
     sizes = np.bincount(labels, minlength=n_parcels)
-    centred_sums, unit_sums = both[:n_parcels], both[n_parcels:]
     sums = centred_sums + mean_sums[:, None]
     return ParcelMoments(sizes, sums, centred_sums, unit_sums, n_varying, total)
 

@@ -75,7 +75,8 @@ def test_matches_feature_agglomeration_transform(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtype):
     """Rows read in parcel order, 3 to a block here, so parcels straddle blocks; labels
-    shuffled, constant voxels among them: each sum is numpy's over the parcel's rows."""
+    shuffled, constant voxels among them: each sum is numpy's over the parcel's rows, and
+    the same bits on one thread or two."""
     from nipype_ward.core import metrics
 
     n_voxels, n_samples, n_parcels = 61, 9, 7
@@ -101,6 +102,9 @@ def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtyp
         assert moments.n_varying[parcel] == rows.sum() - np.isin(np.flatnonzero(rows),
                                                                  [4, 30, 31]).sum()
     assert moments.total_variance == pytest.approx((centred ** 2).sum(), rel=1e-12)
+    threaded = metrics.parcel_moments(X, labels, n_parcels, threads=2)
+    for name in moments._fields:
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(moments, name))
 
 
 def test_compression_summary_by_hand():

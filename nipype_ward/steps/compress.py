@@ -90,7 +90,8 @@ def parcel_compress(
     (:meth:`~nipype_ward.io.geometry.SurfaceGeometry.save_parcel_series`).
 
     ``threads`` threads compress a ``.nii.gz`` compressed image (see
-    :func:`nipype_ward.io.nifti_write.save_series_image`).
+    :func:`nipype_ward.io.nifti_write.save_series_image`); two of them, if
+    there are, sum the parcels' moments (:func:`~nipype_ward.core.metrics.parcel_moments`).
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,
@@ -113,7 +114,7 @@ def parcel_compress(
         if outside:
             X, geometry = np.asarray(X[keep]), geometry.restricted(mask & (data > 0))
     labels, label_values = load_labels(labels_path, mask=geometry.mask)
-    moments = parcel_moments(X, labels, len(label_values))
+    moments = parcel_moments(X, labels, len(label_values), threads=threads)
     means = moments.sums / moments.sizes[:, None]
     connectivity = None
     if connectivity_path:
@@ -147,11 +148,11 @@ def parcel_compress(
         metrics["n_voxels_constant"] = series.n_constant
     tables.save_timeseries(table_means, out_timeseries, column_names=[str(v) for v in columns])
     if out_compressed is not None:
-        # In the series' type once: each block is then gathered, not converted too.
+        # In the series' type once; each voxel takes its parcel's row as it is written.
         stored_means = means.astype(X.dtype)
-        geometry.save_series(lambda start, stop: stored_means[labels, start:stop], out_compressed,
+        geometry.save_series(lambda start, stop: stored_means[:, start:stop], out_compressed,
                              n_volumes=X.shape[1], dtype=X.dtype, t_r=series.t_r,
-                             threads=threads)
+                             threads=threads, rows_of=labels)
     if out_ptseries is not None:
         geometry.save_parcel_series(means, label_values, labels, out_ptseries, t_r=series.t_r)
     files.save_json(metrics, out_metrics)

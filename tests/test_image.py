@@ -251,6 +251,19 @@ def test_series_scattered_into_volumes_is_numpys_unmasking(dtype, tmp_path, rng)
     written = np.asanyarray(nb.load(path).dataobj)
     assert written.dtype == dtype
     np.testing.assert_array_equal(written, expected)
+    # Each voxel a row of a table (a parcel's mean): numpy's volume[mask] = means[labels].
+    means = rng.normal(0, 100, (5, n_volumes)).astype(dtype)
+    labels = rng.integers(0, 5, int(mask.sum()))
+    path = nifti_write.save_series_image(lambda start, stop: means[:, start:stop], mask,
+                                         reference, tmp_path / "parcels.nii.gz",
+                                         n_volumes=n_volumes, dtype=dtype, rows_of=labels)
+    expected[mask] = means[labels]
+    np.testing.assert_array_equal(np.asanyarray(nb.load(path).dataobj), expected)
+    with pytest.raises((ValueError, IndexError), match="not a row of the values|out of bounds"):
+        nifti_write.save_series_image(lambda start, stop: means[:, start:stop], mask,
+                                      reference, tmp_path / "bad.nii.gz", n_volumes=n_volumes,
+                                      dtype=dtype, rows_of=labels + 1)
+    assert not (tmp_path / "bad.nii.gz").exists()
 
 
 @pytest.mark.parametrize("parallel", [False, True])

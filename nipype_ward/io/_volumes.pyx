@@ -12,7 +12,9 @@ places), each volume is read from its start to its end. numpy has no one
 call for this transposing gather: in two (``take``, then a transposed
 copy), the blocks of a 2 mm run of 1,200 volumes took 1.9-2.3 s to gather
 and 1.1 s to scatter; here 0.95-1.0 s and 0.7 s (2-core VM; the rest is
-reading the blocks from memory).
+reading the blocks from memory). A compressed series' values are scattered
+from its parcels' means (``row_of``: each voxel's parcel), not from a block
+of its voxels' values made first.
 
 Any stored type of a NIfTI series is read (as numpy would convert it: a
 C cast); the series is float32 or float64. Types not listed (big-endian
@@ -59,23 +61,33 @@ def gather_volumes(series_t[:, ::1] X, Py_ssize_t start, const stored_t[:, ::1] 
 
 
 def scatter_volumes(series_t[:, ::1] rows, const series_t[:, ::1] values,
-                    const Py_ssize_t[::1] positions, const Py_ssize_t[::1] order):
+                    const Py_ssize_t[::1] positions, const Py_ssize_t[::1] order,
+                    const Py_ssize_t[::1] row_of=None):
     """``rows[t, positions[i]] = values[i, t]`` for every volume ``t`` of ``rows``.
 
     ``values`` holds a row per point and a column per volume of the block
     ``rows`` (one volume per row, flattened in file order); the points are
     taken in ``order`` (a permutation); the places not in ``positions`` are
-    left as they are.
+    left as they are. With ``row_of``, point ``i``'s values are row
+    ``row_of[i]`` of ``values`` instead (a parcel's mean for each of its
+    voxels: no (points x volumes) block is made).
     """
     cdef Py_ssize_t n_points = positions.shape[0], n_volumes = rows.shape[0]
-    cdef Py_ssize_t i, j, t, place
-    if values.shape[0] != n_points or values.shape[1] != n_volumes \
-            or order.shape[0] != n_points:
+    cdef Py_ssize_t n_rows = values.shape[0]
+    cdef Py_ssize_t i, j, t, place, source
+    cdef bint mapped = row_of is not None, bad = False
+    if values.shape[1] != n_volumes or order.shape[0] != n_points or (
+            row_of.shape[0] != n_points if mapped else n_rows != n_points):
         raise ValueError("the values do not match the block's points and volumes")
     with nogil:
         for j in range(n_points):
             i = order[j]
             place = positions[i]
+            source = row_of[i] if mapped else i
+            if source < 0 or source >= n_rows:
+                bad = True
+                break
             for t in range(n_volumes):
-                rows[t, place] = values[i, t]
-
+                rows[t, place] = values[source, t]
+    if bad:
+        raise ValueError("a point's row is not a row of the values")

@@ -241,12 +241,12 @@ class VolumeGeometry(Geometry):
         return nifti_write.save_image(img, path)
 
     def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None,
-                    threads: int = 1) -> Path:
-        """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``),
-        compressed by ``threads`` threads."""
+                    threads: int = 1, rows_of=None) -> Path:
+        """A 4D image streamed a block of volumes at a time (``volumes(start, stop)``; its
+        rows taken by ``rows_of`` when given), compressed by ``threads`` threads."""
         return nifti_write.save_series_image(volumes, self.mask, self.reference, path,
                                              n_volumes=n_volumes, dtype=dtype, t_r=t_r,
-                                             threads=threads)
+                                             threads=threads, rows_of=rows_of)
 
     def save_parcel_series(self, means, label_values, labels, path, *, t_r=None) -> None:
         """Volume data have no image of parcel series: their table is it."""
@@ -301,8 +301,9 @@ class SurfaceGeometry(Geometry):
         return cifti.save_dlabel(values, self.reference, path)
 
     def save_series(self, volumes, path, *, n_volumes: int, dtype=np.float32, t_r=None,
-                    threads: int = 1) -> Path:
-        values = self._full(np.asarray(volumes(0, n_volumes)), np.float32)
+                    threads: int = 1, rows_of=None) -> Path:
+        values = np.asarray(volumes(0, n_volumes))
+        values = self._full(values if rows_of is None else values[rows_of], np.float32)
         return cifti.save_dtseries(values, self.reference, path, t_r=t_r)
 
     def save_parcel_series(self, means, label_values, labels, path, *, t_r=None) -> Path:

@@ -139,10 +139,16 @@ def run_once(cmd: list[str], run_dir: Path, *, cwd: Path = REPO, env: dict | Non
     """Run ``cmd`` under the wrapper; wall time, peak tree RSS, peak process RSS.
 
     Its stdout, stderr and ru_maxrss go to ``run_dir`` (made if needed);
-    bench_group.py runs its contenders through this too.
+    bench_group.py runs its contenders through this too. The files runs
+    before it wrote are put on disk first (``sync``, not timed): the kernel
+    writes dirty pages back 30 s after they were written, which would land
+    one run's writing (a 2 mm run of 1,200 volumes leaves 1.1 GB) in the
+    time of the next.
     """
     run_dir.mkdir(exist_ok=True)
     maxrss_file = run_dir / "maxrss"
+    if hasattr(os, "sync"):
+        os.sync()
     with open(run_dir / "stdout", "wb") as out, open(run_dir / "stderr", "wb") as err:
         cpu, start = time.process_time(), time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(maxrss_file), *cmd],

@@ -77,14 +77,14 @@ def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtyp
     """Rows read in parcel order, 3 to a block here, so parcels straddle blocks; labels
     shuffled, constant voxels among them: each sum is numpy's over the parcel's rows, and
     the same bits on one thread or two."""
-    from nipype_ward.core import metrics
+    from nipype_ward.core import moments as module
 
     n_voxels, n_samples, n_parcels = 61, 9, 7
-    monkeypatch.setattr(metrics, "MOMENT_BLOCK_BYTES", 3 * 8 * n_samples)
+    monkeypatch.setattr(module, "MOMENT_BLOCK_BYTES", 3 * 8 * n_samples)
     X = rng.standard_normal((n_voxels, n_samples)).astype(dtype) * 10 + 100
     X[[4, 30, 31]] = 5.0  # constant voxels
     labels = rng.permutation(np.arange(n_voxels) % n_parcels)
-    moments = metrics.parcel_moments(X, labels, n_parcels)
+    moments = module.parcel_moments(X, labels, n_parcels)
     values = X.astype(np.float64)
     centred = values - values.mean(axis=1, keepdims=True)
     centred[[4, 30, 31]] = 0.0
@@ -102,7 +102,7 @@ def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtyp
         assert moments.n_varying[parcel] == rows.sum() - np.isin(np.flatnonzero(rows),
                                                                  [4, 30, 31]).sum()
     assert moments.total_variance == pytest.approx((centred ** 2).sum(), rel=1e-12)
-    threaded = metrics.parcel_moments(X, labels, n_parcels, threads=2)
+    threaded = module.parcel_moments(X, labels, n_parcels, threads=2)
     for name in moments._fields:
         np.testing.assert_array_equal(getattr(threaded, name), getattr(moments, name))
 

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nipype_ward.core.metrics import (
-    compression_summary,
-    parcel_moments,
-    truth_agreement,
-)
+from nipype_ward.core.metrics import compression_summary, truth_agreement
+from nipype_ward.core.moments import parcel_moments
 from nipype_ward.io import arrays, files, tables
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.geometry import geometry_of, load, load_labels, values_of
@@ -91,7 +88,7 @@ def parcel_compress(
 
     ``threads`` threads compress a ``.nii.gz`` compressed image (see
     :func:`nipype_ward.io.nifti_write.save_series_image`); two of them, if
-    there are, sum the parcels' moments (:func:`~nipype_ward.core.metrics.parcel_moments`).
+    there are, sum the parcels' moments (:func:`~nipype_ward.core.moments.parcel_moments`).
     """
     series = load_voxel_series(
         series_path=series_path, series_info=series_info, bold_path=bold_path,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nb
@@ -34,7 +33,7 @@ from nipype_ward.io.headers import (
     check_gzip_size,
     check_header,
 )
-from nipype_ward.io.memory import new_rows
+from nipype_ward.io.memory import made_ahead, new_rows
 
 __all__ = [
     "AFFINE_ATOL",
@@ -50,6 +49,7 @@ __all__ = [
     "read_mean",
     "read_series",
     "series_dtype",
+    "volume_blocks",
 ]
 
 #: Tolerance on affines when checking that two images share a grid (mm).
@@ -192,7 +192,7 @@ def open_image(path, *, ndim: int | tuple[int, ...] = (3, 4), min_volumes: int =
         yield img
 
 
-def _volume_blocks(n_volumes: int) -> list[tuple[int, int]]:
+def volume_blocks(n_volumes: int) -> list[tuple[int, int]]:
     """(start, stop) of each block of volumes read at once."""
     return [(a, min(a + BLOCK_VOLUMES, n_volumes)) for a in range(0, n_volumes, BLOCK_VOLUMES)]
 
@@ -229,7 +229,7 @@ def _blocks_of(img, path):
     """
     proxy = img.dataobj
     stream = getattr(proxy, "file_like", None)
-    blocks = _volume_blocks(img.shape[3])
+    blocks = volume_blocks(img.shape[3])
     raw = (hasattr(stream, "readinto") and getattr(proxy, "order", "F") == "F"
            and (float(proxy.slope), float(proxy.inter)) == (1.0, 0.0))
     if not raw:
@@ -247,19 +247,14 @@ def _blocks_of(img, path):
 
     def fill(turn: int, start: int, stop: int) -> np.ndarray:
         view = buffers[turn % len(buffers)][..., : stop - start]  # Fortran-contiguous still
-        _read_fully(stream, memoryview(view.T).cast("B"))
+        try:
+            _read_fully(stream, memoryview(view.T).cast("B"))
+        except Exception as exc:  # truncated or corrupt data: gzip, EOF
+            raise _unreadable_data(path, exc) from exc
         return view
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nifti-read") as reader:
-        pending = reader.submit(fill, 0, *blocks[0])
-        for turn, (start, stop) in enumerate(blocks):
-            try:
-                view = pending.result()
-            except Exception as exc:  # truncated or corrupt data: gzip, EOF
-                raise _unreadable_data(path, exc) from exc
-            if turn + 1 < len(blocks):
-                pending = reader.submit(fill, turn + 1, *blocks[turn + 1])
-            yield start, stop, view
+    for (start, stop), view in zip(blocks, made_ahead(fill, blocks, name="nifti-read")):
+        yield start, stop, view
 
 
 def data_of(img) -> np.ndarray:
@@ -487,7 +482,7 @@ def read_series(path, *, mask=None, mask_path=None, compute_mask=None, before_re
         if before_reading is not None:
             before_reading(img)
         n_volumes = img.shape[3]
-        blocks = _volume_blocks(n_volumes)
+        blocks = volume_blocks(n_volumes)
         acc = X = kept = None
         with contextlib.ExitStack() as stack:
             spill = None

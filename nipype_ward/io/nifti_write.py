@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nb
@@ -20,7 +19,8 @@ from isal import igzip, igzip_threaded
 
 from nipype_ward.io._volumes import scatter_volumes
 from nipype_ward.io.files import save_atomically
-from nipype_ward.io.nifti import BLOCK_VOLUMES, file_order, fortran_positions
+from nipype_ward.io.memory import made_ahead
+from nipype_ward.io.nifti import BLOCK_VOLUMES, file_order, fortran_positions, volume_blocks
 
 __all__ = [
     "GZIP_LEVEL",
@@ -173,8 +173,7 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
     n_grid = int(np.prod(mask.shape))
     dtype = np.dtype(dtype)
     compiled = dtype in (np.float32, np.float64)
-    spans = [(start, min(start + BLOCK_VOLUMES, n_volumes))
-             for start in range(0, n_volumes, BLOCK_VOLUMES)]
+    spans = volume_blocks(n_volumes)
     # Two buffers in turn: outside the mask each stays 0 throughout.
     buffers = [np.zeros((min(BLOCK_VOLUMES, n_volumes), n_grid), dtype=dtype)
                for _ in range(min(2, len(spans)))]
@@ -189,20 +188,11 @@ def save_series_image(volumes, mask, reference_img, path, *, n_volumes: int, dty
             rows[:, positions] = (values if rows_of is None else values[rows_of]).T
         return rows
 
-    def blocks():
-        # The next block is made by a thread of its own (the scatter releases
-        # the GIL) while this one is compressed: made in turn, the compressing
-        # threads waited for each block, and each block for them.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nifti-write") as maker:
-            pending = maker.submit(fill, 0, *spans[0]) if spans else None
-            for turn in range(len(spans)):
-                rows = pending.result()
-                if turn + 1 < len(spans):
-                    pending = maker.submit(fill, turn + 1, *spans[turn + 1])
-                yield rows  # written (copied to the compressors) before the next turn
-
-    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r), blocks(), path,
-                        n_volumes, threads)
+    # The next block is made while this one is compressed (each is written, so
+    # copied to the compressors, before its turn ends): made in turn, the
+    # compressing threads waited for each block, and each block for them.
+    return _save_stream(_series_header(reference_img, n_volumes, dtype, t_r),
+                        made_ahead(fill, spans, name="nifti-write"), path, n_volumes, threads)
 
 
 def save_volumes(volumes, reference_img, path, *, n_volumes: int, dtype=np.float32,

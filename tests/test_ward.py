@@ -7,6 +7,7 @@ expected (and where they happen, both break them the same way).
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import nibabel as nb
@@ -29,6 +30,7 @@ from nipype_ward.core.ward import (
     cut_tree,
     ward_tree,
 )
+from nipype_ward.core.ward import _tree
 from nipype_ward.core.ward._tree import check_samples
 
 # No example database in the working tree; no deadline (timings vary on a
@@ -91,6 +93,21 @@ def simd_levels():
 
 SIMD_LEVELS = simd_levels()
 
+#: Sizes up to which merged clusters keep only their centroid in the kernel
+#: (1: every one keeps its sums too, the kernel's default; 8: the size of large trees).
+SMALL_SIZES = (1, 2, 3, 8)
+
+
+@contextlib.contextmanager
+def small_clusters(size):
+    """Every tree made inside keeps only the centroid of clusters of at most ``size``."""
+    previous = _tree.SMALL_CLUSTER_SIZE, _tree.SMALL_CLUSTERS_FROM
+    _tree.SMALL_CLUSTER_SIZE, _tree.SMALL_CLUSTERS_FROM = size, 0
+    try:
+        yield
+    finally:
+        _tree.SMALL_CLUSTER_SIZE, _tree.SMALL_CLUSTERS_FROM = previous
+
 
 def reference(X, graph):
     children, _, _, _, distances = sklearn_ward_tree(
@@ -100,16 +117,19 @@ def reference(X, graph):
 
 
 def assert_same_as_sklearn(X, graph):
-    """Ours, with each SIMD code path, against scikit-learn: bit-identical."""
+    """Ours, with each SIMD code path and each way of keeping small clusters,
+    against scikit-learn: bit-identical."""
     ref_children, ref_distances = reference(X, graph)
     previous = _ward_fast._simd_level()
     try:
         for level in SIMD_LEVELS:
             _ward_fast._simd_level(level)
-            children, distances = ward_tree(X, graph)
-            np.testing.assert_array_equal(children, ref_children)
-            # Bit-identical, not merely close.
-            np.testing.assert_array_equal(distances, ref_distances)
+            for size in SMALL_SIZES:
+                with small_clusters(size):
+                    children, distances = ward_tree(X, graph)
+                np.testing.assert_array_equal(children, ref_children)
+                # Bit-identical, not merely close.
+                np.testing.assert_array_equal(distances, ref_distances)
     finally:
         _ward_fast._simd_level(previous)
     return children, distances
@@ -331,6 +351,51 @@ def test_disconnected_pieces_follow_sklearn_within_each_piece(rng):
         mapped = np.array([[local[int(c)] for c in tree.children[s]] for s in steps])
         np.testing.assert_array_equal(np.sort(mapped, axis=1), ref_children)
         np.testing.assert_array_equal(tree.distances[steps], ref_distances)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_pieces_keep_their_sums_exactly(rng, dtype):
+    # Pieces of at most 8 samples end as small clusters, whose sums the
+    # kernel makes again for the join at the top: the tree is the same, bit
+    # for bit, as when every cluster keeps its sums, and the joins are
+    # numpy's Ward distances between the pieces.
+    sizes = [3, 8, 1, 5, 2]
+    graph, piece = pieces_graph(rng, sizes, 6)
+    X = (800 + 20 * rng.standard_normal((len(piece), 40))).astype(dtype)
+    with small_clusters(1):
+        every = build_ward_tree(X, graph, warn_components=False)
+    with small_clusters(8):
+        small = build_ward_tree(X, graph, warn_components=False)
+    np.testing.assert_array_equal(small.children, every.children)
+    np.testing.assert_array_equal(small.distances, every.distances)
+    members = leaves_of(small.children, len(piece))
+    n_inside = len(piece) - len(sizes)
+    for step in range(n_inside, len(piece) - 1):
+        a, b = (sorted(members[c]) for c in small.children[step])
+        x_a, x_b = X[a].astype(np.float64), X[b].astype(np.float64)
+        gap = x_a.mean(axis=0) - x_b.mean(axis=0)
+        inertia = gap @ gap * len(a) * len(b) / (len(a) + len(b))
+        np.testing.assert_allclose(small.distances[step], np.sqrt(2 * inertia), rtol=1e-9)
+
+
+def test_large_trees_keep_only_small_clusters_centroids(rng, monkeypatch):
+    # The switch is the series' size, in values: below it every merged
+    # cluster keeps its sums (the kernel is asked for small_size=1), from it
+    # the small ones keep only a centroid. Both give scikit-learn's tree.
+    mask = np.ones((6, 5, 4), dtype=bool)
+    graph = grid_to_graph(*mask.shape, mask=mask)
+    X = rng.standard_normal((mask.sum(), 16)).astype(np.float32)
+    asked, merge = [], _ward_fast.ward_merge
+
+    def recorded(*args, small_size=1, **kwargs):
+        asked.append(small_size)
+        return merge(*args, small_size=small_size, **kwargs)
+
+    monkeypatch.setattr(_ward_fast, "ward_merge", recorded)
+    for threshold in (X.size + 1, X.size):
+        monkeypatch.setattr(_tree, "SMALL_CLUSTERS_FROM", threshold)
+        np.testing.assert_array_equal(ward_tree(X, graph)[1], reference(X, graph)[1])
+    assert asked == [1, _tree.SMALL_CLUSTER_SIZE] and _tree.SMALL_CLUSTER_SIZE > 1
 
 
 def test_isolated_samples_and_single_sample():

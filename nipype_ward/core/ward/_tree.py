@@ -28,6 +28,18 @@ MAX_SAMPLES = 2**30
 #: which the kernel keeps between trees.
 HUGE_PAGE_BYTES = 64 << 20
 
+#: Merged clusters of at most this many samples keep only their centroid in
+#: the kernel, not their sums (made again from their samples when a merge
+#: needs them: the same bits), in the trees of series of at least
+#: :data:`SMALL_CLUSTERS_FROM` values. The kernel's memory is a centroid and
+#: a sums row (float64) per merged cluster alive: on a 2 mm brain mask
+#: (235,170 voxels, 1,200 volumes) 859 MiB at the peak, 520 MiB this way,
+#: for a tree 5 to 15 % slower (3.1-3.5 s against 3.4-3.7 s, 2 cores,
+#: 2026-12-06). A cortical mesh or a 3 mm brain needs 50 MB either way, and
+#: its tree would be up to 20 % slower.
+SMALL_CLUSTER_SIZE = 8
+SMALL_CLUSTERS_FROM = 2**27  # values: 512 MB of float32, a 2 mm brain x 570 volumes
+
 
 class WardTree(NamedTuple):
     """A full Ward tree over ``n_leaves`` samples.
@@ -246,10 +258,12 @@ def ward_tree(
 
     *Cost.* X is read in place when it is C-ordered float32 or float64
     (otherwise converted once), never modified; the kernel keeps the sums and
-    centroids of the merged clusters alive at a time (float64), plus small
-    per-cluster lists. On the MNI 3 mm brain mask (69,765 voxels, 176
-    volumes) this is about 0.2 s and 70 MB, float32 or float64, against 7-8 s
-    and 360 MB for scikit-learn (2 cores, 2026-12-06); see ``bench/bench_ward.py``.
+    centroids of the merged clusters alive at a time (float64; for a series of
+    ``SMALL_CLUSTERS_FROM`` values or more, only the centroids of those of
+    at most ``SMALL_CLUSTER_SIZE`` samples), plus small per-cluster lists.
+    On the MNI 3 mm brain mask (69,765 voxels, 176 volumes) this is about 0.2 s
+    and 70 MB, float32 or float64, against 7-8 s and 360 MB for scikit-learn
+    (2 cores, 2026-12-06); see ``bench/bench_ward.py``.
 
     *Disconnected graphs.* Touching clusters are merged until each connected
     piece is one cluster; no edge is invented between far-apart samples (which
@@ -278,13 +292,14 @@ def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTre
     inertia = np.empty(n_merges_total, dtype=np.float64)
     sizes = np.empty(n_merges_total, dtype=np.intp)
     arrays = (samples, graph.indptr, graph.indices, children, inertia, sizes)
+    small = SMALL_CLUSTER_SIZE if samples.size >= SMALL_CLUSTERS_FROM else 1
     _ward_fast._huge_page_budget(HUGE_PAGE_BYTES)
-    merged = _ward_fast.ward_merge(*arrays, check_finite=True)
+    merged = _ward_fast.ward_merge(*arrays, check_finite=True, small_size=small)
     if merged is None:
         # A sample's squared norm is not finite: NaN or infinite values
         # (raised here), or float64 values too large to square.
         _check_finite(samples)
-        merged = _ward_fast.ward_merge(*arrays, check_finite=False)
+        merged = _ward_fast.ward_merge(*arrays, check_finite=False, small_size=small)
     n_merges, roots, root_sums, root_sizes = merged
     n_components = len(roots)
     if n_components > 1:

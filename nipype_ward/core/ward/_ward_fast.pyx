@@ -23,8 +23,10 @@ Exactness contract with scikit-learn's ``ward_tree``
   float32 converts exactly to float64, so samples are read from ``X`` as
   given: no float64 copy of the data.
 * Merged sums are ``m2[a] + m2[b]`` in float64 like scikit-learn's, kept only
-  for the clusters alive at a given time (``a + b == b + a`` in IEEE
-  arithmetic, so it does not matter which child's row is reused).
+  for the clusters alive at a given time, and for the small ones made again
+  by the same additions when needed (``a + b == b + a`` in IEEE arithmetic,
+  so it does not matter which child's row is reused, nor in which order a
+  node's two children are added).
 * The next merge is the minimum of ``(inertia, larger node id, smaller node
   id)`` over all pairs of touching clusters, the order of the tuples in
   scikit-learn's heap, so ties are broken identically.
@@ -66,9 +68,19 @@ clusters, as on a cortical mesh, all are computed, in one batch.
 
 Memory
 ------
-Only the sums and centroids of the merged clusters alive at a time are stored
-(about a quarter of the samples on a brain mask), in recycled rows; the lists
-and the per-cluster fields are small. Big blocks are huge-page backed (the first
+Only the merged clusters alive at a time have rows (about a fifth of the
+samples on a brain mask), recycled from one pool: a centroid row each, and a
+second row with the sums for the clusters of more than ``small_size``
+samples (an argument: 1, all of them, unless the caller asks). A smaller
+cluster's sums are made again from its samples when a merge needs them, by
+the same additions (its children's sums, added, down the tree so far), so
+they have the bits of the sums it would have kept; the samples' rows are
+prefetched as the merge starts and read once its touching clusters are
+gathered. On the 2 mm brain mask with 1,200 volumes, at the peak a third of
+the live clusters are pairs and three quarters have at most 8 samples: with
+``small_size=8`` the kernel's memory goes from 859 to 520 MiB, for 2.9
+samples' rows read again per merge (a tree 5 to 15 % slower). The lists and
+the per-cluster fields are small. Big blocks are huge-page backed (the first
 64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
 memory pressure): fresh pages come zeroed by the system, at a cost of 5 to
@@ -596,6 +608,57 @@ cdef extern from * nogil:
         for (Py_ssize_t t = 0; t < n; ++t) out[t] = sums[t] / w;
     }
 
+    /* ---- Sums of a small cluster, again -----------------------------------
+       Clusters of at most small_size samples keep only their centroid
+       (see "Memory"): their sums are made again from their samples when a
+       merge needs them, by the additions scikit-learn made, node by node of
+       the tree so far (a node's sums are its children's, added; IEEE
+       addition commutes, so the order of the two does not matter). ``out``
+       gets the sums under ``node``; ``scratch`` holds one row per level of
+       the second children (at most the samples under ``node``). */
+    template <typename T>
+    static void nw_subtree_sums(const char* x, Py_ssize_t stride, const Py_ssize_t* children,
+                                Py_ssize_t n_samples, Py_ssize_t node, Py_ssize_t n,
+                                double* out, double* scratch) {
+        if (node < n_samples) {
+            const T* r = reinterpret_cast<const T*>(x + node * stride);
+            for (Py_ssize_t t = 0; t < n; ++t) out[t] = double(r[t]);
+            return;
+        }
+        const Py_ssize_t* c = children + 2 * (node - n_samples);
+        nw_subtree_sums<T>(x, stride, children, n_samples, c[0], n, out, scratch);
+        if (c[1] < n_samples) {
+            const T* r = reinterpret_cast<const T*>(x + c[1] * stride);
+            for (Py_ssize_t t = 0; t < n; ++t) out[t] += double(r[t]);
+        } else {
+            nw_subtree_sums<T>(x, stride, children, n_samples, c[1], n, scratch, scratch + n);
+            for (Py_ssize_t t = 0; t < n; ++t) out[t] += scratch[t];
+        }
+    }
+    /* The sums of a merging child that is a sample or a small cluster, into
+       ``out`` (add: added to it). From its ``centroid`` times its size ``w``
+       where the caller gives it: exact when w is a power of two and the
+       samples float32 (a sum of float32 values divided by 2, 4 or 8 is
+       exact in float64, and so is its product by them). */
+    template <typename T>
+    static void nw_child_sums(const char* x, Py_ssize_t stride, const Py_ssize_t* children,
+                              Py_ssize_t n_samples, Py_ssize_t node, const double* centroid,
+                              double w, Py_ssize_t n, int add, double* out, double* scratch) {
+        if (node < n_samples) {
+            const T* r = reinterpret_cast<const T*>(x + node * stride);
+            if (add) for (Py_ssize_t t = 0; t < n; ++t) out[t] += double(r[t]);
+            else for (Py_ssize_t t = 0; t < n; ++t) out[t] = double(r[t]);
+        } else if (centroid != nullptr) {
+            if (add) for (Py_ssize_t t = 0; t < n; ++t) out[t] += centroid[t] * w;
+            else for (Py_ssize_t t = 0; t < n; ++t) out[t] = centroid[t] * w;
+        } else if (!add) {
+            nw_subtree_sums<T>(x, stride, children, n_samples, node, n, out, scratch);
+        } else {
+            nw_subtree_sums<T>(x, stride, children, n_samples, node, n, scratch, scratch + n);
+            for (Py_ssize_t t = 0; t < n; ++t) out[t] += scratch[t];
+        }
+    }
+
     /* Squared norm of a sample, for the bounds only: in any order (four
        partial sums, which the compiler vectorises). */
     template <typename T>
@@ -637,6 +700,23 @@ cdef extern from * nogil:
     void divide "nw_divide"(const double* sums, double w, Py_ssize_t n, double* out)
     double norm2 "nw_norm2"(const float32_t* x, Py_ssize_t n)
     double norm2 "nw_norm2"(const float64_t* x, Py_ssize_t n)
+    void child_sums "nw_child_sums<float>"(const char* x, Py_ssize_t stride,
+                                           const intp_t* children, Py_ssize_t n_samples,
+                                           Py_ssize_t node, const double* centroid, double w,
+                                           Py_ssize_t n, int add, double* out, double* scratch)
+    void child_sums64 "nw_child_sums<double>"(const char* x, Py_ssize_t stride,
+                                              const intp_t* children, Py_ssize_t n_samples,
+                                              Py_ssize_t node, const double* centroid,
+                                              double w, Py_ssize_t n, int add, double* out,
+                                              double* scratch)
+    void subtree_sums "nw_subtree_sums<float>"(const char* x, Py_ssize_t stride,
+                                               const intp_t* children, Py_ssize_t n_samples,
+                                               Py_ssize_t node, Py_ssize_t n, double* out,
+                                               double* scratch)
+    void subtree_sums64 "nw_subtree_sums<double>"(const char* x, Py_ssize_t stride,
+                                                  const intp_t* children, Py_ssize_t n_samples,
+                                                  Py_ssize_t node, Py_ssize_t n, double* out,
+                                                  double* scratch)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
     size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
@@ -675,7 +755,7 @@ cdef struct Slot:
     # its best candidate changes, costs one miss, not one per field or array.
     Key key             # its best candidate (its key in the heap)
     float64_t weight    # samples under it, float64 like scikit-learn's moments
-    float64_t* row      # [sums | centroid] of a merged cluster, NULL for a sample
+    float64_t* row      # centroid of a merged cluster, NULL for a sample (see _sums_row)
     Edge* edge          # its touching clusters, with the inertia of merging
     int32_t n_edges
     int32_t cap_edges
@@ -837,16 +917,24 @@ cdef struct Prefetcher:
     bint x_float32          # samples are read as float32 lanes
 
 
+cdef inline float64_t** _sums_row(float64_t* row, intp_t n_features) noexcept nogil:
+    """Where a merged cluster's centroid row keeps the address of its sums
+    row: in the word after the centroid (NULL for a small cluster, whose sums
+    are made again from its samples: see "Memory")."""
+    return <float64_t**>(row + n_features)
+
+
 cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) noexcept nogil:
-    """Into L1: the sums and list of a cluster about to merge, and its
-    centroid too (``whole``) if its row will hold the new cluster's (the
-    lines are about to be rewritten)."""
+    """Into L1: the list of a cluster about to merge, its sample's row or the
+    line with the address of its sums, and its whole centroid row
+    (``whole``) if that row will hold the new cluster's centroid (the lines
+    are about to be rewritten)."""
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
         if whole:
-            prefetch_write(sl.row, 2 * pf.n_features * sizeof(float64_t))
+            prefetch_write(sl.row, (pf.n_features + 1) * sizeof(float64_t))
         else:
-            prefetch(sl.row, pf.n_features * sizeof(float64_t), 0)
+            prefetch(sl.row + pf.n_features, sizeof(float64_t), 0)
     else:
         prefetch(pf.x_data + s * pf.x_stride, pf.x_row_bytes, 0)
     if sl.n_edges > 0:
@@ -857,7 +945,7 @@ cdef inline const void* _centroid(const Prefetcher* pf, int32_t s) noexcept nogi
     """The centroid of a cluster: its row of X for a sample."""
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
-        return sl.row + pf.n_features
+        return sl.row
     return pf.x_data + s * pf.x_stride
 
 
@@ -866,6 +954,49 @@ cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) no
     cdef intp_t n_bytes = (pf.n_features * sizeof(float64_t) if pf.slots[s].row != NULL
                            else pf.x_row_bytes)
     prefetch(_centroid(pf, s), n_bytes, far)
+
+
+cdef inline void _node_sums(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
+                            intp_t node, float64_t* out, float64_t* scratch) noexcept nogil:
+    """The sums of the samples under a node of at most twice the small size,
+    made again from its samples (see "Memory")."""
+    if pf.x_float32:
+        subtree_sums(pf.x_data, pf.x_stride, children, n_samples, node, pf.n_features,
+                     out, scratch)
+    else:
+        subtree_sums64(pf.x_data, pf.x_stride, children, n_samples, node, pf.n_features,
+                       out, scratch)
+
+
+cdef inline bint _from_centroid(const Prefetcher* pf, float64_t w) noexcept nogil:
+    """Whether a small cluster's sums are its centroid times its size, exactly
+    (see ``nw_child_sums``)."""
+    cdef intp_t n = <intp_t>w
+    return pf.x_float32 and (n & (n - 1)) == 0
+
+
+cdef inline void _child_sums(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
+                             const float64_t* centroid, float64_t w, intp_t node, bint add,
+                             float64_t* out, float64_t* scratch) noexcept nogil:
+    """The sums of a merging sample or small cluster, into (``add``: added to)
+    ``out``: from its centroid where that is exact, else from its samples."""
+    if centroid != NULL and not _from_centroid(pf, w):
+        centroid = NULL
+    if pf.x_float32:
+        child_sums(pf.x_data, pf.x_stride, children, n_samples, node, centroid, w,
+                   pf.n_features, add, out, scratch)
+    else:
+        child_sums64(pf.x_data, pf.x_stride, children, n_samples, node, centroid, w,
+                     pf.n_features, add, out, scratch)
+
+
+cdef void _prefetch_samples(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
+                            intp_t node) noexcept nogil:
+    """Into L2: the rows of the samples under a node."""
+    while node >= n_samples:
+        _prefetch_samples(pf, children, n_samples, children[2 * (node - n_samples) + 1])
+        node = children[2 * (node - n_samples)]
+    prefetch(pf.x_data + node * pf.x_stride, pf.x_row_bytes, 1)
 
 
 # --------------------------------------------------------------------------
@@ -916,7 +1047,8 @@ def ward_merge(const real[:, :] X,
                intp_t[:, ::1] children,
                float64_t[::1] inertia,
                intp_t[::1] sizes,
-               bint check_finite=True):
+               bint check_finite=True,
+               intp_t small_size=1):
     """Run the constrained Ward merges until no two touching clusters remain.
 
     Parameters
@@ -941,6 +1073,10 @@ def ward_merge(const real[:, :] X,
         finite values whose squares overflow: the caller tells them apart and
         then calls again with False). The first pass reads every sample
         anyway, so this spares the caller a pass over X.
+    small_size : int
+        Merged clusters of at most this many samples keep only their
+        centroid, not their sums (see "Memory"); 1: all keep both. The tree
+        does not depend on it.
 
     Returns
     -------
@@ -1014,6 +1150,13 @@ def ward_merge(const real[:, :] X,
     cdef const real* xa
     cdef const real* xb
     cdef Py_ssize_t capacity
+    cdef intp_t small = small_size if small_size > 1 else 1
+    cdef vector[float64_t] scratch
+    cdef float64_t* sums_k
+    cdef float64_t* sums_a
+    cdef float64_t* sums_b
+    cdef int32_t node_a, node_b
+    cdef const intp_t* kids = &children[0, 0] if children.shape[0] > 0 else NULL
     cdef bint out_of_memory = False
     cdef bint not_finite = False
 
@@ -1025,7 +1168,9 @@ def ward_merge(const real[:, :] X,
     first_begin = first_lists.data()
     first_end = first_begin + 2 * n_pairs + 1
     list_pool.set_item_bytes(sizeof(Edge))
-    row_pool.set_sizes(2 * n_features * sizeof(float64_t), 1 << 21)
+    # Rows of a centroid and the address of the sums, or of sums (see "Memory").
+    row_pool.set_sizes((n_features + 1) * sizeof(float64_t), 1 << 21)
+    scratch.resize((2 * small + 1) * n_features)
     heap.key = heap_key.data()
     heap.slot = heap_slot.data()
     heap.pos = heap_pos.data()
@@ -1120,11 +1265,11 @@ def ward_merge(const real[:, :] X,
                 # is a merged cluster (bounds are only made for new ones).
                 if sa.row != NULL:
                     lane_row[0] = _centroid(&pf, b)
-                    centroid_k = sa.row + n_features
+                    centroid_k = sa.row
                     n_float = 1 if (real is float32_t and sb.row == NULL) else 0
                 else:
                     lane_row[0] = _centroid(&pf, a)
-                    centroid_k = sb.row + n_features
+                    centroid_k = sb.row
                     n_float = 1 if real is float32_t else 0
                 centroid_lanes(centroid_k, lane_row, 1, n_float, n_features, lane_sum)
                 v = lane_sum[0] * ((sa.weight * sb.weight) / (sa.weight + sb.weight))
@@ -1139,12 +1284,18 @@ def ward_merge(const real[:, :] X,
                     _rescan(&heap, slots, b)
                 continue
             key = heap.key[0]
-            # The new cluster's sums go to a's row if it has one, else to b's,
-            # else to a recycled row (see below).
+            # The new cluster's centroid goes to a's row if it has one, else to
+            # b's, else to a recycled row (see below).
             _prefetch_child(&pf, a, True)
             _prefetch_child(&pf, b, sa.row == NULL)
+            # Into L2, the samples whose rows make the sums of a small child
+            # again, read once the touching clusters are gathered (see below).
+            if sa.row != NULL and sa.weight <= small and not _from_centroid(&pf, sa.weight):
+                _prefetch_samples(&pf, kids, n_samples, sa.node_id)
+            if sb.row != NULL and sb.weight <= small and not _from_centroid(&pf, sb.weight):
+                _prefetch_samples(&pf, kids, n_samples, sb.node_id)
             if sa.row == NULL and sb.row == NULL and row_pool.next() != NULL:
-                prefetch_write(row_pool.next(), 2 * n_features * sizeof(float64_t))
+                prefetch_write(row_pool.next(), (n_features + 1) * sizeof(float64_t))
             for p in range(sa.n_edges):
                 prefetch(&slots[sa.edge[p].slot], sizeof(Slot), 0)
             for p in range(sb.n_edges):
@@ -1160,40 +1311,10 @@ def ward_merge(const real[:, :] X,
             sizes[n_merges] = <intp_t>w_k
             n_merges += 1
 
-            # Sums of the new cluster, in the row of a merged child when there
-            # is one, then its centroid.
-            if sa.row == NULL and sb.row != NULL:
-                row_k = sb.row
-                sb.row = NULL
-                xa = &X[a, 0]
-                for t in range(n_features):
-                    row_k[t] += <float64_t>xa[t]
-            elif sa.row == NULL:
-                row_k = <float64_t*>row_pool.take()
-                if row_k == NULL:
-                    out_of_memory = True
-                    break
-                xa = &X[a, 0]
-                xb = &X[b, 0]
-                for t in range(n_features):
-                    row_k[t] = <float64_t>xa[t] + <float64_t>xb[t]
-            elif sb.row == NULL:
-                row_k = sa.row
-                xb = &X[b, 0]
-                for t in range(n_features):
-                    row_k[t] += <float64_t>xb[t]
-            else:
-                row_k = sa.row
-                other = sb.row
-                for t in range(n_features):
-                    row_k[t] += other[t]
-                row_pool.give_back(sb.row)
-                sb.row = NULL
-            divide(row_k, w_k, n_features, row_k + n_features)
-            centroid_k = row_k + n_features
-            sa.row = row_k
 
             # Slot a now holds the new cluster; b dies.
+            node_a = sa.node_id
+            node_b = sb.node_id
             sa.node_id = k_id
             sa.weight = w_k
             sb.node_id = -1
@@ -1255,6 +1376,62 @@ def ward_merge(const real[:, :] X,
             for p in range(<intp_t>around_merged.size()):
                 around.push_back(around_merged[p])
             n_around = <intp_t>around.size()
+
+            # Sums of the new cluster, then its centroid (see "Memory"). The
+            # centroid goes to the row of a merged child when there is one.
+            sums_a = _sums_row(sa.row, n_features)[0] if sa.row != NULL else NULL
+            sums_b = _sums_row(sb.row, n_features)[0] if sb.row != NULL else NULL
+            if w_k <= small:
+                # A small cluster: its sums made again, and only its centroid kept.
+                sums_k = scratch.data()
+                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                            sums_k + n_features)
+                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                            sums_k + n_features)
+            elif sums_a != NULL or sums_b != NULL:
+                # A child's sums row takes the other child's sums.
+                if sums_a == NULL:
+                    sums_k = sums_b
+                    sums_b = NULL
+                    _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, True, sums_k,
+                                scratch.data())
+                elif sums_b != NULL:
+                    sums_k = sums_a
+                    for t in range(n_features):
+                        sums_k[t] += sums_b[t]
+                    row_pool.give_back(sums_b)
+                else:
+                    sums_k = sums_a
+                    _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                                scratch.data())
+            else:
+                # Two small children (or samples): a sums row of its own.
+                sums_k = <float64_t*>row_pool.take()
+                if sums_k == NULL:
+                    out_of_memory = True
+                    break
+                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                            scratch.data())
+                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                            scratch.data())
+            if sa.row != NULL:
+                row_k = sa.row
+                if sb.row != NULL:
+                    row_pool.give_back(sb.row)
+            elif sb.row != NULL:
+                row_k = sb.row
+            else:
+                row_k = <float64_t*>row_pool.take()
+                if row_k == NULL:
+                    if w_k > small:
+                        row_pool.give_back(sums_k)
+                    out_of_memory = True
+                    break
+            sb.row = NULL
+            divide(sums_k, w_k, n_features, row_k)
+            _sums_row(row_k, n_features)[0] = sums_k if w_k > small else NULL
+            centroid_k = row_k
+            sa.row = row_k
 
             # Their inertias with the new cluster where the bound does not
             # settle it: where it may beat their best candidate (always when
@@ -1366,8 +1543,12 @@ def ward_merge(const real[:, :] X,
         if slots[s].row == NULL:
             root_sums[p] = np.asarray(X[s], dtype=np.float64)
         else:
+            sums_k = _sums_row(slots[s].row, n_features)[0]
+            if sums_k == NULL:
+                sums_k = scratch.data()
+                _node_sums(&pf, kids, n_samples, node, sums_k, sums_k + n_features)
             for t in range(n_features):
-                root_sums[p, t] = slots[s].row[t]
+                root_sums[p, t] = sums_k[t]
     return n_merges, roots, root_sums, root_sizes
 
 

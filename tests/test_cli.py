@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import nibabel as nb
@@ -208,3 +209,61 @@ def test_the_readme_demo_on_the_embedded_data(tmp_path, monkeypatch, embedded_da
         assert metrics["true_regions_ami"] > 0.7
         assert (out / f"ward{k}_parcellation.png").stat().st_size > 10_000
     print(proc.stdout)  # the figures quoted in the closing notes
+
+
+EXITING = textwrap.dedent("""
+    import atexit, pathlib, sys, tempfile, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nipype_ward.cli._running import exit_after
+
+    out, status = pathlib.Path(sys.argv[1]), sys.argv[2]
+
+
+    class Teardown:
+        def __del__(self):  # runs only if Python tears its modules down
+            (out / "teardown").write_text("ran")
+
+
+    KEPT = Teardown()
+
+
+    def main():
+        atexit.register(lambda: (out / "atexit").write_text("ran"))
+
+        def late():
+            time.sleep(0.3)
+            (out / "thread").write_text("joined")
+
+        threading.Thread(target=late).start()
+        ThreadPoolExecutor(1).submit(time.sleep, 0.2)  # never shut down by main
+        main.folder = tempfile.TemporaryDirectory(dir=out)  # removed at exit
+        sys.stdout.write("buffered, no newline")
+        if status == "message":
+            sys.exit("nipype-ward: error: a message")
+        return int(status)
+
+
+    exit_after(main)
+""")
+
+
+@pytest.mark.parametrize("status", ["0", "3", "message"])
+def test_a_command_ends_after_what_python_runs_at_exit(tmp_path, status):
+    # The commands end with os._exit once Python's exit work is done: other
+    # threads joined (executors shut down), atexit handlers run (temporary
+    # folders removed), streams flushed; only the teardown of the modules is
+    # skipped (0.5 s of every command).
+    script = tmp_path / "command.py"
+    script.write_text(EXITING)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, str(script), str(out), status],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == (1 if status == "message" else int(status))
+    assert proc.stdout == "buffered, no newline"
+    assert proc.stderr == ("nipype-ward: error: a message\n" if status == "message" else "")
+    assert (out / "atexit").read_text() == "ran"
+    assert (out / "thread").read_text() == "joined"
+    assert not [path for path in out.iterdir() if path.is_dir()], "temporary folder left"
+    assert not (out / "teardown").exists(), "the modules were torn down"

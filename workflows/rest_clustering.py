@@ -12,7 +12,7 @@ Ward at 1000 and 2000 parcels, label images, compression, figures), run by
 ``--help`` lists every option. The same command is installed as
 ``nipype-ward-rest-clustering``.
 """
-from nipype_ward.cli.rest_clustering import main
+from nipype_ward.cli.rest_clustering import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

@@ -1,9 +1,14 @@
-"""Running a workflow for a command line: plugin, quiet logs, crash summaries."""
+"""Running a workflow for a command line: plugin, quiet logs, crash summaries, the exit."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
+import os
 import re
+import sys
+import threading
 from pathlib import Path
 
 from nipype_ward._compat import mended_batch_plugin, mended_multiproc_plugin
@@ -262,3 +267,37 @@ def _crash_summary(crash_dir: Path, known: set) -> tuple[str, bool]:
         elif errors:
             lines.append(_INPUT_ERROR.sub("", errors[-1].strip()))
     return "\n".join(dict.fromkeys(lines)), bool(input_errors) and all(input_errors)
+
+
+def exit_after(main) -> None:
+    """Run a command's ``main()`` and end the process with its status, without Python's teardown.
+
+    What the interpreter does at exit is done first, in its order: the
+    threads' exit hooks (executors shut down) and the other non-daemon
+    threads joined, then the ``atexit`` handlers (logging flushed, temporary
+    folders removed), then the standard streams flushed. Then ``os._exit``:
+    the teardown of the ~3,000 modules a run imports, object by object,
+    which took 0.5-0.6 s of every command (12 % of the 3 mm seed job) and
+    does nothing a user sees, is skipped. A ``SystemExit`` (``--help``,
+    argparse's usage errors) ends the same way with its code; an uncaught
+    exception ends as Python ends it, traceback and teardown included.
+    """
+    try:
+        status = main()
+    except SystemExit as exc:
+        status = exc.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        print(status, file=sys.stderr)  # sys.exit("message"), as Python does
+        status = 1
+    shutdown = getattr(threading, "_shutdown", None)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if shutdown is None or run_exitfuncs is None:  # not CPython: the usual exit
+        raise SystemExit(status)
+    shutdown()
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status & 0xFF)

@@ -18,6 +18,7 @@ from pathlib import Path
 from nipype_ward import __version__
 from nipype_ward.cli._running import (
     GraphError,
+    exit_after,
     node_durations,
     print_data_warnings,
     run_graph,
@@ -445,5 +446,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def command() -> None:
+    """The installed command: :func:`main`, then the process ends with its status
+    (:func:`~nipype_ward.cli._running.exit_after`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

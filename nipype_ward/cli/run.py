@@ -20,6 +20,7 @@ from pathlib import Path
 from nipype_ward import __version__, bids
 from nipype_ward.cli._running import (
     GraphError,
+    exit_after,
     print_data_warnings,
     run_graph,
     stop_workers,
@@ -262,5 +263,11 @@ def _main(settings: AppSettings, argv) -> int:
     return 0
 
 
+def command() -> None:
+    """The installed command: :func:`main`, then the process ends with its status
+    (:func:`~nipype_ward.cli._running.exit_after`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

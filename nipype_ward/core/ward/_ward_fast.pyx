@@ -71,15 +71,15 @@ Memory
 Only the merged clusters alive at a time have rows (about a fifth of the
 samples on a brain mask), recycled from one pool: a centroid row each, and a
 second row with the sums for the clusters of more than ``small_size``
-samples (an argument: 1, all of them, unless the caller asks). A smaller
+samples (an argument: 1, all of them, unless the caller asks; then each
+cluster's one row holds both, the sums after the centroid, read as one). A smaller
 cluster's sums are made again from its samples when a merge needs them, by
 the same additions (its children's sums, added, down the tree so far), so
 they have the bits of the sums it would have kept; the samples' rows are
-prefetched as the merge starts and read once its touching clusters are
-gathered. On the 2 mm brain mask with 1,200 volumes, at the peak a third of
+prefetched all at once as the merge starts. On the 2 mm brain mask with 1,200 volumes, at the peak a third of
 the live clusters are pairs and three quarters have at most 8 samples: with
 ``small_size=8`` the kernel's memory goes from 859 to 520 MiB, for 2.9
-samples' rows read again per merge (a tree 5 to 15 % slower). The lists and
+samples' rows read again per merge (the tree node 5 to 7 % slower). The lists and
 the per-cluster fields are small. Big blocks are huge-page backed (the first
 64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
@@ -915,6 +915,7 @@ cdef struct Prefetcher:
     intp_t x_row_bytes      # bytes of a row's values
     intp_t n_features
     bint x_float32          # samples are read as float32 lanes
+    bint joined             # every merged cluster keeps its sums, after its centroid
 
 
 cdef inline float64_t** _sums_row(float64_t* row, intp_t n_features) noexcept nogil:
@@ -932,7 +933,10 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
     cdef const Slot* sl = &pf.slots[s]
     if sl.row != NULL:
         if whole:
-            prefetch_write(sl.row, (pf.n_features + 1) * sizeof(float64_t))
+            prefetch_write(sl.row, (2 * pf.n_features + 1 if pf.joined else pf.n_features + 1)
+                           * sizeof(float64_t))
+        elif pf.joined:  # its sums, after the address
+            prefetch(sl.row + pf.n_features, (pf.n_features + 1) * sizeof(float64_t), 0)
         else:
             prefetch(sl.row + pf.n_features, sizeof(float64_t), 0)
     else:
@@ -1151,6 +1155,7 @@ def ward_merge(const real[:, :] X,
     cdef const real* xb
     cdef Py_ssize_t capacity
     cdef intp_t small = small_size if small_size > 1 else 1
+    cdef bint joined, have_row
     cdef vector[float64_t] scratch
     cdef float64_t* sums_k
     cdef float64_t* sums_a
@@ -1168,8 +1173,11 @@ def ward_merge(const real[:, :] X,
     first_begin = first_lists.data()
     first_end = first_begin + 2 * n_pairs + 1
     list_pool.set_item_bytes(sizeof(Edge))
-    # Rows of a centroid and the address of the sums, or of sums (see "Memory").
-    row_pool.set_sizes((n_features + 1) * sizeof(float64_t), 1 << 21)
+    # Rows of a centroid and the address of the sums, or of sums; or, when every
+    # merged cluster keeps its sums, of both: the sums after the address (see
+    # "Memory"), read with the centroid's row as one.
+    joined = small == 1
+    row_pool.set_sizes(((2 if joined else 1) * n_features + 1) * sizeof(float64_t), 1 << 21)
     scratch.resize((2 * small + 1) * n_features)
     heap.key = heap_key.data()
     heap.slot = heap_slot.data()
@@ -1184,6 +1192,7 @@ def ward_merge(const real[:, :] X,
     pf.x_row_bytes = row_bytes
     pf.n_features = n_features
     pf.x_float32 = real is float32_t
+    pf.joined = joined
     # A computed inertia is within (n_features + 5) units of rounding (2**-53)
     # of the exact value for the stored centroids: a sum of non-negative
     # terms, each within 3 units, times a weight within 3. Four times that,
@@ -1289,13 +1298,14 @@ def ward_merge(const real[:, :] X,
             _prefetch_child(&pf, a, True)
             _prefetch_child(&pf, b, sa.row == NULL)
             # Into L2, the samples whose rows make the sums of a small child
-            # again, read once the touching clusters are gathered (see below).
+            # again (below), all at once.
             if sa.row != NULL and sa.weight <= small and not _from_centroid(&pf, sa.weight):
                 _prefetch_samples(&pf, kids, n_samples, sa.node_id)
             if sb.row != NULL and sb.weight <= small and not _from_centroid(&pf, sb.weight):
                 _prefetch_samples(&pf, kids, n_samples, sb.node_id)
             if sa.row == NULL and sb.row == NULL and row_pool.next() != NULL:
-                prefetch_write(row_pool.next(), (n_features + 1) * sizeof(float64_t))
+                prefetch_write(row_pool.next(), ((2 if joined else 1) * n_features + 1)
+                               * sizeof(float64_t))
             for p in range(sa.n_edges):
                 prefetch(&slots[sa.edge[p].slot], sizeof(Slot), 0)
             for p in range(sb.n_edges):
@@ -1312,9 +1322,75 @@ def ward_merge(const real[:, :] X,
             n_merges += 1
 
 
-            # Slot a now holds the new cluster; b dies.
             node_a = sa.node_id
             node_b = sb.node_id
+            # Sums of the new cluster, then its centroid (see "Memory"). The
+            # centroid goes to the row of a merged child when there is one.
+            sums_a = _sums_row(sa.row, n_features)[0] if sa.row != NULL else NULL
+            sums_b = _sums_row(sb.row, n_features)[0] if sb.row != NULL else NULL
+            have_row = False
+            if w_k <= small:
+                # A small cluster: its sums made again, and only its centroid kept.
+                sums_k = scratch.data()
+                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                            sums_k + n_features)
+                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                            sums_k + n_features)
+            elif sums_a != NULL or sums_b != NULL:
+                # A child's sums row takes the other child's sums.
+                if sums_a == NULL:
+                    sums_k = sums_b
+                    sums_b = NULL
+                    _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, True, sums_k,
+                                scratch.data())
+                elif sums_b != NULL:
+                    sums_k = sums_a
+                    for t in range(n_features):
+                        sums_k[t] += sums_b[t]
+                    if not joined:  # else given back with b's row, below
+                        row_pool.give_back(sums_b)
+                else:
+                    sums_k = sums_a
+                    _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                                scratch.data())
+            else:
+                # Two small children (or samples): a sums row of its own (in
+                # the new row, after the centroid, when joined: two samples).
+                if joined:
+                    row_k = <float64_t*>row_pool.take()
+                    sums_k = row_k + n_features + 1 if row_k != NULL else NULL
+                    have_row = True
+                else:
+                    sums_k = <float64_t*>row_pool.take()
+                if sums_k == NULL:
+                    out_of_memory = True
+                    break
+                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                            scratch.data())
+                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                            scratch.data())
+            if have_row:
+                pass
+            elif sa.row != NULL:
+                row_k = sa.row
+                if sb.row != NULL:
+                    row_pool.give_back(sb.row)
+            elif sb.row != NULL:
+                row_k = sb.row
+            else:
+                row_k = <float64_t*>row_pool.take()
+                if row_k == NULL:
+                    if w_k > small:
+                        row_pool.give_back(sums_k)
+                    out_of_memory = True
+                    break
+            sb.row = NULL
+            divide(sums_k, w_k, n_features, row_k)
+            _sums_row(row_k, n_features)[0] = sums_k if w_k > small else NULL
+            centroid_k = row_k
+            sa.row = row_k
+
+            # Slot a now holds the new cluster; b dies.
             sa.node_id = k_id
             sa.weight = w_k
             sb.node_id = -1
@@ -1376,62 +1452,6 @@ def ward_merge(const real[:, :] X,
             for p in range(<intp_t>around_merged.size()):
                 around.push_back(around_merged[p])
             n_around = <intp_t>around.size()
-
-            # Sums of the new cluster, then its centroid (see "Memory"). The
-            # centroid goes to the row of a merged child when there is one.
-            sums_a = _sums_row(sa.row, n_features)[0] if sa.row != NULL else NULL
-            sums_b = _sums_row(sb.row, n_features)[0] if sb.row != NULL else NULL
-            if w_k <= small:
-                # A small cluster: its sums made again, and only its centroid kept.
-                sums_k = scratch.data()
-                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
-                            sums_k + n_features)
-                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
-                            sums_k + n_features)
-            elif sums_a != NULL or sums_b != NULL:
-                # A child's sums row takes the other child's sums.
-                if sums_a == NULL:
-                    sums_k = sums_b
-                    sums_b = NULL
-                    _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, True, sums_k,
-                                scratch.data())
-                elif sums_b != NULL:
-                    sums_k = sums_a
-                    for t in range(n_features):
-                        sums_k[t] += sums_b[t]
-                    row_pool.give_back(sums_b)
-                else:
-                    sums_k = sums_a
-                    _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
-                                scratch.data())
-            else:
-                # Two small children (or samples): a sums row of its own.
-                sums_k = <float64_t*>row_pool.take()
-                if sums_k == NULL:
-                    out_of_memory = True
-                    break
-                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
-                            scratch.data())
-                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
-                            scratch.data())
-            if sa.row != NULL:
-                row_k = sa.row
-                if sb.row != NULL:
-                    row_pool.give_back(sb.row)
-            elif sb.row != NULL:
-                row_k = sb.row
-            else:
-                row_k = <float64_t*>row_pool.take()
-                if row_k == NULL:
-                    if w_k > small:
-                        row_pool.give_back(sums_k)
-                    out_of_memory = True
-                    break
-            sb.row = NULL
-            divide(sums_k, w_k, n_features, row_k)
-            _sums_row(row_k, n_features)[0] = sums_k if w_k > small else NULL
-            centroid_k = row_k
-            sa.row = row_k
 
             # Their inertias with the new cluster where the bound does not
             # settle it: where it may beat their best candidate (always when

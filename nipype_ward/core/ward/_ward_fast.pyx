@@ -71,16 +71,17 @@ Memory
 Only the merged clusters alive at a time have rows (about a fifth of the
 samples on a brain mask), recycled from one pool: a centroid row each, and a
 second row with the sums for the clusters of more than ``small_size``
-samples (an argument: 1, all of them, unless the caller asks; then each
-cluster's one row holds both, the sums after the centroid, read as one). A smaller
-cluster's sums are made again from its samples when a merge needs them, by
-the same additions (its children's sums, added, down the tree so far), so
-they have the bits of the sums it would have kept; the samples' rows are
-prefetched all at once as the merge starts. On the 2 mm brain mask with 1,200 volumes, at the peak a third of
-the live clusters are pairs and three quarters have at most 8 samples: with
-``small_size=8`` the kernel's memory goes from 859 to 520 MiB, for 2.9
-samples' rows read again per merge (the tree node 5 to 7 % slower). The lists and
-the per-cluster fields are small. Big blocks are huge-page backed (the first
+samples (an argument; with 1, the default, every merged cluster keeps its
+sums, in its one row after the centroid, read as one). A smaller cluster's
+sums are made again when a merge needs them, by the same additions (its
+children's sums, added, down the tree so far; or, for 2, 4 or 8 float32
+samples, its centroid times its size, which is exact), so they have the
+bits of the sums it would have kept; its samples' rows are prefetched as
+the merge starts. On the 2 mm brain mask with 1,200 volumes, at the peak a
+third of the live clusters are pairs and three quarters have at most 8
+samples: with ``small_size=8`` the kernel's memory goes from 859 to 520
+MiB, for 2.9 samples' rows read again per merge (the tree node 5 to 7 %
+slower). The lists and the per-cluster fields are small. Big blocks are huge-page backed (the first
 64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
 memory pressure): fresh pages come zeroed by the system, at a cost of 5 to
@@ -709,14 +710,6 @@ cdef extern from * nogil:
                                               Py_ssize_t node, const double* centroid,
                                               double w, Py_ssize_t n, int add, double* out,
                                               double* scratch)
-    void subtree_sums "nw_subtree_sums<float>"(const char* x, Py_ssize_t stride,
-                                               const intp_t* children, Py_ssize_t n_samples,
-                                               Py_ssize_t node, Py_ssize_t n, double* out,
-                                               double* scratch)
-    void subtree_sums64 "nw_subtree_sums<double>"(const char* x, Py_ssize_t stride,
-                                                  const intp_t* children, Py_ssize_t n_samples,
-                                                  Py_ssize_t node, Py_ssize_t n, double* out,
-                                                  double* scratch)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
     size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
@@ -960,18 +953,6 @@ cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) no
     prefetch(_centroid(pf, s), n_bytes, far)
 
 
-cdef inline void _node_sums(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
-                            intp_t node, float64_t* out, float64_t* scratch) noexcept nogil:
-    """The sums of the samples under a node of at most twice the small size,
-    made again from its samples (see "Memory")."""
-    if pf.x_float32:
-        subtree_sums(pf.x_data, pf.x_stride, children, n_samples, node, pf.n_features,
-                     out, scratch)
-    else:
-        subtree_sums64(pf.x_data, pf.x_stride, children, n_samples, node, pf.n_features,
-                       out, scratch)
-
-
 cdef inline bint _from_centroid(const Prefetcher* pf, float64_t w) noexcept nogil:
     """Whether a small cluster's sums are its centroid times its size, exactly
     (see ``nw_child_sums``)."""
@@ -1151,8 +1132,6 @@ def ward_merge(const real[:, :] X,
     cdef float64_t* row_k
     cdef const float64_t* centroid_k
     cdef const float64_t* other
-    cdef const real* xa
-    cdef const real* xb
     cdef Py_ssize_t capacity
     cdef intp_t small = small_size if small_size > 1 else 1
     cdef bint joined, have_row
@@ -1566,7 +1545,8 @@ def ward_merge(const real[:, :] X,
             sums_k = _sums_row(slots[s].row, n_features)[0]
             if sums_k == NULL:
                 sums_k = scratch.data()
-                _node_sums(&pf, kids, n_samples, node, sums_k, sums_k + n_features)
+                _child_sums(&pf, kids, n_samples, slots[s].row, slots[s].weight, node, False,
+                            sums_k, sums_k + n_features)
             for t in range(n_features):
                 root_sums[p, t] = sums_k[t]
     return n_merges, roots, root_sums, root_sizes

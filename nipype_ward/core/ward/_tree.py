@@ -36,8 +36,10 @@ HUGE_PAGE_BYTES = 64 << 20
 #: (235,170 voxels, 1,200 volumes) 859 MiB at the peak, 520 MiB this way;
 #: the tree node (the full tree beside its two halves) 1.38-1.41 against
 #: 0.87-0.88 GB, 4.30-4.57 against 4.52-4.86 s (2 cores, 2026-12-06, four
-#: runs each, alternating). A cortical mesh or a 3 mm brain needs 50 MB
-#: either way, and its tree would be 5 to 10 % slower.
+#: runs each, alternating); pairs of float32 samples then keep no row at
+#: all, which takes the tree node to 724-747 MiB in the same time. A
+#: cortical mesh or a 3 mm brain needs 50 MB either way, and its tree would
+#: be 5 to 10 % slower.
 SMALL_CLUSTER_SIZE = 8
 SMALL_CLUSTERS_FROM = 2**27  # values: 512 MB of float32, a 2 mm brain x 570 volumes
 

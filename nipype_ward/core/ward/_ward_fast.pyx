@@ -81,7 +81,14 @@ the merge starts. On the 2 mm brain mask with 1,200 volumes, at the peak a
 third of the live clusters are pairs and three quarters have at most 8
 samples: with ``small_size=8`` the kernel's memory goes from 859 to 520
 MiB, for 2.9 samples' rows read again per merge (the tree node 5 to 7 %
-slower). The lists and the per-cluster fields are small. Big blocks are huge-page backed (the first
+slower). There, a pair of float32 samples keeps no row at all: where its
+centroid is needed, the inertia lanes read its two samples' rows and add
+them (a pair lane, ``nw_at``: their sum times 0.5, the bits of the sum over
+two), which costs no more than reading a float64 row; the full tree then
+peaks at 448 instead of 522 MiB, and the tree node (the full tree beside
+its halves) at 724-747 instead of 871-883 MiB, in the same time (4.79-5.06
+against 4.61-5.29 s, three runs each, 2 cores, 2026-12-06). The lists and
+the per-cluster fields are small. Big blocks are huge-page backed (the first
 64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
 memory pressure): fresh pages come zeroed by the system, at a cost of 5 to
@@ -376,21 +383,28 @@ cdef extern from * nogil:
         return previous;
     }
 
-    /* Element t of a lane's row: float32 for the first F lanes, float64 after. */
-    template <int F>
+    /* Element t of a lane's row: float32 for the first F lanes; for the
+       next P, the centroid of a pair of float32 samples (rows[j] and
+       rows[NW_LANES + j]), which keeps no row: their sum times 0.5, the
+       bits of the sum over two (see "Memory"); float64 after. */
+    static inline const float* nw_f(const void* const* rows, int j) {
+        return static_cast<const float*>(rows[j]);
+    }
+    template <int F, int P>
     static inline double nw_at(const void* const* rows, int j, Py_ssize_t t) {
-        return j < F ? double(static_cast<const float*>(rows[j])[t])
-                     : static_cast<const double*>(rows[j])[t];
+        return j < F ? double(nw_f(rows, j)[t])
+             : j < F + P ? (double(nw_f(rows, j)[t]) + double(nw_f(rows, NW_LANES + j)[t])) * 0.5
+             : static_cast<const double*>(rows[j])[t];
     }
 
     /* Scalar: the plain code path, and the last terms of the vector ones.
        Adds the terms t0 <= t < n of each lane to sums, in order. */
-    template <int L, int F>
+    template <int L, int F, int P>
     static inline void nw_tail_centroid(const double* c, const void* const* rows,
                                         Py_ssize_t t0, Py_ssize_t n, double* sums) {
         for (Py_ssize_t t = t0; t < n; ++t) {
             for (int j = 0; j < L; ++j) {
-                const double d = c[t] - nw_at<F>(rows, j, t);
+                const double d = c[t] - nw_at<F, P>(rows, j, t);
                 sums[j] += d * d;
             }
         }
@@ -420,12 +434,15 @@ cdef extern from * nogil:
         acc = _mm_add_pd(acc, _mm_unpacklo_pd(d0, d1));
         return _mm_add_pd(acc, _mm_unpackhi_pd(d0, d1));
     }
-    template <int F>
+    template <int F, int P>
     static inline __m128d nw_lane2(const void* const* rows, int j, Py_ssize_t t) {
-        return j < F ? nw_load2(static_cast<const float*>(rows[j]) + t)
-                     : nw_load2(static_cast<const double*>(rows[j]) + t);
+        return j < F ? nw_load2(nw_f(rows, j) + t)
+             : j < F + P ? _mm_mul_pd(_mm_add_pd(nw_load2(nw_f(rows, j) + t),
+                                                 nw_load2(nw_f(rows, NW_LANES + j) + t)),
+                                      _mm_set1_pd(0.5))
+             : nw_load2(static_cast<const double*>(rows[j]) + t);
     }
-    template <int L, int F>
+    template <int L, int F, int P>
     static void nw_centroid_sse2(const double* c, const void* const* rows,
                                  Py_ssize_t n, double* sums) {
         __m128d acc[L / 2];
@@ -434,11 +451,11 @@ cdef extern from * nogil:
         for (; t + 2 <= n; t += 2) {
             const __m128d ct = _mm_loadu_pd(c + t);
             for (int p = 0; p < L / 2; ++p)  /* unrolled, lane types folded */
-                acc[p] = nw_add2x2(acc[p], _mm_sub_pd(ct, nw_lane2<F>(rows, 2 * p, t)),
-                                   _mm_sub_pd(ct, nw_lane2<F>(rows, 2 * p + 1, t)));
+                acc[p] = nw_add2x2(acc[p], _mm_sub_pd(ct, nw_lane2<F, P>(rows, 2 * p, t)),
+                                   _mm_sub_pd(ct, nw_lane2<F, P>(rows, 2 * p + 1, t)));
         }
         for (int p = 0; p < L / 2; ++p) _mm_storeu_pd(sums + 2 * p, acc[p]);
-        nw_tail_centroid<L, F>(c, rows, t, n, sums);
+        nw_tail_centroid<L, F, P>(c, rows, t, n, sums);
     }
     template <typename T>
     static void nw_pairs_sse2(const T* const* a, const T* const* b, Py_ssize_t n,
@@ -476,12 +493,15 @@ cdef extern from * nogil:
         return _mm256_add_pd(acc, _mm256_permute2f128_pd(u1, u3, 0x31)); /* t + 3 */
     }
     NW_AVX2_FN static inline __m256d nw_square(__m256d d) { return _mm256_mul_pd(d, d); }
-    template <int F>
+    template <int F, int P>
     NW_AVX2_FN static inline __m256d nw_lane4(const void* const* rows, int j, Py_ssize_t t) {
-        return j < F ? nw_load4(static_cast<const float*>(rows[j]) + t)
-                     : nw_load4(static_cast<const double*>(rows[j]) + t);
+        return j < F ? nw_load4(nw_f(rows, j) + t)
+             : j < F + P ? _mm256_mul_pd(_mm256_add_pd(nw_load4(nw_f(rows, j) + t),
+                                                       nw_load4(nw_f(rows, NW_LANES + j) + t)),
+                                         _mm256_set1_pd(0.5))
+             : nw_load4(static_cast<const double*>(rows[j]) + t);
     }
-    template <int L, int F>
+    template <int L, int F, int P>
     NW_AVX2_FN static void nw_centroid_avx2(const double* c, const void* const* rows,
                                             Py_ssize_t n, double* sums) {
         __m256d acc[L / 4];
@@ -492,14 +512,14 @@ cdef extern from * nogil:
             for (int g = 0; g < L / 4; ++g) {  /* unrolled, lane types folded */
                 const int j = 4 * g;
                 acc[g] = nw_add4x4(acc[g],
-                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j, t))),
-                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 1, t))),
-                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 2, t))),
-                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F>(rows, j + 3, t))));
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F, P>(rows, j, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F, P>(rows, j + 1, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F, P>(rows, j + 2, t))),
+                                   nw_square(_mm256_sub_pd(ct, nw_lane4<F, P>(rows, j + 3, t))));
             }
         }
         for (int g = 0; g < L / 4; ++g) _mm256_storeu_pd(sums + 4 * g, acc[g]);
-        nw_tail_centroid<L, F>(c, rows, t, n, sums);
+        nw_tail_centroid<L, F, P>(c, rows, t, n, sums);
     }
     template <typename T>
     NW_AVX2_FN static void nw_pairs_avx2(const T* const* a, const T* const* b,
@@ -522,48 +542,52 @@ cdef extern from * nogil:
     }
     #endif
 
-    template <int L, int F>
+    template <int L, int F, int P>
     static void nw_centroid_any(const double* c, const void* const* rows,
                                 Py_ssize_t n, double* sums) {
     #if defined(NW_AVX2)
-        if (nw_simd_level >= 2) { nw_centroid_avx2<L, F>(c, rows, n, sums); return; }
+        if (nw_simd_level >= 2) { nw_centroid_avx2<L, F, P>(c, rows, n, sums); return; }
     #endif
     #if defined(NW_SSE2)
-        if (nw_simd_level >= 1) { nw_centroid_sse2<L, F>(c, rows, n, sums); return; }
+        if (nw_simd_level >= 1) { nw_centroid_sse2<L, F, P>(c, rows, n, sums); return; }
     #endif
         for (int j = 0; j < L; ++j) sums[j] = 0.0;
-        nw_tail_centroid<L, F>(c, rows, 0, n, sums);
+        nw_tail_centroid<L, F, P>(c, rows, 0, n, sums);
     }
 
-    /* n_lanes (1..8) rows against the centroid c, the first n_float of them
-       float32. Idle lanes compare c with itself; their sums are dropped. */
+    /* One code path per count of float32 lanes F and of pair lanes P
+       (F + P <= L): a table of them, so that the lane types fold. */
+    typedef void (*NwLanesFn)(const double*, const void* const*, Py_ssize_t, double*);
+    template <int L, int F, int P>
+    static constexpr NwLanesFn nw_fn() {
+        return &nw_centroid_any<L, (F < L ? F : L), (P < L - F ? P : (L > F ? L - F : 0))>;
+    }
+    #define NW_ROW(L, F) {nw_fn<L, F, 0>(), nw_fn<L, F, 1>(), nw_fn<L, F, 2>(), \
+        nw_fn<L, F, 3>(), nw_fn<L, F, 4>(), nw_fn<L, F, 5>(), nw_fn<L, F, 6>(), \
+        nw_fn<L, F, 7>(), nw_fn<L, F, 8>()}
+    static const NwLanesFn nw_lanes4[5][9] = {
+        NW_ROW(4, 0), NW_ROW(4, 1), NW_ROW(4, 2), NW_ROW(4, 3), NW_ROW(4, 4)};
+    static const NwLanesFn nw_lanes8[9][9] = {
+        NW_ROW(8, 0), NW_ROW(8, 1), NW_ROW(8, 2), NW_ROW(8, 3), NW_ROW(8, 4),
+        NW_ROW(8, 5), NW_ROW(8, 6), NW_ROW(8, 7), NW_ROW(8, 8)};
+    #undef NW_ROW
+
+    /* n_lanes (1..8) rows against the centroid c: the first n_float of them
+       float32 samples, the next n_pair pairs of float32 samples (the
+       second sample of lane j in rows[NW_LANES + j]), the others float64
+       centroids. Idle lanes compare c with itself; their sums are dropped. */
     static void nw_centroid_lanes(const double* c, const void* const* rows,
-                                  int n_lanes, int n_float, Py_ssize_t n,
+                                  int n_lanes, int n_float, int n_pair, Py_ssize_t n,
                                   double* out) {
-        const void* lanes[NW_LANES];
+        const void* lanes[2 * NW_LANES];
         double sums[NW_LANES];
-        for (int j = 0; j < NW_LANES; ++j) lanes[j] = j < n_lanes ? rows[j] : c;
-        if (n_lanes <= 4) {
-            switch (n_float) {
-                case 0: nw_centroid_any<4, 0>(c, lanes, n, sums); break;
-                case 1: nw_centroid_any<4, 1>(c, lanes, n, sums); break;
-                case 2: nw_centroid_any<4, 2>(c, lanes, n, sums); break;
-                case 3: nw_centroid_any<4, 3>(c, lanes, n, sums); break;
-                default: nw_centroid_any<4, 4>(c, lanes, n, sums); break;
-            }
-        } else {
-            switch (n_float) {
-                case 0: nw_centroid_any<8, 0>(c, lanes, n, sums); break;
-                case 1: nw_centroid_any<8, 1>(c, lanes, n, sums); break;
-                case 2: nw_centroid_any<8, 2>(c, lanes, n, sums); break;
-                case 3: nw_centroid_any<8, 3>(c, lanes, n, sums); break;
-                case 4: nw_centroid_any<8, 4>(c, lanes, n, sums); break;
-                case 5: nw_centroid_any<8, 5>(c, lanes, n, sums); break;
-                case 6: nw_centroid_any<8, 6>(c, lanes, n, sums); break;
-                case 7: nw_centroid_any<8, 7>(c, lanes, n, sums); break;
-                default: nw_centroid_any<8, 8>(c, lanes, n, sums); break;
-            }
+        for (int j = 0; j < NW_LANES; ++j) {
+            lanes[j] = j < n_lanes ? rows[j] : c;
+            lanes[NW_LANES + j] = (j >= n_float && j < n_float + n_pair) ? rows[NW_LANES + j]
+                                                                       : nullptr;
         }
+        if (n_lanes <= 4) nw_lanes4[n_float][n_pair](c, lanes, n, sums);
+        else nw_lanes8[n_float][n_pair](c, lanes, n, sums);
         for (int j = 0; j < n_lanes; ++j) out[j] = sums[j];
     }
 
@@ -660,6 +684,17 @@ cdef extern from * nogil:
         }
     }
 
+    /* The centroid of a pair of samples i and j, which keeps no row (see
+       "Memory"): their sums, made as a merge makes them, over two, as
+       ``nw_divide`` does, so the bits of the centroid it would have kept. */
+    template <typename T>
+    static void nw_pair_centroid(const char* x, Py_ssize_t stride, Py_ssize_t i, Py_ssize_t j,
+                                 Py_ssize_t n, double* out) {
+        const T* ri = reinterpret_cast<const T*>(x + i * stride);
+        const T* rj = reinterpret_cast<const T*>(x + j * stride);
+        for (Py_ssize_t t = 0; t < n; ++t) out[t] = (double(ri[t]) + double(rj[t])) / 2.0;
+    }
+
     /* Squared norm of a sample, for the bounds only: in any order (four
        partial sums, which the compiler vectorises). */
     template <typename T>
@@ -692,8 +727,8 @@ cdef extern from * nogil:
     void prefetch "nw_prefetch"(const void* p, Py_ssize_t n_bytes, int far)
     void prefetch_write "nw_prefetch_write"(void* p, Py_ssize_t n_bytes)
     void centroid_lanes "nw_centroid_lanes"(const double* c, const void** rows,
-                                            int n_lanes, int n_float, Py_ssize_t n,
-                                            double* out)
+                                            int n_lanes, int n_float, int n_pair,
+                                            Py_ssize_t n, double* out)
     void pair_lanes "nw_pair_lanes"(const float32_t** a, const float32_t** b, int n_lanes,
                                     Py_ssize_t n, double* out)
     void pair_lanes "nw_pair_lanes"(const float64_t** a, const float64_t** b, int n_lanes,
@@ -710,6 +745,9 @@ cdef extern from * nogil:
                                               Py_ssize_t node, const double* centroid,
                                               double w, Py_ssize_t n, int add, double* out,
                                               double* scratch)
+    void pair_centroid "nw_pair_centroid<float>"(const char* x, Py_ssize_t stride,
+                                                 Py_ssize_t i, Py_ssize_t j, Py_ssize_t n,
+                                                 double* out)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
     size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
@@ -748,7 +786,8 @@ cdef struct Slot:
     # its best candidate changes, costs one miss, not one per field or array.
     Key key             # its best candidate (its key in the heap)
     float64_t weight    # samples under it, float64 like scikit-learn's moments
-    float64_t* row      # centroid of a merged cluster, NULL for a sample (see _sums_row)
+    float64_t* row      # centroid of a merged cluster (see _sums_row); NULL for a
+                        # sample, and for a pair when pairs keep no row ("Memory")
     Edge* edge          # its touching clusters, with the inertia of merging
     int32_t n_edges
     int32_t cap_edges
@@ -909,6 +948,8 @@ cdef struct Prefetcher:
     intp_t n_features
     bint x_float32          # samples are read as float32 lanes
     bint joined             # every merged cluster keeps its sums, after its centroid
+    const intp_t* kids      # the merges so far (children), for the samples of a pair
+    intp_t n_samples
 
 
 cdef inline float64_t** _sums_row(float64_t* row, intp_t n_features) noexcept nogil:
@@ -918,13 +959,23 @@ cdef inline float64_t** _sums_row(float64_t* row, intp_t n_features) noexcept no
     return <float64_t**>(row + n_features)
 
 
+cdef inline const intp_t* _pair_samples(const Prefetcher* pf, const Slot* sl) noexcept nogil:
+    """The two samples of a pair, which keeps no row (see "Memory")."""
+    return pf.kids + 2 * (sl.node_id - pf.n_samples)
+
+
 cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) noexcept nogil:
-    """Into L1: the list of a cluster about to merge, its sample's row or the
-    line with the address of its sums, and its whole centroid row
-    (``whole``) if that row will hold the new cluster's centroid (the lines
-    are about to be rewritten)."""
+    """Into L1: the list of a cluster about to merge, its sample's row (a
+    pair's two) or the line with the address of its sums, and its whole
+    centroid row (``whole``) if that row will hold the new cluster's centroid
+    (the lines are about to be rewritten)."""
     cdef const Slot* sl = &pf.slots[s]
-    if sl.row != NULL:
+    cdef const intp_t* two
+    if sl.row == NULL and sl.weight > 1.0:
+        two = _pair_samples(pf, sl)
+        prefetch(pf.x_data + two[0] * pf.x_stride, pf.x_row_bytes, 0)
+        prefetch(pf.x_data + two[1] * pf.x_stride, pf.x_row_bytes, 0)
+    elif sl.row != NULL:
         if whole:
             prefetch_write(sl.row, (2 * pf.n_features + 1 if pf.joined else pf.n_features + 1)
                            * sizeof(float64_t))
@@ -938,19 +989,31 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
         prefetch(sl.edge, sl.n_edges * sizeof(Edge), 0)
 
 
-cdef inline const void* _centroid(const Prefetcher* pf, int32_t s) noexcept nogil:
-    """The centroid of a cluster: its row of X for a sample."""
+cdef inline const float64_t* _centroid(const Prefetcher* pf, int32_t s,
+                                       float64_t* buf) noexcept nogil:
+    """The centroid of a merged cluster: its row, or for a pair of float32
+    samples, which keeps none, made in ``buf``."""
     cdef const Slot* sl = &pf.slots[s]
+    cdef const intp_t* two
     if sl.row != NULL:
         return sl.row
-    return pf.x_data + s * pf.x_stride
+    two = _pair_samples(pf, sl)
+    pair_centroid(pf.x_data, pf.x_stride, two[0], two[1], pf.n_features, buf)
+    return buf
 
 
 cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) noexcept nogil:
-    """The centroid of a cluster, into L1 or (far) L2."""
-    cdef intp_t n_bytes = (pf.n_features * sizeof(float64_t) if pf.slots[s].row != NULL
-                           else pf.x_row_bytes)
-    prefetch(_centroid(pf, s), n_bytes, far)
+    """The centroid of a cluster (a pair's two samples), into L1 or (far) L2."""
+    cdef const Slot* sl = &pf.slots[s]
+    cdef const intp_t* two
+    if sl.row != NULL:
+        prefetch(sl.row, pf.n_features * sizeof(float64_t), far)
+    elif sl.weight == 1.0:
+        prefetch(pf.x_data + s * pf.x_stride, pf.x_row_bytes, far)
+    else:
+        two = _pair_samples(pf, sl)
+        prefetch(pf.x_data + two[0] * pf.x_stride, pf.x_row_bytes, far)
+        prefetch(pf.x_data + two[1] * pf.x_stride, pf.x_row_bytes, far)
 
 
 cdef inline bint _from_centroid(const Prefetcher* pf, float64_t w) noexcept nogil:
@@ -992,13 +1055,16 @@ cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
                     intp_t n_todo, const float64_t* centroid_k,
                     float64_t w_k) noexcept nogil:
     """The inertias of the new cluster with ``around[todo[0..n_todo-1]]``,
-    stored in place, LANES at a time. ``todo`` is in the order of ``around``,
-    samples first, so that float32 lanes come first in the batches."""
-    cdef const void* lane_row[LANES]
+    stored in place, LANES at a time. ``todo`` is in the order of ``around``:
+    samples, then pairs without a row, then the others, the order of the
+    lane types in ``nw_centroid_lanes``."""
+    cdef const void* lane_row[2 * LANES]
     cdef float64_t lane_sum[LANES]
     cdef float64_t w
-    cdef intp_t p = 0, q, n_lanes, n_float
+    cdef intp_t p = 0, q, n_lanes, n_float, n_pair
     cdef int32_t r
+    cdef const Slot* sr
+    cdef const intp_t* two
     for q in range(n_todo if n_todo < LANES else LANES):
         _prefetch_centroid(pf, around[todo[q]].slot, 0)
     while p < n_todo:
@@ -1008,12 +1074,21 @@ cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
         for q in range(p + n_lanes, p + 2 * LANES if p + 2 * LANES < n_todo else n_todo):
             _prefetch_centroid(pf, around[todo[q]].slot, 0)
         n_float = 0
+        n_pair = 0
         for q in range(n_lanes):
             r = around[todo[p + q]].slot
-            lane_row[q] = _centroid(pf, r)
-            if pf.x_float32 and pf.slots[r].row == NULL:
-                n_float += 1
-        centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float,
+            sr = &pf.slots[r]
+            if sr.row != NULL:
+                lane_row[q] = sr.row
+            elif sr.weight == 1.0:
+                lane_row[q] = pf.x_data + r * pf.x_stride
+                n_float += pf.x_float32
+            else:
+                two = _pair_samples(pf, sr)
+                lane_row[q] = pf.x_data + two[0] * pf.x_stride
+                lane_row[LANES + q] = pf.x_data + two[1] * pf.x_stride
+                n_pair += 1
+        centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float, <int>n_pair,
                        pf.n_features, lane_sum)
         for q in range(n_lanes):
             r = around[todo[p + q]].slot
@@ -1105,10 +1180,11 @@ def ward_merge(const real[:, :] X,
     # Touching clusters of the new one: samples, merged clusters; those whose
     # inertia with it is computed now (positions in around).
     cdef vector[Edge] around
+    cdef vector[Edge] around_pairs
     cdef vector[Edge] around_merged
     cdef vector[intp_t] todo
     # Lanes of a batch of inertias (one when resolving a bound).
-    cdef const void* lane_row[1]
+    cdef const void* lane_row[2 * LANES]
     cdef const real* lane_a[LANES]
     cdef const real* lane_b[LANES]
     cdef int32_t pair_a[LANES]
@@ -1136,6 +1212,14 @@ def ward_merge(const real[:, :] X,
     cdef intp_t small = small_size if small_size > 1 else 1
     cdef bint joined, have_row
     cdef vector[float64_t] scratch
+    # The centroid of a pair (which keeps no row: see "Memory") where one is
+    # needed as such: the new cluster's, that of a bound's pair.
+    cdef vector[float64_t] pair_row
+    cdef float64_t* pairs_own
+    cdef int32_t c_slot
+    cdef int n_pair
+    cdef const intp_t* two
+    cdef bint rowless_pairs
     cdef float64_t* sums_k
     cdef float64_t* sums_a
     cdef float64_t* sums_b
@@ -1158,11 +1242,16 @@ def ward_merge(const real[:, :] X,
     joined = small == 1
     row_pool.set_sizes(((2 if joined else 1) * n_features + 1) * sizeof(float64_t), 1 << 21)
     scratch.resize((2 * small + 1) * n_features)
+    # Pairs of float32 samples keep no row when small clusters keep no sums.
+    rowless_pairs = not joined and real is float32_t
+    pair_row.resize(n_features)
+    pairs_own = pair_row.data()
     heap.key = heap_key.data()
     heap.slot = heap_slot.data()
     heap.pos = heap_pos.data()
     heap.size = 0
     around.reserve(64)
+    around_pairs.reserve(64)
     around_merged.reserve(64)
     todo.reserve(64)
     pf.slots = slots
@@ -1172,6 +1261,8 @@ def ward_merge(const real[:, :] X,
     pf.n_features = n_features
     pf.x_float32 = real is float32_t
     pf.joined = joined
+    pf.kids = kids
+    pf.n_samples = n_samples
     # A computed inertia is within (n_features + 5) units of rounding (2**-53)
     # of the exact value for the stored centroids: a sum of non-negative
     # terms, each within 3 units, times a weight within 3. Four times that,
@@ -1251,15 +1342,18 @@ def ward_merge(const real[:, :] X,
                 # The best candidate of the top cluster is a bound: compute
                 # its inertia, in both lists, and look again. One of the two
                 # is a merged cluster (bounds are only made for new ones).
-                if sa.row != NULL:
-                    lane_row[0] = _centroid(&pf, b)
-                    centroid_k = sa.row
-                    n_float = 1 if (real is float32_t and sb.row == NULL) else 0
-                else:
-                    lane_row[0] = _centroid(&pf, a)
-                    centroid_k = sb.row
-                    n_float = 1 if real is float32_t else 0
-                centroid_lanes(centroid_k, lane_row, 1, n_float, n_features, lane_sum)
+                c_slot, r = (a, b) if sa.weight > 1.0 else (b, a)
+                centroid_k = _centroid(&pf, c_slot, pairs_own)
+                lane_row[0] = (<const void*>slots[r].row if slots[r].row != NULL
+                               else pf.x_data + r * pf.x_stride)
+                n_float = 1 if (real is float32_t and slots[r].weight == 1.0) else 0
+                n_pair = 0
+                if slots[r].row == NULL and slots[r].weight > 1.0:
+                    two = _pair_samples(&pf, &slots[r])
+                    lane_row[0] = pf.x_data + two[0] * pf.x_stride
+                    lane_row[LANES] = pf.x_data + two[1] * pf.x_stride
+                    n_pair = 1
+                centroid_lanes(centroid_k, lane_row, 1, n_float, n_pair, n_features, lane_sum)
                 v = lane_sum[0] * ((sa.weight * sb.weight) / (sa.weight + sb.weight))
                 for q in range(sa.n_edges):
                     if sa.edge[q].slot == b:
@@ -1282,7 +1376,8 @@ def ward_merge(const real[:, :] X,
                 _prefetch_samples(&pf, kids, n_samples, sa.node_id)
             if sb.row != NULL and sb.weight <= small and not _from_centroid(&pf, sb.weight):
                 _prefetch_samples(&pf, kids, n_samples, sb.node_id)
-            if sa.row == NULL and sb.row == NULL and row_pool.next() != NULL:
+            if (sa.row == NULL and sb.row == NULL and row_pool.next() != NULL
+                    and not (rowless_pairs and sa.weight + sb.weight == 2.0)):
                 prefetch_write(row_pool.next(), ((2 if joined else 1) * n_features + 1)
                                * sizeof(float64_t))
             for p in range(sa.n_edges):
@@ -1350,6 +1445,8 @@ def ward_merge(const real[:, :] X,
                             scratch.data())
             if have_row:
                 pass
+            elif w_k == 2.0 and rowless_pairs:
+                row_k = NULL  # a pair: its centroid is made again where needed
             elif sa.row != NULL:
                 row_k = sa.row
                 if sb.row != NULL:
@@ -1364,9 +1461,13 @@ def ward_merge(const real[:, :] X,
                     out_of_memory = True
                     break
             sb.row = NULL
-            divide(sums_k, w_k, n_features, row_k)
-            _sums_row(row_k, n_features)[0] = sums_k if w_k > small else NULL
-            centroid_k = row_k
+            if row_k == NULL:
+                divide(sums_k, w_k, n_features, pairs_own)
+                centroid_k = pairs_own
+            else:
+                divide(sums_k, w_k, n_features, row_k)
+                _sums_row(row_k, n_features)[0] = sums_k if w_k > small else NULL
+                centroid_k = row_k
             sa.row = row_k
 
             # Slot a now holds the new cluster; b dies.
@@ -1376,7 +1477,8 @@ def ward_merge(const real[:, :] X,
             _heap_remove(&heap, b)
 
             # Touching clusters of the new one: those of either child, once;
-            # samples first, so that float32 lanes come first in the batches.
+            # samples, then pairs without a row, then the others: the order of
+            # the lane types in the batches (see ``nw_centroid_lanes``).
             # Each with minus a lower bound of its inertia with the new one,
             # the larger if both children list it (see "Lazy inertias"); its
             # centroid is prefetched if the bound does not settle it. (Lists
@@ -1385,6 +1487,7 @@ def ward_merge(const real[:, :] X,
             sa.seen_at = k_id
             sb.seen_at = k_id
             around.clear()
+            around_pairs.clear()
             around_merged.clear()
             v = sqrt(key.inertia * ((w_a + w_b) / (w_a * w_b))) * (1.0 + rel)  # >= |c_a - c_b|
             shift_a = v * (w_b / w_k) * (1.0 + rel) + slack
@@ -1409,25 +1512,33 @@ def ward_merge(const real[:, :] X,
                         edge.slot = r
                         edge.node = sr.node_id
                         edge.inertia = -bound
-                        if sr.row == NULL:
+                        if sr.weight == 1.0:
                             around.push_back(edge)
+                        elif sr.row == NULL:
+                            around_pairs.push_back(edge)
                         else:
                             around_merged.push_back(edge)
                         if sr.n_edges > 0:  # into L1: rewritten in this merge
                             prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
                         # (The first LANES always: all are computed when
                         # they fit in one batch, see below.)
-                        if (around.size() + around_merged.size() <= LANES
+                        if (around.size() + around_pairs.size() + around_merged.size() <= LANES
                                 or sr.best == a or sr.best == b or not (bound > sr.key.inertia)):
                             _prefetch_centroid(&pf, r, 1)
-                    elif sr.row == NULL:
+                    elif sr.weight == 1.0:
                         for q in range(<intp_t>around.size()):
                             if around[q].slot == r and -around[q].inertia < bound:
                                 around[q].inertia = -bound
+                    elif sr.row == NULL:
+                        for q in range(<intp_t>around_pairs.size()):
+                            if around_pairs[q].slot == r and -around_pairs[q].inertia < bound:
+                                around_pairs[q].inertia = -bound
                     else:
                         for q in range(<intp_t>around_merged.size()):
                             if around_merged[q].slot == r and -around_merged[q].inertia < bound:
                                 around_merged[q].inertia = -bound
+            for p in range(<intp_t>around_pairs.size()):
+                around.push_back(around_pairs[p])
             for p in range(<intp_t>around_merged.size()):
                 around.push_back(around_merged[p])
             n_around = <intp_t>around.size()
@@ -1539,10 +1650,11 @@ def ward_merge(const real[:, :] X,
     for p, (node, s) in enumerate(roots_list):
         roots[p] = node
         root_sizes[p] = <intp_t>slots[s].weight
-        if slots[s].row == NULL:
+        if slots[s].weight == 1.0:
             root_sums[p] = np.asarray(X[s], dtype=np.float64)
         else:
-            sums_k = _sums_row(slots[s].row, n_features)[0]
+            sums_k = (_sums_row(slots[s].row, n_features)[0] if slots[s].row != NULL
+                      else NULL)  # a pair keeps no row
             if sums_k == NULL:
                 sums_k = scratch.data()
                 _child_sums(&pf, kids, n_samples, slots[s].row, slots[s].weight, node, False,

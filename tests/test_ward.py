@@ -550,6 +550,31 @@ def test_check_connectivity_symmetrises(small):
     np.testing.assert_array_equal(pattern.toarray(), edges)
 
 
+def test_a_checked_graph_is_shared_not_copied_again():
+    # The tree step checks its graph once for a tree and its two halves:
+    # checking the result again returns it as it is (no copy per tree), while
+    # a pattern that gained a diagonal entry or lost its reverse is still
+    # cleaned or refused (numpy's reference: the edges off the diagonal).
+    graph = grid_to_graph(5, 4, 3)
+    checked = check_connectivity(graph, 60)
+    assert checked is not graph and checked.dtype == bool
+    assert check_connectivity(checked, 60) is checked
+    edges = (graph.toarray() != 0) & ~np.eye(60, dtype=bool)
+    looped = checked.tolil()
+    looped[0, 0] = True
+    cleaned = check_connectivity(looped.tocsr(), 60)
+    np.testing.assert_array_equal(cleaned.toarray(), edges)
+    one_way = checked.tolil()
+    one_way[0, 1] = False
+    one_way = one_way.tocsr()
+    one_way.eliminate_zeros()
+    with pytest.warns(UserWarning, match="not symmetric"):
+        again = check_connectivity(one_way, 60)
+    np.testing.assert_array_equal(again.toarray(), edges)
+    X = np.random.default_rng(0).standard_normal((60, 7)).astype(np.float32)
+    np.testing.assert_array_equal(ward_tree(X, checked)[0], reference(X, graph)[0])
+
+
 def test_connectivity_must_match_X(small):
     X, graph = small
     with pytest.raises(ValueError, match="6 samples but the data has 5"):

@@ -17,7 +17,7 @@ import numpy as np
 from nipype_ward.core.connectivity import connected_components, grid_connectivity
 from nipype_ward.core.parcels import adjusted_rand_index
 from nipype_ward.core.validation import check_n_clusters
-from nipype_ward.core.ward import build_ward_tree, cut_tree
+from nipype_ward.core.ward import build_ward_tree, check_connectivity, cut_tree
 from nipype_ward.io import arrays, cifti, errors, gifti
 from nipype_ward.io.errors import InputError
 from nipype_ward.io.geometry import load_geometry
@@ -122,7 +122,9 @@ def ward_tree(
         preparation=preparation,
     )
     X = series.X
-    adjacency = arrays.load_connectivity(connectivity_path, n_voxels=X.shape[0])
+    # Checked once, shared by the trees (not a copy of the graph each).
+    adjacency = check_connectivity(
+        arrays.load_connectivity(connectivity_path, n_voxels=X.shape[0]), X.shape[0])
     if out_half_trees is not None and X.shape[1] < 4:
         raise InputError(
             series_path or bold_path,

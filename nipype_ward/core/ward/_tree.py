@@ -118,6 +118,10 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
         offdiagonal = _ward_fast.symmetric_offdiagonal(graph.indptr, graph.indices)
         if offdiagonal is not None:
             indptr, indices = offdiagonal
+            if len(indices) == graph.nnz and _is_pattern(graph):
+                # Already what this returns (checked before, e.g. once for a
+                # tree and its split halves): shared, not copied again.
+                return graph
             pattern = sparse.csr_matrix(
                 (np.ones(len(indices), dtype=bool), indices, indptr), shape=shape
             )
@@ -160,6 +164,12 @@ def check_connectivity(connectivity, n_samples: int) -> sparse.csr_matrix:
     pattern.indptr = pattern.indptr.astype(np.intp, copy=False)
     pattern.indices = pattern.indices.astype(np.intp, copy=False)
     return pattern
+
+
+def _is_pattern(graph: sparse.csr_matrix) -> bool:
+    """Whether a CSR matrix is stored as :func:`check_connectivity` returns it."""
+    return (graph.dtype == bool and graph.indptr.dtype == np.intp
+            and graph.indices.dtype == np.intp)
 
 
 def _warn(message: str) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError
 
 # No -ffast-math: the kernel must sum in the same order as scikit-learn's
 # compute_ward_dist so that merge distances are bit-identical. Nor fused
@@ -52,7 +53,7 @@ class GccOnlyFlags(build_ext):
                 f.write("int main() { return 0; }\n")
             try:
                 self.compiler.compile([source], output_dir=tmp, extra_postargs=[flag])
-            except Exception:
+            except CompileError:
                 return False
         return True
 

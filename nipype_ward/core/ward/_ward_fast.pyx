@@ -684,17 +684,6 @@ cdef extern from * nogil:
         }
     }
 
-    /* The centroid of a pair of samples i and j, which keeps no row (see
-       "Memory"): their sums, made as a merge makes them, over two, as
-       ``nw_divide`` does, so the bits of the centroid it would have kept. */
-    template <typename T>
-    static void nw_pair_centroid(const char* x, Py_ssize_t stride, Py_ssize_t i, Py_ssize_t j,
-                                 Py_ssize_t n, double* out) {
-        const T* ri = reinterpret_cast<const T*>(x + i * stride);
-        const T* rj = reinterpret_cast<const T*>(x + j * stride);
-        for (Py_ssize_t t = 0; t < n; ++t) out[t] = (double(ri[t]) + double(rj[t])) / 2.0;
-    }
-
     /* Squared norm of a sample, for the bounds only: in any order (four
        partial sums, which the compiler vectorises). */
     template <typename T>
@@ -745,9 +734,6 @@ cdef extern from * nogil:
                                               Py_ssize_t node, const double* centroid,
                                               double w, Py_ssize_t n, int add, double* out,
                                               double* scratch)
-    void pair_centroid "nw_pair_centroid<float>"(const char* x, Py_ssize_t stride,
-                                                 Py_ssize_t i, Py_ssize_t j, Py_ssize_t n,
-                                                 double* out)
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
     size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
@@ -970,12 +956,7 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
     centroid row (``whole``) if that row will hold the new cluster's centroid
     (the lines are about to be rewritten)."""
     cdef const Slot* sl = &pf.slots[s]
-    cdef const intp_t* two
-    if sl.row == NULL and sl.weight > 1.0:
-        two = _pair_samples(pf, sl)
-        prefetch(pf.x_data + two[0] * pf.x_stride, pf.x_row_bytes, 0)
-        prefetch(pf.x_data + two[1] * pf.x_stride, pf.x_row_bytes, 0)
-    elif sl.row != NULL:
+    if sl.row != NULL:
         if whole:
             prefetch_write(sl.row, (2 * pf.n_features + 1 if pf.joined else pf.n_features + 1)
                            * sizeof(float64_t))
@@ -984,7 +965,7 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
         else:
             prefetch(sl.row + pf.n_features, sizeof(float64_t), 0)
     else:
-        prefetch(pf.x_data + s * pf.x_stride, pf.x_row_bytes, 0)
+        _prefetch_samples(pf, sl.node_id, 0)
     if sl.n_edges > 0:
         prefetch(sl.edge, sl.n_edges * sizeof(Edge), 0)
 
@@ -992,28 +973,42 @@ cdef inline void _prefetch_child(const Prefetcher* pf, int32_t s, bint whole) no
 cdef inline const float64_t* _centroid(const Prefetcher* pf, int32_t s,
                                        float64_t* buf) noexcept nogil:
     """The centroid of a merged cluster: its row, or for a pair of float32
-    samples, which keeps none, made in ``buf``."""
+    samples, which keeps none, made in ``buf`` as the merge made it (its
+    sums, over two)."""
     cdef const Slot* sl = &pf.slots[s]
-    cdef const intp_t* two
     if sl.row != NULL:
         return sl.row
-    two = _pair_samples(pf, sl)
-    pair_centroid(pf.x_data, pf.x_stride, two[0], two[1], pf.n_features, buf)
+    _child_sums(pf, NULL, 2.0, sl.node_id, False, buf, buf)  # two samples: no scratch
+    divide(buf, 2.0, pf.n_features, buf)
     return buf
+
+
+cdef inline int _lane(const Prefetcher* pf, int32_t r, const void** lane_row,
+                      intp_t q) noexcept nogil:
+    """Lane ``q`` of a batch of inertias for cluster ``r`` (see
+    ``nw_centroid_lanes``): 0 a float32 sample, 1 a pair of them without a
+    row (its second sample in ``lane_row[LANES + q]``), 2 a float64 row."""
+    cdef const Slot* sr = &pf.slots[r]
+    cdef const intp_t* two
+    if sr.row != NULL:
+        lane_row[q] = sr.row
+        return 2
+    if sr.weight == 1.0:
+        lane_row[q] = pf.x_data + r * pf.x_stride
+        return 0 if pf.x_float32 else 2
+    two = _pair_samples(pf, sr)
+    lane_row[q] = pf.x_data + two[0] * pf.x_stride
+    lane_row[LANES + q] = pf.x_data + two[1] * pf.x_stride
+    return 1
 
 
 cdef inline void _prefetch_centroid(const Prefetcher* pf, int32_t s, int far) noexcept nogil:
     """The centroid of a cluster (a pair's two samples), into L1 or (far) L2."""
     cdef const Slot* sl = &pf.slots[s]
-    cdef const intp_t* two
     if sl.row != NULL:
         prefetch(sl.row, pf.n_features * sizeof(float64_t), far)
-    elif sl.weight == 1.0:
-        prefetch(pf.x_data + s * pf.x_stride, pf.x_row_bytes, far)
     else:
-        two = _pair_samples(pf, sl)
-        prefetch(pf.x_data + two[0] * pf.x_stride, pf.x_row_bytes, far)
-        prefetch(pf.x_data + two[1] * pf.x_stride, pf.x_row_bytes, far)
+        _prefetch_samples(pf, sl.node_id, far)
 
 
 cdef inline bint _from_centroid(const Prefetcher* pf, float64_t w) noexcept nogil:
@@ -1023,28 +1018,27 @@ cdef inline bint _from_centroid(const Prefetcher* pf, float64_t w) noexcept nogi
     return pf.x_float32 and (n & (n - 1)) == 0
 
 
-cdef inline void _child_sums(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
-                             const float64_t* centroid, float64_t w, intp_t node, bint add,
-                             float64_t* out, float64_t* scratch) noexcept nogil:
+cdef inline void _child_sums(const Prefetcher* pf, const float64_t* centroid, float64_t w,
+                             intp_t node, bint add, float64_t* out,
+                             float64_t* scratch) noexcept nogil:
     """The sums of a merging sample or small cluster, into (``add``: added to)
     ``out``: from its centroid where that is exact, else from its samples."""
     if centroid != NULL and not _from_centroid(pf, w):
         centroid = NULL
     if pf.x_float32:
-        child_sums(pf.x_data, pf.x_stride, children, n_samples, node, centroid, w,
+        child_sums(pf.x_data, pf.x_stride, pf.kids, pf.n_samples, node, centroid, w,
                    pf.n_features, add, out, scratch)
     else:
-        child_sums64(pf.x_data, pf.x_stride, children, n_samples, node, centroid, w,
+        child_sums64(pf.x_data, pf.x_stride, pf.kids, pf.n_samples, node, centroid, w,
                      pf.n_features, add, out, scratch)
 
 
-cdef void _prefetch_samples(const Prefetcher* pf, const intp_t* children, intp_t n_samples,
-                            intp_t node) noexcept nogil:
-    """Into L2: the rows of the samples under a node."""
-    while node >= n_samples:
-        _prefetch_samples(pf, children, n_samples, children[2 * (node - n_samples) + 1])
-        node = children[2 * (node - n_samples)]
-    prefetch(pf.x_data + node * pf.x_stride, pf.x_row_bytes, 1)
+cdef void _prefetch_samples(const Prefetcher* pf, intp_t node, int far) noexcept nogil:
+    """The rows of the samples under a node, into L1 or (far) L2."""
+    while node >= pf.n_samples:
+        _prefetch_samples(pf, pf.kids[2 * (node - pf.n_samples) + 1], far)
+        node = pf.kids[2 * (node - pf.n_samples)]
+    prefetch(pf.x_data + node * pf.x_stride, pf.x_row_bytes, far)
 
 
 # --------------------------------------------------------------------------
@@ -1062,9 +1056,7 @@ cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
     cdef float64_t lane_sum[LANES]
     cdef float64_t w
     cdef intp_t p = 0, q, n_lanes, n_float, n_pair
-    cdef int32_t r
-    cdef const Slot* sr
-    cdef const intp_t* two
+    cdef int kind
     for q in range(n_todo if n_todo < LANES else LANES):
         _prefetch_centroid(pf, around[todo[q]].slot, 0)
     while p < n_todo:
@@ -1076,18 +1068,9 @@ cdef void _inertias(const Prefetcher* pf, Edge* around, const intp_t* todo,
         n_float = 0
         n_pair = 0
         for q in range(n_lanes):
-            r = around[todo[p + q]].slot
-            sr = &pf.slots[r]
-            if sr.row != NULL:
-                lane_row[q] = sr.row
-            elif sr.weight == 1.0:
-                lane_row[q] = pf.x_data + r * pf.x_stride
-                n_float += pf.x_float32
-            else:
-                two = _pair_samples(pf, sr)
-                lane_row[q] = pf.x_data + two[0] * pf.x_stride
-                lane_row[LANES + q] = pf.x_data + two[1] * pf.x_stride
-                n_pair += 1
+            kind = _lane(pf, around[todo[p + q]].slot, lane_row, q)
+            n_float += kind == 0
+            n_pair += kind == 1
         centroid_lanes(centroid_k, lane_row, <int>n_lanes, <int>n_float, <int>n_pair,
                        pf.n_features, lane_sum)
         for q in range(n_lanes):
@@ -1182,6 +1165,7 @@ def ward_merge(const real[:, :] X,
     cdef vector[Edge] around
     cdef vector[Edge] around_pairs
     cdef vector[Edge] around_merged
+    cdef vector[Edge]* group
     cdef vector[intp_t] todo
     # Lanes of a batch of inertias (one when resolving a bound).
     cdef const void* lane_row[2 * LANES]
@@ -1204,7 +1188,6 @@ def ward_merge(const real[:, :] X,
     # The bounds (see "Lazy inertias"): relative margin, absolute margin on
     # distances, and upper bounds of |c_k - c_a| and |c_k - c_b|.
     cdef float64_t rel, slack, shift, shift_a, shift_b, norm_max
-    cdef int n_float
     cdef float64_t* row_k
     cdef const float64_t* centroid_k
     cdef const float64_t* other
@@ -1217,8 +1200,7 @@ def ward_merge(const real[:, :] X,
     cdef vector[float64_t] pair_row
     cdef float64_t* pairs_own
     cdef int32_t c_slot
-    cdef int n_pair
-    cdef const intp_t* two
+    cdef int kind
     cdef bint rowless_pairs
     cdef float64_t* sums_k
     cdef float64_t* sums_a
@@ -1344,16 +1326,9 @@ def ward_merge(const real[:, :] X,
                 # is a merged cluster (bounds are only made for new ones).
                 c_slot, r = (a, b) if sa.weight > 1.0 else (b, a)
                 centroid_k = _centroid(&pf, c_slot, pairs_own)
-                lane_row[0] = (<const void*>slots[r].row if slots[r].row != NULL
-                               else pf.x_data + r * pf.x_stride)
-                n_float = 1 if (real is float32_t and slots[r].weight == 1.0) else 0
-                n_pair = 0
-                if slots[r].row == NULL and slots[r].weight > 1.0:
-                    two = _pair_samples(&pf, &slots[r])
-                    lane_row[0] = pf.x_data + two[0] * pf.x_stride
-                    lane_row[LANES] = pf.x_data + two[1] * pf.x_stride
-                    n_pair = 1
-                centroid_lanes(centroid_k, lane_row, 1, n_float, n_pair, n_features, lane_sum)
+                kind = _lane(&pf, r, lane_row, 0)
+                centroid_lanes(centroid_k, lane_row, 1, kind == 0, kind == 1, n_features,
+                               lane_sum)
                 v = lane_sum[0] * ((sa.weight * sb.weight) / (sa.weight + sb.weight))
                 for q in range(sa.n_edges):
                     if sa.edge[q].slot == b:
@@ -1373,9 +1348,9 @@ def ward_merge(const real[:, :] X,
             # Into L2, the samples whose rows make the sums of a small child
             # again (below), all at once.
             if sa.row != NULL and sa.weight <= small and not _from_centroid(&pf, sa.weight):
-                _prefetch_samples(&pf, kids, n_samples, sa.node_id)
+                _prefetch_samples(&pf, sa.node_id, 1)
             if sb.row != NULL and sb.weight <= small and not _from_centroid(&pf, sb.weight):
-                _prefetch_samples(&pf, kids, n_samples, sb.node_id)
+                _prefetch_samples(&pf, sb.node_id, 1)
             if (sa.row == NULL and sb.row == NULL and row_pool.next() != NULL
                     and not (rowless_pairs and sa.weight + sb.weight == 2.0)):
                 prefetch_write(row_pool.next(), ((2 if joined else 1) * n_features + 1)
@@ -1406,16 +1381,16 @@ def ward_merge(const real[:, :] X,
             if w_k <= small:
                 # A small cluster: its sums made again, and only its centroid kept.
                 sums_k = scratch.data()
-                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                _child_sums(&pf, sa.row, w_a, node_a, False, sums_k,
                             sums_k + n_features)
-                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                _child_sums(&pf, sb.row, w_b, node_b, True, sums_k,
                             sums_k + n_features)
             elif sums_a != NULL or sums_b != NULL:
                 # A child's sums row takes the other child's sums.
                 if sums_a == NULL:
                     sums_k = sums_b
                     sums_b = NULL
-                    _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, True, sums_k,
+                    _child_sums(&pf, sa.row, w_a, node_a, True, sums_k,
                                 scratch.data())
                 elif sums_b != NULL:
                     sums_k = sums_a
@@ -1425,7 +1400,7 @@ def ward_merge(const real[:, :] X,
                         row_pool.give_back(sums_b)
                 else:
                     sums_k = sums_a
-                    _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                    _child_sums(&pf, sb.row, w_b, node_b, True, sums_k,
                                 scratch.data())
             else:
                 # Two small children (or samples): a sums row of its own (in
@@ -1439,9 +1414,9 @@ def ward_merge(const real[:, :] X,
                 if sums_k == NULL:
                     out_of_memory = True
                     break
-                _child_sums(&pf, kids, n_samples, sa.row, w_a, node_a, False, sums_k,
+                _child_sums(&pf, sa.row, w_a, node_a, False, sums_k,
                             scratch.data())
-                _child_sums(&pf, kids, n_samples, sb.row, w_b, node_b, True, sums_k,
+                _child_sums(&pf, sb.row, w_b, node_b, True, sums_k,
                             scratch.data())
             if have_row:
                 pass
@@ -1507,17 +1482,14 @@ def ward_merge(const real[:, :] X,
                              if bound > 1e-140 else 0.0)
                     if not (bound < 1e300):  # overflow
                         bound = 0.0
+                    group = (&around if sr.weight == 1.0
+                             else &around_pairs if sr.row == NULL else &around_merged)
                     if sr.seen_at != k_id:
                         sr.seen_at = k_id
                         edge.slot = r
                         edge.node = sr.node_id
                         edge.inertia = -bound
-                        if sr.weight == 1.0:
-                            around.push_back(edge)
-                        elif sr.row == NULL:
-                            around_pairs.push_back(edge)
-                        else:
-                            around_merged.push_back(edge)
+                        group.push_back(edge)
                         if sr.n_edges > 0:  # into L1: rewritten in this merge
                             prefetch(sr.edge, sr.n_edges * sizeof(Edge), 0)
                         # (The first LANES always: all are computed when
@@ -1525,18 +1497,10 @@ def ward_merge(const real[:, :] X,
                         if (around.size() + around_pairs.size() + around_merged.size() <= LANES
                                 or sr.best == a or sr.best == b or not (bound > sr.key.inertia)):
                             _prefetch_centroid(&pf, r, 1)
-                    elif sr.weight == 1.0:
-                        for q in range(<intp_t>around.size()):
-                            if around[q].slot == r and -around[q].inertia < bound:
-                                around[q].inertia = -bound
-                    elif sr.row == NULL:
-                        for q in range(<intp_t>around_pairs.size()):
-                            if around_pairs[q].slot == r and -around_pairs[q].inertia < bound:
-                                around_pairs[q].inertia = -bound
                     else:
-                        for q in range(<intp_t>around_merged.size()):
-                            if around_merged[q].slot == r and -around_merged[q].inertia < bound:
-                                around_merged[q].inertia = -bound
+                        for q in range(<intp_t>group.size()):
+                            if group[0][q].slot == r and -group[0][q].inertia < bound:
+                                group[0][q].inertia = -bound
             for p in range(<intp_t>around_pairs.size()):
                 around.push_back(around_pairs[p])
             for p in range(<intp_t>around_merged.size()):
@@ -1657,7 +1621,7 @@ def ward_merge(const real[:, :] X,
                       else NULL)  # a pair keeps no row
             if sums_k == NULL:
                 sums_k = scratch.data()
-                _child_sums(&pf, kids, n_samples, slots[s].row, slots[s].weight, node, False,
+                _child_sums(&pf, slots[s].row, slots[s].weight, node, False,
                             sums_k, sums_k + n_features)
             for t in range(n_features):
                 root_sums[p, t] = sums_k[t]

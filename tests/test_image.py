@@ -1,5 +1,7 @@
 import gzip
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nibabel as nb
@@ -101,6 +103,41 @@ def test_failed_write_leaves_nothing(tmp_path):
         files.save_atomically(explode, target)
     assert target.read_text() == "the user's previous file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
+
+
+def test_a_working_file_is_delivered_as_a_link_else_copied(tmp_path):
+    """copy_atomically(link=True): one file under two names on one file system,
+    a copy across two; delivered again, nothing left behind; the source
+    replaced as this package's writers replace files, the delivery unchanged."""
+    source = tmp_path / "work" / "bold_ward20_compressed.nii.gz"
+    source.parent.mkdir()
+    source.write_bytes(b"first run")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = files.copy_atomically(source, out / "ward20_compressed.nii.gz", link=True)
+    assert target.read_bytes() == b"first run"
+    assert target.stat().st_ino == source.stat().st_ino and source.stat().st_nlink == 2
+    # Again onto the same file (a rename of a link onto its own file does nothing).
+    files.copy_atomically(source, target, link=True)
+    assert sorted(p.name for p in out.iterdir()) == ["ward20_compressed.nii.gz"]
+    assert source.stat().st_nlink == 2
+    # A node run again writes a new file and renames it onto the old name.
+    files.save_atomically(lambda tmp: Path(tmp).write_bytes(b"second run"), source)
+    assert target.read_bytes() == b"first run" and target.stat().st_nlink == 1
+    # Across file systems (tmpfs here), a copy.
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        copied = files.copy_atomically(source, other / "ward20.nii.gz", link=True)
+        assert copied.read_bytes() == b"second run" and copied.stat().st_nlink == 1
+        assert sorted(p.name for p in other.iterdir()) == ["ward20.nii.gz"]
+    finally:
+        shutil.rmtree(other)
+    # Without link, a copy even on one file system.
+    copied = files.copy_atomically(source, out / "copy.nii.gz")
+    assert copied.stat().st_nlink == 1 and source.stat().st_nlink == 1
 
 
 def test_volumes_written_one_at_a_time(tmp_path, rng):

@@ -15,6 +15,11 @@ class _ExportFilesInputSpec(BaseInterfaceInputSpec):
         traits.Str, mandatory=True,
         desc="absolute destination paths, one per in_file (their folders must exist)",
     )
+    hardlink = traits.Bool(
+        False, usedefault=True,
+        desc="deliver each file but a JSON as a hard link to it where the file systems allow "
+        "(else a copy): only for files the workflow wrote itself, never for a user's input",
+    )
 
 
 class _ExportFilesOutputSpec(TraitedSpec):
@@ -28,8 +33,10 @@ class ExportFiles(SimpleInterface):
     renamed: a file appears complete or not at all, with the mode the umask
     gives. In a JSON file, an entry naming another of the files (a metrics
     JSON's ``labels_file``) is set to that file's destination, relative to
-    the JSON. One node for all the files of a run keeps the scheduler's
-    overhead (about 0.1 s a node under MultiProc) off the critical path.
+    the JSON. With ``hardlink``, a file is delivered as a hard link where it
+    can be (see :func:`~nipype_ward.io.files.copy_atomically`). One node
+    for all the files of a run keeps the scheduler's overhead (about 0.1 s
+    a node under MultiProc) off the critical path.
     """
 
     input_spec = _ExportFilesInputSpec
@@ -53,6 +60,6 @@ class ExportFiles(SimpleInterface):
                     key: destination[value] for key, value in payload.items()
                     if isinstance(value, str) and value in destination})
             else:
-                copy_atomically(source, target)
+                copy_atomically(source, target, link=self.inputs.hardlink)
         self._results["out_files"] = out_files
         return runtime

@@ -78,8 +78,36 @@ def save_atomically(write, path) -> Path:
     return path
 
 
-def copy_atomically(source, target) -> Path:
-    """Copy a file, written then renamed (see :func:`save_atomically`)."""
+def copy_atomically(source, target, *, link: bool = False) -> Path:
+    """Copy a file, written then renamed (see :func:`save_atomically`).
+
+    With ``link``, a hard link to ``source`` instead, where its file system
+    allows one (the same one as ``target``'s), renamed into place the same
+    way; else a copy. A link costs nothing whatever the size: delivering a
+    2 mm run's files (0.6 GB, two compressed series) took 1.6 s as copies.
+    Only for a working file of this package (a node's output): the two
+    names are then one file, which stays right because its writers never
+    write into a file, they rename a new one onto its name, and Nipype
+    deletes a node's files before it runs again. niworkflows'
+    ``DerivativesDataSink`` links its uncompressed outputs the same way.
+    """
+    if link:
+        path, tmp = _atomic_target(target)
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system, or one without links
+            pass
+        else:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise WriteError(path, exc) from exc
+            finally:
+                # Renaming a link onto another name of the same file does
+                # nothing (POSIX): a delivery made again leaves its link.
+                tmp.unlink(missing_ok=True)
+            return path
     return save_atomically(lambda tmp: shutil.copyfile(source, tmp), target)
 
 

@@ -125,7 +125,10 @@ def init_rest_clustering_wf(
     # file type. The sink runs in the main process under any plugin.
     gather = pe.Node(niu.Merge(len(deliveries)), name="gather_results",
                      run_without_submitting=True)
-    ds_results = pe.Node(ExportFiles(), name="ds_results", run_without_submitting=True)
+    # Every file it delivers is a node's output, written by this package:
+    # linked, not copied, where the work and output folders share a file system.
+    ds_results = pe.Node(ExportFiles(hardlink=True), name="ds_results",
+                         run_without_submitting=True)
     ds_results.inputs.out_files = [
         path for _, _, paths in deliveries for path in ([paths] if isinstance(paths, str) else paths)
     ]

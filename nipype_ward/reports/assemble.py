@@ -14,7 +14,7 @@ from nipype_ward.reports.html import MIGP_CITATION, group_summary, methods
 REPORT_SPEC = resources.files("nipype_ward") / "data" / "reports-spec.yml"
 
 #: The styles and scripts a report needs, shipped with the package (see its README).
-ASSETS = resources.files("nipype_ward") / "data" / "report"
+ASSETS = resources.files("nipype_ward") / "data" / "report-assets"
 
 #: A ``<script src>`` or stylesheet ``<link href>`` on another host, and the file of ours
 #: that replaces it (by the library its URL names).

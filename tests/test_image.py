@@ -105,25 +105,36 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
 
 
-def test_a_working_file_is_delivered_as_a_link_else_copied(tmp_path):
-    """copy_atomically(link=True): one file under two names on one file system,
-    a copy across two; delivered again, nothing left behind; the source
-    replaced as this package's writers replace files, the delivery unchanged."""
+def test_a_large_working_file_is_delivered_as_a_link_else_copied(tmp_path):
+    """copy_atomically(link=True): a large file becomes one file under two names on one
+    file system, a copy across two; delivered again, nothing left behind; the source
+    replaced as this package's writers replace files, the delivery unchanged. A small
+    file (labels, a figure) is copied."""
+    large = files.LINK_FROM_BYTES
+    first, second = b"1" * large, b"2" * large
     source = tmp_path / "work" / "bold_ward20_compressed.nii.gz"
     source.parent.mkdir()
-    source.write_bytes(b"first run")
+    source.write_bytes(first)
     out = tmp_path / "out"
     out.mkdir()
     target = files.copy_atomically(source, out / "ward20_compressed.nii.gz", link=True)
-    assert target.read_bytes() == b"first run"
+    assert target.read_bytes() == first
     assert target.stat().st_ino == source.stat().st_ino and source.stat().st_nlink == 2
     # Again onto the same file (a rename of a link onto its own file does nothing).
     files.copy_atomically(source, target, link=True)
     assert sorted(p.name for p in out.iterdir()) == ["ward20_compressed.nii.gz"]
     assert source.stat().st_nlink == 2
     # A node run again writes a new file and renames it onto the old name.
-    files.save_atomically(lambda tmp: Path(tmp).write_bytes(b"second run"), source)
-    assert target.read_bytes() == b"first run" and target.stat().st_nlink == 1
+    files.save_atomically(lambda tmp: Path(tmp).write_bytes(second), source)
+    assert target.read_bytes() == first and target.stat().st_nlink == 1
+    # A small file: copied.
+    labels = tmp_path / "work" / "bold_ward20.nii.gz"
+    labels.write_bytes(b"\x01" * (large - 1))
+    copied = files.copy_atomically(labels, out / "ward20_labels.nii.gz", link=True)
+    assert copied.read_bytes() == labels.read_bytes() and labels.stat().st_nlink == 1
+    # Without link, a copy even on one file system.
+    copied = files.copy_atomically(source, out / "copy.nii.gz")
+    assert copied.read_bytes() == second and source.stat().st_nlink == 1
     # Across file systems (tmpfs here), a copy.
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
@@ -131,13 +142,10 @@ def test_a_working_file_is_delivered_as_a_link_else_copied(tmp_path):
     other = Path(tempfile.mkdtemp(dir=shm))
     try:
         copied = files.copy_atomically(source, other / "ward20.nii.gz", link=True)
-        assert copied.read_bytes() == b"second run" and copied.stat().st_nlink == 1
+        assert copied.read_bytes() == second and copied.stat().st_nlink == 1
         assert sorted(p.name for p in other.iterdir()) == ["ward20.nii.gz"]
     finally:
         shutil.rmtree(other)
-    # Without link, a copy even on one file system.
-    copied = files.copy_atomically(source, out / "copy.nii.gz")
-    assert copied.stat().st_nlink == 1 and source.stat().st_nlink == 1
 
 
 def test_volumes_written_one_at_a_time(tmp_path, rng):

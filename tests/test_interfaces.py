@@ -529,3 +529,35 @@ def test_grid_connectivity_bad_input(tiny):
         GridConnectivity(mask_file=tiny["bold"]).run(cwd=tiny["cwd"])
     with pytest.raises(Exception, match="neighbourhood"):
         GridConnectivity(mask_file=tiny["mask"], neighbourhood=8)
+
+
+def test_export_files_links_large_working_files_and_copies_the_rest(tmp_path):
+    """ExportFiles(hardlink=True) run as a Nipype node: a compressed series of
+    LINK_FROM_BYTES or more is one file under two names, a small label image a copy,
+    a metrics JSON rewritten with the labels' delivered path; nothing else is left."""
+    from nipype.pipeline import engine as pe
+
+    from nipype_ward.interfaces.io import ExportFiles
+    from nipype_ward.io.files import LINK_FROM_BYTES
+
+    work = tmp_path / "work"
+    work.mkdir()
+    series = work / "bold_ward20_compressed.nii.gz"
+    series.write_bytes(b"\x07" * LINK_FROM_BYTES)
+    labels = work / "bold_ward20.nii.gz"
+    labels.write_bytes(b"\x01" * 1000)
+    metrics = work / "bold_ward20_metrics.json"
+    metrics.write_text(json.dumps({"labels_file": str(labels), "r2": 0.5}))
+    out = tmp_path / "out"
+    out.mkdir()
+    targets = [out / "ward20_compressed.nii.gz", out / "ward20_labels.nii.gz",
+               out / "ward20_metrics.json"]
+    node = pe.Node(ExportFiles(hardlink=True), name="ds_results", base_dir=str(tmp_path / "wf"))
+    node.inputs.in_files = [str(series), str(labels), str(metrics)]
+    node.inputs.out_files = [str(path) for path in targets]
+    node.run()
+    assert targets[0].stat().st_ino == series.stat().st_ino and series.stat().st_nlink == 2
+    assert targets[1].read_bytes() == labels.read_bytes() and labels.stat().st_nlink == 1
+    assert json.loads(targets[2].read_text()) == {"labels_file": "ward20_labels.nii.gz",
+                                                  "r2": 0.5}
+    assert sorted(path.name for path in out.iterdir()) == sorted(path.name for path in targets)

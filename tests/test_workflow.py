@@ -121,6 +121,7 @@ def test_seed_workflow_wiring(figures, tmp_path):
         names += [f"ward{k}_{kind}" for kind in ("parcellation.png", "compression.png")
                   for k in (10, 20)]
     assert sink.inputs.out_files == [str(out / name) for name in names]
+    assert sink.inputs.hardlink  # every file it delivers is a node's output
     # The merge node has one input per delivery, each connected.
     gather = wf.get_node("gather_results")
     connected = {in_field for _, target, data in wf._graph.edges(data=True)

@@ -17,8 +17,9 @@ class _ExportFilesInputSpec(BaseInterfaceInputSpec):
     )
     hardlink = traits.Bool(
         False, usedefault=True,
-        desc="deliver each file but a JSON as a hard link to it where the file systems allow "
-        "(else a copy): only for files the workflow wrote itself, never for a user's input",
+        desc="deliver each file of 8 MiB or more but a JSON as a hard link to it where the "
+        "file systems allow (else a copy): only for files the workflow wrote itself, never "
+        "for a user's input",
     )
 
 
@@ -33,8 +34,8 @@ class ExportFiles(SimpleInterface):
     renamed: a file appears complete or not at all, with the mode the umask
     gives. In a JSON file, an entry naming another of the files (a metrics
     JSON's ``labels_file``) is set to that file's destination, relative to
-    the JSON. With ``hardlink``, a file is delivered as a hard link where it
-    can be (see :func:`~nipype_ward.io.files.copy_atomically`). One node
+    the JSON. With ``hardlink``, a large file is delivered as a hard link
+    where it can be (see :func:`~nipype_ward.io.files.copy_atomically`). One node
     for all the files of a run keeps the scheduler's overhead (about 0.1 s
     a node under MultiProc) off the critical path.
     """

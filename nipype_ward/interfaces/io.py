@@ -4,7 +4,7 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface, TraitedSpec, traits,
 )
 
-from nipype_ward.io.files import copy_atomically, copy_json, load_json
+from nipype_ward.io.files import LINK_FROM_BYTES, copy_atomically, copy_json, load_json
 
 
 class _ExportFilesInputSpec(BaseInterfaceInputSpec):
@@ -17,9 +17,9 @@ class _ExportFilesInputSpec(BaseInterfaceInputSpec):
     )
     hardlink = traits.Bool(
         False, usedefault=True,
-        desc="deliver each file of 8 MiB or more but a JSON as a hard link to it where the "
-        "file systems allow (else a copy): only for files the workflow wrote itself, never "
-        "for a user's input",
+        desc=f"deliver each file of {LINK_FROM_BYTES >> 20} MiB or more but a JSON as a hard "
+        "link to it where the file systems allow (else a copy): only for files the workflow "
+        "wrote itself, never for a user's input",
     )
 
 

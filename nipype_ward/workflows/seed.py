@@ -125,8 +125,9 @@ def init_rest_clustering_wf(
     # file type. The sink runs in the main process under any plugin.
     gather = pe.Node(niu.Merge(len(deliveries)), name="gather_results",
                      run_without_submitting=True)
-    # Every file it delivers is a node's output, written by this package:
-    # linked, not copied, where the work and output folders share a file system.
+    # Every file it delivers is a node's output, written by this package: the
+    # large ones linked, not copied, where the work and output folders share a
+    # file system.
     ds_results = pe.Node(ExportFiles(hardlink=True), name="ds_results",
                          run_without_submitting=True)
     ds_results.inputs.out_files = [

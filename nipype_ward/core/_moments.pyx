@@ -17,8 +17,6 @@ vectorised or not, AVX2 where the CPU has it or SSE2.
 
 from libc.stdlib cimport free, malloc
 
-import numpy as np
-
 ctypedef Py_ssize_t intp_t
 
 ctypedef fused real:
@@ -177,6 +175,8 @@ def add_moments(const real[:, :] X, const intp_t[::1] rows, const intp_t[::1] ro
         raise ValueError("each row of X must be contiguous")
     if sums.shape[0] != 2 or sums.shape[2] != n:
         raise ValueError(f"sums must be (2, n_parcels, {n})")
+    if mean_sums.shape[0] != sums.shape[1] or n_varying.shape[0] != sums.shape[1]:
+        raise ValueError(f"mean_sums and n_varying must have {sums.shape[1]} parcels")
     scratch = <double*>malloc(n * sizeof(double))
     if scratch == NULL:
         raise MemoryError()

@@ -66,24 +66,50 @@ def test_zscore_alone_is_nilearns_bit_for_bit_without_importing_it(dtype, rng, t
 
 
 @pytest.mark.parametrize("n_voxels", [13, 14, 2])
-def test_zscore_by_blocks_and_in_place_is_nilearns_bit_for_bit(n_voxels, rng, monkeypatch):
-    """Blocks of a few voxels (a last block of one joining the one before), in place.
+def test_zscore_by_blocks_is_nilearns_bit_for_bit(n_voxels, rng, monkeypatch):
+    """Integer series go through numpy a few voxels at a time (a last block of one
+    joining the one before); ``copy=False`` cannot overwrite them with floats.
 
     Reference: nilearn.signal.clean on the whole series at once.
     """
     from nipype_ward.core import signals
 
     monkeypatch.setattr(signals, "ZSCORE_BLOCK_VALUES", 3 * 50)  # 3 voxels of 50 volumes
-    X = rng.normal(1000, 100, (n_voxels, 50)).astype(np.float32)
+    X = rng.normal(1000, 100, (n_voxels, 50)).astype(np.int16)
     X[1] = 3  # constant: divided by 1, as nilearn does
     ref = clean(X.T, detrend=False, standardize="zscore_sample", filter=False,
                 ensure_finite=False).T
-    copied = prepare_signals(X, standardize="zscore_sample")
-    np.testing.assert_array_equal(copied, ref)
-    assert copied is not X and not np.array_equal(X, ref)
-    in_place = prepare_signals(X, standardize="zscore_sample", copy=False)
-    assert in_place is X
-    np.testing.assert_array_equal(X, ref)
+    before = X.copy()
+    for copy in (True, False):
+        ours = prepare_signals(X, standardize="zscore_sample", copy=copy)
+        assert ours.dtype == ref.dtype == np.float32 and ours is not X
+        np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_zscore_compiled_on_threads_and_in_place_is_nilearns_bit_for_bit(dtype, threads, rng):
+    """Float series go through the compiled pass, the voxels split between threads.
+
+    Reference: nilearn.signal.clean on the whole series, compared as bytes:
+    rows of 8 voxels and a tail (13 voxels), 1,200 volumes and 3, a constant
+    voxel (nilearn divides it by 1), a voxel of negative zeros, one of tiny
+    values (its standard deviation below float64's epsilon).
+    """
+    for n_volumes in (1200, 3):
+        X = rng.normal(1000, 100, (13, n_volumes)).astype(dtype)
+        X[3] = 7
+        X[5] = -0.0
+        X[6] = rng.normal(0, 1e-20, n_volumes)
+        ref = clean(X.T, detrend=False, standardize="zscore_sample", filter=False,
+                    ensure_finite=False).T
+        copied = prepare_signals(X, standardize="zscore_sample", threads=threads)
+        assert copied is not X and copied.dtype == dtype
+        assert copied.tobytes() == np.ascontiguousarray(ref).tobytes()
+        in_place = prepare_signals(X, standardize="zscore_sample", copy=False, threads=threads)
+        assert in_place is X
+        assert X.tobytes() == np.ascontiguousarray(ref).tobytes()
 
 
 def test_confounds_are_regressed_out(rng):

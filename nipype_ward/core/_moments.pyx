@@ -1,5 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The loop of :func:`nipype_ward.core.moments.parcel_moments`, compiled: one pass per voxel.
+"""Moments of the rows of a series, compiled: per parcel, and each row's z-scores.
+
+:func:`add_moments` is the loop of :func:`nipype_ward.core.moments.parcel_moments`,
+one pass per voxel; :func:`zscore_rows` the z-scoring of
+:func:`nipype_ward.core.signals.prepare_signals`, nilearn's numbers bit for
+bit (a few rows at a time, each read from the caches in every pass).
 
 For each voxel, in the order of its parcel, the row is read once from the
 series into the caches and used there: its minimum, maximum and sum, then
@@ -27,6 +32,8 @@ ctypedef fused real:
 cdef extern from * nogil:
     """
     #include <math.h>
+    #include <float.h>
+    #include <cmath>
 
     #define NW_MOMENT_LANES 8
 
@@ -137,11 +144,56 @@ cdef extern from * nogil:
     #endif
         return nw_row_plain<T>(x, n, s0, s1, c, mean, varying);
     }
+
+    /* z-scores of rows r0 to r1 of X (rows of n values), into out (X itself
+       allowed): numpy's arithmetic on nilearn's (volumes, voxels) layout,
+       each sum a running sum from 0 in the series' own type, rows taken G
+       at a time (G independent sums: what numpy's loop over voxels does). */
+    template <typename T, int G>
+    static NW_ALWAYS_INLINE void nw_zscore_group(const T* x, T* out, Py_ssize_t n) {
+        T s[G], mean[G], m2[G], q[G], sd[G];
+        for (int k = 0; k < G; ++k) s[k] = 0;
+        for (Py_ssize_t t = 0; t < n; ++t)
+            for (int k = 0; k < G; ++k) s[k] += x[k * n + t];
+        for (int k = 0; k < G; ++k) {
+            /* numpy divides by the count (an intp) in double, then rounds. */
+            mean[k] = (T)((double)s[k] / (double)n);
+            s[k] = 0;
+        }
+        for (Py_ssize_t t = 0; t < n; ++t)
+            for (int k = 0; k < G; ++k) s[k] += (T)(x[k * n + t] - mean[k]);
+        for (int k = 0; k < G; ++k) {
+            m2[k] = (T)((double)s[k] / (double)n);
+            q[k] = 0;
+        }
+        for (Py_ssize_t t = 0; t < n; ++t)
+            for (int k = 0; k < G; ++k) {
+                T z = (T)((T)(x[k * n + t] - mean[k]) - m2[k]);
+                q[k] += (T)(z * z);
+            }
+        for (int k = 0; k < G; ++k) {
+            sd[k] = std::sqrt((T)((double)q[k] / (double)(n - 1)));
+            if ((double)sd[k] < DBL_EPSILON) sd[k] = 1;
+        }
+        for (Py_ssize_t t = 0; t < n; ++t)
+            for (int k = 0; k < G; ++k)
+                out[k * n + t] = (T)((T)(x[k * n + t] - mean[k]) / sd[k]);
+    }
+
+    template <typename T>
+    static void nw_zscore_rows(const T* x, T* out, Py_ssize_t r0, Py_ssize_t r1,
+                               Py_ssize_t n) {
+        const int G = 8;
+        Py_ssize_t r = r0;
+        for (; r + G <= r1; r += G) nw_zscore_group<T, G>(x + r * n, out + r * n, n);
+        for (; r < r1; ++r) nw_zscore_group<T, 1>(x + r * n, out + r * n, n);
+    }
     """
     int nw_moments_avx2()
     double nw_row_moments[T](int avx2, const T* x, intp_t n, double* s0, double* s1,
                              double* c, double* mean, int* varying)
     void __builtin_prefetch(const void* p, int rw, int locality)
+    void nw_zscore_rows[T](const T* x, T* out, intp_t r0, intp_t r1, intp_t n)
 
 
 cdef int _AVX2 = nw_moments_avx2()
@@ -194,3 +246,27 @@ def add_moments(const real[:, :] X, const intp_t[::1] rows, const intp_t[::1] ro
     finally:
         free(scratch)
     return total
+
+
+def zscore_rows(const real[:, ::1] X, real[:, ::1] out, intp_t first, intp_t last):
+    """``out[first:last]`` = the z-scores of ``X[first:last]``, each row over its columns.
+
+    numpy's arithmetic on nilearn's (volumes, voxels) layout
+    (:func:`nipype_ward.core.signals._zscore_sample`), bit for bit: the mean
+    (a running sum from 0 in ``X``'s type, divided by the count), the
+    sample standard deviation of the centred values (centred again by their
+    own mean, as ``numpy.std`` does; below float64's epsilon, 1), then the
+    centred values divided by it. ``out`` may be ``X`` (in place). The GIL
+    is released: two calls on disjoint rows may run at once.
+    """
+    cdef intp_t n = X.shape[1]
+    if out.shape[0] != X.shape[0] or out.shape[1] != n:
+        raise ValueError("out must have the shape of X")
+    if not 0 <= first <= last <= X.shape[0]:
+        raise ValueError(f"rows {first} to {last} are not rows of X")
+    if n < 2:
+        raise ValueError("z-scores need at least 2 columns")
+    if first == last:
+        return
+    with nogil:
+        nw_zscore_rows(&X[0, 0], &out[0, 0], first, last, n)

@@ -34,7 +34,7 @@ from nipype_ward.io.geometry import (
     load_geometry,
     values_of,
 )
-from nipype_ward.io.nifti import read_mean
+from nipype_ward.io.nifti import read_mean, usable_cpus
 from nipype_ward.io.series import read_repetition_time, read_series, sources_of
 
 
@@ -258,7 +258,7 @@ def read_prepared(
     (:func:`nipype_ward.core.carpet.carpet_sample`), its part before
     taken before the series is prepared in place (not copied for it).
     ``threads`` CPUs may decompress a large ``.nii.gz`` (every usable one
-    when None; see :func:`nipype_ward.io.nifti.open_image`).
+    when None; see :func:`nipype_ward.io.nifti.open_image`) and z-score it.
 
     Returns
     -------
@@ -285,7 +285,7 @@ def read_prepared(
         try:
             X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
                                 confounds=found.confounds, sample_mask=found.sample_mask,
-                                copy=False)
+                                copy=False, threads=threads or usable_cpus())
         except ValueError as exc:  # e.g. scrubbing kept too few volumes
             raise InputError(source, str(exc)) from exc
     kept = None

@@ -1,5 +1,6 @@
 import gzip
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -232,24 +233,33 @@ def test_mask_beyond_the_guess_and_no_guess_read_all_the_same(tmp_path):
     np.testing.assert_array_equal(X, data[large])
 
 
-def test_series_written_on_threads_are_the_same_bytes(tmp_path, rng):
-    """A 4D .nii.gz compressed by one or two threads of its own: the same bytes (blocks of
-    1 MB, each with the 32 kB before it as dictionary), which nibabel and gzip read back."""
+@pytest.mark.parametrize("piece_bytes", [nifti_write.GZIP_BLOCK_BYTES, 100_003])
+def test_series_written_on_threads_are_the_same_bytes(piece_bytes, tmp_path, rng, monkeypatch):
+    """A 4D .nii.gz deflated by one, two or three threads of its own: the same bytes (pieces
+    each with the 32 kB before it as dictionary), a gzip stream that Python's zlib (its CRC-32
+    and length checked), the gzip tool and nibabel read back. 100,003 bytes: pieces that cut
+    volumes and blocks of volumes anywhere; 4 MB: one piece per block of volumes here."""
+    monkeypatch.setattr(nifti_write, "GZIP_BLOCK_BYTES", piece_bytes)
     mask = rng.random((20, 18, 16)) < 0.6
     values = rng.normal(100, 10, (int(mask.sum()), 120)).astype(np.float32)  # 2.7 MB raw
     reference = nb.Nifti1Image(np.zeros(mask.shape, np.float32), np.diag([2, 2, 2, 1]))
     paths = []
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         paths.append(nifti_write.save_series_image(
             lambda start, stop: values[:, start:stop], mask, reference,
             tmp_path / f"threads{threads}.nii.gz", n_volumes=120, t_r=2.0, threads=threads))
-    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()
     img = nb.load(paths[0])
     assert img.shape == mask.shape + (120,) and img.header.get_zooms()[3] == 2.0
     data = img.get_fdata(dtype=np.float32)
     np.testing.assert_array_equal(data[mask], values)
     assert not data[~mask].any()
-    assert len(gzip.decompress(paths[0].read_bytes())) == 352 + 20 * 18 * 16 * 120 * 4
+    raw = gzip.decompress(paths[0].read_bytes())
+    assert len(raw) == 352 + 20 * 18 * 16 * 120 * 4
+    expected = np.zeros(mask.shape + (120,), np.float32)
+    expected[mask] = values
+    assert raw[352:] == expected.tobytes(order="F")
+    assert subprocess.run(["gzip", "-t", str(paths[0])]).returncode == 0
 
 
 @pytest.mark.parametrize("stored", ["u1", "i1", "<i2", "<u2", "<i4", "<u4", "<f4", "<f8", ">i2"])

@@ -337,9 +337,9 @@ def test_series_read_by_isal_or_rapidgzip_is_nibabels(parallel, tmp_path, monkey
     monkeypatch.setattr(nifti, "PARALLEL_GZIP_BYTES", 0 if parallel else 2**62)
     monkeypatch.setattr(nifti, "usable_cpus", lambda: 2)
     opened = []
-    for module in (rapidgzip, igzip):
-        real = module.open
-        monkeypatch.setattr(module, "open", lambda *a, _real=real, _m=module.__name__, **k:
+    for module, name in ((rapidgzip, "RapidgzipFile"), (igzip, "open")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _m=module.__name__, **k:
                             opened.append(_m) or _real(*a, **k))
     data = rng.normal(1000, 50, (12, 10, 9, 40)).astype(">f4")  # big-endian, as stored
     mask = rng.random((12, 10, 9)) < 0.5

@@ -205,12 +205,13 @@ def _zscore_sample(X: np.ndarray, *, out: np.ndarray | None = None, threads: int
     goes to ``out`` (``X`` itself for an in-place z-scoring), else to a new
     array.
 
-    Float rows go through the compiled :func:`~nipype_ward.core._moments.zscore_rows`,
+    C-contiguous float series go through the compiled
+    :func:`~nipype_ward.core._moments.zscore_rows`,
     the voxels split between ``threads`` threads: numpy's arithmetic on
     nilearn's (volumes, voxels) layout, in one pass over each row while it
     is in the caches (a 2 mm run of 1,200 volumes, 1.1 GB, in place: 0.44 s
-    on one thread against numpy's 1.3-2.0 s; 2-core VM, 2026-12-07). Other
-    types are z-scored by numpy a block of voxels at a time, each block
+    on one thread against numpy's 1.3-2.0 s; 2-core VM, 2026-12-07). Others
+    are z-scored by numpy a block of voxels at a time, each block
     copied to that layout: numpy reduces its first axis one volume after
     the other for each voxel alike, whatever the number of voxels beside
     it, so every voxel gets the bits of the whole-array computation. A block

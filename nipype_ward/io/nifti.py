@@ -68,12 +68,10 @@ GUESS_MARGIN = 2
 #: 1,200 volumes); smaller ones by ISA-L, which starts sooner.
 PARALLEL_GZIP_BYTES = 64 * 2**20
 
-#: Compressed bytes a rapidgzip thread decompresses at a time: each piece
-#: starts with a search for a deflate block and its first 32 kB decoded
-#: without their window, so fewer, longer pieces cost less. The 2 mm run of
-#: 1,200 volumes (4.5 GB) on 2 threads: 13.9-14.4 CPU-s and 7.3-7.5 s with
-#: 16 MiB, 16.0-16.1 CPU-s and 8.3-8.4 s with rapidgzip's 4 MiB, 13.98 s
-#: of CPU with 32 MiB; the same memory (195-245 MB; 2-core VM, 2026-12-07).
+#: Compressed bytes a rapidgzip thread takes at a time (each piece begins with a block
+#: search and 32 kB decoded without their window): the 2 mm run of 1,200 volumes (4.5 GB),
+#: 2 threads, 7.3-7.5 s and 13.9-14.4 CPU-s with 16 MiB, 8.3-8.4 s and 16.0-16.1 CPU-s with
+#: its 4 MiB, 14.0 CPU-s with 32 MiB; 195-245 MB each (2-core VM, 2026-12-07).
 RAPIDGZIP_CHUNK_BYTES = 16 << 20
 
 

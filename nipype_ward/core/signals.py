@@ -237,8 +237,7 @@ def _zscore_sample(X: np.ndarray, *, out: np.ndarray | None = None, threads: int
             zscore_rows(X, out, 0, n_voxels)
         else:
             with ThreadPoolExecutor(max_workers=len(spans)) as pool:
-                for done in [pool.submit(zscore_rows, X, out, a, b) for a, b in spans]:
-                    done.result()
+                list(pool.map(lambda span: zscore_rows(X, out, *span), spans))
         return out
     step = max(2, ZSCORE_BLOCK_VALUES // X.shape[1])
     starts = list(range(0, n_voxels, step))

@@ -267,6 +267,7 @@ def read_prepared(
     """
     preparation = preparation or SignalPreparation()
     epi_options = epi_options or masking.EPIMaskOptions()
+    threads = usable_cpus() if threads is None else threads
     source = sources_of(bold_path)[0]
     resolved = {}
 
@@ -285,7 +286,7 @@ def read_prepared(
         try:
             X = prepare_signals(X, **preparation.cleaning, t_r=found.t_r,
                                 confounds=found.confounds, sample_mask=found.sample_mask,
-                                copy=False, threads=threads or usable_cpus())
+                                copy=False, threads=threads)
         except ValueError as exc:  # e.g. scrubbing kept too few volumes
             raise InputError(source, str(exc)) from exc
     kept = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import nibabel as nb
 import numpy as np
@@ -193,6 +194,24 @@ def test_full_grid_and_larger_graph_match_sklearn(rng):
     assert_same_as_sklearn(X, graph)
     graph = random_connected_graph(rng, 1500, 3000)
     assert_same_as_sklearn(rng.standard_normal((1500, 12)), graph)
+
+
+def test_trees_on_threads_from_blocks_faulted_in_ahead_match_sklearn(rng):
+    # Large enough rows (641 float64 per merged cluster) and samples for the
+    # kernel to fault in blocks of rows on a thread of its own while each tree
+    # starts (n // 3 rows: several 2 MB blocks); two trees at once, as a
+    # workflow's split halves run, sharing the blocks kept between trees.
+    shape = (24, 20, 12)
+    graph = grid_to_graph(*shape)
+    n = int(np.prod(shape))
+    assert n // 3 * (2 * 320 + 1) * 8 >= 4 * 2**21
+    series = [rng.standard_normal((n, 320)).astype(np.float32) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        trees = list(pool.map(lambda X: ward_tree(X, graph), series))
+    for X, (children, distances) in zip(series, trees):
+        ref_children, ref_distances = reference(X, graph)
+        np.testing.assert_array_equal(children, ref_children)
+        np.testing.assert_array_equal(distances, ref_distances)
 
 
 def test_input_dtypes_and_layouts(rng):

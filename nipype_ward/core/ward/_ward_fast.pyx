@@ -92,7 +92,9 @@ the per-cluster fields are small. Big blocks are huge-page backed (the first
 64 MB of fresh ones a tree: ``nw_set_huge_budget``), and up
 to 64 MB of them are kept for the next call (released to the system under
 memory pressure): fresh pages come zeroed by the system, at a cost of 5 to
-10 % of a tree on a cortical mesh.
+10 % of a tree on a cortical mesh. A process's first tree has none kept: a
+thread of its own faults in blocks of rows while the tree starts
+(``NwStocker``), so that the zeroing runs on another core.
 
 Speed
 -----
@@ -117,7 +119,9 @@ cdef extern from * nogil:
     #include <cstdint>
     #include <cstdlib>
     #include <cstring>
+    #include <atomic>
     #include <mutex>
+    #include <thread>
     #include <vector>
     #if defined(__linux__)
     #include <sys/mman.h>
@@ -162,6 +166,32 @@ cdef extern from * nogil:
     static std::mutex nw_cache_mutex;
     #endif
 
+    #if defined(__linux__)
+    /* rounded (a multiple of 2 MB) fresh bytes from the system, 2 MB aligned,
+       huge pages within the budget; nullptr when out of memory. */
+    static void* nw_map_fresh(size_t rounded) {
+        void* p = mmap(nullptr, rounded + NW_HUGE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return nullptr;
+        /* Keep the 2 MB aligned part, unmap the rest. */
+        char* base = static_cast<char*>(p);
+        char* aligned = reinterpret_cast<char*>(
+            (reinterpret_cast<uintptr_t>(base) + NW_HUGE - 1) & ~(uintptr_t(NW_HUGE) - 1));
+        if (aligned > base) munmap(base, aligned - base);
+        munmap(aligned + rounded, (base + rounded + NW_HUGE) - (aligned + rounded));
+    #if defined(MADV_HUGEPAGE)
+        {
+            std::lock_guard<std::mutex> lock(nw_huge_mutex);
+            if (rounded <= nw_huge_budget) {
+                nw_huge_budget -= rounded;
+                madvise(aligned, rounded, MADV_HUGEPAGE);
+            }
+        }
+    #endif
+        return aligned;
+    }
+    #endif
+
     static inline void* nw_alloc(size_t n_bytes) {
     #if defined(__linux__)
         if (n_bytes >= NW_HUGE) {
@@ -178,25 +208,7 @@ cdef extern from * nogil:
                     }
                 }
             }
-            void* p = mmap(nullptr, rounded + NW_HUGE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p == MAP_FAILED) return nullptr;
-            /* Keep the 2 MB aligned part, unmap the rest. */
-            char* base = static_cast<char*>(p);
-            char* aligned = reinterpret_cast<char*>(
-                (reinterpret_cast<uintptr_t>(base) + NW_HUGE - 1) & ~(uintptr_t(NW_HUGE) - 1));
-            if (aligned > base) munmap(base, aligned - base);
-            munmap(aligned + rounded, (base + rounded + NW_HUGE) - (aligned + rounded));
-    #if defined(MADV_HUGEPAGE)
-            {
-                std::lock_guard<std::mutex> lock(nw_huge_mutex);
-                if (rounded <= nw_huge_budget) {
-                    nw_huge_budget -= rounded;
-                    madvise(aligned, rounded, MADV_HUGEPAGE);
-                }
-            }
-    #endif
-            return aligned;
+            return nw_map_fresh(rounded);
         }
     #endif
         return std::malloc(n_bytes > 0 ? n_bytes : 1);
@@ -226,6 +238,76 @@ cdef extern from * nogil:
     #endif
         std::free(p);
     }
+
+    /* ---- Fresh blocks, faulted in on another core --------------------------
+       A process's first tree gets its blocks of rows fresh from the system,
+       which zeroes each page at its first write, in the merge loop: on this
+       2-core VM, the 48 MB of a cortical hemisphere took 0.03 to 0.1 s of
+       system time (the host too hands its pages over cold), as long as the
+       merges themselves. NwStocker maps such blocks and writes them once on
+       a thread of its own, from the start of the tree, and leaves them in the
+       cache above, where the pools' nw_alloc finds them. The same pages are
+       zeroed either way, on an idle core when there is one; nothing waits
+       for the thread but the tree's end, which stops it. */
+    class NwStocker {
+      public:
+        NwStocker() {}
+        ~NwStocker() { stop(); }
+        NwStocker(const NwStocker&) = delete;
+        NwStocker& operator=(const NwStocker&) = delete;
+        /* Up to n_blocks blocks of block_bytes in the cache, counting those
+           already there, within its NW_CACHE_BYTES. */
+        void start(size_t block_bytes, size_t n_blocks) {
+    #if defined(__linux__)
+            if (block_bytes < NW_HUGE || n_blocks == 0 || thread_.joinable()) return;
+            const size_t rounded = (block_bytes + NW_HUGE - 1) & ~(NW_HUGE - 1);
+            stop_ = false;
+            try {
+                thread_ = std::thread(&NwStocker::run, this, rounded, n_blocks);
+            } catch (...) {}  /* no thread: the blocks come fresh, as before */
+    #else
+            (void)block_bytes; (void)n_blocks;
+    #endif
+        }
+        void stop() {
+            stop_ = true;
+            if (thread_.joinable()) thread_.join();
+        }
+      private:
+    #if defined(__linux__)
+        void run(size_t rounded, size_t n_blocks) {
+            {
+                std::lock_guard<std::mutex> lock(nw_cache_mutex);
+                for (const NwCachedBlock& b : nw_cache)
+                    if (b.n_bytes == rounded && n_blocks > 0) --n_blocks;
+            }
+            for (; n_blocks > 0 && !stop_; --n_blocks) {
+                {
+                    std::lock_guard<std::mutex> lock(nw_cache_mutex);
+                    if (nw_cache_total + rounded > NW_CACHE_BYTES) return;
+                }
+                char* block = static_cast<char*>(nw_map_fresh(rounded));
+                if (block == nullptr) return;
+                /* One write per 4 kB page faults the whole block in (a huge
+                   page at its first). */
+                for (size_t i = 0; i < rounded; i += 4096)
+                    reinterpret_cast<volatile char*>(block)[i] = 0;
+                std::lock_guard<std::mutex> lock(nw_cache_mutex);
+                bool kept = false;
+                if (nw_cache_total + rounded <= NW_CACHE_BYTES) {
+                    try {
+                        nw_cache.push_back(NwCachedBlock{block, rounded});
+                        nw_cache_total += rounded;
+                        kept = true;
+                    } catch (...) {}
+                }
+                if (!kept) { munmap(block, rounded); return; }
+            }
+        }
+    #endif
+        std::atomic<bool> stop_{false};
+        std::thread thread_;
+    };
 
     /* A fixed-size array in nw_alloc memory, freed when it goes out of scope. */
     template <typename T>
@@ -284,6 +366,8 @@ cdef extern from * nogil:
         void give_back(void* chunk) { free_.push_back(chunk); }
         /* The chunk the next take() returns, if one is free, else nullptr. */
         void* next() const { return free_.empty() ? nullptr : free_.back(); }
+        size_t chunk_bytes() const { return chunk_; }
+        size_t block_bytes() const { return block_; }
       private:
         std::vector<void*> blocks_;
         std::vector<void*> free_;
@@ -633,6 +717,51 @@ cdef extern from * nogil:
         for (Py_ssize_t t = 0; t < n; ++t) out[t] = sums[t] / w;
     }
 
+    /* ---- Rows of sums, element-wise ---------------------------------------
+       out = r, out += r (r float32 or float64, converted exactly), out = c w,
+       out += c w: each element by its own one or two IEEE operations, so the
+       same bits whatever the vector width (no fused multiply-add: see
+       setup.py). Built twice: for AVX2, chosen at run time as the lanes are
+       (nw_simd_level), and for the CPU the module targets. They were 15 %
+       of a tree on a cortical mesh (samples joining a cluster). */
+    enum NwRowOp { NW_SET = 0, NW_ADD = 1 };
+    template <int Op, typename T>
+    static inline void nw_row_plain(double* out, const T* r, Py_ssize_t n) {
+        for (Py_ssize_t t = 0; t < n; ++t) out[t] = Op == NW_ADD ? out[t] + double(r[t]) : double(r[t]);
+    }
+    template <int Op>
+    static inline void nw_scaled_plain(double* out, const double* c, double w, Py_ssize_t n) {
+        for (Py_ssize_t t = 0; t < n; ++t) out[t] = Op == NW_ADD ? out[t] + c[t] * w : c[t] * w;
+    }
+    #if defined(NW_AVX2)
+    template <int Op, typename T>
+    NW_AVX2_FN static void nw_row_avx2(double* out, const T* r, Py_ssize_t n) {
+        nw_row_plain<Op, T>(out, r, n);
+    }
+    template <int Op>
+    NW_AVX2_FN static void nw_scaled_avx2(double* out, const double* c, double w, Py_ssize_t n) {
+        nw_scaled_plain<Op>(out, c, w, n);
+    }
+    #endif
+    template <int Op, typename T>
+    static inline void nw_row(double* out, const T* r, Py_ssize_t n) {
+    #if defined(NW_AVX2)
+        if (nw_simd_level >= 2) { nw_row_avx2<Op, T>(out, r, n); return; }
+    #endif
+        nw_row_plain<Op, T>(out, r, n);
+    }
+    template <int Op>
+    static inline void nw_scaled(double* out, const double* c, double w, Py_ssize_t n) {
+    #if defined(NW_AVX2)
+        if (nw_simd_level >= 2) { nw_scaled_avx2<Op>(out, c, w, n); return; }
+    #endif
+        nw_scaled_plain<Op>(out, c, w, n);
+    }
+    /* out += r, both sums rows: for the Cython code. */
+    static void nw_add_rows(double* out, const double* r, Py_ssize_t n) {
+        nw_row<NW_ADD, double>(out, r, n);
+    }
+
     /* ---- Sums of a small cluster, again -----------------------------------
        Clusters of at most small_size samples keep only their centroid
        (see "Memory"): their sums are made again from their samples when a
@@ -646,18 +775,16 @@ cdef extern from * nogil:
                                 Py_ssize_t n_samples, Py_ssize_t node, Py_ssize_t n,
                                 double* out, double* scratch) {
         if (node < n_samples) {
-            const T* r = reinterpret_cast<const T*>(x + node * stride);
-            for (Py_ssize_t t = 0; t < n; ++t) out[t] = double(r[t]);
+            nw_row<NW_SET, T>(out, reinterpret_cast<const T*>(x + node * stride), n);
             return;
         }
         const Py_ssize_t* c = children + 2 * (node - n_samples);
         nw_subtree_sums<T>(x, stride, children, n_samples, c[0], n, out, scratch);
         if (c[1] < n_samples) {
-            const T* r = reinterpret_cast<const T*>(x + c[1] * stride);
-            for (Py_ssize_t t = 0; t < n; ++t) out[t] += double(r[t]);
+            nw_row<NW_ADD, T>(out, reinterpret_cast<const T*>(x + c[1] * stride), n);
         } else {
             nw_subtree_sums<T>(x, stride, children, n_samples, c[1], n, scratch, scratch + n);
-            for (Py_ssize_t t = 0; t < n; ++t) out[t] += scratch[t];
+            nw_row<NW_ADD, double>(out, scratch, n);
         }
     }
     /* The sums of a merging child that is a sample or a small cluster, into
@@ -671,16 +798,16 @@ cdef extern from * nogil:
                               double w, Py_ssize_t n, int add, double* out, double* scratch) {
         if (node < n_samples) {
             const T* r = reinterpret_cast<const T*>(x + node * stride);
-            if (add) for (Py_ssize_t t = 0; t < n; ++t) out[t] += double(r[t]);
-            else for (Py_ssize_t t = 0; t < n; ++t) out[t] = double(r[t]);
+            if (add) nw_row<NW_ADD, T>(out, r, n);
+            else nw_row<NW_SET, T>(out, r, n);
         } else if (centroid != nullptr) {
-            if (add) for (Py_ssize_t t = 0; t < n; ++t) out[t] += centroid[t] * w;
-            else for (Py_ssize_t t = 0; t < n; ++t) out[t] = centroid[t] * w;
+            if (add) nw_scaled<NW_ADD>(out, centroid, w, n);
+            else nw_scaled<NW_SET>(out, centroid, w, n);
         } else if (!add) {
             nw_subtree_sums<T>(x, stride, children, n_samples, node, n, out, scratch);
         } else {
             nw_subtree_sums<T>(x, stride, children, n_samples, node, n, scratch, scratch + n);
-            for (Py_ssize_t t = 0; t < n; ++t) out[t] += scratch[t];
+            nw_row<NW_ADD, double>(out, scratch, n);
         }
     }
 
@@ -707,6 +834,12 @@ cdef extern from * nogil:
         void* take()
         void* next()
         void give_back(void* chunk)
+        size_t chunk_bytes()
+        size_t block_bytes()
+
+    cdef cppclass NwStocker:
+        void start(size_t block_bytes, size_t n_blocks)
+        void stop()
 
     cdef cppclass NwListPool:
         void set_item_bytes(size_t n_bytes)
@@ -723,6 +856,7 @@ cdef extern from * nogil:
     void pair_lanes "nw_pair_lanes"(const float64_t** a, const float64_t** b, int n_lanes,
                                     Py_ssize_t n, double* out)
     void divide "nw_divide"(const double* sums, double w, Py_ssize_t n, double* out)
+    void add_rows "nw_add_rows"(double* out, const double* r, Py_ssize_t n)
     double norm2 "nw_norm2"(const float32_t* x, Py_ssize_t n)
     double norm2 "nw_norm2"(const float64_t* x, Py_ssize_t n)
     void child_sums "nw_child_sums<float>"(const char* x, Py_ssize_t stride,
@@ -737,6 +871,11 @@ cdef extern from * nogil:
     int set_simd_level "nw_set_simd_level"(int level)
     int simd_level "nw_simd_level"
     size_t set_huge_budget "nw_set_huge_budget"(size_t n_bytes)
+
+
+# See ``NwStocker``: one merged cluster alive per this many samples, at most.
+cdef enum:
+    STOCKED_ROWS = 3
 
 
 ctypedef fused real:
@@ -1154,6 +1293,8 @@ def ward_merge(const real[:, :] X,
     # Rows [sums (T) | centroid (T)] of the merged clusters alive at a time;
     # a sample has no row: its sums and centroid are its row of X.
     cdef NwChunkPool row_pool
+    # Faults in blocks for row_pool on another thread, from the first pass on.
+    cdef NwStocker stocker
     cdef Slot* slots
     cdef Edge* first_begin
     cdef Edge* first_end
@@ -1223,6 +1364,10 @@ def ward_merge(const real[:, :] X,
     # "Memory"), read with the centroid's row as one.
     joined = small == 1
     row_pool.set_sizes(((2 if joined else 1) * n_features + 1) * sizeof(float64_t), 1 << 21)
+    # Blocks for a merged cluster per STOCKED_ROWS samples: about the most alive
+    # at a time (a cortical hemisphere, a 3 mm brain), within the cache.
+    stocker.start(row_pool.block_bytes(),
+                  (n_samples // STOCKED_ROWS * row_pool.chunk_bytes()) // row_pool.block_bytes())
     scratch.resize((2 * small + 1) * n_features)
     # Pairs of float32 samples keep no row when small clusters keep no sums.
     rowless_pairs = not joined and real is float32_t
@@ -1394,8 +1539,7 @@ def ward_merge(const real[:, :] X,
                                 scratch.data())
                 elif sums_b != NULL:
                     sums_k = sums_a
-                    for t in range(n_features):
-                        sums_k[t] += sums_b[t]
+                    add_rows(sums_k, sums_b, n_features)
                     if not joined:  # else given back with b's row, below
                         row_pool.give_back(sums_b)
                 else:
@@ -1597,6 +1741,7 @@ def ward_merge(const real[:, :] X,
                 _rescan(&heap, slots, a)
             else:
                 _heap_remove(&heap, a)  # its connected piece is done
+        stocker.stop()
 
     if out_of_memory:
         raise MemoryError("out of memory in the Ward merge loop")

@@ -214,6 +214,31 @@ def test_trees_on_threads_from_blocks_faulted_in_ahead_match_sklearn(rng):
         np.testing.assert_array_equal(distances, ref_distances)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_pass_on_two_threads_matches_sklearn(rng, dtype):
+    # Enough values of pairs (3 pairs a voxel x 24 volumes, over a million)
+    # for the kernel to compute the samples' pairs on two threads, each over
+    # the rows of half of them.
+    shape = (30, 30, 20)
+    graph = grid_to_graph(*shape)
+    assert (graph.nnz - graph.shape[0]) // 2 * 24 >= 2**20
+    X = (800 + 20 * rng.standard_normal((graph.shape[0], 24))).astype(dtype)
+    assert_same_as_sklearn(X, graph)
+
+
+@pytest.mark.parametrize("row", [10, -1])
+def test_non_finite_sample_found_by_either_thread(rng, row):
+    shape = (30, 30, 20)
+    graph = grid_to_graph(*shape)
+    X = rng.standard_normal((graph.shape[0], 24))
+    X[row, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 samples"):
+        ward_tree(X, graph)
+    X[row, 3] = 1e200  # finite, but its square overflows: a tree all the same
+    children, distances = ward_tree(X, graph)
+    assert children.shape == (graph.shape[0] - 1, 2) and np.isinf(distances).any()
+
+
 def test_input_dtypes_and_layouts(rng):
     graph = random_connected_graph(rng, 40, 40)
     X = rng.standard_normal((40, 5))

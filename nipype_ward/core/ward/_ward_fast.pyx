@@ -1310,8 +1310,7 @@ def ward_merge(const real[:, :] X,
     # The samples' lists, in one block (CSR layout); the lists of the merged
     # clusters come from a pool and go back to it when their cluster dies.
     cdef NwArray[Edge] first_lists
-    # The first pass's inertias, by CSR position, and its two halves.
-    cdef NwArray[float64_t] pair_store
+    # The first pass, in two halves.
     cdef PairsPart parts[2]
     cdef NwListPool list_pool
     # Rows [sums (T) | centroid (T)] of the merged clusters alive at a time;
@@ -1373,8 +1372,7 @@ def ward_merge(const real[:, :] X,
 
     if not (slot_store.allocate(n_samples) and heap_key.allocate(n_samples)
             and heap_slot.allocate(n_samples) and heap_pos.allocate(n_samples)
-            and first_lists.allocate(2 * n_pairs + 1)
-            and pair_store.allocate(2 * n_pairs + 1)):
+            and first_lists.allocate(2 * n_pairs + 1)):
         raise MemoryError()
     slots = slot_store.data()
     first_begin = first_lists.data()
@@ -1433,8 +1431,10 @@ def ward_merge(const real[:, :] X,
             heap.pos[i] = -1
         # The pairs' inertias on two threads, each over the rows of half
         # the pairs, when there are enough values to read (a cortical
-        # hemisphere's pass took 9 ms of its 90), then stored in both lists
-        # in the order of the rows.
+        # hemisphere's pass took 9 ms of its 90), each left at its CSR
+        # position in the samples' lists; then stored in both lists in the
+        # order of the rows. Row i's list is written from its start, over
+        # positions of row i already read, and row j's (j < i) over row j's.
         for q in range(2):
             parts[q].x_data = pf.x_data
             parts[q].x_stride = pf.x_stride
@@ -1443,7 +1443,7 @@ def ward_merge(const real[:, :] X,
             parts[q].indptr = &indptr[0]
             parts[q].indices = &indices[0] if n_pairs > 0 else NULL
             parts[q].check_finite = check_finite
-            parts[q].pair_inertia = pair_store.data()
+            parts[q].lists = first_begin
         parts[0].first = 0
         parts[1].last = n_samples
         if n_pairs * n_features >= PAIRS_ON_TWO_THREADS:
@@ -1465,7 +1465,7 @@ def ward_merge(const real[:, :] X,
             for p in range(indptr[i], indptr[i + 1]):
                 j = indices[p]
                 if j < i:
-                    v = pair_store.data()[p]
+                    v = first_begin[p].inertia
                     _add_pair(&slots[i], <int32_t>j, v)
                     _add_pair(&slots[j], <int32_t>i, v)
         # |c_k - c_a| is |c_a - c_b| w_b / w_k only up to the rounding of the
@@ -1820,7 +1820,7 @@ cdef struct PairsPart:
     intp_t first
     intp_t last
     bint check_finite
-    float64_t* pair_inertia  # out, at the CSR position of (i, j) for j < i
+    Edge* lists              # out: the inertia of (i, j), j < i, at its CSR position
     float64_t norm_max       # out: the largest squared norm of its rows
     bint not_finite          # out: a row's squared norm is not finite
 
@@ -1862,12 +1862,12 @@ cdef void _pairs_of_rows(const real* x, PairsPart* part) noexcept nogil:
                 if q == LANES:
                     pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
                     for r in range(q):
-                        part.pair_inertia[where[r]] = lane_sum[r] * 0.5  # (1 * 1) / (1 + 1)
+                        part.lists[where[r]].inertia = lane_sum[r] * 0.5  # (1 * 1) / (1 + 1)
                     q = 0
     if q > 0:
         pair_lanes(lane_a, lane_b, <int>q, n_features, lane_sum)
         for r in range(q):
-            part.pair_inertia[where[r]] = lane_sum[r] * 0.5
+            part.lists[where[r]].inertia = lane_sum[r] * 0.5
 
 
 cdef void _pairs_part(void* arg) noexcept nogil:

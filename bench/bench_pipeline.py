@@ -176,6 +176,8 @@ print(time.perf_counter() - start)
 SEED_TARGETS = {"seed": 5.0, "nilearn": 6.0}
 FLOOR_TARGET = 2.5  # ours' wall time, in decompressions of the file
 MEMORY_TARGET = (1.5, 0.5)  # ours' peak process RSS <= a x the masked float32 series + b GB
+#: The run the floor and memory targets are set for: HCP's length on the 2 mm grid.
+BIG_RUN = ("2mm", 1200)
 
 
 def decompression_floor(bold: Path, repeat: int) -> float | None:
@@ -198,8 +200,10 @@ def masked_series_gb(out: Path, n_volumes: int) -> float | None:
     return int((np.asanyarray(nib.load(mask).dataobj) > 0).sum()) * n_volumes * 4 / 1e9
 
 
-def report_targets(med: dict, floor: float | None, series_gb: float | None) -> None:
-    """Issue #27's targets, each met or not."""
+def report_targets(med: dict, floor: float | None, series_gb: float | None,
+                   big: bool = True) -> None:
+    """Issue #27's targets, each met or not; the floor's and the memory's on
+    the run they are set for (``big``), else shown for information."""
     lines = []
     if "ours" in med:
         ours = med["ours"]
@@ -221,7 +225,11 @@ def report_targets(med: dict, floor: float | None, series_gb: float | None) -> N
     if lines:
         print()
         for text, met in lines:
-            print(f"target: {text}: {'met' if met else 'NOT met'}")
+            if big or text.startswith("seed job"):
+                print(f"target: {text}: {'met' if met else 'NOT met'}")
+            else:
+                print(f"(for information: {text}; the goal is set for "
+                      f"--grid {BIG_RUN[0]} --volumes {BIG_RUN[1]})")
 
 
 def resolve_bold(args) -> tuple[Path, str]:
@@ -353,7 +361,7 @@ def main(argv=None) -> int:
     report(results)
     med = {which: {key: statistics.median(r[key] for r in runs) for key in ("wall", "proc_mb")}
            for which, runs in results.items()}
-    report_targets(med, floor, series_gb)
+    report_targets(med, floor, series_gb, big=(args.grid, args.volumes) == BIG_RUN)
     return 0
 
 

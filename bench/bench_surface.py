@@ -5,7 +5,7 @@ Usage::
 
     python bench/bench_surface.py [--volumes 300] [--n-clusters 400 1000]
                                   [--only kernel,app,nilearn] [--nprocs 2]
-                                  [--repeat 3] [--ours-args "..."]
+                                  [--repeat 3] [--ours-args "..."] [--threads N]
 
 Requires psutil and brainspace (the ``bench`` extra) besides nipype-ward.
 
@@ -173,7 +173,7 @@ def _max_rss_mb() -> float:
         1 if sys.platform == "darwin" else 1024) / 2**20
 
 
-def kernel_child(which: str, data_dir: Path) -> None:
+def kernel_child(which: str, data_dir: Path, threads: int = 1) -> None:
     """One Ward tree on X and the graph, timed; its children saved."""
     from scipy import sparse
 
@@ -189,7 +189,7 @@ def kernel_child(which: str, data_dir: Path) -> None:
         from nipype_ward.core.ward import ward_tree
 
         def tree(X, graph):
-            return ward_tree(X, graph)[0]
+            return ward_tree(X, graph, threads=threads)[0]
     baseline = _max_rss_mb()
     seconds = 0.0
     # One tree per hemisphere: each is one connected piece, where the two
@@ -290,11 +290,17 @@ def main(argv=None) -> int:
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument("--ours-args", default="")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the threads of our kernel (default: the CPUs this process may use)")
     parser.add_argument("--kernel-child", choices=("ours", "sklearn"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads is None:
+        from nipype_ward.io.nifti import usable_cpus
+
+        args.threads = usable_cpus()
     if args.kernel_child:
-        kernel_child(args.kernel_child, args.data)
+        kernel_child(args.kernel_child, args.data, args.threads)
         return 0
     only = set(args.only.split(","))
     ks = [str(k) for k in args.n_clusters]
@@ -320,7 +326,8 @@ def main(argv=None) -> int:
             for _ in range(args.repeat):
                 for which in ("sklearn", "ours"):
                     out = subprocess.run([sys.executable, str(Path(__file__).resolve()),
-                                          "--kernel-child", which, "--data", str(data_dir)],
+                                          "--kernel-child", which, "--data", str(data_dir),
+                                          "--threads", str(args.threads)],
                                          check=True, stdout=subprocess.PIPE, text=True)
                     result = json.loads(out.stdout.splitlines()[-1])
                     if which not in kernel or result["seconds"] < kernel[which]["seconds"]:
@@ -329,7 +336,8 @@ def main(argv=None) -> int:
                                       np.load(data_dir / f"sklearn_{name}_children.npy"))
                        for name in ("left", "right"))
             print(f"\nWard trees alone, one per hemisphere (same X, same mesh graph; best "
-                  f"of {args.repeat}):")
+                  f"of {args.repeat}; ours on {args.threads} threads for its first pass, the "
+                  "merges sequential):")
             print(f"{'':10}{'time (s)':>10}{'peak RSS (MB)':>15}{'increment (MB)':>16}")
             for which in ("sklearn", "ours"):
                 r = kernel[which]

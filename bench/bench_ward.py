@@ -3,7 +3,7 @@
 
 Usage::
 
-    python bench/bench_ward.py [--grid 3mm|2mm] [--volumes N] [--repeat R]
+    python bench/bench_ward.py [--grid 3mm|2mm] [--volumes N] [--repeat R] [--threads N]
                                [--dtype float32|float64] [--smooth-fwhm MM]
 
 Data: the MNI152 brain mask bundled with nilearn (``load_mni152_brain_mask``,
@@ -43,6 +43,8 @@ import numpy as np
 # The machine's description, as every bench prints it (this folder is on sys.path when run).
 from bench_pipeline import describe_machine
 
+from nipype_ward.io.nifti import usable_cpus
+
 GRIDS = {"3mm": 3, "2mm": 2}
 #: Issue #27's target: ours this many times faster than scikit-learn's ward_tree.
 SPEEDUP_TARGET = 30.0
@@ -60,7 +62,7 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def _child(which: str, data_dir: Path, repeat: int) -> None:
+def _child(which: str, data_dir: Path, repeat: int, threads: int = 1) -> None:
     from scipy import sparse
 
     if which == "sklearn":
@@ -72,7 +74,10 @@ def _child(which: str, data_dir: Path, repeat: int) -> None:
             )
             return children, distances
     else:
-        from nipype_ward.core.ward import ward_tree as run
+        from nipype_ward.core.ward import ward_tree
+
+        def run(X, connectivity):
+            return ward_tree(X, connectivity, threads=threads)
 
     X = np.load(data_dir / "X.npy")
     connectivity = sparse.load_npz(data_dir / "connectivity.npz")
@@ -87,11 +92,11 @@ def _child(which: str, data_dir: Path, repeat: int) -> None:
     print(json.dumps({"times": times, "baseline_mb": baseline, "peak_mb": _max_rss_mb()}))
 
 
-def _run_child(which: str, data_dir: Path, repeat: int) -> dict:
+def _run_child(which: str, data_dir: Path, repeat: int, threads: int) -> dict:
     # stdout carries the result; stderr (errors, warnings) goes to the terminal.
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", which,
-         "--data", str(data_dir), "--repeat", str(repeat)],
+         "--data", str(data_dir), "--repeat", str(repeat), "--threads", str(threads)],
         check=True, stdout=subprocess.PIPE, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -163,6 +168,8 @@ def main(argv=None) -> None:
                         help="runs of each implementation (the best time is kept)")
     parser.add_argument("--smooth-fwhm", type=float, metavar="MM",
                         help="smooth the simulated run in space first (nilearn's smooth_img)")
+    parser.add_argument("--threads", type=int, default=usable_cpus(),
+                        help="ours' threads (default: the CPUs this process may use)")
     parser.add_argument("--child", choices=("prepare", "sklearn", "ours"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -172,7 +179,7 @@ def main(argv=None) -> None:
         _prepare(GRIDS[args.grid], args.volumes, args.dtype, args.data, args.smooth_fwhm)
         return
     if args.child:
-        _child(args.child, args.data, args.repeat)
+        _child(args.child, args.data, args.repeat, args.threads)
         return
 
     # Everything heavy happens in children: on Linux a child's ru_maxrss
@@ -191,9 +198,11 @@ def main(argv=None) -> None:
         print(f"data      : {meta['source']}  ({meta['seconds']:.1f} s)")
         print(f"sizes     : n_voxels={meta['n_voxels']}  n_volumes={meta['n_volumes']}  "
               f"n_edges={meta['n_edges']}  dtype={meta['dtype']}  (MNI152 {args.grid} brain mask, 6-neighbour grid)")
-        print(f"repeat    : {args.repeat} (best time kept)", flush=True)
+        print(f"repeat    : {args.repeat} (best time kept)")
+        print(f"threads   : ours {args.threads} (its first pass, the inertias of all touching "
+              "pairs; the merges are sequential), scikit-learn's tree one", flush=True)
 
-        results = {which: _run_child(which, data_dir, args.repeat)
+        results = {which: _run_child(which, data_dir, args.repeat, args.threads)
                    for which in ("sklearn", "ours")}
         ref_children = np.load(data_dir / "sklearn_children.npy")
         ref_distances = np.load(data_dir / "sklearn_distances.npy")

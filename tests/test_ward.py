@@ -117,7 +117,7 @@ def reference(X, graph):
     return children, distances
 
 
-def assert_same_as_sklearn(X, graph):
+def assert_same_as_sklearn(X, graph, threads=1):
     """Ours, with each SIMD code path and each way of keeping small clusters,
     against scikit-learn: bit-identical."""
     ref_children, ref_distances = reference(X, graph)
@@ -127,7 +127,7 @@ def assert_same_as_sklearn(X, graph):
             _ward_fast._simd_level(level)
             for size in SMALL_SIZES:
                 with small_clusters(size):
-                    children, distances = ward_tree(X, graph)
+                    children, distances = ward_tree(X, graph, threads=threads)
                 np.testing.assert_array_equal(children, ref_children)
                 # Bit-identical, not merely close.
                 np.testing.assert_array_equal(distances, ref_distances)
@@ -217,13 +217,13 @@ def test_trees_on_threads_from_blocks_faulted_in_ahead_match_sklearn(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_first_pass_on_two_threads_matches_sklearn(rng, dtype):
     # Enough values of pairs (3 pairs a voxel x 24 volumes, over a million)
-    # for the kernel to compute the samples' pairs on two threads, each over
-    # the rows of half of them.
+    # for the kernel, given two threads, to compute the samples' pairs on
+    # both, each over the rows of half of them.
     shape = (30, 30, 20)
     graph = grid_to_graph(*shape)
     assert (graph.nnz - graph.shape[0]) // 2 * 24 >= 2**20
     X = (800 + 20 * rng.standard_normal((graph.shape[0], 24))).astype(dtype)
-    assert_same_as_sklearn(X, graph)
+    assert_same_as_sklearn(X, graph, threads=2)
 
 
 @pytest.mark.parametrize("row", [10, -1])
@@ -233,9 +233,9 @@ def test_non_finite_sample_found_by_either_thread(rng, row):
     X = rng.standard_normal((graph.shape[0], 24))
     X[row, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite values in 1 samples"):
-        ward_tree(X, graph)
+        ward_tree(X, graph, threads=2)
     X[row, 3] = 1e200  # finite, but its square overflows: a tree all the same
-    children, distances = ward_tree(X, graph)
+    children, distances = ward_tree(X, graph, threads=2)
     assert children.shape == (graph.shape[0] - 1, 2) and np.isinf(distances).any()
 
 
@@ -640,6 +640,13 @@ def test_X_must_be_finite(small, bad):
         ward_tree(X, graph)
     with pytest.raises(ValueError, match="NaN or infinite"):
         ward_tree(X.astype(np.float32), graph)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_threads_must_be_a_positive_integer(small, threads):
+    X, graph = small
+    with pytest.raises(ValueError, match="threads must be"):
+        ward_tree(X, graph, threads=threads)
 
 
 def test_X_must_be_2d(small):

@@ -113,7 +113,8 @@ def ward_tree(
     run of 1,200 volumes the full tree takes 3.2-3.9 s and each half 2.0-2.6
     s, so the node takes about the full tree and a half instead of the full
     tree and then both halves at once, for the memory of a half's clusters
-    (about half the full tree's) beside the full tree's.
+    (about half the full tree's) beside the full tree's. Threads left over
+    (4 or more) go to each tree's first pass (see ``build_ward_tree``).
     """
     if n_clusters and mask_path is not None:
         check_n_clusters_in_mask(n_clusters, load_geometry(mask_path).n_points, mask_path)
@@ -130,20 +131,23 @@ def ward_tree(
             series_path or bold_path,
             f"split halves need at least 4 volumes, got {X.shape[1]}",
         )
-    def tree_of(part, path):
-        # The pieces of the mask (or the surface's structures) are reported by
-        # the connectivity step and stored in the tree: no warning from a run.
-        tree = build_ward_tree(part, adjacency, warn_components=False)
-        arrays.save_tree(tree, path)
-        return tree
-
     jobs = [(X, out_tree)]
     if out_half_trees is not None:
         half = X.shape[1] // 2
         jobs += zip((X[:, :half], X[:, half:]), out_half_trees)
+    workers = min(max(1, threads), 2) if len(jobs) > 1 else 1
+
+    def tree_of(part, path):
+        # The pieces of the mask (or the surface's structures) are reported by
+        # the connectivity step and stored in the tree: no warning from a run.
+        tree = build_ward_tree(part, adjacency, warn_components=False,
+                               threads=max(1, threads // workers))
+        arrays.save_tree(tree, path)
+        return tree
+
     # In order: the full tree on one thread, the halves one after the other on
     # the other (each job on the first thread free).
-    with ThreadPoolExecutor(max_workers=min(max(1, threads), 2)) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         done = [pool.submit(tree_of, *job) for job in jobs]
         return [job.result() for job in done][0]  # raises a tree's error here
 

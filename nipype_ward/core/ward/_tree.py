@@ -229,7 +229,7 @@ def _check_finite(X: np.ndarray) -> None:
 
 
 def ward_tree(
-    X, connectivity, *, warn_components: bool = True
+    X, connectivity, *, warn_components: bool = True, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact connectivity-constrained Ward tree, as scikit-learn's but compiled.
 
@@ -249,6 +249,10 @@ def ward_tree(
         naming their number and what a cut at ``K`` then means (see
         *Disconnected graphs*). Callers that report the pieces themselves
         (the workflows) pass False.
+    threads : int, default=1
+        With 2 or more, the kernel's first pass (the inertias of all pairs of
+        touching samples, a tenth of a tree on a cortical mesh) runs on two
+        threads; the merges are sequential. The tree does not depend on it.
 
     Returns
     -------
@@ -290,12 +294,15 @@ def ward_tree(
     graph generally differs (its invented edges let clusters of different
     pieces merge early), and so do its labels.
     """
-    tree = build_ward_tree(X, connectivity, warn_components=warn_components)
+    tree = build_ward_tree(X, connectivity, warn_components=warn_components, threads=threads)
     return tree.children, tree.distances
 
 
-def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTree:
+def build_ward_tree(
+    X, connectivity, *, warn_components: bool = True, threads: int = 1
+) -> WardTree:
     """Like :func:`ward_tree`, returning a :class:`WardTree` with sizes."""
+    threads = check_int(threads, "threads")
     samples = check_samples(X, check_finite=False)  # checked by the kernel
     n_samples = samples.shape[0]
     graph = check_connectivity(connectivity, n_samples)
@@ -307,12 +314,14 @@ def build_ward_tree(X, connectivity, *, warn_components: bool = True) -> WardTre
     arrays = (samples, graph.indptr, graph.indices, children, inertia, sizes)
     small = SMALL_CLUSTER_SIZE if samples.size >= SMALL_CLUSTERS_FROM else 1
     _ward_fast._huge_page_budget(HUGE_PAGE_BYTES)
-    merged = _ward_fast.ward_merge(*arrays, check_finite=True, small_size=small)
+    merged = _ward_fast.ward_merge(*arrays, check_finite=True, small_size=small,
+                                   threads=threads)
     if merged is None:
         # A sample's squared norm is not finite: NaN or infinite values
         # (raised here), or float64 values too large to square.
         _check_finite(samples)
-        merged = _ward_fast.ward_merge(*arrays, check_finite=False, small_size=small)
+        merged = _ward_fast.ward_merge(*arrays, check_finite=False, small_size=small,
+                                       threads=threads)
     n_merges, roots, root_sums, root_sizes = merged
     n_components = len(roots)
     if n_components > 1:

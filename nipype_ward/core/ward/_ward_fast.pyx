@@ -1251,7 +1251,8 @@ def ward_merge(const real[:, :] X,
                float64_t[::1] inertia,
                intp_t[::1] sizes,
                bint check_finite=True,
-               intp_t small_size=1):
+               intp_t small_size=1,
+               int threads=1):
     """Run the constrained Ward merges until no two touching clusters remain.
 
     Parameters
@@ -1280,6 +1281,10 @@ def ward_merge(const real[:, :] X,
         Merged clusters of at most this many samples keep only their
         centroid, not their sums (see "Memory"); 1: all keep both. The tree
         does not depend on it.
+    threads : int
+        With 2 or more, the first pass (the inertias of all touching sample
+        pairs) runs on two threads when large enough; the merges are
+        sequential. The tree does not depend on it.
 
     Returns
     -------
@@ -1429,8 +1434,8 @@ def ward_merge(const real[:, :] X,
             sa.best = -1
             sa.lazy = 0
             heap.pos[i] = -1
-        # The pairs' inertias on two threads, each over the rows of half
-        # the pairs, when there are enough values to read (a cortical
+        # The pairs' inertias on two threads (if allowed), each over the rows
+        # of half the pairs, when there are enough values to read (a cortical
         # hemisphere's pass took 9 ms of its 90), each left at its CSR
         # position in the samples' lists; then stored in both lists in the
         # order of the rows. Row i's list is written from its start, over
@@ -1446,7 +1451,7 @@ def ward_merge(const real[:, :] X,
             parts[q].lists = first_begin
         parts[0].first = 0
         parts[1].last = n_samples
-        if n_pairs * n_features >= PAIRS_ON_TWO_THREADS:
+        if threads >= 2 and n_pairs * n_features >= PAIRS_ON_TWO_THREADS:
             i = 0
             while i < n_samples and indptr[i] < n_pairs:  # half the listed edges
                 i += 1

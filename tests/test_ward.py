@@ -511,6 +511,42 @@ def test_workflow_step_does_not_warn_about_pieces(tmp_path):
     assert not [w for w in record if "connected pieces" in str(w.message)]
 
 
+@pytest.mark.parametrize("threads, halves, per_tree", [
+    (1, False, [1]), (2, False, [2]), (1, True, [1, 1, 1]), (2, True, [1, 1, 1]),
+    (4, True, [2, 2, 2]),
+])
+def test_tree_step_gives_each_tree_the_threads_left_over(tmp_path, monkeypatch, threads,
+                                                          halves, per_tree):
+    # The node's threads run the full tree beside its halves first; only what
+    # is left goes to each tree's first pass. The trees do not depend on it.
+    from nipype_ward import steps
+    from nipype_ward.steps import tree as tree_step
+
+    rng = np.random.default_rng(1)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    paths = {name: tmp_path / f"{name}.nii.gz" for name in ("bold", "mask")}
+    nb.save(nb.Nifti1Image(rng.normal(100, 5, (6, 5, 4, 8)).astype(np.float32), affine),
+            paths["bold"])
+    nb.save(nb.Nifti1Image(np.ones((6, 5, 4), dtype=np.uint8), affine), paths["mask"])
+    steps.connectivity(paths["mask"], tmp_path / "conn.npz")
+    asked = []
+
+    def recorded(*args, threads=1, **kwargs):
+        asked.append(threads)
+        return build_ward_tree(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(tree_step, "build_ward_tree", recorded)
+    tree = steps.ward_tree(
+        tmp_path / "conn.npz", tmp_path / "tree.npz", bold_path=paths["bold"],
+        mask_path=paths["mask"], threads=threads,
+        out_half_trees=[tmp_path / "h1.npz", tmp_path / "h2.npz"] if halves else None,
+    )
+    assert sorted(asked) == per_tree
+    series = steps.load_voxel_series(bold_path=paths["bold"], mask_path=paths["mask"])
+    graph = grid_to_graph(6, 5, 4)
+    np.testing.assert_array_equal(tree.children, reference(series.X, graph)[0])
+
+
 # --------------------------------------------------------------------------
 # Ties: documented, deterministic, the same as scikit-learn
 

@@ -113,8 +113,9 @@ def ward_tree(
     run of 1,200 volumes the full tree takes 3.2-3.9 s and each half 2.0-2.6
     s, so the node takes about the full tree and a half instead of the full
     tree and then both halves at once, for the memory of a half's clusters
-    (about half the full tree's) beside the full tree's. Threads left over
-    (4 or more) go to each tree's first pass (see ``build_ward_tree``).
+    (about half the full tree's) beside the full tree's. Each tree's first
+    pass gets the threads its share leaves (all of them for a tree alone,
+    half of them each beside the halves; see ``build_ward_tree``).
     """
     if n_clusters and mask_path is not None:
         check_n_clusters_in_mask(n_clusters, load_geometry(mask_path).n_points, mask_path)

@@ -242,9 +242,9 @@ cdef extern from * nogil:
     /* ---- Fresh blocks, faulted in on another core --------------------------
        A process's first tree gets its blocks of rows fresh from the system,
        which zeroes each page at its first write, in the merge loop: on this
-       2-core VM, the 48 MB of a cortical hemisphere took 0.03 to 0.1 s of
-       system time (the host too hands its pages over cold), as long as the
-       merges themselves. NwStocker maps such blocks and writes them once on
+       2-core VM, the 48 MB of a cortical hemisphere made the first tree of a
+       process 0.03 to 0.12 s longer than the next, in system time (the host
+       too hands its pages over cold): up to as long as the merges. NwStocker maps such blocks and writes them once on
        a thread of its own, from the start of the tree, and leaves them in the
        cache above, where the pools' nw_alloc finds them. The same pages are
        zeroed either way, on an idle core when there is one; nothing waits
@@ -738,8 +738,9 @@ cdef extern from * nogil:
        out += c w: each element by its own one or two IEEE operations, so the
        same bits whatever the vector width (no fused multiply-add: see
        setup.py). Built twice: for AVX2, chosen at run time as the lanes are
-       (nw_simd_level), and for the CPU the module targets. They were 15 %
-       of a tree on a cortical mesh (samples joining a cluster). */
+       (nw_simd_level), and for the CPU the module targets. They are about
+       a tenth of a tree on a cortical mesh (samples joining a cluster), and
+       were 4 % slower in SSE2 alone. */
     enum NwRowOp { NW_SET = 0, NW_ADD = 1 };
     template <int Op, typename T>
     static inline void nw_row_plain(double* out, const T* r, Py_ssize_t n) {
@@ -1876,6 +1877,7 @@ cdef void _pairs_of_rows(const real* x, PairsPart* part) noexcept nogil:
 
 
 cdef void _pairs_part(void* arg) noexcept nogil:
+    """``_pairs_of_rows`` on a ``PairsPart`` (a task of ``nw_run_two``)."""
     cdef PairsPart* part = <PairsPart*>arg
     if part.x_float32:
         _pairs_of_rows(<const float32_t*>part.x_data, part)

@@ -336,7 +336,7 @@ def main(argv=None) -> int:
                                       np.load(data_dir / f"sklearn_{name}_children.npy"))
                        for name in ("left", "right"))
             print(f"\nWard trees alone, one per hemisphere (same X, same mesh graph; best "
-                  f"of {args.repeat}; ours on {args.threads} threads for its first pass, the "
+                  f"of {args.repeat}; ours' first pass on {args.threads} thread(s), the "
                   "merges sequential):")
             print(f"{'':10}{'time (s)':>10}{'peak RSS (MB)':>15}{'increment (MB)':>16}")
             for which in ("sklearn", "ours"):

@@ -1450,21 +1450,20 @@ def ward_merge(const real[:, :] X,
             parts[q].indices = &indices[0] if n_pairs > 0 else NULL
             parts[q].check_finite = check_finite
             parts[q].lists = first_begin
-        parts[0].first = 0
-        parts[1].last = n_samples
+        # The rows of half the listed edges, then the others (none on one thread).
+        i = 0
         if threads >= 2 and n_pairs * n_features >= PAIRS_ON_TWO_THREADS:
-            i = 0
-            while i < n_samples and indptr[i] < n_pairs:  # half the listed edges
+            while i < n_samples and indptr[i] < n_pairs:
                 i += 1
-            parts[0].last = i
-            parts[1].first = i
+        else:
+            i = n_samples
+        parts[0].first, parts[0].last = 0, i
+        parts[1].first, parts[1].last = i, n_samples
+        if i < n_samples:
             run_two(_pairs_part, &parts[0], &parts[1])
         else:
-            parts[0].last = n_samples
             _pairs_part(&parts[0])
-            parts[1].first = n_samples
-            parts[1].norm_max = 0.0
-            parts[1].not_finite = False
+            _pairs_part(&parts[1])  # no rows: no norm, nothing not finite
         not_finite = parts[0].not_finite or parts[1].not_finite
         norm_max = parts[0].norm_max if parts[0].norm_max > parts[1].norm_max else parts[1].norm_max
         for i in range(0 if not_finite else n_samples):

@@ -112,6 +112,8 @@ RUN python -c "import templateflow.api" \
  && mv /tmp/fslr/*.surf.gii /opt/templateflow/tpl-fsLR/ \
  && rm -rf /tmp/fslr /tmp/matplotlib /tmp/.cache \
  && python -c "from nipype_ward.templates import surface_meshes; print(*surface_meshes('fsLR'))" \
+ && python -c "from nipype_ward.core.ward import _ward_fast as k; \
+raise SystemExit(0 if k.PROFILE_GUIDED else 'the Ward kernel was built without its profile')" \
  && chmod -R a+rX /opt/templateflow
 
 # The default work folder (-w work) is then /tmp/work.

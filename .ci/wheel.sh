@@ -13,7 +13,8 @@
 #      wheelhouse nipype-ward`, then .ci/wheel_smoke.py, from outside the
 #      source tree: the kernel loads, `nipype-ward --version`, the App on a
 #      small simulated fMRIPrep dataset and the seed pipeline on the embedded
-#      data;
+#      data; built with GCC here, the kernel must be setup.py's profile-guided
+#      build (--expect-profile-guided);
 #   5. the same wheel built from the sdist for each other CPython of
 #      pyproject.toml's cibuildwheel matrix (3.10, 3.12, 3.13) found on this
 #      machine (pyenv's), repaired, installed the same way and checked (kernel,
@@ -64,6 +65,7 @@ need(sdist, "sdist: the volumes' .pyx", lambda n: n.endswith("/io/_volumes.pyx")
 need(sdist, "sdist: the moments' .pyx", lambda n: n.endswith("/core/_moments.pyx"))
 need(sdist, "sdist: README.md", lambda n: n == "README.md")
 need(sdist, "sdist: setup.py", lambda n: n == "setup.py")
+need(sdist, "sdist: the kernel's profile workload", lambda n: n.endswith("/ward/_profile_workload.py"))
 need(sdist, "sdist: the tests' conftest.py", lambda n: n == "tests/conftest.py")
 need(wheel, "wheel: the compiled _ward_fast", lambda n: "/_ward_fast." in n and n.endswith(".so"))
 need(wheel, "wheel: the compiled _volumes", lambda n: "/io/_volumes." in n and n.endswith(".so"))
@@ -97,7 +99,7 @@ install_and_check() {  # python, venv, smoke arguments...
     --only-binary=nipype-ward --find-links "$scratch/wheelhouse" nipype-ward
   (cd "$scratch" && "$venv/bin/python" "$project/.ci/wheel_smoke.py" "$@")
 }
-install_and_check python3 "$scratch/venv" --run "$scratch/run"
+install_and_check python3 "$scratch/venv" --run "$scratch/run" --expect-profile-guided
 step "$(python3 --version): the manylinux wheel installed without building and ran the App"
 
 # -- 5. the other CPythons of the cibuildwheel matrix ---------------------------
@@ -115,7 +117,7 @@ for version in ${WHEEL_PYTHONS-3.10 3.12 3.13}; do
   "$scratch/build-$version/bin/python" -m pip wheel --quiet --no-deps \
     --wheel-dir "$scratch/dist-$version" "$scratch"/dist/*.tar.gz
   repair "$scratch/dist-$version"/*.whl
-  install_and_check "$python" "$scratch/venv-$version"
+  install_and_check "$python" "$scratch/venv-$version" --expect-profile-guided
   step "$("$python" --version): built from the sdist, repaired, installed without building"
 done
 ls "$scratch/wheelhouse" | sed 's/^/wheel.sh: wheelhouse: /'

@@ -7,7 +7,8 @@ was installed into (``.ci/wheel.sh``; cibuildwheel's test-command):
 
 * the package imported is the installed one, not a source tree;
 * the compiled Ward kernel (``_ward_fast``, wherever the package keeps it) is
-  a file of the installed package, and imports;
+  a file of the installed package, and imports; with
+  ``--expect-profile-guided``, it is setup.py's profile-guided build;
 * ``nipype-ward --version`` prints the installed distribution's version;
 * with ``--run FOLDER``: the App on a small simulated fMRIPrep dataset (one
   subject, written into FOLDER) delivers its parcellations, and the seed
@@ -27,7 +28,7 @@ import sys
 from pathlib import Path
 
 
-def check_install() -> None:
+def check_install(expect_profile: bool = False) -> None:
     import nipype_ward
 
     package = Path(nipype_ward.__file__).parent
@@ -39,8 +40,12 @@ def check_install() -> None:
         raise SystemExit(f"expected one compiled _ward_fast in {package}, found {kernels}")
     module = ".".join(("nipype_ward", *kernels[0].relative_to(package).parent.parts,
                        "_ward_fast"))
-    importlib.import_module(module)
-    print(f"wheel_smoke: {module} loaded from {kernels[0]}")
+    kernel = importlib.import_module(module)
+    print(f"wheel_smoke: {module} loaded from {kernels[0]} (profile-guided build: "
+          f"{kernel.PROFILE_GUIDED})")
+    if expect_profile and not kernel.PROFILE_GUIDED:
+        raise SystemExit(f"{kernels[0]} was built without its profile (setup.py fell back "
+                         "to a plain build: see the build log's warning)")
 
     version = importlib.metadata.version("nipype-ward")
     said = subprocess.run([_script("nipype-ward"), "--version"], capture_output=True,
@@ -81,8 +86,10 @@ def run_app(folder: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, metavar="FOLDER")
+    parser.add_argument("--expect-profile-guided", action="store_true",
+                        help="fail unless the kernel was built with its profile (GCC builds)")
     args = parser.parse_args(argv)
-    check_install()
+    check_install(args.expect_profile_guided)
     if args.run:
         args.run.mkdir(parents=True, exist_ok=True)
         run_app(args.run.absolute())

@@ -1884,6 +1884,19 @@ cdef void _pairs_part(void* arg) noexcept nogil:
         _pairs_of_rows(<const float64_t*>part.x_data, part)
 
 
+cdef extern from *:
+    """
+    #ifndef NW_PROFILE_GUIDED
+    #define NW_PROFILE_GUIDED 0
+    #endif
+    """
+    int NW_PROFILE_GUIDED
+
+#: Whether this build was optimised with a profile of ``_profile_workload``
+#: (``setup.py``): faster, the same results.
+PROFILE_GUIDED = bool(NW_PROFILE_GUIDED)
+
+
 def _simd_level(level=None):
     """The code path of the inertia sums: 2 AVX2, 1 SSE2, 0 plain C++.
 

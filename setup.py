@@ -76,6 +76,8 @@ class BuildExt(build_ext):
         super().build_extensions()
 
     def build_extension(self, ext):
+        """The kernel: built instrumented, run on the workload, built again with
+        its profile (a plain build if a step fails); the others as usual."""
         if ext.name != PROFILED or not self._profile or not self._outdated(ext):
             return super().build_extension(ext)
         compile_args, link_args = list(ext.extra_compile_args), list(ext.extra_link_args or [])

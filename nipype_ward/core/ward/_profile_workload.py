@@ -21,8 +21,9 @@ a few large smooth "networks"), as preprocessed BOLD is. Every tree runs on
 one thread and on two (the first pass's split), and once with the small
 cluster size the tree step uses on large inputs. About a second in all.
 
-Nothing else may import this module: it imports no part of the package, so
-that it runs in the build's isolated environment.
+It imports no part of the package, so that it runs in the build's isolated
+environment, and the package does not import it (``tests/test_profile_workload.py``
+checks its graphs and runs it on the installed kernel).
 """
 import importlib.machinery
 import importlib.util

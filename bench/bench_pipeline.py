@@ -210,22 +210,24 @@ def report_targets(med: dict, floor: float | None, series_gb: float | None,
         for ref, target in SEED_TARGETS.items():
             if ref in med:
                 ratio = med[ref]["wall"] / ours["wall"]
-                lines.append((f"seed job >= {target:g}x {ref} ({ratio:.2f}x)", ratio >= target))
+                lines.append((f"seed job >= {target:g}x {ref} ({ratio:.2f}x)", ratio >= target,
+                              True))
         if floor is not None:
             ratio = ours["wall"] / floor
             lines.append((f"ours' wall <= {FLOOR_TARGET:g}x one ISA-L decompression "
                           f"({ours['wall']:.2f} s = {ratio:.2f}x {floor:.2f} s)",
-                          ratio <= FLOOR_TARGET))
+                          ratio <= FLOOR_TARGET, big))
         if series_gb is not None:
             a, b = MEMORY_TARGET
             limit = (a * series_gb + b) * 1e3
             lines.append((f"ours' peak process RSS <= {a:g}x the masked float32 series "
                           f"({series_gb * 1e3:.0f} MB) + {b:g} GB ({ours['proc_mb'] * 2**20 / 1e6:.0f}"
-                          f" MB against {limit:.0f} MB)", ours["proc_mb"] * 2**20 / 1e6 <= limit))
+                          f" MB against {limit:.0f} MB)", ours["proc_mb"] * 2**20 / 1e6 <= limit,
+                          big))
     if lines:
         print()
-        for text, met in lines:
-            if big or text.startswith("seed job"):
+        for text, met, judged in lines:  # judged: on the run the target is set for
+            if judged:
                 print(f"target: {text}: {'met' if met else 'NOT met'}")
             else:
                 print(f"(for information: {text}; the goal is set for "
